@@ -1,0 +1,307 @@
+//! Policy bundle v1, as written by people (DESIGN.md). Parsing only: every field name
+//! is the contract, unknown fields are errors, and `policy::compile` checks meaning.
+
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bundle {
+    /// Editor hint (`scopegate schema`); ignored by the engine.
+    #[serde(rename = "$schema", default)]
+    pub schema: Option<String>,
+    pub bundle: String,
+    pub version: u32,
+    pub environment: String,
+    /// Where agents present their scopegate key. `authorization` means
+    /// `Authorization: Bearer <key>`; any other header carries the key as its whole value.
+    /// Default: `["authorization", "x-api-key"]`.
+    #[serde(default)]
+    pub credential_headers: Option<Vec<String>>,
+    pub services: Vec<Service>,
+    #[serde(default)]
+    pub roles: Vec<Role>,
+    #[serde(default)]
+    pub keys: Vec<Key>,
+    #[serde(default)]
+    pub guards: Vec<Guard>,
+    #[serde(default)]
+    pub public: Vec<PublicRoute>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Rest,
+    Sql,
+    Graphql,
+    Mcp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Rest => "rest",
+            Protocol::Sql => "sql",
+            Protocol::Graphql => "graphql",
+            Protocol::Mcp => "mcp",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub name: String,
+    pub protocol: Protocol,
+    #[serde(rename = "match")]
+    pub matcher: Match,
+    #[serde(default)]
+    pub upstream_auth: Option<UpstreamAuth>,
+    #[serde(default)]
+    pub rest: Option<RestConfig>,
+    #[serde(default)]
+    pub limits: Option<Limits>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Match {
+    #[serde(default)]
+    pub hosts: Option<Vec<String>>,
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamAuth {
+    pub header: String,
+    #[serde(default)]
+    pub prefix: Option<String>,
+    pub env: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body the filter buffers and inspects (default 1 MiB); larger is 413.
+    #[serde(default)]
+    pub max_body_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RestStyle {
+    Dreamfactory,
+    Postgrest,
+    Routes,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestConfig {
+    pub style: RestStyle,
+    /// Path the style's grammar starts after (default: `match.path_prefix`).
+    #[serde(default)]
+    pub base_path: Option<String>,
+    /// DreamFactory: the record key `ids=` and `/_table/t/{id}` refer to (default `id`).
+    #[serde(default)]
+    pub id_field: Option<String>,
+    /// PostgREST: the schema served without a profile header (default `public`).
+    #[serde(default)]
+    pub default_schema: Option<String>,
+    /// `routes` style: the API's route templates, first match wins.
+    #[serde(default)]
+    pub routes: Option<Vec<Route>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub methods: Vec<String>,
+    /// `/reservations/{id}`: literal segments and `{name}` parameters (one segment each).
+    pub path: String,
+    /// Resource name; may use parameters (`{table}`).
+    pub resource: String,
+    /// Default from the method: GET/HEAD read, POST create, PUT/PATCH update, DELETE delete.
+    #[serde(default)]
+    pub action: Option<String>,
+    /// `all` when the route touches every record of the resource (default `some`).
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Role {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub allow: Vec<Grant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Friction {
+    None,
+    Confirm,
+    Approval,
+    Deny,
+}
+
+impl Friction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Friction::None => "none",
+            Friction::Confirm => "confirm",
+            Friction::Approval => "approval",
+            Friction::Deny => "deny",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    pub service: String,
+    pub resources: Vec<String>,
+    pub actions: Vec<String>,
+    #[serde(default)]
+    pub friction: Option<Friction>,
+    #[serde(default)]
+    pub unbounded: Option<bool>,
+    #[serde(default)]
+    pub records: Option<BTreeMap<String, Vec<Value>>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Key {
+    pub id: String,
+    pub sha256: String,
+    pub role: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub environments: Option<Vec<String>>,
+    #[serde(default)]
+    pub expires: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Guard {
+    pub services: Vec<String>,
+    #[serde(default)]
+    pub resources: Option<Vec<String>>,
+    #[serde(default)]
+    pub actions: Option<Vec<String>>,
+    pub effect: Friction,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicRoute {
+    pub service: String,
+    pub methods: Vec<String>,
+    pub path: String,
+}
+
+/// One problem in a bundle, at a JSON path such as `roles[1].allow[0].service`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleError {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for BundleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every problem found; a bundle with any is rejected as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct BundleErrors(pub Vec<BundleError>);
+
+impl fmt::Display for BundleErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bundle rejected ({} problem", self.0.len())?;
+        if self.0.len() != 1 {
+            f.write_str("s")?;
+        }
+        f.write_str(")")?;
+        for e in &self.0 {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl BundleErrors {
+    pub fn one(path: impl Into<String>, message: impl Into<String>) -> Self {
+        BundleErrors(vec![BundleError {
+            path: path.into(),
+            message: message.into(),
+        }])
+    }
+}
+
+/// Parses bundle JSON; a syntax or shape error names the JSON path where it happened.
+pub fn parse(json: &[u8]) -> Result<Bundle, BundleErrors> {
+    let de = &mut serde_json::Deserializer::from_slice(json);
+    let bundle: Bundle = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." || path == "?" {
+            String::new()
+        } else {
+            path
+        };
+        BundleErrors::one(path, e.into_inner().to_string())
+    })?;
+    Ok(bundle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_errors_carry_paths() {
+        let cases = [
+            (
+                r#"{"bundle":"b","version":1,"environment":"e","services":[{"name":"s","protocol":"rest","match":{},"rest":{"style":"postgrest"},"extra":1}]}"#,
+                "services[0].extra",
+                "unknown field `extra`",
+            ),
+            (
+                r#"{"bundle":"b","version":1,"environment":"e","services":[],"roles":[{"name":"r","allow":[{"service":"s","resources":["t"],"actions":["read"],"friction":"maybe"}]}]}"#,
+                "roles[0].allow[0].friction",
+                "unknown variant `maybe`",
+            ),
+            (
+                r#"{"bundle":"b","version":1,"environment":"e"}"#,
+                "",
+                "missing field `services`",
+            ),
+            (r#"{"bundle":"b","version":1,"#, "", "EOF while parsing"),
+        ];
+        for (json, path, message) in cases {
+            let err = parse(json.as_bytes()).unwrap_err();
+            let first = &err.0[0];
+            assert_eq!(first.path, path, "{json}");
+            assert!(first.message.contains(message), "{first}");
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Decoders: protocol-specific, pure functions from a request to operations.
+
+pub mod expr;
+pub mod rest;

@@ -1,0 +1,1724 @@
+//! REST decoding: DreamFactory, PostgREST, and route templates declared in the bundle.
+//! Works on the normalised target only (the body is never needed to know what a REST
+//! request does); anything a style's grammar does not know is denied, not guessed.
+
+use super::expr::{Cmp, Expr};
+use crate::bundle::{BundleError, RestConfig, RestStyle};
+use crate::operation::{Action, Operation, Records, Scope};
+use crate::request::{config_segments, undecodable, DecodeError, RequestHead, Target};
+
+#[derive(Debug, Clone)]
+pub struct RestDecoder {
+    base: Vec<String>,
+    style: Style,
+}
+
+#[derive(Debug, Clone)]
+enum Style {
+    DreamFactory { id_field: String },
+    PostgRest { default_schema: String },
+    Routes(Vec<Route>),
+}
+
+#[derive(Debug, Clone)]
+struct Route {
+    methods: Vec<String>,
+    segments: Vec<Seg>,
+    resource: Vec<Seg>,
+    action: Option<Action>,
+    scope: Scope,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Lit(String),
+    Param(String),
+}
+
+/// The action a plain REST method stands for.
+pub fn method_action(method: &str) -> Option<Action> {
+    match method {
+        "GET" | "HEAD" | "OPTIONS" => Some(Action::Read),
+        "POST" => Some(Action::Create),
+        "PUT" | "PATCH" => Some(Action::Update),
+        "DELETE" => Some(Action::Delete),
+        _ => None,
+    }
+}
+
+pub(crate) fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl RestDecoder {
+    /// Compiles a service's `rest` section. `prefix` is the service's `match.path_prefix`.
+    pub fn compile(
+        cfg: &RestConfig,
+        prefix: &[String],
+        at: &str,
+        errs: &mut Vec<BundleError>,
+    ) -> Option<RestDecoder> {
+        let mut err = |path: String, message: String| errs.push(BundleError { path, message });
+        let base = match &cfg.base_path {
+            Some(p) => match config_segments(p) {
+                Ok(s) => s,
+                Err(e) => {
+                    err(
+                        format!("{at}.base_path"),
+                        format!("not a normalised path: {e}"),
+                    );
+                    return None;
+                }
+            },
+            None => prefix.to_vec(),
+        };
+        let only = |field: &str, set: bool, style: &str, err: &mut dyn FnMut(String, String)| {
+            if set {
+                err(
+                    format!("{at}.{field}"),
+                    format!("not used by style `{style}`"),
+                );
+            }
+        };
+        let style = match cfg.style {
+            RestStyle::Dreamfactory => {
+                only(
+                    "default_schema",
+                    cfg.default_schema.is_some(),
+                    "dreamfactory",
+                    &mut err,
+                );
+                only("routes", cfg.routes.is_some(), "dreamfactory", &mut err);
+                let id_field = cfg.id_field.clone().unwrap_or_else(|| "id".to_string());
+                if !is_identifier(&id_field) {
+                    err(
+                        format!("{at}.id_field"),
+                        "must be an identifier".to_string(),
+                    );
+                }
+                Style::DreamFactory { id_field }
+            }
+            RestStyle::Postgrest => {
+                only("id_field", cfg.id_field.is_some(), "postgrest", &mut err);
+                only("routes", cfg.routes.is_some(), "postgrest", &mut err);
+                let default_schema = cfg
+                    .default_schema
+                    .clone()
+                    .unwrap_or_else(|| "public".to_string());
+                if !is_identifier(&default_schema) {
+                    err(
+                        format!("{at}.default_schema"),
+                        "must be an identifier".to_string(),
+                    );
+                }
+                Style::PostgRest { default_schema }
+            }
+            RestStyle::Routes => {
+                only("id_field", cfg.id_field.is_some(), "routes", &mut err);
+                only(
+                    "default_schema",
+                    cfg.default_schema.is_some(),
+                    "routes",
+                    &mut err,
+                );
+                let Some(routes) = &cfg.routes else {
+                    err(
+                        format!("{at}.routes"),
+                        "style `routes` needs a routes list".to_string(),
+                    );
+                    return None;
+                };
+                if routes.is_empty() {
+                    err(format!("{at}.routes"), "must not be empty".to_string());
+                }
+                let mut out = Vec::new();
+                for (i, r) in routes.iter().enumerate() {
+                    let here = format!("{at}.routes[{i}]");
+                    if let Some(route) = compile_route(r, &here, &mut err) {
+                        out.push(route);
+                    }
+                }
+                Style::Routes(out)
+            }
+        };
+        Some(RestDecoder { base, style })
+    }
+
+    pub fn decode(
+        &self,
+        service: &str,
+        head: &RequestHead,
+        target: &Target,
+    ) -> Result<Vec<Operation>, DecodeError> {
+        let Some(rest) = target.strip_prefix(&self.base) else {
+            return undecodable("path is outside the service's base path");
+        };
+        let method = head.method.as_str();
+        let mut ops = match &self.style {
+            Style::DreamFactory { id_field } => {
+                dreamfactory(service, id_field, method, rest, target)?
+            }
+            Style::PostgRest { default_schema } => {
+                postgrest(service, default_schema, head, rest, target)?
+            }
+            Style::Routes(routes) => route(service, routes, method, rest)?,
+        };
+        ops.dedup();
+        Ok(ops)
+    }
+}
+
+fn compile_route(
+    r: &crate::bundle::Route,
+    at: &str,
+    err: &mut dyn FnMut(String, String),
+) -> Option<Route> {
+    let mut ok = true;
+    let mut segments = Vec::new();
+    match config_segments(&r.path) {
+        Ok(segs) => {
+            for s in segs {
+                match parse_template_part(&s) {
+                    Some(seg) => segments.push(seg),
+                    None => {
+                        err(format!("{at}.path"), format!("bad template segment `{s}`"));
+                        ok = false;
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            err(format!("{at}.path"), format!("not a normalised path: {e}"));
+            ok = false;
+        }
+    }
+    let params: Vec<&str> = segments
+        .iter()
+        .filter_map(|s| match s {
+            Seg::Param(p) => Some(p.as_str()),
+            Seg::Lit(_) => None,
+        })
+        .collect();
+    let resource = parse_resource_template(&r.resource);
+    match &resource {
+        None => {
+            err(format!("{at}.resource"), "bad template".to_string());
+            ok = false;
+        }
+        Some(parts) => {
+            for p in parts {
+                if let Seg::Param(name) = p {
+                    if !params.contains(&name.as_str()) {
+                        err(
+                            format!("{at}.resource"),
+                            format!("`{{{name}}}` is not a path parameter"),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+        }
+    }
+    let action = match &r.action {
+        None => None,
+        Some(a) => match Action::parse(a) {
+            Some(a) => Some(a),
+            None => {
+                err(format!("{at}.action"), format!("unknown action `{a}`"));
+                ok = false;
+                None
+            }
+        },
+    };
+    let scope = match r.scope.as_deref() {
+        None | Some("some") => Scope::Some,
+        Some("all") => Scope::All,
+        Some(other) => {
+            err(
+                format!("{at}.scope"),
+                format!("`{other}` is neither `some` nor `all`"),
+            );
+            ok = false;
+            Scope::Some
+        }
+    };
+    if r.methods.is_empty() {
+        err(format!("{at}.methods"), "must not be empty".to_string());
+        ok = false;
+    }
+    for (j, m) in r.methods.iter().enumerate() {
+        if method_action(m).is_none() {
+            err(
+                format!("{at}.methods[{j}]"),
+                format!("unsupported method `{m}`"),
+            );
+            ok = false;
+        }
+    }
+    ok.then(|| Route {
+        methods: r.methods.clone(),
+        segments,
+        resource: resource.unwrap_or_default(),
+        action,
+        scope,
+    })
+}
+
+fn parse_template_part(s: &str) -> Option<Seg> {
+    match s.strip_prefix('{').and_then(|x| x.strip_suffix('}')) {
+        Some(name) if is_identifier(name) => Some(Seg::Param(name.to_string())),
+        Some(_) => None,
+        None if s.contains(['{', '}']) => None,
+        None => Some(Seg::Lit(s.to_string())),
+    }
+}
+
+fn parse_resource_template(s: &str) -> Option<Vec<Seg>> {
+    let mut parts = Vec::new();
+    let mut rest = s;
+    while !rest.is_empty() {
+        match rest.find('{') {
+            Some(0) => {
+                let end = rest.find('}')?;
+                let name = rest.get(1..end)?;
+                if !is_identifier(name) {
+                    return None;
+                }
+                parts.push(Seg::Param(name.to_string()));
+                rest = rest.get(end + 1..)?;
+            }
+            Some(i) => {
+                let lit = rest.get(..i)?;
+                if lit.contains('}') {
+                    return None;
+                }
+                parts.push(Seg::Lit(lit.to_string()));
+                rest = rest.get(i..)?;
+            }
+            None => {
+                if rest.contains('}') {
+                    return None;
+                }
+                parts.push(Seg::Lit(rest.to_string()));
+                rest = "";
+            }
+        }
+    }
+    (!parts.is_empty()).then_some(parts)
+}
+
+fn route(
+    service: &str,
+    routes: &[Route],
+    method: &str,
+    rest: &[String],
+) -> Result<Vec<Operation>, DecodeError> {
+    for r in routes {
+        if !r.methods.iter().any(|m| m == method) || r.segments.len() != rest.len() {
+            continue;
+        }
+        let mut records = Records::new();
+        let mut matched = true;
+        for (seg, value) in r.segments.iter().zip(rest) {
+            match seg {
+                Seg::Lit(l) if l == value => {}
+                Seg::Lit(_) => {
+                    matched = false;
+                    break;
+                }
+                Seg::Param(p) => {
+                    records.insert(p.clone(), vec![value.clone()]);
+                }
+            }
+        }
+        if !matched {
+            continue;
+        }
+        let resource: String = r
+            .resource
+            .iter()
+            .map(|p| match p {
+                Seg::Lit(l) => l.clone(),
+                Seg::Param(name) => records
+                    .get(name)
+                    .and_then(|v| v.first())
+                    .cloned()
+                    .unwrap_or_default(),
+            })
+            .collect();
+        let Some(action) = r.action.or_else(|| method_action(method)) else {
+            return undecodable(format!("method {method} has no action"));
+        };
+        return Ok(vec![Operation::new(service, action, resource)
+            .with_scope(r.scope)
+            .with_records(records)]);
+    }
+    undecodable(format!(
+        "no route of the service matches {method} /{}",
+        rest.join("/")
+    ))
+}
+
+// ---------------------------------------------------------------- DreamFactory
+
+/// Query parameters DreamFactory's database services accept that do not change which
+/// rows or tables a request reaches (or that this decoder reads itself).
+const DF_PARAMS: &[&str] = &[
+    "ids",
+    "filter",
+    "id_field",
+    "id_type",
+    "fields",
+    "limit",
+    "offset",
+    "order",
+    "group",
+    "having",
+    "include_count",
+    "include_schema",
+    "count_only",
+    "continue",
+    "rollback",
+    "refresh",
+    "returns",
+    "wrapper",
+    "schema",
+];
+
+fn dreamfactory(
+    service: &str,
+    default_id: &str,
+    method: &str,
+    rest: &[String],
+    target: &Target,
+) -> Result<Vec<Operation>, DecodeError> {
+    for (name, _) in &target.query {
+        if name == "related" {
+            return undecodable(
+                "`related=` reaches other tables through relationships; request each table itself",
+            );
+        }
+        if !DF_PARAMS.contains(&name.as_str()) {
+            return undecodable(format!("unknown DreamFactory query parameter `{name}`"));
+        }
+    }
+    let id_field = match target.single_param("id_field")? {
+        Some(f) if is_identifier(f) => f,
+        Some(_) => return undecodable("`id_field` must name one column"),
+        None => default_id,
+    };
+    let ids = target.single_param("ids")?;
+    let filter = target.single_param("filter")?;
+    let reads = matches!(method, "GET" | "HEAD");
+    let op = |action: Action, resource: &str| Operation::new(service, action, resource);
+    let segs: Vec<&str> = rest.iter().map(String::as_str).collect();
+    let single = |what: &str| -> Result<Vec<Operation>, DecodeError> {
+        if reads {
+            Ok(vec![op(Action::Read, what)])
+        } else {
+            undecodable(format!(
+                "{method} on `{what}` is not a DreamFactory operation"
+            ))
+        }
+    };
+    match segs.as_slice() {
+        [] => single("_service"),
+        ["_table"] | ["_proc"] | ["_func"] => single(segs.first().copied().unwrap_or_default()),
+        ["_table", table] => {
+            let action = match method {
+                "GET" | "HEAD" => Action::Read,
+                "POST" => Action::Create,
+                "PUT" | "PATCH" => Action::Update,
+                "DELETE" => Action::Delete,
+                _ => return undecodable(format!("method {method} on a DreamFactory table")),
+            };
+            let (scope, records) = match (ids, filter) {
+                (Some(_), Some(_)) => return undecodable("both `ids` and `filter` given"),
+                (Some(ids), None) => (Scope::Some, id_records(id_field, ids)?),
+                (None, Some(f)) => {
+                    let e = parse_df_filter(f)?;
+                    let scope = if e.bounded() { Scope::Some } else { Scope::All };
+                    (scope, e.records())
+                }
+                (None, None) => (Scope::All, Records::new()),
+            };
+            let scope = if action.writes_rows() {
+                scope
+            } else {
+                Scope::Some
+            };
+            Ok(vec![op(action, table)
+                .with_scope(scope)
+                .with_records(records)])
+        }
+        ["_table", table, id] => {
+            if ids.is_some() || filter.is_some() {
+                return undecodable("a record path cannot also carry `ids` or `filter`");
+            }
+            let action = match method {
+                "GET" | "HEAD" => Action::Read,
+                "PUT" | "PATCH" => Action::Update,
+                "DELETE" => Action::Delete,
+                _ => return undecodable(format!("method {method} on a DreamFactory record")),
+            };
+            let mut records = Records::new();
+            records.insert(id_field.to_string(), vec![id.to_string()]);
+            Ok(vec![op(action, table).with_records(records)])
+        }
+        ["_schema"] => match method {
+            "GET" | "HEAD" => Ok(vec![op(Action::Read, "_schema")]),
+            "POST" | "PUT" | "PATCH" => Ok(vec![op(Action::Alter, "_schema")]),
+            _ => undecodable(format!("method {method} on `_schema`")),
+        },
+        ["_schema", table, more @ ..] => match method {
+            "GET" | "HEAD" => Ok(vec![op(Action::Read, table)]),
+            "POST" | "PUT" | "PATCH" => Ok(vec![op(Action::Alter, table)]),
+            "DELETE" if more.is_empty() => Ok(vec![op(Action::Drop, table)]),
+            "DELETE" => Ok(vec![op(Action::Alter, table)]),
+            _ => undecodable(format!("method {method} on `_schema`")),
+        },
+        [kind @ ("_proc" | "_func"), name] => match method {
+            "GET" | "POST" => Ok(vec![op(Action::Execute, &format!("{kind}/{name}"))]),
+            _ => undecodable(format!("method {method} on a stored procedure or function")),
+        },
+        _ => undecodable(format!(
+            "`/{}` is not a DreamFactory resource path",
+            segs.join("/")
+        )),
+    }
+}
+
+fn id_records(id_field: &str, ids: &str) -> Result<Records, DecodeError> {
+    let mut values = Vec::new();
+    for id in ids.split(',') {
+        let id = id.trim();
+        if id.is_empty() {
+            return undecodable("`ids` holds an empty id");
+        }
+        values.push(id.to_string());
+    }
+    values.sort();
+    values.dedup();
+    let mut r = Records::new();
+    r.insert(id_field.to_string(), values);
+    Ok(r)
+}
+
+/// DreamFactory's SQL-like `filter=` grammar, strictly:
+/// `expr := and (OR and)*`, `and := unary (AND unary)*`, `unary := NOT unary | (expr) | cmp`,
+/// `cmp := column op value | column [NOT] IN (values) | column IS [NOT] NULL |
+///         column [NOT] LIKE value | column CONTAINS|STARTS WITH|ENDS WITH value |
+///         column BETWEEN value AND value`; values are quoted strings, numbers,
+/// `true`, `false` or `null`. A column compared with a column, or a literal on the left,
+/// is rejected (that is how `1=1` tautologies are written).
+pub fn parse_df_filter(s: &str) -> Result<Expr, DecodeError> {
+    let tokens = tokenize(s)?;
+    let mut p = Parser { tokens, pos: 0 };
+    let e = p.or()?;
+    if p.pos != p.tokens.len() {
+        return undecodable("trailing text in `filter`");
+    }
+    Ok(e)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Word(String),
+    Str(String),
+    Num(String),
+    Op(&'static str),
+    LParen,
+    RParen,
+    Comma,
+}
+
+fn tokenize(s: &str) -> Result<Vec<Tok>, DecodeError> {
+    let mut out = Vec::new();
+    let chars: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while let Some(&c) = chars.get(i) {
+        match c {
+            ' ' | '\t' | '\n' | '\r' => i += 1,
+            '(' => {
+                out.push(Tok::LParen);
+                i += 1;
+            }
+            ')' => {
+                out.push(Tok::RParen);
+                i += 1;
+            }
+            ',' => {
+                out.push(Tok::Comma);
+                i += 1;
+            }
+            '\'' | '"' => {
+                let quote = c;
+                let mut v = String::new();
+                i += 1;
+                loop {
+                    match chars.get(i) {
+                        None => return undecodable("unterminated string in `filter`"),
+                        Some(&q) if q == quote => {
+                            if chars.get(i + 1) == Some(&quote) {
+                                v.push(quote);
+                                i += 2;
+                            } else {
+                                i += 1;
+                                break;
+                            }
+                        }
+                        Some('\\') => {
+                            return undecodable("backslash escapes in `filter` are ambiguous")
+                        }
+                        Some(&ch) => {
+                            v.push(ch);
+                            i += 1;
+                        }
+                    }
+                }
+                out.push(Tok::Str(v));
+            }
+            '=' | '!' | '<' | '>' | '&' | '|' => {
+                let next = chars.get(i + 1).copied();
+                let (op, len) = match (c, next) {
+                    ('!', Some('=')) => ("!=", 2),
+                    ('<', Some('>')) => ("!=", 2),
+                    ('<', Some('=')) => ("<=", 2),
+                    ('>', Some('=')) => (">=", 2),
+                    ('&', Some('&')) => ("AND", 2),
+                    ('|', Some('|')) => ("OR", 2),
+                    ('=', _) => ("=", 1),
+                    ('<', _) => ("<", 1),
+                    ('>', _) => (">", 1),
+                    _ => return undecodable(format!("unexpected `{c}` in `filter`")),
+                };
+                out.push(if op == "AND" || op == "OR" {
+                    Tok::Word(op.to_string())
+                } else {
+                    Tok::Op(op)
+                });
+                i += len;
+            }
+            c if c.is_ascii_digit() || c == '-' || c == '+' => {
+                let start = i;
+                i += 1;
+                while chars
+                    .get(i)
+                    .is_some_and(|d| d.is_ascii_digit() || *d == '.')
+                {
+                    i += 1;
+                }
+                let n: String = chars.get(start..i).unwrap_or_default().iter().collect();
+                if n.parse::<f64>().is_err() || n.starts_with('+') {
+                    return undecodable(format!("bad number `{n}` in `filter`"));
+                }
+                out.push(Tok::Num(n));
+            }
+            c if c.is_ascii_alphabetic() || c == '_' => {
+                let start = i;
+                while chars
+                    .get(i)
+                    .is_some_and(|d| d.is_ascii_alphanumeric() || *d == '_' || *d == '.')
+                {
+                    i += 1;
+                }
+                out.push(Tok::Word(
+                    chars.get(start..i).unwrap_or_default().iter().collect(),
+                ));
+            }
+            other => return undecodable(format!("unexpected `{other}` in `filter`")),
+        }
+    }
+    Ok(out)
+}
+
+struct Parser {
+    tokens: Vec<Tok>,
+    pos: usize,
+}
+
+const MAX_FILTER_DEPTH: usize = 32;
+
+impl Parser {
+    fn peek(&self) -> Option<&Tok> {
+        self.tokens.get(self.pos)
+    }
+    fn next(&mut self) -> Option<Tok> {
+        let t = self.tokens.get(self.pos).cloned();
+        self.pos += 1;
+        t
+    }
+    fn keyword(&mut self, kw: &str) -> bool {
+        match self.peek() {
+            Some(Tok::Word(w)) if w.eq_ignore_ascii_case(kw) => {
+                self.pos += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+    fn depth_check(&self, depth: usize) -> Result<(), DecodeError> {
+        if depth > MAX_FILTER_DEPTH {
+            return undecodable("`filter` nests too deeply");
+        }
+        Ok(())
+    }
+    fn or(&mut self) -> Result<Expr, DecodeError> {
+        self.or_at(0)
+    }
+    fn or_at(&mut self, depth: usize) -> Result<Expr, DecodeError> {
+        self.depth_check(depth)?;
+        let mut parts = vec![self.and_at(depth)?];
+        while self.keyword("OR") {
+            parts.push(self.and_at(depth)?);
+        }
+        Ok(if parts.len() == 1 {
+            parts.pop().unwrap_or(Expr::Or(vec![]))
+        } else {
+            Expr::Or(parts)
+        })
+    }
+    fn and_at(&mut self, depth: usize) -> Result<Expr, DecodeError> {
+        let mut parts = vec![self.unary(depth)?];
+        while self.keyword("AND") {
+            parts.push(self.unary(depth)?);
+        }
+        Ok(if parts.len() == 1 {
+            parts.pop().unwrap_or(Expr::And(vec![]))
+        } else {
+            Expr::And(parts)
+        })
+    }
+    fn unary(&mut self, depth: usize) -> Result<Expr, DecodeError> {
+        self.depth_check(depth)?;
+        if self.keyword("NOT") {
+            return Ok(Expr::Not(Box::new(self.unary(depth + 1)?)));
+        }
+        if self.peek() == Some(&Tok::LParen) {
+            self.pos += 1;
+            let e = self.or_at(depth + 1)?;
+            if self.next() != Some(Tok::RParen) {
+                return undecodable("unbalanced parentheses in `filter`");
+            }
+            return Ok(e);
+        }
+        self.comparison()
+    }
+    fn value(&mut self) -> Result<String, DecodeError> {
+        match self.next() {
+            Some(Tok::Str(s)) | Some(Tok::Num(s)) => Ok(s),
+            Some(Tok::Word(w))
+                if ["true", "false", "null"].contains(&w.to_ascii_lowercase().as_str()) =>
+            {
+                Ok(w.to_ascii_lowercase())
+            }
+            Some(Tok::Word(w)) => undecodable(format!(
+                "`{w}` is not a literal: `filter` compares columns with literal values only"
+            )),
+            _ => undecodable("`filter` expects a literal value"),
+        }
+    }
+    fn values_list(&mut self) -> Result<Vec<String>, DecodeError> {
+        if self.next() != Some(Tok::LParen) {
+            return undecodable("IN expects a parenthesised list");
+        }
+        let mut v = vec![self.value()?];
+        loop {
+            match self.next() {
+                Some(Tok::Comma) => v.push(self.value()?),
+                Some(Tok::RParen) => return Ok(v),
+                _ => return undecodable("bad IN list in `filter`"),
+            }
+        }
+    }
+    fn comparison(&mut self) -> Result<Expr, DecodeError> {
+        let column = match self.next() {
+            Some(Tok::Word(w)) if !is_keyword(&w) => w,
+            _ => return undecodable("`filter` terms start with a column name"),
+        };
+        if let Some(Tok::Op(op)) = self.peek().cloned() {
+            self.pos += 1;
+            let v = self.value()?;
+            let cmp = match op {
+                "=" if v == "null" => Cmp::Bounding,
+                "=" => Cmp::Eq,
+                "!=" => Cmp::NotEq,
+                _ => Cmp::Bounding,
+            };
+            return Ok(Expr::term(column, cmp, vec![v]));
+        }
+        let word_op = |p: &mut Parser, w: &str| p.keyword(w);
+        if word_op(self, "eq") {
+            let v = self.value()?;
+            return Ok(Expr::term(column, Cmp::Eq, vec![v]));
+        }
+        if word_op(self, "ne") {
+            self.value()?;
+            return Ok(Expr::term(column, Cmp::NotEq, vec![]));
+        }
+        for w in ["gt", "ge", "lt", "le", "gte", "lte"] {
+            if word_op(self, w) {
+                self.value()?;
+                return Ok(Expr::term(column, Cmp::Bounding, vec![]));
+            }
+        }
+        if self.keyword("IS") {
+            let negated = self.keyword("NOT");
+            if !self.keyword("NULL") {
+                return undecodable("IS expects NULL");
+            }
+            let t = Expr::term(column, Cmp::Bounding, vec![]);
+            return Ok(if negated { Expr::Not(Box::new(t)) } else { t });
+        }
+        if self.keyword("BETWEEN") {
+            self.value()?;
+            if !self.keyword("AND") {
+                return undecodable("BETWEEN expects AND");
+            }
+            self.value()?;
+            return Ok(Expr::term(column, Cmp::Bounding, vec![]));
+        }
+        let negated = self.keyword("NOT");
+        let t = if self.keyword("IN") {
+            Expr::term(column, Cmp::Eq, self.values_list()?)
+        } else if self.keyword("LIKE") {
+            let pattern = self.value()?;
+            Expr::term(column, like_cmp(&pattern, &['%', '_']), vec![])
+        } else if !negated && self.keyword("CONTAINS") {
+            let v = self.value()?;
+            let cmp = if v.is_empty() {
+                Cmp::Wildcard
+            } else {
+                Cmp::Bounding
+            };
+            Expr::term(column, cmp, vec![])
+        } else if !negated && (self.keyword("STARTS") || self.keyword("ENDS")) {
+            if !self.keyword("WITH") {
+                return undecodable("STARTS/ENDS expects WITH");
+            }
+            let v = self.value()?;
+            let cmp = if v.is_empty() {
+                Cmp::Wildcard
+            } else {
+                Cmp::Bounding
+            };
+            Expr::term(column, cmp, vec![])
+        } else {
+            return undecodable(format!("unknown comparison after `{column}` in `filter`"));
+        };
+        Ok(if negated { Expr::Not(Box::new(t)) } else { t })
+    }
+}
+
+fn is_keyword(w: &str) -> bool {
+    [
+        "and", "or", "not", "in", "is", "null", "like", "true", "false",
+    ]
+    .contains(&w.to_ascii_lowercase().as_str())
+}
+
+/// `like`-style patterns made only of wildcards match every row.
+fn like_cmp(pattern: &str, wildcards: &[char]) -> Cmp {
+    if pattern.chars().all(|c| wildcards.contains(&c)) {
+        Cmp::Wildcard
+    } else {
+        Cmp::Bounding
+    }
+}
+
+// ---------------------------------------------------------------- PostgREST
+
+/// Query parameters PostgREST reserves; every other parameter is a filter.
+const PGRST_RESERVED: &[&str] = &[
+    "select",
+    "order",
+    "limit",
+    "offset",
+    "on_conflict",
+    "columns",
+];
+
+fn postgrest(
+    service: &str,
+    default_schema: &str,
+    head: &RequestHead,
+    rest: &[String],
+    target: &Target,
+) -> Result<Vec<Operation>, DecodeError> {
+    let method = head.method.as_str();
+    let segs: Vec<&str> = rest.iter().map(String::as_str).collect();
+    let schema = profile(head, default_schema)?;
+    let qualify = |name: &str| match &schema {
+        Some(s) => format!("{s}.{name}"),
+        None => name.to_string(),
+    };
+    match segs.as_slice() {
+        [] => match method {
+            "GET" | "HEAD" | "OPTIONS" => {
+                Ok(vec![Operation::new(service, Action::Read, "_openapi")])
+            }
+            _ => undecodable(format!("{method} on the PostgREST root")),
+        },
+        ["rpc", function] => match method {
+            "GET" | "HEAD" | "POST" => {
+                let mut ops = vec![Operation::new(
+                    service,
+                    Action::Execute,
+                    format!("rpc/{}", qualify(function)),
+                )];
+                ops.extend(embedded_reads(service, target, &qualify)?);
+                Ok(ops)
+            }
+            _ => undecodable(format!("{method} on a PostgREST function")),
+        },
+        [table] => {
+            let filter = pgrst_filters(target)?;
+            let bounded = filter.bounded();
+            let records = filter.records();
+            let resource = qualify(table);
+            let op = |action: Action, scope: Scope| {
+                Operation::new(service, action, resource.clone())
+                    .with_scope(scope)
+                    .with_records(records.clone())
+            };
+            let write_scope = if bounded { Scope::Some } else { Scope::All };
+            let mut ops = match method {
+                "GET" | "HEAD" | "OPTIONS" => vec![op(Action::Read, Scope::Some)],
+                "POST" => {
+                    let mut v = vec![Operation::new(service, Action::Create, resource.clone())];
+                    if prefers_merge(head)? {
+                        v.push(Operation::new(service, Action::Update, resource.clone()));
+                    }
+                    v
+                }
+                "PUT" => vec![
+                    op(Action::Create, Scope::Some),
+                    op(Action::Update, write_scope),
+                ],
+                "PATCH" => vec![op(Action::Update, write_scope)],
+                "DELETE" => vec![op(Action::Delete, write_scope)],
+                _ => return undecodable(format!("method {method} on a PostgREST table")),
+            };
+            ops.extend(embedded_reads(service, target, &qualify)?);
+            Ok(ops)
+        }
+        _ => undecodable(format!(
+            "`/{}` is not a PostgREST resource path",
+            segs.join("/")
+        )),
+    }
+}
+
+/// The schema a request addresses through `Accept-Profile`/`Content-Profile`,
+/// `None` when it is the default one.
+fn profile(head: &RequestHead, default_schema: &str) -> Result<Option<String>, DecodeError> {
+    let accept = head.single_header("accept-profile")?;
+    let content = head.single_header("content-profile")?;
+    let chosen = match (accept, content) {
+        (Some(a), Some(c)) if a != c => {
+            return undecodable("Accept-Profile and Content-Profile name different schemas")
+        }
+        (Some(a), _) => Some(a),
+        (None, c) => c,
+    };
+    match chosen {
+        None => Ok(None),
+        Some(s) if s == default_schema => Ok(None),
+        Some(s) if is_identifier(&s) => Ok(Some(s)),
+        Some(_) => undecodable("profile header does not name one schema"),
+    }
+}
+
+fn prefers_merge(head: &RequestHead) -> Result<bool, DecodeError> {
+    Ok(head.single_header("prefer")?.is_some_and(|p| {
+        p.split(',')
+            .any(|t| t.trim() == "resolution=merge-duplicates")
+    }))
+}
+
+/// Top-level filters of a PostgREST request, ANDed as PostgREST does.
+fn pgrst_filters(target: &Target) -> Result<Expr, DecodeError> {
+    let mut parts = Vec::new();
+    for (name, value) in &target.query {
+        if name == "_method" {
+            return undecodable("method override parameter `_method`");
+        }
+        if PGRST_RESERVED.contains(&name.as_str()) {
+            continue;
+        }
+        let (negated, logic) = match name.as_str() {
+            "and" | "or" => (false, name.as_str()),
+            "not.and" => (true, "and"),
+            "not.or" => (true, "or"),
+            n if n.contains('.') => {
+                // Filter or modifier on an embedded resource (`child.col=eq.1`): it
+                // narrows the embedding, never the rows of the table addressed.
+                let (_, last) = n.rsplit_once('.').unwrap_or((n, n));
+                if PGRST_RESERVED.contains(&last) || last == "and" || last == "or" {
+                    continue;
+                }
+                pgrst_term(last, value)?;
+                continue;
+            }
+            column => {
+                parts.push(pgrst_term(column, value)?);
+                continue;
+            }
+        };
+        let inner = value
+            .strip_prefix('(')
+            .and_then(|v| v.strip_suffix(')'))
+            .ok_or_else(|| DecodeError(format!("`{name}` expects a parenthesised list")))?;
+        let tree = pgrst_logic(logic, inner, 0)?;
+        parts.push(if negated {
+            Expr::Not(Box::new(tree))
+        } else {
+            tree
+        });
+    }
+    Ok(Expr::And(parts))
+}
+
+fn pgrst_logic(kind: &str, inner: &str, depth: usize) -> Result<Expr, DecodeError> {
+    if depth > MAX_FILTER_DEPTH {
+        return undecodable("logic tree nests too deeply");
+    }
+    let mut parts = Vec::new();
+    for item in split_top(inner, ',')? {
+        let (negated, item) = match item.strip_prefix("not.") {
+            Some(rest) if rest.starts_with("and(") || rest.starts_with("or(") => (true, rest),
+            _ => (false, item),
+        };
+        let e = if let Some(rest) = item
+            .strip_prefix("and(")
+            .or_else(|| item.strip_prefix("or("))
+        {
+            let sub = if item.starts_with("and(") {
+                "and"
+            } else {
+                "or"
+            };
+            let body = rest
+                .strip_suffix(')')
+                .ok_or_else(|| DecodeError("unbalanced logic tree".to_string()))?;
+            pgrst_logic(sub, body, depth + 1)?
+        } else {
+            let (column, filter) = item
+                .split_once('.')
+                .ok_or_else(|| DecodeError(format!("`{item}` is not a filter")))?;
+            if !is_identifier(column) {
+                return undecodable(format!("`{column}` is not a column"));
+            }
+            pgrst_term(column, filter)?
+        };
+        parts.push(if negated { Expr::Not(Box::new(e)) } else { e });
+    }
+    if parts.is_empty() {
+        return undecodable("empty logic tree");
+    }
+    Ok(if kind == "and" {
+        Expr::And(parts)
+    } else {
+        Expr::Or(parts)
+    })
+}
+
+/// Splits on `sep` outside parentheses and double quotes.
+fn split_top(s: &str, sep: char) -> Result<Vec<&str>, DecodeError> {
+    let mut out = Vec::new();
+    let (mut depth, mut quoted, mut escaped, mut start) = (0usize, false, false, 0usize);
+    for (i, c) in s.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => {
+                depth = depth
+                    .checked_sub(1)
+                    .ok_or_else(|| DecodeError("unbalanced parentheses".to_string()))?;
+            }
+            c if c == sep && !quoted && depth == 0 => {
+                out.push(s.get(start..i).unwrap_or_default());
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    if depth != 0 || quoted {
+        return undecodable("unbalanced parentheses or quotes");
+    }
+    out.push(s.get(start..).unwrap_or_default());
+    Ok(out)
+}
+
+/// One PostgREST filter `[not.]op[(any|all)].value` on `column`.
+fn pgrst_term(column: &str, filter: &str) -> Result<Expr, DecodeError> {
+    if !is_identifier(column) {
+        return undecodable(format!("`{column}` is not a column name"));
+    }
+    let (negated, filter) = match filter.strip_prefix("not.") {
+        Some(rest) => (true, rest),
+        None => (false, filter),
+    };
+    let Some((op, arg)) = filter.split_once('.') else {
+        return undecodable(format!("`{column}={filter}` has no operator"));
+    };
+    let (base, modifier) = match op.split_once('(') {
+        Some((b, m)) if m == "any)" || m == "all)" => (b, true),
+        Some((b, lang)) if b.ends_with("fts") && lang.ends_with(')') => (b, false),
+        Some(_) => return undecodable(format!("bad operator `{op}`")),
+        None => (op, false),
+    };
+    let cmp = match base {
+        "eq" if !modifier => Cmp::Eq,
+        "in" if !modifier => {
+            let inner = arg
+                .strip_prefix('(')
+                .and_then(|a| a.strip_suffix(')'))
+                .ok_or_else(|| DecodeError("`in` expects a parenthesised list".to_string()))?;
+            let values = split_top(inner, ',')?
+                .into_iter()
+                .map(unquote)
+                .collect::<Result<Vec<_>, _>>()?;
+            let t = Expr::term(column, Cmp::Eq, values);
+            return Ok(if negated { Expr::Not(Box::new(t)) } else { t });
+        }
+        "neq" | "isdistinct" | "match" | "imatch" => Cmp::NotEq,
+        "like" | "ilike" => like_cmp(arg, &['*', '%', '_']),
+        // `is.not_null` holds for every row of a NOT NULL column: it bounds nothing.
+        "is" if arg == "not_null" => Cmp::NotEq,
+        "is" => {
+            if !["null", "true", "false", "unknown"].contains(&arg) {
+                return undecodable(format!("`is.{arg}` is not a PostgREST value"));
+            }
+            Cmp::Bounding
+        }
+        "eq" | "gt" | "gte" | "lt" | "lte" | "fts" | "plfts" | "phfts" | "wfts" | "cs" | "cd"
+        | "ov" | "sl" | "sr" | "nxr" | "nxl" | "adj" => Cmp::Bounding,
+        other => return undecodable(format!("unknown PostgREST operator `{other}`")),
+    };
+    let values = if cmp == Cmp::Eq {
+        vec![unquote(arg)?]
+    } else {
+        vec![]
+    };
+    let t = Expr::term(column, cmp, values);
+    Ok(if negated { Expr::Not(Box::new(t)) } else { t })
+}
+
+fn unquote(v: &str) -> Result<String, DecodeError> {
+    let v = v.trim();
+    match v.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
+        Some(inner) => {
+            let mut out = String::new();
+            let mut chars = inner.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => match chars.next() {
+                        Some(e) => out.push(e),
+                        None => return undecodable("dangling escape"),
+                    },
+                    '"' => return undecodable("stray quote in value"),
+                    c => out.push(c),
+                }
+            }
+            Ok(out)
+        }
+        None if v.contains('"') => undecodable("stray quote in value"),
+        None => Ok(v.to_string()),
+    }
+}
+
+/// Reads of embedded resources named in `select` (`select=*,vehicles(*)`), which
+/// PostgREST joins in: each is a read of that table.
+fn embedded_reads(
+    service: &str,
+    target: &Target,
+    qualify: &dyn Fn(&str) -> String,
+) -> Result<Vec<Operation>, DecodeError> {
+    let mut ops = Vec::new();
+    for select in target.params("select") {
+        collect_embeds(select, 0, &mut |name| {
+            ops.push(Operation::new(service, Action::Read, qualify(name)));
+        })?;
+    }
+    Ok(ops)
+}
+
+fn collect_embeds(
+    select: &str,
+    depth: usize,
+    out: &mut dyn FnMut(&str),
+) -> Result<(), DecodeError> {
+    if depth > MAX_FILTER_DEPTH {
+        return undecodable("`select` nests too deeply");
+    }
+    for item in split_top(select, ',')? {
+        let item = item.trim();
+        let Some(open) = item.find('(') else {
+            continue;
+        };
+        let head = item.get(..open).unwrap_or_default();
+        let inner = item
+            .get(open + 1..)
+            .and_then(|r| r.strip_suffix(')'))
+            .ok_or_else(|| DecodeError(format!("bad `select` item `{item}`")))?;
+        let head = head.strip_prefix("...").unwrap_or(head);
+        // `alias:name!hint` — an alias is `x:`, a cast `::` never precedes `(`.
+        let name = match head.split_once(':') {
+            Some((_, n)) if !n.starts_with(':') => n,
+            Some(_) => return undecodable(format!("bad `select` item `{item}`")),
+            None => head,
+        };
+        let name = name.split('!').next().unwrap_or_default();
+        if inner.trim().is_empty() && (name == "count" || name.contains('.')) {
+            continue; // aggregate: `count()`, `amount.sum()`
+        }
+        if !is_identifier(name) {
+            return undecodable(format!("`{name}` in `select` is not a resource name"));
+        }
+        out(name);
+        collect_embeds(inner, depth + 1, out)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::Route as RouteCfg;
+
+    fn head(method: &str, path: &str, headers: &[(&str, &str)]) -> RequestHead {
+        let mut h = vec![
+            (":method".to_string(), method.as_bytes().to_vec()),
+            (":path".to_string(), path.as_bytes().to_vec()),
+            (":authority".to_string(), b"api.test".to_vec()),
+        ];
+        for (n, v) in headers {
+            h.push((n.to_string(), v.as_bytes().to_vec()));
+        }
+        RequestHead::from_headers(h).unwrap()
+    }
+
+    fn decoder(style: RestStyle, prefix: &str, routes: Option<Vec<RouteCfg>>) -> RestDecoder {
+        let cfg = RestConfig {
+            style,
+            base_path: None,
+            id_field: None,
+            default_schema: None,
+            routes,
+        };
+        let mut errs = Vec::new();
+        let prefix = config_segments(prefix).unwrap();
+        let d = RestDecoder::compile(&cfg, &prefix, "services[0].rest", &mut errs);
+        assert!(errs.is_empty(), "{errs:?}");
+        d.unwrap()
+    }
+
+    /// Renders ops compactly: `action resource scope {records}`.
+    fn show(ops: &[Operation]) -> Vec<String> {
+        ops.iter()
+            .map(|o| {
+                let mut s = format!(
+                    "{} {} {}",
+                    o.action,
+                    o.resource,
+                    if o.scope == Scope::All { "all" } else { "some" }
+                );
+                if !o.records.is_empty() {
+                    s.push_str(&format!(" {:?}", o.records));
+                }
+                s
+            })
+            .collect()
+    }
+
+    fn run(
+        d: &RestDecoder,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Vec<String>, String> {
+        let h = head(method, path, headers);
+        let t = Target::parse(&h.path).map_err(|e| e.0)?;
+        d.decode("svc", &h, &t)
+            .map(|ops| show(&ops))
+            .map_err(|e| e.0)
+    }
+
+    #[test]
+    fn dreamfactory_table() {
+        let d = decoder(RestStyle::Dreamfactory, "/api/v2/rentals", None);
+        let ok: &[(&str, &str, &[&str])] = &[
+            ("GET", "/api/v2/rentals/_table/reservations", &["read reservations some"]),
+            ("GET", "/api/v2/rentals/_table/reservations?limit=5&fields=id", &["read reservations some"]),
+            ("DELETE", "/api/v2/rentals/_table/reservations", &["delete reservations all"]),
+            ("PATCH", "/api/v2/rentals/_table/reservations", &["update reservations all"]),
+            ("POST", "/api/v2/rentals/_table/reservations", &["create reservations some"]),
+            ("DELETE", "/api/v2/rentals/_table/reservations?ids=r-2,r-1", &[r#"delete reservations some {"id": ["r-1", "r-2"]}"#]),
+            ("DELETE", "/api/v2/rentals/_table/reservations?ids=7&id_field=vehicle_id", &[r#"delete reservations some {"vehicle_id": ["7"]}"#]),
+            ("DELETE", "/api/v2/rentals/_table/reservations/r-17", &[r#"delete reservations some {"id": ["r-17"]}"#]),
+            ("GET", "/api/v2/rentals/_table/reservations/r%2017", &[r#"read reservations some {"id": ["r 17"]}"#]),
+            ("DELETE", "/api/v2/rentals/_table/reservations?filter=(tenant_id%3D'acme')%20and%20(starts_at<'2024-01-01')", &[r#"delete reservations some {"tenant_id": ["acme"]}"#]),
+            ("DELETE", "/api/v2/rentals/_table/reservations?filter=id%20IN%20('a','b')", &[r#"delete reservations some {"id": ["a", "b"]}"#]),
+            ("DELETE", "/api/v2/rentals/_table/reservations?filter=id!%3D'x'", &["delete reservations all"]),
+            ("DELETE", "/api/v2/rentals/_table/reservations?filter=name%20like%20'%25'", &["delete reservations all"]),
+            ("DELETE", "/api/v2/rentals/_table/reservations?filter=(id%3D1)%20or%20(name%20is%20not%20null)", &["delete reservations all"]),
+            ("DELETE", "/api/v2/rentals/_table/reservations?filter=(id%3D1)%20or%20(id%3D2)", &[r#"delete reservations some {"id": ["1", "2"]}"#]),
+            ("GET", "/api/v2/rentals/_table", &["read _table some"]),
+            ("GET", "/api/v2/rentals", &["read _service some"]),
+            ("DELETE", "/api/v2/rentals/_schema/reservations", &["drop reservations some"]),
+            ("PATCH", "/api/v2/rentals/_schema/reservations", &["alter reservations some"]),
+            ("DELETE", "/api/v2/rentals/_schema/reservations/_field/notes", &["alter reservations some"]),
+            ("POST", "/api/v2/rentals/_schema", &["alter _schema some"]),
+            ("GET", "/api/v2/rentals/_schema/reservations", &["read reservations some"]),
+            ("POST", "/api/v2/rentals/_proc/cleanup", &["execute _proc/cleanup some"]),
+            ("GET", "/api/v2/rentals/_func/total", &["execute _func/total some"]),
+        ];
+        for (m, p, want) in ok {
+            assert_eq!(run(&d, m, p, &[]).unwrap(), *want, "{m} {p}");
+        }
+        let denied: &[(&str, &str, &str)] = &[
+            (
+                "GET",
+                "/api/v2/rentals/_table/reservations?related=vehicle_by_vehicle_id",
+                "related",
+            ),
+            (
+                "GET",
+                "/api/v2/rentals/_table/reservations?foo=1",
+                "unknown DreamFactory query parameter",
+            ),
+            (
+                "DELETE",
+                "/api/v2/rentals/_table/reservations?ids=1&ids=2",
+                "repeated",
+            ),
+            (
+                "DELETE",
+                "/api/v2/rentals/_table/reservations?ids=1&filter=id%3D1",
+                "both",
+            ),
+            (
+                "DELETE",
+                "/api/v2/rentals/_table/reservations?ids=1,,2",
+                "empty id",
+            ),
+            (
+                "DELETE",
+                "/api/v2/rentals/_table/reservations?filter=1%3D1",
+                "column name",
+            ),
+            (
+                "DELETE",
+                "/api/v2/rentals/_table/reservations?filter=id%3Did",
+                "not a literal",
+            ),
+            (
+                "DELETE",
+                "/api/v2/rentals/_table/reservations?filter=id%3D'1'%20--",
+                "bad number",
+            ),
+            (
+                "DELETE",
+                "/api/v2/rentals/_table/reservations?filter=id%3D'1'%3B",
+                "unexpected `;`",
+            ),
+            (
+                "DELETE",
+                "/api/v2/rentals/_table/reservations?filter=id%3D'a\\'",
+                "backslash",
+            ),
+            (
+                "DELETE",
+                "/api/v2/rentals/_table/reservations/1?ids=2",
+                "record path",
+            ),
+            (
+                "POST",
+                "/api/v2/rentals/_table/reservations/1",
+                "DreamFactory record",
+            ),
+            (
+                "DELETE",
+                "/api/v2/rentals/_table/reservations?_method=GET",
+                "unknown DreamFactory query parameter",
+            ),
+            (
+                "GET",
+                "/api/v2/rentals/_user/session",
+                "not a DreamFactory resource path",
+            ),
+            (
+                "GET",
+                "/api/v2/rentalsx/_table/reservations",
+                "outside the service's base path",
+            ),
+            (
+                "TRACE",
+                "/api/v2/rentals/_table/reservations",
+                "method TRACE",
+            ),
+            ("DELETE", "/api/v2/rentals/_schema", "method DELETE"),
+        ];
+        for (m, p, why) in denied {
+            let err = run(&d, m, p, &[]).unwrap_err();
+            assert!(err.contains(why), "{m} {p}: {err}");
+        }
+    }
+
+    type Headers<'a> = &'a [(&'a str, &'a str)];
+
+    #[test]
+    fn postgrest_table() {
+        let d = decoder(RestStyle::Postgrest, "/rest", None);
+        let ok: &[(&str, &str, Headers, &[&str])] = &[
+            (
+                "GET",
+                "/rest/reservations?select=id,customer&id=eq.r-1",
+                &[],
+                &[r#"read reservations some {"id": ["r-1"]}"#],
+            ),
+            (
+                "GET",
+                "/rest/reservations?select=*,vehicles(*)",
+                &[],
+                &["read reservations some", "read vehicles some"],
+            ),
+            (
+                "GET",
+                "/rest/reservations?select=id,car:vehicles!fk_vehicle(model,owners(name))",
+                &[],
+                &[
+                    "read reservations some",
+                    "read vehicles some",
+                    "read owners some",
+                ],
+            ),
+            (
+                "GET",
+                "/rest/reservations?select=count(),amount.sum()",
+                &[],
+                &["read reservations some"],
+            ),
+            (
+                "DELETE",
+                "/rest/reservations",
+                &[],
+                &["delete reservations all"],
+            ),
+            (
+                "DELETE",
+                "/rest/reservations?limit=1&order=id",
+                &[],
+                &["delete reservations all"],
+            ),
+            (
+                "DELETE",
+                "/rest/reservations?id=eq.r-17",
+                &[],
+                &[r#"delete reservations some {"id": ["r-17"]}"#],
+            ),
+            (
+                "DELETE",
+                "/rest/reservations?id=in.(r-1,\"r,2\")",
+                &[],
+                &[r#"delete reservations some {"id": ["r,2", "r-1"]}"#],
+            ),
+            (
+                "DELETE",
+                "/rest/reservations?id=not.eq.r-17",
+                &[],
+                &["delete reservations all"],
+            ),
+            (
+                "DELETE",
+                "/rest/reservations?id=neq.r-17",
+                &[],
+                &["delete reservations all"],
+            ),
+            (
+                "DELETE",
+                "/rest/reservations?customer=like.*",
+                &[],
+                &["delete reservations all"],
+            ),
+            (
+                "DELETE",
+                "/rest/reservations?customer=like.A*",
+                &[],
+                &["delete reservations some"],
+            ),
+            (
+                "DELETE",
+                "/rest/reservations?starts_at=lt.2024-01-01",
+                &[],
+                &["delete reservations some"],
+            ),
+            (
+                "DELETE",
+                "/rest/reservations?vehicles.id=eq.1",
+                &[],
+                &["delete reservations all"],
+            ),
+            (
+                "DELETE",
+                "/rest/reservations?or=(id.eq.a,id.eq.b)",
+                &[],
+                &[r#"delete reservations some {"id": ["a", "b"]}"#],
+            ),
+            (
+                "DELETE",
+                "/rest/reservations?or=(id.eq.a,customer.not.is.null)",
+                &[],
+                &["delete reservations all"],
+            ),
+            (
+                "DELETE",
+                "/rest/reservations?not.or=(id.eq.a,id.eq.b)",
+                &[],
+                &["delete reservations all"],
+            ),
+            (
+                "DELETE",
+                "/rest/reservations?and=(tenant_id.eq.acme,or(id.eq.1,id.eq.2))",
+                &[],
+                &[r#"delete reservations some {"id": ["1", "2"], "tenant_id": ["acme"]}"#],
+            ),
+            (
+                "PATCH",
+                "/rest/reservations?tenant_id=eq.acme&tenant_id=eq.globex",
+                &[],
+                &[r#"update reservations some {"tenant_id": []}"#],
+            ),
+            (
+                "PATCH",
+                "/rest/reservations",
+                &[],
+                &["update reservations all"],
+            ),
+            (
+                "POST",
+                "/rest/reservations",
+                &[],
+                &["create reservations some"],
+            ),
+            (
+                "POST",
+                "/rest/reservations?on_conflict=id",
+                &[("prefer", "return=minimal, resolution=merge-duplicates")],
+                &["create reservations some", "update reservations some"],
+            ),
+            (
+                "PUT",
+                "/rest/reservations?id=eq.r-1",
+                &[],
+                &[
+                    r#"create reservations some {"id": ["r-1"]}"#,
+                    r#"update reservations some {"id": ["r-1"]}"#,
+                ],
+            ),
+            (
+                "GET",
+                "/rest/reservations",
+                &[("accept-profile", "private")],
+                &["read private.reservations some"],
+            ),
+            (
+                "GET",
+                "/rest/reservations",
+                &[("accept-profile", "public")],
+                &["read reservations some"],
+            ),
+            (
+                "DELETE",
+                "/rest/reservations?id=eq.1",
+                &[("content-profile", "audit")],
+                &[r#"delete audit.reservations some {"id": ["1"]}"#],
+            ),
+            (
+                "POST",
+                "/rest/rpc/purge_old",
+                &[],
+                &["execute rpc/purge_old some"],
+            ),
+            ("GET", "/rest/", &[], &["read _openapi some"]),
+        ];
+        for (m, p, h, want) in ok {
+            assert_eq!(run(&d, m, p, h).unwrap(), *want, "{m} {p}");
+        }
+        let denied: &[(&str, &str, Headers, &str)] = &[
+            (
+                "DELETE",
+                "/rest/reservations?id=bogus.1",
+                &[],
+                "unknown PostgREST operator",
+            ),
+            ("DELETE", "/rest/reservations?id=1", &[], "no operator"),
+            ("DELETE", "/rest/reservations?_method=GET", &[], "_method"),
+            (
+                "DELETE",
+                "/rest/reservations/1",
+                &[],
+                "not a PostgREST resource path",
+            ),
+            (
+                "DELETE",
+                "/rest/reservations?or=(id.eq.a",
+                &[],
+                "parenthesised",
+            ),
+            ("DELETE", "/rest/reservations?or=()", &[], "not a filter"),
+            (
+                "GET",
+                "/rest/reservations?select=*,bad%20name(*)",
+                &[],
+                "not a resource name",
+            ),
+            (
+                "GET",
+                "/rest/reservations",
+                &[("accept-profile", "a"), ("content-profile", "b")],
+                "different schemas",
+            ),
+            (
+                "GET",
+                "/rest/reservations",
+                &[("accept-profile", "a"), ("accept-profile", "b")],
+                "repeated",
+            ),
+            (
+                "GET",
+                "/rest/reservations",
+                &[("accept-profile", "a b")],
+                "one schema",
+            ),
+            (
+                "POST",
+                "/rest/reservations",
+                &[("prefer", "a"), ("prefer", "b")],
+                "repeated",
+            ),
+            ("DELETE", "/rest/", &[], "root"),
+        ];
+        for (m, p, h, why) in denied {
+            let err = run(&d, m, p, h).unwrap_err();
+            assert!(err.contains(why), "{m} {p}: {err}");
+        }
+    }
+
+    #[test]
+    fn route_templates() {
+        let r = |methods: &[&str],
+                 path: &str,
+                 resource: &str,
+                 action: Option<&str>,
+                 scope: Option<&str>| RouteCfg {
+            methods: methods.iter().map(|s| s.to_string()).collect(),
+            path: path.to_string(),
+            resource: resource.to_string(),
+            action: action.map(str::to_string),
+            scope: scope.map(str::to_string),
+        };
+        let d = decoder(
+            RestStyle::Routes,
+            "/v1",
+            Some(vec![
+                r(&["GET"], "/reservations", "reservations", None, None),
+                r(
+                    &["DELETE"],
+                    "/reservations",
+                    "reservations",
+                    None,
+                    Some("all"),
+                ),
+                r(
+                    &["GET", "DELETE"],
+                    "/reservations/{id}",
+                    "reservations",
+                    None,
+                    None,
+                ),
+                r(
+                    &["POST"],
+                    "/reservations/{id}/cancel",
+                    "reservations",
+                    Some("update"),
+                    None,
+                ),
+                r(&["GET"], "/tables/{table}/rows", "db.{table}", None, None),
+            ]),
+        );
+        let ok: &[(&str, &str, &[&str])] = &[
+            ("GET", "/v1/reservations", &["read reservations some"]),
+            ("DELETE", "/v1/reservations", &["delete reservations all"]),
+            (
+                "DELETE",
+                "/v1/reservations/r-1",
+                &[r#"delete reservations some {"id": ["r-1"]}"#],
+            ),
+            (
+                "POST",
+                "/v1/reservations/r-1/cancel",
+                &[r#"update reservations some {"id": ["r-1"]}"#],
+            ),
+            (
+                "GET",
+                "/v1/tables/payments/rows",
+                &[r#"read db.payments some {"table": ["payments"]}"#],
+            ),
+        ];
+        for (m, p, want) in ok {
+            assert_eq!(run(&d, m, p, &[]).unwrap(), *want, "{m} {p}");
+        }
+        for (m, p) in [
+            ("PUT", "/v1/reservations/r-1"),
+            ("GET", "/v1/reservations/r-1/x"),
+            ("GET", "/v1/other"),
+        ] {
+            assert!(
+                run(&d, m, p, &[]).unwrap_err().contains("no route"),
+                "{m} {p}"
+            );
+        }
+        let mut errs = Vec::new();
+        let bad = RestConfig {
+            style: RestStyle::Routes,
+            base_path: None,
+            id_field: Some("x".into()),
+            default_schema: None,
+            routes: Some(vec![
+                r(&["GET"], "/a/{b c}", "x", None, None),
+                r(&["BREW"], "/a", "x", None, None),
+                r(
+                    &["GET"],
+                    "/a/{id}",
+                    "{nope}",
+                    Some("obliterate"),
+                    Some("most"),
+                ),
+            ]),
+        };
+        RestDecoder::compile(&bad, &[], "services[2].rest", &mut errs);
+        let paths: Vec<String> = errs.iter().map(|e| e.path.clone()).collect();
+        assert_eq!(
+            paths,
+            [
+                "services[2].rest.id_field",
+                "services[2].rest.routes[0].path",
+                "services[2].rest.routes[1].methods[0]",
+                "services[2].rest.routes[2].resource",
+                "services[2].rest.routes[2].action",
+                "services[2].rest.routes[2].scope",
+            ]
+        );
+    }
+}

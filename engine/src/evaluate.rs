@@ -1,0 +1,370 @@
+//! Rule precedence, written once. Pure: no clock, no host.
+
+use crate::bundle::Friction;
+use crate::operation::{Operation, Scope};
+use crate::policy::{Grant, Guard, Policy, Role};
+
+/// What one operation owes, and the bundle rule that decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owed {
+    pub friction: Friction,
+    pub rule: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Evaluation {
+    /// Some operation is covered by no grant of the role (index, why).
+    NotCovered { op: usize, reason: String },
+    /// Every operation is covered; `owed[i]` is what operation `i` owes.
+    /// The request owes the strictest of them.
+    Covered { owed: Vec<Owed> },
+}
+
+impl Evaluation {
+    /// The strictest friction owed and its operation index (first on ties).
+    pub fn strictest(&self) -> Option<(usize, &Owed)> {
+        match self {
+            Evaluation::NotCovered { .. } => None,
+            Evaluation::Covered { owed } => owed.iter().enumerate().fold(
+                None,
+                |best: Option<(usize, &Owed)>, (i, o)| match best {
+                    Some((_, b)) if b.friction >= o.friction => best,
+                    _ => Some((i, o)),
+                },
+            ),
+        }
+    }
+}
+
+/// Precedence, in order:
+///
+/// 1. **Scope before friction.** An operation must be covered by a grant of the key's
+///    role: same service, a resource pattern that matches, an action the grant names;
+///    `scope: all` also needs `unbounded: true`; a grant's `records` constraint needs
+///    the operation's *proven* record keys to be a subset of the allowed values
+///    (unproven keys are not covered). Any uncovered operation denies the whole request:
+///    friction never unlocks what no grant covers.
+/// 2. **Least friction among grants.** When several grants cover an operation, the
+///    one owing the least friction applies (none < confirm < approval < deny).
+/// 3. **Guards only add.** Every guard matching the operation (services, resources,
+///    actions — `destructive` also matches `scope: all`) raises its friction to the
+///    guard's effect if that is stricter. Guards apply to every role and no grant
+///    lifts them.
+/// 4. **Strictest operation wins.** The request owes the strictest friction of its
+///    operations (`Evaluation::strictest`).
+pub fn evaluate(policy: &Policy, role: &Role, ops: &[Operation]) -> Evaluation {
+    let mut owed = Vec::with_capacity(ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        let mut best: Option<&Grant> = None;
+        for g in role.grants.iter().filter(|g| covers(policy, g, op)) {
+            if best.is_none_or(|b| g.friction < b.friction) {
+                best = Some(g);
+            }
+        }
+        let Some(grant) = best else {
+            return Evaluation::NotCovered {
+                op: i,
+                reason: not_covered_reason(policy, role, op),
+            };
+        };
+        let verdict = match grant.friction {
+            Friction::None => "allowed",
+            Friction::Confirm => "confirmation required",
+            Friction::Approval => "approval required",
+            Friction::Deny => "denied",
+        };
+        let mut o = Owed {
+            friction: grant.friction,
+            rule: grant.rule.clone(),
+            reason: format!(
+                "{verdict} by grant {} of role `{}` for {} on `{}`",
+                grant.rule, role.name, op.action, op.resource
+            ),
+        };
+        for guard in policy.guards.iter().filter(|g| guard_matches(g, op)) {
+            if guard.effect > o.friction {
+                o = Owed {
+                    friction: guard.effect,
+                    rule: guard.rule.clone(),
+                    reason: format!("guard {}: {}", guard.rule, describe_guard(guard, op)),
+                };
+            }
+        }
+        owed.push(o);
+    }
+    Evaluation::Covered { owed }
+}
+
+fn service_name(policy: &Policy, idx: usize) -> &str {
+    policy
+        .service(idx)
+        .map(|s| s.name.as_str())
+        .unwrap_or_default()
+}
+
+fn names(policy: &Policy, g: &Grant, op: &Operation) -> bool {
+    service_name(policy, g.service) == op.service
+        && g.actions.contains(op.action)
+        && g.resources.iter().any(|r| r.matches(&op.resource))
+}
+
+/// Whether one grant covers one operation (rule 1).
+fn covers(policy: &Policy, g: &Grant, op: &Operation) -> bool {
+    if !names(policy, g, op) {
+        return false;
+    }
+    if op.scope == Scope::All && !g.unbounded {
+        return false;
+    }
+    match &g.records {
+        None => true,
+        Some(allowed) => allowed.iter().all(|(key, values)| {
+            op.records
+                .get(key)
+                .is_some_and(|proven| proven.iter().all(|v| values.contains(v)))
+        }),
+    }
+}
+
+fn not_covered_reason(policy: &Policy, role: &Role, op: &Operation) -> String {
+    let what = format!(
+        "{} on `{}` (service {})",
+        op.action, op.resource, op.service
+    );
+    let near: Vec<&Grant> = role
+        .grants
+        .iter()
+        .filter(|g| names(policy, g, op))
+        .collect();
+    if near.is_empty() {
+        return format!("not covered: role `{}` grants no {what}", role.name);
+    }
+    if op.scope == Scope::All && near.iter().all(|g| !g.unbounded) {
+        return format!(
+            "not covered: {what} touches every row (scope all) and no grant of role `{}` is unbounded",
+            role.name
+        );
+    }
+    let keys: Vec<String> = near
+        .iter()
+        .filter_map(|g| g.records.as_ref())
+        .flat_map(|r| r.keys().cloned())
+        .collect();
+    format!(
+        "not covered: role `{}` allows {what} only for proven records ({}); the request does not prove them",
+        role.name,
+        keys.join(", ")
+    )
+}
+
+fn guard_matches(g: &Guard, op: &Operation) -> bool {
+    g.services.iter().any(|s| s.matches(&op.service))
+        && g.resources
+            .as_ref()
+            .is_none_or(|rs| rs.iter().any(|r| r.matches(&op.resource)))
+        && g.actions.as_ref().is_none_or(|a| a.matches(op))
+}
+
+fn describe_guard(g: &Guard, op: &Operation) -> String {
+    let what = if op.scope == Scope::All {
+        format!("{} of every row of `{}`", op.action, op.resource)
+    } else {
+        format!("{} on `{}`", op.action, op.resource)
+    };
+    format!(
+        "{} for every key",
+        match g.effect {
+            Friction::Deny => format!("denies {what}"),
+            Friction::Approval => format!("requires approval for {what}"),
+            Friction::Confirm => format!("requires confirmation for {what}"),
+            Friction::None => what,
+        }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operation::{Action, Records};
+    use crate::policy::{compile_json, Secrets};
+
+    const BUNDLE: &str = r#"{
+      "bundle": "t", "version": 1, "environment": "production",
+      "services": [
+        {"name": "rentals", "protocol": "rest", "match": {"path_prefix": "/rest"}, "rest": {"style": "postgrest"}},
+        {"name": "railway", "protocol": "rest", "match": {"path_prefix": "/gql"}, "rest": {"style": "postgrest"}}
+      ],
+      "roles": [
+        {"name": "domains", "allow": [
+          {"service": "railway", "resources": ["customDomain*", "domains"], "actions": ["read", "create", "update", "delete"]}]},
+        {"name": "writer", "allow": [
+          {"service": "rentals", "resources": ["reservations"], "actions": ["read", "create", "update"], "records": {"tenant_id": ["acme"]}},
+          {"service": "rentals", "resources": ["reservations"], "actions": ["delete"], "friction": "approval"},
+          {"service": "rentals", "resources": ["reservations"], "actions": ["delete"], "friction": "confirm"},
+          {"service": "rentals", "resources": ["vehicles"], "actions": ["*"], "unbounded": true},
+          {"service": "rentals", "resources": ["payments"], "actions": ["read"], "friction": "deny"}]}
+      ],
+      "guards": [
+        {"services": ["*"], "resources": ["*backup*", "volume*"], "actions": ["destructive"], "effect": "deny"},
+        {"services": ["*"], "actions": ["drop", "admin"], "effect": "approval"}
+      ]
+    }"#;
+
+    fn op(service: &str, action: Action, resource: &str) -> Operation {
+        Operation::new(service, action, resource)
+    }
+    fn recs(k: &str, v: &[&str]) -> Records {
+        let mut r = Records::new();
+        r.insert(k.into(), v.iter().map(|s| s.to_string()).collect());
+        r
+    }
+
+    /// Expected outcome: `Ok((friction, rule))` when covered, `Err(reason fragment)` when not.
+    type Want = Result<(Friction, &'static str), &'static str>;
+
+    #[test]
+    fn precedence_table() {
+        let p = compile_json(BUNDLE.as_bytes(), &Secrets::Unchecked).unwrap();
+        let domains = &p.roles[0];
+        let writer = &p.roles[1];
+        // (role, operations, expected: Err(reason fragment) | Ok((friction, rule)))
+        let cases: Vec<(&Role, Vec<Operation>, Want)> = vec![
+            (
+                domains,
+                vec![op("railway", Action::Create, "customDomainCreate")],
+                Ok((Friction::None, "roles[0].allow[0]")),
+            ),
+            // The incident: not on the menu, so not covered (scope before friction).
+            (
+                domains,
+                vec![op("railway", Action::Delete, "volumeDelete")],
+                Err("grants no delete on `volumeDelete`"),
+            ),
+            (
+                domains,
+                vec![
+                    op("railway", Action::Read, "customDomains"),
+                    op("railway", Action::Delete, "volumeDelete"),
+                ],
+                Err("volumeDelete"),
+            ),
+            (
+                domains,
+                vec![op("rentals", Action::Read, "customDomainCreate")],
+                Err("grants no read"),
+            ),
+            // Least friction among covering grants.
+            (
+                writer,
+                vec![op("rentals", Action::Delete, "reservations")],
+                Ok((Friction::Confirm, "roles[1].allow[2]")),
+            ),
+            // Records: proven subset covers; unproven or outside does not.
+            (
+                writer,
+                vec![op("rentals", Action::Update, "reservations")
+                    .with_records(recs("tenant_id", &["acme"]))],
+                Ok((Friction::None, "roles[1].allow[0]")),
+            ),
+            (
+                writer,
+                vec![op("rentals", Action::Update, "reservations")
+                    .with_records(recs("tenant_id", &["acme", "globex"]))],
+                Err("only for proven records (tenant_id)"),
+            ),
+            (
+                writer,
+                vec![op("rentals", Action::Update, "reservations")],
+                Err("only for proven records"),
+            ),
+            // Scope all needs unbounded.
+            (
+                writer,
+                vec![op("rentals", Action::Delete, "reservations").with_scope(Scope::All)],
+                Err("scope all"),
+            ),
+            (
+                writer,
+                vec![op("rentals", Action::Update, "vehicles").with_scope(Scope::All)],
+                Ok((Friction::None, "roles[1].allow[3]")),
+            ),
+            // Guards add friction and cannot be lifted.
+            (
+                writer,
+                vec![op("rentals", Action::Drop, "vehicles")],
+                Ok((Friction::Approval, "guards[1]")),
+            ),
+            (
+                writer,
+                vec![op("rentals", Action::Delete, "vehicles_backup")],
+                Err("grants no delete"),
+            ),
+            (
+                writer,
+                vec![op("rentals", Action::Read, "payments")],
+                Ok((Friction::Deny, "roles[1].allow[4]")),
+            ),
+            // Strictest operation wins.
+            (
+                writer,
+                vec![
+                    op("rentals", Action::Read, "vehicles"),
+                    op("rentals", Action::Drop, "vehicles"),
+                    op("rentals", Action::Read, "payments"),
+                ],
+                Ok((Friction::Deny, "roles[1].allow[4]")),
+            ),
+        ];
+        for (role, ops, want) in cases {
+            let e = evaluate(&p, role, &ops);
+            match (want, &e) {
+                (Ok((friction, rule)), Evaluation::Covered { .. }) => {
+                    let (_, owed) = e.strictest().unwrap();
+                    assert_eq!(
+                        (owed.friction, owed.rule.as_str()),
+                        (friction, rule),
+                        "{ops:?}"
+                    );
+                }
+                (Err(fragment), Evaluation::NotCovered { reason, .. }) => {
+                    assert!(reason.contains(fragment), "{ops:?}: {reason}");
+                }
+                (want, got) => panic!("{ops:?}: want {want:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn guard_matches_scope_all_as_destructive() {
+        let p = compile_json(BUNDLE.as_bytes(), &Secrets::Unchecked).unwrap();
+        let writer = &p.roles[1];
+        let e = evaluate(
+            &p,
+            writer,
+            &[op("rentals", Action::Update, "volume_sizes").with_scope(Scope::All)],
+        );
+        assert!(matches!(e, Evaluation::NotCovered { .. }));
+        let bundle = BUNDLE.replace(
+            r#""resources": ["vehicles"]"#,
+            r#""resources": ["vehicles", "volume_sizes"]"#,
+        );
+        let p = compile_json(bundle.as_bytes(), &Secrets::Unchecked).unwrap();
+        let e = evaluate(
+            &p,
+            &p.roles[1],
+            &[op("rentals", Action::Update, "volume_sizes").with_scope(Scope::All)],
+        );
+        let (_, owed) = e.strictest().unwrap();
+        assert_eq!(
+            (owed.friction, owed.rule.as_str()),
+            (Friction::Deny, "guards[0]")
+        );
+        assert!(
+            owed.reason
+                .contains("denies update of every row of `volume_sizes` for every key"),
+            "{}",
+            owed.reason
+        );
+    }
+}

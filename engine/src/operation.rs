@@ -1,0 +1,197 @@
+//! The common language of every decoder: what a request does, to what.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// What an operation does. `destructive` (in bundles) is shorthand for
+/// `delete drop alter admin execute` plus any operation with `scope: all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Read,
+    Create,
+    Update,
+    Delete,
+    Drop,
+    Alter,
+    Admin,
+    Execute,
+}
+
+impl Action {
+    pub const ALL: [Action; 8] = [
+        Action::Read,
+        Action::Create,
+        Action::Update,
+        Action::Delete,
+        Action::Drop,
+        Action::Alter,
+        Action::Admin,
+        Action::Execute,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Read => "read",
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+            Action::Drop => "drop",
+            Action::Alter => "alter",
+            Action::Admin => "admin",
+            Action::Execute => "execute",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// Destructive by kind (an operation with `scope: all` is destructive whatever its kind).
+    pub fn is_destructive(self) -> bool {
+        matches!(
+            self,
+            Action::Delete | Action::Drop | Action::Alter | Action::Admin | Action::Execute
+        )
+    }
+
+    /// Actions that change rows, for which an unbounded scope matters.
+    pub fn writes_rows(self) -> bool {
+        matches!(self, Action::Update | Action::Delete)
+    }
+
+    pub(crate) fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Some,
+    All,
+}
+
+/// Record keys a decoder proved: column/argument name -> the only values it can touch.
+pub type Records = BTreeMap<String, Vec<String>>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Operation {
+    pub service: String,
+    pub action: Action,
+    pub resource: String,
+    pub scope: Scope,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub records: Records,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+impl Operation {
+    pub fn new(service: &str, action: Action, resource: impl Into<String>) -> Self {
+        Operation {
+            service: service.to_string(),
+            action,
+            resource: resource.into(),
+            scope: Scope::Some,
+            records: Records::new(),
+            detail: String::new(),
+        }
+    }
+
+    pub fn with_scope(mut self, scope: Scope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    pub fn with_records(mut self, records: Records) -> Self {
+        self.records = records;
+        self
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+
+    pub fn is_destructive(&self) -> bool {
+        self.action.is_destructive() || self.scope == Scope::All
+    }
+}
+
+/// A set of actions, as grants and guards name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ActionSet {
+    bits: u8,
+    /// `destructive` also matches any operation with `scope: all`, whatever its action.
+    destructive: bool,
+}
+
+impl ActionSet {
+    /// Parses one bundle action word: an action, `destructive` or `*`.
+    pub fn add_word(&mut self, word: &str) -> bool {
+        match word {
+            "*" => {
+                self.bits = u8::MAX;
+                true
+            }
+            "destructive" => {
+                self.destructive = true;
+                for a in Action::ALL.into_iter().filter(|a| a.is_destructive()) {
+                    self.bits |= a.bit();
+                }
+                true
+            }
+            other => match Action::parse(other) {
+                Some(a) => {
+                    self.bits |= a.bit();
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
+    pub fn contains(&self, action: Action) -> bool {
+        self.bits & action.bit() != 0
+    }
+
+    /// Whether this set names the operation (the `destructive` word covers `scope: all`).
+    pub fn matches(&self, op: &Operation) -> bool {
+        self.contains(op.action) || (self.destructive && op.scope == Scope::All)
+    }
+
+    pub fn actions(&self) -> impl Iterator<Item = Action> + '_ {
+        Action::ALL.into_iter().filter(|a| self.contains(*a))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_words() {
+        let mut set = ActionSet::default();
+        assert!(set.add_word("destructive"));
+        assert!(!set.add_word("remove"));
+        assert!(set.contains(Action::Execute) && !set.contains(Action::Read));
+        let bulk_update = Operation::new("s", Action::Update, "t").with_scope(Scope::All);
+        assert!(set.matches(&bulk_update));
+        assert!(bulk_update.is_destructive());
+        assert!(!set.matches(&Operation::new("s", Action::Update, "t")));
+        let mut all = ActionSet::default();
+        all.add_word("*");
+        assert_eq!(all.actions().count(), 8);
+        for a in Action::ALL {
+            assert_eq!(Action::parse(a.as_str()), Some(a));
+        }
+    }
+}

@@ -1,0 +1,458 @@
+//! One request through the pipeline of DESIGN.md:
+//! authenticate → route → (body?) → decode → evaluate → verdict.
+//!
+//! The filter calls `begin` on request headers and, when a body must be read, `finish`
+//! at end of stream (or trailers). The CLI and tests call `decide` with the whole request.
+//! Both paths run the same code, so they cannot disagree.
+
+use crate::bundle::{BundleErrors, Friction};
+use crate::digest::{request_digest, sha256, DigestInput};
+use crate::evaluate::{evaluate, Evaluation};
+use crate::operation::Operation;
+use crate::policy::{Decoder, Key, Policy, Secrets, Service};
+use crate::request::{undecodable, DecodeError, HeaderValue, RequestHead, Target};
+use crate::verdict::{Decision, Forward, Refusal, Subject, Verdict};
+
+/// Headers that ask a server to treat the request as another method. Never honoured:
+/// the gateway and the upstream could disagree on what the request does.
+const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Headers scopegate owns on the upstream side; whatever an agent sends is dropped.
+const SCOPEGATE_HEADERS: [&str; 4] = [
+    "x-scopegate-key",
+    "x-scopegate-role",
+    "x-scopegate-approval",
+    "x-scopegate-confirm",
+];
+
+#[derive(Debug)]
+pub struct Engine {
+    policy: Policy,
+}
+
+/// What `begin` concluded.
+#[derive(Debug)]
+pub enum Step {
+    /// Decided on headers alone.
+    Decided(Verdict),
+    /// The body is needed. Apply `forward()` now (the request is held, so nothing
+    /// reaches the upstream before the decision), buffer up to `max_body_bytes()`,
+    /// then call `finish`.
+    NeedBody(Pending),
+}
+
+/// A request held for its body.
+#[derive(Debug)]
+pub struct Pending {
+    head: RequestHead,
+    target: Target,
+    subject: Subject,
+    key_id: String,
+    max_body_bytes: usize,
+    forward: Forward,
+    /// Operations already decoded from the head, owing friction whose challenge
+    /// digest needs the body.
+    decided_ops: Vec<Operation>,
+    owed: Option<(Friction, String, String)>,
+}
+
+impl Pending {
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+    pub fn forward(&self) -> &Forward {
+        &self.forward
+    }
+    pub fn subject(&self) -> &Subject {
+        &self.subject
+    }
+}
+
+/// An authenticated caller.
+struct Caller<'p> {
+    key: &'p Key,
+    role_name: &'p str,
+}
+
+impl Engine {
+    pub fn new(policy: Policy) -> Self {
+        Engine { policy }
+    }
+
+    pub fn from_json(json: &[u8], secrets: &Secrets) -> Result<Self, BundleErrors> {
+        Ok(Engine::new(crate::policy::compile_json(json, secrets)?))
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Decides a complete request (CLI, tests): `begin`, then `finish` if needed.
+    pub fn decide(&self, headers: Vec<(String, Vec<u8>)>, body: &[u8], now_ms: i64) -> Verdict {
+        match self.begin(headers, !body.is_empty(), now_ms) {
+            Step::Decided(v) => v,
+            Step::NeedBody(p) => self.finish(p, body),
+        }
+    }
+
+    /// Headers phase, from the host's full header list (pseudo-headers included).
+    /// `body_follows` is false when the headers ended the stream.
+    pub fn begin(&self, headers: Vec<(String, Vec<u8>)>, body_follows: bool, now_ms: i64) -> Step {
+        let head = match RequestHead::from_headers(headers) {
+            Ok(h) => h,
+            Err(e) => {
+                let subject = Subject {
+                    request_id: "-".into(),
+                    path: "<undecodable>".into(),
+                    ..Subject::default()
+                };
+                return Step::Decided(refuse(subject, e.into(), Vec::new()));
+            }
+        };
+        let target = Target::parse(&head.path);
+        let mut subject = Subject {
+            request_id: request_id(&head),
+            method: head.method.clone(),
+            path: target
+                .as_ref()
+                .map(Target::path)
+                .unwrap_or_else(|_| "<undecodable>".to_string()),
+            ..Subject::default()
+        };
+
+        // Public routes need no key.
+        if let Ok(t) = &target {
+            if let Some(svc) = self.public_service(&head, t) {
+                subject.service = Some(svc.name.clone());
+                let verdict = Verdict {
+                    decision: Decision::Allow,
+                    reason: "public route".into(),
+                    rule: None,
+                    hint: None,
+                    subject,
+                    operations: Vec::new(),
+                    friction: None,
+                    digest: None,
+                    forward: Some(self.forward(svc, None)),
+                };
+                return Step::Decided(verdict);
+            }
+        }
+
+        let caller = match self.authenticate(&head, now_ms) {
+            Ok(c) => c,
+            Err(r) => return Step::Decided(refuse(subject, r, Vec::new())),
+        };
+        subject.key = Some(caller.key.id.clone());
+        subject.role = Some(caller.role_name.to_string());
+
+        let target = match target {
+            Ok(t) => t,
+            Err(e) => return Step::Decided(refuse(subject, e.into(), Vec::new())),
+        };
+        let Some(service) = self.route(&head, &target) else {
+            let r = Refusal::NoService {
+                method: head.method.clone(),
+                path: subject.path.clone(),
+            };
+            return Step::Decided(refuse(subject, r, Vec::new()));
+        };
+        subject.service = Some(service.name.clone());
+        if let Err(e) = check_envelope(&head) {
+            return Step::Decided(refuse(subject, e.into(), Vec::new()));
+        }
+
+        let ops = match &service.decoder {
+            Decoder::Rest(d) => d.decode(&service.name, &head, &target),
+        };
+        let ops = match ops {
+            Ok(ops) if ops.is_empty() => {
+                let e = DecodeError("request decodes to no operation".into());
+                return Step::Decided(refuse(subject, e.into(), Vec::new()));
+            }
+            Ok(ops) => ops,
+            Err(e) => return Step::Decided(refuse(subject, e.into(), Vec::new())),
+        };
+        let forward = self.forward(service, Some(&caller));
+        let key_id = caller.key.id.clone();
+        let role = self.policy.role(caller.key.role);
+        let evaluation = match role {
+            Some(role) => evaluate(&self.policy, role, &ops),
+            None => {
+                let r = Refusal::BrokenKey(caller.key.id.clone());
+                return Step::Decided(refuse(subject, r, ops));
+            }
+        };
+        let owed = match &evaluation {
+            Evaluation::NotCovered { reason, .. } => {
+                return Step::Decided(refuse(subject, Refusal::NotCovered(reason.clone()), ops));
+            }
+            Evaluation::Covered { .. } => evaluation
+                .strictest()
+                .map(|(_, o)| (o.friction, o.rule.clone(), o.reason.clone())),
+        };
+        let pending = Pending {
+            head,
+            target,
+            subject,
+            key_id,
+            max_body_bytes: service.max_body_bytes,
+            forward,
+            decided_ops: ops,
+            owed,
+        };
+        let needs_digest = pending
+            .owed
+            .as_ref()
+            .is_some_and(|(f, _, _)| matches!(f, Friction::Confirm | Friction::Approval));
+        if needs_digest && body_follows {
+            // The challenge is bound to the body: read it before answering.
+            return Step::NeedBody(pending);
+        }
+        Step::Decided(self.conclude(pending, if body_follows { None } else { Some(&[]) }))
+    }
+
+    /// Body phase: the whole body has arrived (end of stream or trailers).
+    pub fn finish(&self, pending: Pending, body: &[u8]) -> Verdict {
+        if body.len() > pending.max_body_bytes {
+            return self.too_large(pending);
+        }
+        self.conclude(pending, Some(body))
+    }
+
+    /// The body could not be read from the host: refused, never forwarded unread.
+    pub fn unreadable(&self, pending: Pending) -> Verdict {
+        let e = DecodeError("request body could not be read".into());
+        refuse(pending.subject, e.into(), pending.decided_ops)
+    }
+
+    /// The body grew past the service's limit before it ended.
+    pub fn too_large(&self, pending: Pending) -> Verdict {
+        let r = Refusal::TooLarge {
+            limit: pending.max_body_bytes,
+        };
+        refuse(pending.subject, r, pending.decided_ops)
+    }
+
+    /// Turns decoded, evaluated operations into the verdict. `body` is `None` when the
+    /// body streams to the upstream unread (header-only decisions).
+    fn conclude(&self, p: Pending, body: Option<&[u8]>) -> Verdict {
+        let digest = body.map(|b| {
+            request_digest(&DigestInput {
+                key_id: &p.key_id,
+                method: &p.head.method,
+                authority: &p.head.authority,
+                path: &p.target.path(),
+                query: &p.target.raw_query,
+                body: b,
+            })
+        });
+        let (friction, rule, reason) =
+            p.owed
+                .unwrap_or((Friction::None, String::new(), String::new()));
+        let base = Verdict {
+            decision: Decision::Allow,
+            reason,
+            rule: (!rule.is_empty()).then_some(rule),
+            hint: None,
+            subject: p.subject,
+            operations: p.decided_ops,
+            friction: None,
+            digest,
+            forward: None,
+        };
+        match friction {
+            Friction::None => Verdict {
+                forward: Some(p.forward),
+                ..base
+            },
+            Friction::Deny => {
+                let r = Refusal::Denied(base.reason.clone());
+                Verdict {
+                    decision: r.decision(),
+                    hint: Some(r.hint()),
+                    ..base
+                }
+            }
+            Friction::Confirm | Friction::Approval => Verdict {
+                decision: Decision::Challenge,
+                hint: Some(challenge_hint(friction)),
+                friction: Some(friction),
+                ..base
+            },
+        }
+    }
+
+    /// Finds the caller's key. Every presented credential header counts; two different
+    /// credentials, or one header sent twice, are refused rather than picked from.
+    fn authenticate(&self, head: &RequestHead, now_ms: i64) -> Result<Caller<'_>, Refusal> {
+        let mut presented: Option<&[u8]> = None;
+        for name in &self.policy.credential_headers {
+            let value = match head.header(name) {
+                HeaderValue::Absent => continue,
+                HeaderValue::Repeated => {
+                    return Err(Refusal::AmbiguousCredential(format!(
+                        "repeated {name} header"
+                    )))
+                }
+                HeaderValue::One(v) => v,
+            };
+            let token = if name == "authorization" {
+                match bearer_token(value) {
+                    Some(t) => t,
+                    None => continue, // another scheme: not a scopegate key (and stripped)
+                }
+            } else {
+                trim(value)
+            };
+            if token.is_empty() {
+                return Err(Refusal::AmbiguousCredential(format!("empty {name}")));
+            }
+            match presented {
+                Some(p) if p != token => {
+                    return Err(Refusal::AmbiguousCredential(
+                        "two different credentials presented".into(),
+                    ))
+                }
+                _ => presented = Some(token),
+            }
+        }
+        let token = presented.ok_or(Refusal::NoCredential)?;
+        let key = self
+            .policy
+            .key_by_digest(&sha256(token))
+            .ok_or(Refusal::UnknownKey)?;
+        if key.expires.is_some_and(|e| now_ms >= e) {
+            return Err(Refusal::ExpiredKey(key.id.clone()));
+        }
+        if let Some(envs) = &key.environments {
+            if !envs.contains(&self.policy.environment) {
+                return Err(Refusal::WrongEnvironment {
+                    key: key.id.clone(),
+                    environment: self.policy.environment.clone(),
+                });
+            }
+        }
+        let role = self
+            .policy
+            .role(key.role)
+            .ok_or_else(|| Refusal::BrokenKey(key.id.clone()))?;
+        Ok(Caller {
+            key,
+            role_name: &role.name,
+        })
+    }
+
+    /// First service whose `match` fits (hosts, path prefix by whole segments, methods).
+    fn route(&self, head: &RequestHead, target: &Target) -> Option<&Service> {
+        let host = head.host();
+        self.policy.services.iter().find(|s| {
+            (s.hosts.is_empty() || s.hosts.iter().any(|h| h.matches(&host)))
+                && target.strip_prefix(&s.prefix).is_some()
+                && s.methods.as_ref().is_none_or(|m| m.contains(&head.method))
+        })
+    }
+
+    fn public_service(&self, head: &RequestHead, target: &Target) -> Option<&Service> {
+        if self.policy.public.is_empty() {
+            return None;
+        }
+        let routed = self.route(head, target)?;
+        self.policy
+            .public
+            .iter()
+            .filter(|p| p.path == target.segments && p.methods.contains(&head.method))
+            .filter_map(|p| self.policy.service(p.service))
+            .find(|s| std::ptr::eq(*s, routed))
+    }
+
+    /// Header changes on the way to the upstream: the agent's credential and any
+    /// `x-scopegate-*` it sent are removed; identity and upstream auth are set.
+    fn forward(&self, service: &Service, caller: Option<&Caller>) -> Forward {
+        let mut f = Forward::default();
+        f.remove
+            .extend(self.policy.credential_headers.iter().cloned());
+        f.remove
+            .extend(SCOPEGATE_HEADERS.iter().map(|h| h.to_string()));
+        if let Some(c) = caller {
+            f.set.push(("x-scopegate-key".into(), c.key.id.clone()));
+            f.set
+                .push(("x-scopegate-role".into(), c.role_name.to_string()));
+        }
+        if let Some(ua) = &service.upstream_auth {
+            f.set.push((ua.header.clone(), ua.value.clone()));
+        }
+        f
+    }
+}
+
+fn challenge_hint(friction: Friction) -> String {
+    match friction {
+        Friction::Confirm => "this operation needs confirmation: only if a human asked for exactly this, retry it unchanged with `x-scopegate-confirm: <action> <resource>`".into(),
+        _ => "this operation needs a human's approval out of band: give the `challenge` to a human who can run `scopegate approve`, then retry the request unchanged with the token in `x-scopegate-approval`; do not try another way".into(),
+    }
+}
+
+fn refuse(subject: Subject, r: Refusal, operations: Vec<Operation>) -> Verdict {
+    Verdict {
+        decision: r.decision(),
+        reason: r.to_string(),
+        rule: None,
+        hint: Some(r.hint()),
+        subject,
+        operations,
+        friction: None,
+        digest: None,
+        forward: None,
+    }
+}
+
+/// Envelope checks every protocol shares.
+fn check_envelope(head: &RequestHead) -> Result<(), DecodeError> {
+    for h in METHOD_OVERRIDE_HEADERS {
+        if head.has_header(h) {
+            return undecodable(format!("method override header `{h}`"));
+        }
+    }
+    Ok(())
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    let start = v
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    v.get(start..end).unwrap_or_default()
+}
+
+/// `Bearer <token>` (scheme case-insensitive) → token.
+fn bearer_token(v: &[u8]) -> Option<&[u8]> {
+    let v = trim(v);
+    let scheme = v.get(..7)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer ") {
+        return None;
+    }
+    Some(trim(v.get(7..)?))
+}
+
+fn request_id(head: &RequestHead) -> String {
+    match head.header("x-request-id") {
+        HeaderValue::One(v)
+            if !v.is_empty()
+                && v.len() <= 128
+                && v.iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b)) =>
+        {
+            String::from_utf8_lossy(v).into_owned()
+        }
+        _ => "-".to_string(),
+    }
+}

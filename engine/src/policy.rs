@@ -1,0 +1,761 @@
+//! A bundle checked and compiled once (in `on_configure`, or by the CLI): names resolved
+//! to indexes, globs compiled, keys in a hash map. A bundle with any problem is rejected
+//! whole, every problem reported with its JSON path.
+
+use crate::bundle::{self, Bundle, BundleError, BundleErrors, Friction, Protocol};
+use crate::decode::rest::RestDecoder;
+use crate::glob::Glob;
+use crate::operation::{ActionSet, Records};
+use crate::request::config_segments;
+use crate::time::parse_rfc3339;
+use hashbrown::{HashMap, HashSet};
+use serde_json::Value;
+
+/// Default body limit for services whose requests are buffered and inspected.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Hard ceiling: a bundle may not ask the filter to buffer more than this.
+pub const MAX_BODY_BYTES_CEILING: usize = 64 * 1024 * 1024;
+
+#[derive(Debug)]
+pub struct Policy {
+    pub name: String,
+    pub environment: String,
+    pub credential_headers: Vec<String>,
+    pub services: Vec<Service>,
+    pub roles: Vec<Role>,
+    pub keys: Vec<Key>,
+    /// SHA-256 of a key -> index in `keys`.
+    key_index: HashMap<[u8; 32], usize>,
+    pub guards: Vec<Guard>,
+    pub public: Vec<Public>,
+}
+
+#[derive(Debug)]
+pub struct Service {
+    pub name: String,
+    pub protocol: Protocol,
+    pub hosts: Vec<Glob>,
+    pub prefix: Vec<String>,
+    pub methods: Option<Vec<String>>,
+    pub upstream_auth: Option<UpstreamAuth>,
+    pub decoder: Decoder,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug)]
+pub struct UpstreamAuth {
+    pub header: String,
+    /// `prefix` + the secret, resolved from the VM environment at configure time.
+    pub value: String,
+}
+
+#[derive(Debug)]
+pub enum Decoder {
+    Rest(RestDecoder),
+}
+
+#[derive(Debug)]
+pub struct Role {
+    pub name: String,
+    pub grants: Vec<Grant>,
+}
+
+#[derive(Debug)]
+pub struct Grant {
+    pub service: usize,
+    pub resources: Vec<Glob>,
+    pub actions: ActionSet,
+    pub friction: Friction,
+    pub unbounded: bool,
+    pub records: Option<Records>,
+    /// Where the grant is in the bundle, e.g. `roles[2].allow[1]`.
+    pub rule: String,
+}
+
+#[derive(Debug)]
+pub struct Key {
+    pub id: String,
+    pub sha256: [u8; 32],
+    pub role: usize,
+    pub environments: Option<Vec<String>>,
+    /// Unix milliseconds.
+    pub expires: Option<i64>,
+}
+
+#[derive(Debug)]
+pub struct Guard {
+    pub services: Vec<Glob>,
+    pub resources: Option<Vec<Glob>>,
+    pub actions: Option<ActionSet>,
+    pub effect: Friction,
+    pub rule: String,
+}
+
+#[derive(Debug)]
+pub struct Public {
+    pub service: usize,
+    pub methods: Vec<String>,
+    pub path: Vec<String>,
+}
+
+/// Where upstream secrets come from when a bundle is compiled.
+pub enum Secrets<'a> {
+    /// The filter: the VM's environment; a missing variable rejects the bundle.
+    Env(&'a dyn Fn(&str) -> Option<String>),
+    /// Tools that never forward (lint, eval): a placeholder, nothing read.
+    Unchecked,
+}
+
+const DEFAULT_CREDENTIAL_HEADERS: [&str; 2] = ["authorization", "x-api-key"];
+
+/// Parses and compiles bundle JSON.
+pub fn compile_json(json: &[u8], secrets: &Secrets) -> Result<Policy, BundleErrors> {
+    compile(&bundle::parse(json)?, secrets)
+}
+
+fn is_header_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn is_method(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_uppercase())
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+fn hex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        let pair = s.get(i * 2..i * 2 + 2)?;
+        *byte = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(out)
+}
+
+struct Errs(Vec<BundleError>);
+
+impl Errs {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(BundleError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn globs(&mut self, at: &str, patterns: &[String]) -> Vec<Glob> {
+        if patterns.is_empty() {
+            self.push(at, "must not be empty");
+        }
+        for (i, p) in patterns.iter().enumerate() {
+            if p.is_empty() {
+                self.push(format!("{at}[{i}]"), "empty pattern");
+            }
+        }
+        patterns.iter().map(|p| Glob::new(p)).collect()
+    }
+
+    fn actions(&mut self, at: &str, words: &[String]) -> ActionSet {
+        let mut set = ActionSet::default();
+        if words.is_empty() {
+            self.push(at, "must not be empty");
+        }
+        for (i, w) in words.iter().enumerate() {
+            if !set.add_word(w) {
+                self.push(
+                    format!("{at}[{i}]"),
+                    format!("unknown action `{w}` (read create update delete drop alter admin execute destructive *)"),
+                );
+            }
+        }
+        set
+    }
+
+    fn methods(&mut self, at: &str, methods: &[String]) {
+        if methods.is_empty() {
+            self.push(at, "must not be empty");
+        }
+        for (i, m) in methods.iter().enumerate() {
+            if !is_method(m) {
+                self.push(
+                    format!("{at}[{i}]"),
+                    format!("`{m}` is not an upper-case HTTP method"),
+                );
+            }
+        }
+    }
+}
+
+fn record_values(
+    at: &str,
+    records: &std::collections::BTreeMap<String, Vec<Value>>,
+    errs: &mut Errs,
+) -> Records {
+    let mut out = Records::new();
+    for (col, values) in records {
+        if col.is_empty() {
+            errs.push(at, "empty record key name");
+        }
+        if values.is_empty() {
+            errs.push(format!("{at}.{col}"), "must list at least one value");
+        }
+        let mut vs = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            match v {
+                Value::String(s) => vs.push(s.clone()),
+                Value::Number(n) => vs.push(n.to_string()),
+                _ => errs.push(
+                    format!("{at}.{col}[{i}]"),
+                    "record values are strings or numbers",
+                ),
+            }
+        }
+        vs.sort();
+        vs.dedup();
+        out.insert(col.clone(), vs);
+    }
+    out
+}
+
+/// Checks meaning and compiles. Every problem is collected before rejecting.
+pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
+    let mut errs = Errs(Vec::new());
+    if b.version != 1 {
+        errs.push(
+            "version",
+            format!(
+                "unsupported bundle version {} (this build reads 1)",
+                b.version
+            ),
+        );
+    }
+    if !is_name(&b.bundle) {
+        errs.push("bundle", "must be a non-empty name ([A-Za-z0-9._:-])");
+    }
+    if !is_name(&b.environment) {
+        errs.push("environment", "must be a non-empty name ([A-Za-z0-9._:-])");
+    }
+
+    let credential_headers: Vec<String> = match &b.credential_headers {
+        None => DEFAULT_CREDENTIAL_HEADERS
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        Some(list) => {
+            if list.is_empty() {
+                errs.push("credential_headers", "must not be empty");
+            }
+            for (i, h) in list.iter().enumerate() {
+                if !is_header_name(h) || h.starts_with("x-scopegate-") {
+                    errs.push(
+                        format!("credential_headers[{i}]"),
+                        format!("`{h}` is not a usable lower-case header name"),
+                    );
+                }
+            }
+            list.clone()
+        }
+    };
+
+    // Services.
+    let mut services = Vec::new();
+    let mut service_names: HashMap<&str, usize> = HashMap::new();
+    for (i, s) in b.services.iter().enumerate() {
+        let at = format!("services[{i}]");
+        if !is_name(&s.name) {
+            errs.push(
+                format!("{at}.name"),
+                "must be a non-empty name ([A-Za-z0-9._:-])",
+            );
+        }
+        if service_names.insert(&s.name, i).is_some() {
+            errs.push(
+                format!("{at}.name"),
+                format!("duplicate service name `{}`", s.name),
+            );
+        }
+        let m = &s.matcher;
+        let prefix = match &m.path_prefix {
+            None => Vec::new(),
+            Some(p) => match config_segments(p) {
+                Ok(segs) => segs,
+                Err(e) => {
+                    errs.push(
+                        format!("{at}.match.path_prefix"),
+                        format!("not a normalised path: {e}"),
+                    );
+                    Vec::new()
+                }
+            },
+        };
+        let hosts = match &m.hosts {
+            None => Vec::new(),
+            Some(h) => {
+                for (j, host) in h.iter().enumerate() {
+                    if host.is_empty()
+                        || host
+                            .bytes()
+                            .any(|c| c.is_ascii_uppercase() || c == b':' || c == b'/')
+                    {
+                        errs.push(
+                            format!("{at}.match.hosts[{j}]"),
+                            "hosts are lower-case names without port",
+                        );
+                    }
+                }
+                errs.globs(&format!("{at}.match.hosts"), h)
+            }
+        };
+        if let Some(methods) = &m.methods {
+            errs.methods(&format!("{at}.match.methods"), methods);
+        }
+        let upstream_auth = match &s.upstream_auth {
+            None => None,
+            Some(ua) => {
+                let here = format!("{at}.upstream_auth");
+                if !is_header_name(&ua.header)
+                    || ua.header.starts_with("x-scopegate-")
+                    || ua.header == "host"
+                {
+                    errs.push(
+                        format!("{here}.header"),
+                        format!("`{}` is not a usable lower-case header name", ua.header),
+                    );
+                }
+                if ua.env.is_empty() {
+                    errs.push(format!("{here}.env"), "must name an environment variable");
+                }
+                let prefix = ua.prefix.clone().unwrap_or_default();
+                let secret = match secrets {
+                    Secrets::Unchecked => Some(format!("<{}>", ua.env)),
+                    Secrets::Env(lookup) => lookup(&ua.env).filter(|v| !v.is_empty()),
+                };
+                match secret {
+                    Some(v) if v.bytes().all(|c| (0x20..0x7f).contains(&c)) => Some(UpstreamAuth {
+                        header: ua.header.clone(),
+                        value: format!("{prefix}{v}"),
+                    }),
+                    Some(_) => {
+                        errs.push(
+                            format!("{here}.env"),
+                            format!("`{}` holds characters not allowed in a header", ua.env),
+                        );
+                        None
+                    }
+                    None => {
+                        errs.push(format!("{here}.env"), format!("environment variable `{}` is not set in the Wasm VM (vm_config.environment_variables)", ua.env));
+                        None
+                    }
+                }
+            }
+        };
+        let max_body_bytes = match s.limits.as_ref().and_then(|l| l.max_body_bytes) {
+            None => DEFAULT_MAX_BODY_BYTES,
+            Some(n) => match usize::try_from(n) {
+                Ok(n) if n > 0 && n <= MAX_BODY_BYTES_CEILING => n,
+                _ => {
+                    errs.push(
+                        format!("{at}.limits.max_body_bytes"),
+                        format!("must be between 1 and {MAX_BODY_BYTES_CEILING}"),
+                    );
+                    DEFAULT_MAX_BODY_BYTES
+                }
+            },
+        };
+        let decoder = match s.protocol {
+            Protocol::Rest => match &s.rest {
+                None => {
+                    errs.push(
+                        format!("{at}.rest"),
+                        "a REST service needs `rest` (style dreamfactory, postgrest or routes)",
+                    );
+                    None
+                }
+                Some(cfg) => RestDecoder::compile(cfg, &prefix, &format!("{at}.rest"), &mut errs.0)
+                    .map(Decoder::Rest),
+            },
+            other => {
+                errs.push(
+                    format!("{at}.protocol"),
+                    format!(
+                        "protocol `{}` is not supported by this build (rest only)",
+                        other.as_str()
+                    ),
+                );
+                None
+            }
+        };
+        if s.protocol != Protocol::Rest && s.rest.is_some() {
+            errs.push(format!("{at}.rest"), "only REST services take `rest`");
+        }
+        if let Some(decoder) = decoder {
+            services.push(Service {
+                name: s.name.clone(),
+                protocol: s.protocol,
+                hosts,
+                prefix,
+                methods: m.methods.clone(),
+                upstream_auth,
+                decoder,
+                max_body_bytes,
+            });
+        }
+    }
+
+    // Roles and grants.
+    let mut roles = Vec::new();
+    let mut role_names: HashMap<&str, usize> = HashMap::new();
+    for (i, r) in b.roles.iter().enumerate() {
+        let at = format!("roles[{i}]");
+        if !is_name(&r.name) {
+            errs.push(
+                format!("{at}.name"),
+                "must be a non-empty name ([A-Za-z0-9._:-])",
+            );
+        }
+        if role_names.insert(&r.name, i).is_some() {
+            errs.push(
+                format!("{at}.name"),
+                format!("duplicate role name `{}`", r.name),
+            );
+        }
+        let mut grants = Vec::new();
+        for (j, g) in r.allow.iter().enumerate() {
+            let here = format!("{at}.allow[{j}]");
+            let service = match service_names.get(g.service.as_str()) {
+                Some(idx) => *idx,
+                None => {
+                    errs.push(
+                        format!("{here}.service"),
+                        format!("unknown service `{}`", g.service),
+                    );
+                    usize::MAX
+                }
+            };
+            let resources = errs.globs(&format!("{here}.resources"), &g.resources);
+            let actions = errs.actions(&format!("{here}.actions"), &g.actions);
+            let records = g.records.as_ref().map(|rec| {
+                if rec.is_empty() {
+                    errs.push(
+                        format!("{here}.records"),
+                        "must constrain at least one key (omit it otherwise)",
+                    );
+                }
+                record_values(&format!("{here}.records"), rec, &mut errs)
+            });
+            if g.unbounded == Some(true) && records.is_some() {
+                errs.push(
+                    format!("{here}.unbounded"),
+                    "an unbounded grant cannot also constrain records",
+                );
+            }
+            grants.push(Grant {
+                service,
+                resources,
+                actions,
+                friction: g.friction.unwrap_or(Friction::None),
+                unbounded: g.unbounded.unwrap_or(false),
+                records,
+                rule: here,
+            });
+        }
+        roles.push(Role {
+            name: r.name.clone(),
+            grants,
+        });
+    }
+
+    // Keys.
+    let mut keys = Vec::new();
+    let mut key_index = HashMap::new();
+    let mut key_ids = HashSet::new();
+    for (i, k) in b.keys.iter().enumerate() {
+        let at = format!("keys[{i}]");
+        if !is_name(&k.id) {
+            errs.push(
+                format!("{at}.id"),
+                "must be a non-empty name ([A-Za-z0-9._:-])",
+            );
+        }
+        if !key_ids.insert(k.id.as_str()) {
+            errs.push(format!("{at}.id"), format!("duplicate key id `{}`", k.id));
+        }
+        let sha = hex32(&k.sha256.to_ascii_lowercase());
+        if sha.is_none() {
+            errs.push(
+                format!("{at}.sha256"),
+                "must be 64 hex digits (sha256 of the key)",
+            );
+        }
+        let role = match role_names.get(k.role.as_str()) {
+            Some(r) => *r,
+            None => {
+                errs.push(format!("{at}.role"), format!("unknown role `{}`", k.role));
+                usize::MAX
+            }
+        };
+        if let Some(envs) = &k.environments {
+            if envs.is_empty() {
+                errs.push(
+                    format!("{at}.environments"),
+                    "must not be empty (omit it for every environment)",
+                );
+            }
+            for (j, e) in envs.iter().enumerate() {
+                if !is_name(e) {
+                    errs.push(
+                        format!("{at}.environments[{j}]"),
+                        "must be a non-empty name",
+                    );
+                }
+            }
+        }
+        let expires = match &k.expires {
+            None => None,
+            Some(s) => match parse_rfc3339(s) {
+                Some(ms) => Some(ms),
+                None => {
+                    errs.push(
+                        format!("{at}.expires"),
+                        format!("`{s}` is not an RFC 3339 timestamp"),
+                    );
+                    None
+                }
+            },
+        };
+        if let Some(sha) = sha {
+            if key_index.insert(sha, keys.len()).is_some() {
+                errs.push(format!("{at}.sha256"), "another key has the same sha256");
+            }
+            keys.push(Key {
+                id: k.id.clone(),
+                sha256: sha,
+                role,
+                environments: k.environments.clone(),
+                expires,
+            });
+        }
+    }
+
+    // Guards.
+    let mut guards = Vec::new();
+    for (i, g) in b.guards.iter().enumerate() {
+        let at = format!("guards[{i}]");
+        let services_globs = errs.globs(&format!("{at}.services"), &g.services);
+        for (j, (name, glob)) in g.services.iter().zip(&services_globs).enumerate() {
+            if !glob.is_wildcard() && !service_names.contains_key(name.as_str()) {
+                errs.push(
+                    format!("{at}.services[{j}]"),
+                    format!("unknown service `{name}`"),
+                );
+            }
+        }
+        let resources = g
+            .resources
+            .as_ref()
+            .map(|r| errs.globs(&format!("{at}.resources"), r));
+        let actions = g
+            .actions
+            .as_ref()
+            .map(|a| errs.actions(&format!("{at}.actions"), a));
+        if g.effect == Friction::None {
+            errs.push(
+                format!("{at}.effect"),
+                "a guard's effect is confirm, approval or deny",
+            );
+        }
+        guards.push(Guard {
+            services: services_globs,
+            resources,
+            actions,
+            effect: g.effect,
+            rule: at,
+        });
+    }
+
+    // Public routes.
+    let mut public = Vec::new();
+    for (i, p) in b.public.iter().enumerate() {
+        let at = format!("public[{i}]");
+        let service = service_names.get(p.service.as_str()).copied();
+        if service.is_none() {
+            errs.push(
+                format!("{at}.service"),
+                format!("unknown service `{}`", p.service),
+            );
+        }
+        errs.methods(&format!("{at}.methods"), &p.methods);
+        let path = match config_segments(&p.path) {
+            Ok(segs) => Some(segs),
+            Err(e) => {
+                errs.push(format!("{at}.path"), format!("not a normalised path: {e}"));
+                None
+            }
+        };
+        if let (Some(path), Some(svc)) = (&path, service.and_then(|s| b.services.get(s))) {
+            let prefix = svc.matcher.path_prefix.as_deref().map(config_segments);
+            if let Some(Ok(prefix)) = prefix {
+                if !path.starts_with(prefix.as_slice()) {
+                    errs.push(
+                        format!("{at}.path"),
+                        format!("outside service `{}`'s path_prefix", svc.name),
+                    );
+                }
+            }
+        }
+        if let (Some(service), Some(path)) = (service, path) {
+            public.push(Public {
+                service,
+                methods: p.methods.clone(),
+                path,
+            });
+        }
+    }
+
+    if !errs.0.is_empty() {
+        return Err(BundleErrors(errs.0));
+    }
+    // Services whose decoder failed to compile were reported above; indexes are stable
+    // only when none failed, which holds here.
+    Ok(Policy {
+        name: b.bundle.clone(),
+        environment: b.environment.clone(),
+        credential_headers,
+        services,
+        roles,
+        keys,
+        key_index,
+        guards,
+        public,
+    })
+}
+
+impl Policy {
+    /// Key index by SHA-256 of the presented key, with a constant-time confirmation.
+    pub fn key_by_digest(&self, digest: &[u8; 32]) -> Option<&Key> {
+        use subtle::ConstantTimeEq;
+        let key = self.keys.get(*self.key_index.get(digest)?)?;
+        bool::from(key.sha256.ct_eq(digest)).then_some(key)
+    }
+
+    pub fn role(&self, idx: usize) -> Option<&Role> {
+        self.roles.get(idx)
+    }
+
+    pub fn service(&self, idx: usize) -> Option<&Service> {
+        self.services.get(idx)
+    }
+
+    pub fn set_environment(&mut self, environment: String) {
+        self.environment = environment;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{
+      "bundle": "t", "version": 1, "environment": "production",
+      "services": [
+        {"name": "rentals", "protocol": "rest", "match": {"path_prefix": "/rest"},
+         "rest": {"style": "postgrest"},
+         "upstream_auth": {"header": "authorization", "prefix": "Bearer ", "env": "RENTALS_TOKEN"}}
+      ],
+      "roles": [{"name": "reader", "allow": [
+        {"service": "rentals", "resources": ["reservations"], "actions": ["read"]}]}],
+      "keys": [{"id": "k1", "sha256": "A665A45920422F9D417E4867EFDC4FB8A04A1F3FFF1FA07E998E86F7F7A27AE3",
+                "role": "reader", "environments": ["production"], "expires": "2027-06-30T00:00:00Z"}],
+      "guards": [{"services": ["*"], "resources": ["*backup*"], "actions": ["destructive"], "effect": "deny"}],
+      "public": [{"service": "rentals", "methods": ["GET"], "path": "/rest/health"}]
+    }"#;
+
+    #[test]
+    fn compiles_and_resolves_secrets() {
+        let env = |name: &str| (name == "RENTALS_TOKEN").then(|| "s3cret".to_string());
+        let p = compile_json(GOOD.as_bytes(), &Secrets::Env(&env)).unwrap();
+        let ua = p.services[0].upstream_auth.as_ref().unwrap();
+        assert_eq!(
+            (ua.header.as_str(), ua.value.as_str()),
+            ("authorization", "Bearer s3cret")
+        );
+        assert_eq!(p.keys[0].expires, Some(1_814_313_600_000));
+        let digest =
+            hex32("a665a45920422f9d417e4867efdc4fb8a04a1f3fff1fa07e998e86f7f7a27ae3").unwrap();
+        assert_eq!(p.key_by_digest(&digest).unwrap().id, "k1");
+        assert!(p.key_by_digest(&[0u8; 32]).is_none());
+        let missing = |_: &str| None;
+        let err = compile_json(GOOD.as_bytes(), &Secrets::Env(&missing)).unwrap_err();
+        assert_eq!(err.0[0].path, "services[0].upstream_auth.env");
+        assert!(compile_json(GOOD.as_bytes(), &Secrets::Unchecked).is_ok());
+    }
+
+    #[test]
+    fn semantic_errors_carry_paths() {
+        let bad = GOOD
+            .replace(r#""version": 1"#, r#""version": 2"#)
+            .replace(
+                r#""resources": ["reservations"], "actions": ["read"]"#,
+                r#""resources": [], "actions": ["read", "nuke"]"#,
+            )
+            .replace(r#""role": "reader""#, r#""role": "writer""#)
+            .replace(
+                r#""expires": "2027-06-30T00:00:00Z""#,
+                r#""expires": "next year""#,
+            )
+            .replace(r#""effect": "deny""#, r#""effect": "none""#)
+            .replace(r#""path": "/rest/health""#, r#""path": "/other/../health""#)
+            .replace(
+                r#""style": "postgrest""#,
+                r#""style": "postgrest", "id_field": "x""#,
+            );
+        let err = compile_json(bad.as_bytes(), &Secrets::Unchecked).unwrap_err();
+        let paths: Vec<&str> = err.0.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "version",
+                "services[0].rest.id_field",
+                "roles[0].allow[0].resources",
+                "roles[0].allow[0].actions[1]",
+                "keys[0].role",
+                "keys[0].expires",
+                "guards[0].effect",
+                "public[0].path",
+            ],
+            "{err}"
+        );
+        let dup = GOOD.replace(
+            r#""roles": [{"name": "reader""#,
+            r#""roles": [{"name": "reader", "allow": []}, {"name": "reader""#,
+        );
+        let err = compile_json(dup.as_bytes(), &Secrets::Unchecked).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("roles[1].name: duplicate role name `reader`"),
+            "{err}"
+        );
+        let sql = GOOD.replace(r#""protocol": "rest""#, r#""protocol": "sql""#);
+        let err = compile_json(sql.as_bytes(), &Secrets::Unchecked).unwrap_err();
+        assert!(err.to_string().contains("services[0].protocol"), "{err}");
+        let grant_missing_service = GOOD.replace(
+            r#"{"service": "rentals", "resources""#,
+            r#"{"service": "billing", "resources""#,
+        );
+        let err = compile_json(grant_missing_service.as_bytes(), &Secrets::Unchecked).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("roles[0].allow[0].service: unknown service `billing`"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,233 @@
+//! Decisions, the one mapping from refusal kinds to HTTP status, and the JSON an agent
+//! reads when it is stopped.
+
+use crate::bundle::Friction;
+use crate::operation::Operation;
+use crate::request::DecodeError;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Allow,
+    Unauthenticated,
+    Deny,
+    TooLarge,
+    Challenge,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Unauthenticated => "unauthenticated",
+            Decision::Deny => "deny",
+            Decision::TooLarge => "too_large",
+            Decision::Challenge => "challenge",
+        }
+    }
+
+    /// The status a local reply carries; `None` for allow (the upstream's status).
+    pub fn status(self) -> Option<u16> {
+        match self {
+            Decision::Allow => None,
+            Decision::Unauthenticated => Some(401),
+            Decision::Deny => Some(403),
+            Decision::TooLarge => Some(413),
+            Decision::Challenge => Some(428),
+        }
+    }
+}
+
+/// Why a request is refused. Each kind maps to exactly one decision (`decision()`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("no credential presented")]
+    NoCredential,
+    #[error("ambiguous credential: {0}")]
+    AmbiguousCredential(String),
+    #[error("unknown key")]
+    UnknownKey,
+    #[error("key `{0}` has expired")]
+    ExpiredKey(String),
+    #[error("key `{key}` is not valid in environment `{environment}`")]
+    WrongEnvironment { key: String, environment: String },
+    #[error("key `{0}` names a role that does not exist")]
+    BrokenKey(String),
+    #[error("no service matches {method} {path}")]
+    NoService { method: String, path: String },
+    #[error("undecodable: {0}")]
+    Undecodable(#[from] DecodeError),
+    #[error("{0}")]
+    NotCovered(String),
+    #[error("{0}")]
+    Denied(String),
+    #[error("request body exceeds the service's limit of {limit} bytes")]
+    TooLarge { limit: usize },
+}
+
+impl Refusal {
+    pub fn decision(&self) -> Decision {
+        match self {
+            Refusal::NoCredential
+            | Refusal::AmbiguousCredential(_)
+            | Refusal::UnknownKey
+            | Refusal::ExpiredKey(_)
+            | Refusal::WrongEnvironment { .. }
+            | Refusal::BrokenKey(_) => Decision::Unauthenticated,
+            Refusal::NoService { .. }
+            | Refusal::Undecodable(_)
+            | Refusal::NotCovered(_)
+            | Refusal::Denied(_) => Decision::Deny,
+            Refusal::TooLarge { .. } => Decision::TooLarge,
+        }
+    }
+
+    pub fn hint(&self) -> String {
+        match self {
+            Refusal::NoCredential | Refusal::UnknownKey | Refusal::AmbiguousCredential(_) => {
+                "present exactly one scopegate key, in `Authorization: Bearer <key>` or `x-api-key`; keys are issued by your platform team".into()
+            }
+            Refusal::ExpiredKey(_) | Refusal::WrongEnvironment { .. } | Refusal::BrokenKey(_) => {
+                "this key cannot be used here; ask a human for a key issued for this environment".into()
+            }
+            Refusal::NoService { .. } => "no API behind this gateway serves that path".into(),
+            Refusal::Undecodable(_) => {
+                "scopegate denies what it cannot fully understand; send a plain, unambiguous request".into()
+            }
+            Refusal::NotCovered(_) => {
+                "your key's role does not allow this; do not retry or look for another way — ask a human if the task needs it".into()
+            }
+            Refusal::Denied(_) => {
+                "this operation is blocked by policy; a human must do it outside the agent if it is really needed".into()
+            }
+            Refusal::TooLarge { limit } => format!("send a request body of at most {limit} bytes"),
+        }
+    }
+}
+
+/// Header changes for a request that is forwarded: removals first, then sets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Forward {
+    pub remove: Vec<String>,
+    pub set: Vec<(String, String)>,
+}
+
+/// Who and what a request was, for responses and audit records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subject {
+    pub request_id: String,
+    pub method: String,
+    pub path: String,
+    pub key: Option<String>,
+    pub role: Option<String>,
+    pub service: Option<String>,
+}
+
+/// The outcome of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub decision: Decision,
+    pub reason: String,
+    pub rule: Option<String>,
+    pub hint: Option<String>,
+    pub subject: Subject,
+    pub operations: Vec<Operation>,
+    /// Friction owed (challenges only).
+    pub friction: Option<Friction>,
+    /// `sha256:…` request digest, when the whole request was read.
+    pub digest: Option<String>,
+    /// Set on allow only.
+    pub forward: Option<Forward>,
+}
+
+/// Seconds a challenge stays answerable (approval tokens carry their own expiry).
+pub const CHALLENGE_TTL_SECS: u64 = 300;
+
+impl Verdict {
+    pub fn status(&self) -> Option<u16> {
+        self.decision.status()
+    }
+
+    /// The JSON body of a local reply (every decision but allow).
+    pub fn response_body(&self) -> String {
+        let ops: Vec<Value> = self.operations.iter().map(op_json).collect();
+        let mut body = json!({
+            "decision": self.decision.as_str(),
+            "reason": self.reason,
+            "request_id": self.subject.request_id,
+            "operations": ops,
+            "rule": self.rule,
+            "hint": self.hint,
+        });
+        if self.decision == Decision::Challenge {
+            if let Some(obj) = body.as_object_mut() {
+                obj.insert("challenge".into(), json!(self.digest));
+                obj.insert(
+                    "friction".into(),
+                    json!(self.friction.map(Friction::as_str)),
+                );
+                obj.insert("expires_in".into(), json!(CHALLENGE_TTL_SECS));
+            }
+        }
+        body.to_string()
+    }
+
+    /// Headers of a local reply.
+    pub fn response_headers(&self) -> Vec<(&'static str, String)> {
+        let mut h = vec![
+            ("content-type", "application/json".to_string()),
+            ("cache-control", "no-store".to_string()),
+            ("x-scopegate-decision", self.decision.as_str().to_string()),
+        ];
+        if self.decision == Decision::Unauthenticated {
+            h.push(("www-authenticate", "Bearer realm=\"scopegate\"".to_string()));
+        }
+        h
+    }
+}
+
+/// An operation as agents and audit records see it.
+pub fn op_json(op: &Operation) -> Value {
+    let mut v = json!({
+        "service": op.service,
+        "action": op.action,
+        "resource": op.resource,
+        "scope": op.scope,
+    });
+    if !op.records.is_empty() {
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("records".into(), json!(op.records));
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_mapped_once() {
+        let cases = [
+            (Refusal::NoCredential, 401),
+            (Refusal::ExpiredKey("k".into()), 401),
+            (
+                Refusal::NoService {
+                    method: "GET".into(),
+                    path: "/".into(),
+                },
+                403,
+            ),
+            (Refusal::Undecodable(DecodeError("x".into())), 403),
+            (Refusal::NotCovered("x".into()), 403),
+            (Refusal::TooLarge { limit: 1 }, 413),
+        ];
+        for (r, status) in cases {
+            assert_eq!(r.decision().status(), Some(status), "{r}");
+        }
+        assert_eq!(Decision::Challenge.status(), Some(428));
+        assert_eq!(Decision::Allow.status(), None);
+    }
+}

