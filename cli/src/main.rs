@@ -1,1 +1,310 @@
-fn main() {}
+//! `scopegate`: the command line over the filter's own engine.
+//!
+//! Exit codes: 0 success (for `eval`: the request was evaluated, whatever the decision),
+//! 1 the bundle or input was rejected, 2 usage error (clap).
+
+use base64::Engine as _;
+use clap::{Parser, Subcommand};
+use scopegate_engine::digest::{hex, sha256};
+use scopegate_engine::time::{format_rfc3339_millis, parse_rfc3339};
+use scopegate_engine::verdict::op_json;
+use scopegate_engine::{policy, Engine, HeaderList, Secrets};
+use serde_json::json;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Parser)]
+#[command(
+    name = "scopegate",
+    version,
+    about = "Scoped keys, decoded requests and friction for the APIs AI agents call"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage agent keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Check a bundle exactly as the filter's configure step does (upstream secrets
+    /// are not read). Prints every problem with its JSON path; exit 1 if any.
+    Lint {
+        /// Bundle JSON file.
+        bundle: PathBuf,
+    },
+    /// Decide one raw HTTP/1.1 request (request line, headers, blank line, body) the
+    /// way the filter would, and print the decision as JSON.
+    Eval {
+        /// Bundle JSON file.
+        bundle: PathBuf,
+        /// Raw request file; `-` reads stdin.
+        #[arg(long)]
+        request: PathBuf,
+        /// Evaluation time (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
+        /// Environment of the filter instance (default: the bundle's).
+        #[arg(long)]
+        env: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Print a fresh random key (give it to the agent) and the bundle line that admits
+    /// it (only its SHA-256 goes into the bundle).
+    New {
+        /// Key id, as audit records will name it.
+        #[arg(long)]
+        id: String,
+        /// Role the key maps to.
+        #[arg(long)]
+        role: String,
+        /// Environments the key is valid in (repeatable).
+        #[arg(long = "env")]
+        environments: Vec<String>,
+        /// Expiry (RFC 3339).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Key {
+            command:
+                KeyCommand::New {
+                    id,
+                    role,
+                    environments,
+                    expires,
+                },
+        } => key_new(&id, &role, &environments, expires.as_deref()),
+        Command::Lint { bundle } => lint(&bundle),
+        Command::Eval {
+            bundle,
+            request,
+            now,
+            env,
+        } => eval(&bundle, &request, now.as_deref(), env.as_deref()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn key_new(
+    id: &str,
+    role: &str,
+    environments: &[String],
+    expires: Option<&str>,
+) -> Result<(), String> {
+    if let Some(e) = expires {
+        parse_rfc3339(e).ok_or_else(|| format!("--expires: `{e}` is not an RFC 3339 timestamp"))?;
+    }
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| format!("no randomness from the OS: {e}"))?;
+    let key = format!(
+        "sgk_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+    );
+    let mut line = json!({"id": id, "sha256": hex(&sha256(key.as_bytes())), "role": role});
+    if let Some(obj) = line.as_object_mut() {
+        if !environments.is_empty() {
+            obj.insert("environments".into(), json!(environments));
+        }
+        if let Some(e) = expires {
+            obj.insert("expires".into(), json!(e));
+        }
+    }
+    println!("key (give it to the agent; it is not stored anywhere):\n  {key}");
+    println!("bundle line (add it to \"keys\"):\n  {line}");
+    Ok(())
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    if path == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| format!("stdin: {e}"))?;
+        return Ok(buf);
+    }
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn load(bundle: &Path) -> Result<policy::Policy, String> {
+    let json = read(bundle)?;
+    policy::compile_json(&json, &Secrets::Unchecked)
+        .map_err(|e| format!("{}: {e}", bundle.display()))
+}
+
+fn lint(bundle: &Path) -> Result<(), String> {
+    let p = load(bundle)?;
+    println!(
+        "{}: ok: bundle `{}` for environment `{}`: {} services, {} roles, {} keys, {} guards",
+        bundle.display(),
+        p.name,
+        p.environment,
+        p.services.len(),
+        p.roles.len(),
+        p.keys.len(),
+        p.guards.len()
+    );
+    Ok(())
+}
+
+/// Splits a raw HTTP/1.1 request into the header list the filter would see
+/// (`:method`, `:path`, `:authority` first) and the body.
+fn parse_raw_request(raw: &[u8]) -> Result<(HeaderList, Vec<u8>), String> {
+    let (head, body) = match find(raw, b"\r\n\r\n") {
+        Some(i) => (raw.get(..i), raw.get(i + 4..)),
+        None => match find(raw, b"\n\n") {
+            Some(i) => (raw.get(..i), raw.get(i + 2..)),
+            None => (Some(raw), Some(&[][..])),
+        },
+    };
+    let head = std::str::from_utf8(head.unwrap_or_default())
+        .map_err(|_| "request head is not UTF-8".to_string())?;
+    let mut lines = head.lines().map(|l| l.trim_end_matches('\r'));
+    let request_line = lines.next().ok_or("empty request")?;
+    let mut parts = request_line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(format!("bad request line `{request_line}`"));
+    };
+    if !version.starts_with("HTTP/") {
+        return Err(format!("bad request line `{request_line}`"));
+    }
+    let (authority, path) = match target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))
+    {
+        Some(rest) => match rest.find('/') {
+            Some(i) => (
+                Some(rest.get(..i).unwrap_or_default()),
+                rest.get(i..).unwrap_or("/"),
+            ),
+            None => (Some(rest), "/"),
+        },
+        None => (None, target),
+    };
+    let mut headers = vec![
+        (":method".to_string(), method.as_bytes().to_vec()),
+        (":path".to_string(), path.as_bytes().to_vec()),
+    ];
+    let mut rest = Vec::new();
+    let mut host = authority.map(str::to_string);
+    let mut content_length = None;
+    for line in lines {
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| format!("bad header line `{line}`"))?;
+        let name = name.trim().to_ascii_lowercase();
+        let value = value.trim();
+        match name.as_str() {
+            "host" if host.is_none() => host = Some(value.to_string()),
+            "host" => {}
+            "content-length" => {
+                content_length = Some(
+                    value
+                        .parse::<usize>()
+                        .map_err(|_| format!("bad content-length `{value}`"))?,
+                );
+                rest.push((name, value.as_bytes().to_vec()));
+            }
+            _ => rest.push((name, value.as_bytes().to_vec())),
+        }
+    }
+    if let Some(h) = host {
+        headers.push((":authority".to_string(), h.into_bytes()));
+    }
+    headers.extend(rest);
+    let mut body = body.unwrap_or_default().to_vec();
+    if let Some(n) = content_length {
+        body.truncate(n);
+    }
+    Ok((headers, body))
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn eval(bundle: &Path, request: &Path, now: Option<&str>, env: Option<&str>) -> Result<(), String> {
+    let mut p = load(bundle)?;
+    if let Some(e) = env {
+        p.set_environment(e.to_string());
+    }
+    let now_ms = match now {
+        Some(s) => parse_rfc3339(s).ok_or_else(|| format!("--now: `{s}` is not RFC 3339"))?,
+        None => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .and_then(|d| i64::try_from(d.as_millis()).ok())
+            .unwrap_or(0),
+    };
+    let (headers, body) = parse_raw_request(&read(request)?)?;
+    let v = Engine::new(p).decide(headers, &body, now_ms);
+    let out = json!({
+        "decision": v.decision.as_str(),
+        "status": v.status(),
+        "reason": v.reason,
+        "rule": v.rule,
+        "key": v.subject.key,
+        "role": v.subject.role,
+        "service": v.subject.service,
+        "operations": v.operations.iter().map(op_json).collect::<Vec<_>>(),
+        "digest": v.digest,
+        "evaluated_at": format_rfc3339_millis(now_ms),
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_requests() {
+        let (h, body) = parse_raw_request(
+            b"DELETE /rest/reservations?id=eq.1 HTTP/1.1\r\nHost: api.test\r\nX-Api-Key: k\r\nx-api-key: k2\r\nContent-Length: 2\r\n\r\n{}trailing",
+        )
+        .unwrap();
+        let names: Vec<&str> = h.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                ":method",
+                ":path",
+                ":authority",
+                "x-api-key",
+                "x-api-key",
+                "content-length"
+            ]
+        );
+        assert_eq!(body, b"{}");
+        let (h, _) =
+            parse_raw_request(b"GET http://gw.test:8080/x HTTP/1.1\nHost: other\n\n").unwrap();
+        assert_eq!(h[2].1, b"gw.test:8080");
+        assert!(parse_raw_request(b"GET /x\r\n\r\n").is_err());
+        assert!(parse_raw_request(b"GET /x HTTP/1.1\r\nbroken\r\n\r\n").is_err());
+    }
+}

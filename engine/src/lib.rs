@@ -18,5 +18,5 @@ pub mod verdict;
 
 pub use pipeline::{Engine, Pending, Step};
 pub use policy::Secrets;
-pub use request::RequestHead;
+pub use request::{HeaderList, RequestHead};
 pub use verdict::{Decision, Verdict};

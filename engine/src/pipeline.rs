@@ -10,7 +10,7 @@ use crate::digest::{request_digest, sha256, DigestInput};
 use crate::evaluate::{evaluate, Evaluation};
 use crate::operation::Operation;
 use crate::policy::{Decoder, Key, Policy, Secrets, Service};
-use crate::request::{undecodable, DecodeError, HeaderValue, RequestHead, Target};
+use crate::request::{undecodable, DecodeError, HeaderList, HeaderValue, RequestHead, Target};
 use crate::verdict::{Decision, Forward, Refusal, Subject, Verdict};
 
 /// Headers that ask a server to treat the request as another method. Never honoured:
@@ -92,7 +92,7 @@ impl Engine {
     }
 
     /// Decides a complete request (CLI, tests): `begin`, then `finish` if needed.
-    pub fn decide(&self, headers: Vec<(String, Vec<u8>)>, body: &[u8], now_ms: i64) -> Verdict {
+    pub fn decide(&self, headers: HeaderList, body: &[u8], now_ms: i64) -> Verdict {
         match self.begin(headers, !body.is_empty(), now_ms) {
             Step::Decided(v) => v,
             Step::NeedBody(p) => self.finish(p, body),
@@ -101,7 +101,7 @@ impl Engine {
 
     /// Headers phase, from the host's full header list (pseudo-headers included).
     /// `body_follows` is false when the headers ended the stream.
-    pub fn begin(&self, headers: Vec<(String, Vec<u8>)>, body_follows: bool, now_ms: i64) -> Step {
+    pub fn begin(&self, headers: HeaderList, body_follows: bool, now_ms: i64) -> Step {
         let head = match RequestHead::from_headers(headers) {
             Ok(h) => h,
             Err(e) => {

@@ -12,6 +12,10 @@ pub(crate) fn undecodable<T>(msg: impl Into<String>) -> Result<T, DecodeError> {
     Err(DecodeError(msg.into()))
 }
 
+/// A request's full header list as the host gives it: lower-case names (pseudo-headers
+/// included), raw values, one entry per value (repeats kept).
+pub type HeaderList = Vec<(String, Vec<u8>)>;
+
 /// Request line and headers. Header names are lower-case (HTTP/2 and Envoy's view);
 /// values are raw bytes; repeated headers appear once per value.
 #[derive(Debug, Clone, Default)]
@@ -19,7 +23,7 @@ pub struct RequestHead {
     pub method: String,
     pub path: String,
     pub authority: String,
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub headers: HeaderList,
 }
 
 /// Result of reading one header from the full list.
@@ -32,7 +36,7 @@ pub enum HeaderValue<'a> {
 
 impl RequestHead {
     /// Builds the head from the host's header list (`:method`, `:path`, `:authority` included).
-    pub fn from_headers(headers: Vec<(String, Vec<u8>)>) -> Result<Self, DecodeError> {
+    pub fn from_headers(headers: HeaderList) -> Result<Self, DecodeError> {
         let mut head = RequestHead {
             headers: headers
                 .into_iter()

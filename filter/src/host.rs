@@ -3,6 +3,7 @@
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType};
+use scopegate_engine::HeaderList;
 use std::time::UNIX_EPOCH;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,7 +16,7 @@ pub enum Level {
 
 pub trait Host {
     /// The request's full header list, pseudo-headers and repeats included.
-    fn request_headers(&self) -> Vec<(String, Vec<u8>)>;
+    fn request_headers(&self) -> HeaderList;
     /// The buffered request body (`None` if the host cannot give it).
     fn request_body(&self, size: usize) -> Option<Vec<u8>>;
     fn remove_request_header(&self, name: &str);
@@ -37,7 +38,7 @@ pub trait Host {
 pub struct ProxyWasmHost;
 
 impl Host for ProxyWasmHost {
-    fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
+    fn request_headers(&self) -> HeaderList {
         hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default()
     }
 

