@@ -113,16 +113,19 @@ impl Engine {
                 return Step::Decided(refuse(subject, e.into(), Vec::new()));
             }
         };
-        let target = Target::parse(&head.path);
+        // The target, normalised, and the envelope every protocol shares: a request that
+        // fails either is never public and never reaches a decoder.
+        let parsed = Target::parse(&head.path);
         let mut subject = Subject {
             request_id: request_id(&head),
             method: head.method.clone(),
-            path: target
+            path: parsed
                 .as_ref()
                 .map(Target::path)
                 .unwrap_or_else(|_| "<undecodable>".to_string()),
             ..Subject::default()
         };
+        let target = parsed.and_then(|t| check_envelope(&head, &t).map(|()| t));
 
         // Public routes need no key.
         if let Ok(t) = &target {
@@ -162,9 +165,6 @@ impl Engine {
             return Step::Decided(refuse(subject, r, Vec::new()));
         };
         subject.service = Some(service.name.clone());
-        if let Err(e) = check_envelope(&head) {
-            return Step::Decided(refuse(subject, e.into(), Vec::new()));
-        }
 
         let ops = match &service.decoder {
             Decoder::Rest(d) => d.decode(&service.name, &head, &target),
@@ -411,12 +411,16 @@ fn refuse(subject: Subject, r: Refusal, operations: Vec<Operation>) -> Verdict {
     }
 }
 
-/// Envelope checks every protocol shares.
-fn check_envelope(head: &RequestHead) -> Result<(), DecodeError> {
+/// Envelope checks every protocol shares: nothing may ask the upstream to treat the
+/// request as another method than the one the filter judged.
+fn check_envelope(head: &RequestHead, target: &Target) -> Result<(), DecodeError> {
     for h in METHOD_OVERRIDE_HEADERS {
         if head.has_header(h) {
             return undecodable(format!("method override header `{h}`"));
         }
+    }
+    if target.params("_method").next().is_some() {
+        return undecodable("method override parameter `_method`");
     }
     Ok(())
 }

@@ -151,10 +151,11 @@ impl Target {
         }
         let (path, raw_query) = raw.split_once('?').unwrap_or((raw, ""));
         let path = path.strip_prefix('/').unwrap_or(path);
-        let path = if path.len() > 1 || path.is_empty() {
-            path.strip_suffix('/').unwrap_or(path)
-        } else {
-            path
+        // One trailing slash is dropped (`/t/` is `/t`); a bare `//` keeps its empty
+        // segment and is refused below.
+        let path = match path.strip_suffix('/') {
+            Some(rest) if !rest.is_empty() => rest,
+            _ => path,
         };
         let mut segments = Vec::new();
         if !path.is_empty() {
@@ -331,6 +332,7 @@ mod tests {
             ("/a/%2E/b", "dot segment"),
             ("/a//b", "empty segment"),
             ("//a", "empty segment"),
+            ("//", "empty segment"),
             ("/a//", "empty segment"),
             ("/a%2fb", "encoded slash"),
             ("/a%2Fb", "encoded slash"),

@@ -192,6 +192,31 @@ fn decisions_table() {
             Decision::Unauthenticated,
             "no credential",
         ),
+        // Method overrides are refused everywhere, public routes included.
+        (
+            "GET",
+            "/rest/health?_method=DELETE",
+            vec![],
+            b"",
+            Decision::Unauthenticated,
+            "no credential",
+        ),
+        (
+            "GET",
+            "/rest/health",
+            vec![("x-http-method-override", "DELETE")],
+            b"",
+            Decision::Unauthenticated,
+            "no credential",
+        ),
+        (
+            "POST",
+            "/v2/domains/example.com?_method=DELETE",
+            vec![domains],
+            b"",
+            Decision::Deny,
+            "method override parameter `_method`",
+        ),
         // Routing.
         (
             "GET",

@@ -77,6 +77,16 @@ def test_public_route_needs_no_key(gateway, upstream):
     assert r.json() == {"status": "ok"}
 
 
+@pytest.mark.parametrize("path,headers", [
+    ("/rest/health?_method=DELETE", {}),
+    ("/rest/health", {"x-http-method-override": "DELETE"}),
+])
+def test_public_route_is_not_public_with_a_method_override(gateway, upstream, path, headers):
+    r = http1(gateway.port, "GET", path, headers)
+    assert r.status == 401, r
+    assert reached(upstream) == []
+
+
 def test_record_scoped_update(gateway, upstream, pg, keys):
     ok = http1(gateway.port, "PATCH", "/rest/reservations?tenant_id=eq.acme&id=eq.r-1",
                {**bearer(keys.support), "content-type": "application/json"}, '{"customer": "Ada L."}')

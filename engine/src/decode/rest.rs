@@ -465,6 +465,9 @@ fn dreamfactory(
                 "DELETE" => Action::Delete,
                 _ => return undecodable(format!("method {method} on a DreamFactory record")),
             };
+            if id.contains(',') || id.trim() != *id {
+                return undecodable("a record path names one id, without commas or spaces");
+            }
             let mut records = Records::new();
             records.insert(id_field.to_string(), vec![id.to_string()]);
             Ok(vec![op(action, table).with_records(records)])
@@ -495,9 +498,11 @@ fn dreamfactory(
 fn id_records(id_field: &str, ids: &str) -> Result<Records, DecodeError> {
     let mut values = Vec::new();
     for id in ids.split(',') {
-        let id = id.trim();
         if id.is_empty() {
             return undecodable("`ids` holds an empty id");
+        }
+        if id.trim() != id {
+            return undecodable("`ids` holds an id with surrounding spaces");
         }
         values.push(id.to_string());
     }
@@ -933,20 +938,30 @@ fn profile(head: &RequestHead, default_schema: &str) -> Result<Option<String>, D
     }
 }
 
+/// Whether `Prefer` asks for an upsert. A `resolution` preference in any other spelling
+/// is refused: the upstream might read it as a merge the filter did not see.
 fn prefers_merge(head: &RequestHead) -> Result<bool, DecodeError> {
-    Ok(head.single_header("prefer")?.is_some_and(|p| {
-        p.split(',')
-            .any(|t| t.trim() == "resolution=merge-duplicates")
-    }))
+    let Some(prefer) = head.single_header("prefer")? else {
+        return Ok(false);
+    };
+    let mut merge = false;
+    for token in prefer.split(',').map(str::trim) {
+        match token {
+            "resolution=merge-duplicates" => merge = true,
+            "resolution=ignore-duplicates" => {}
+            t if t.to_ascii_lowercase().contains("resolution") => {
+                return undecodable(format!("unrecognised Prefer `{t}`"))
+            }
+            _ => {}
+        }
+    }
+    Ok(merge)
 }
 
 /// Top-level filters of a PostgREST request, ANDed as PostgREST does.
 fn pgrst_filters(target: &Target) -> Result<Expr, DecodeError> {
     let mut parts = Vec::new();
     for (name, value) in &target.query {
-        if name == "_method" {
-            return undecodable("method override parameter `_method`");
-        }
         if PGRST_RESERVED.contains(&name.as_str()) {
             continue;
         }
@@ -961,11 +976,11 @@ fn pgrst_filters(target: &Target) -> Result<Expr, DecodeError> {
                 if PGRST_RESERVED.contains(&last) || last == "and" || last == "or" {
                     continue;
                 }
-                pgrst_term(last, value)?;
+                pgrst_term(last, value, false)?;
                 continue;
             }
             column => {
-                parts.push(pgrst_term(column, value)?);
+                parts.push(pgrst_term(column, value, false)?);
                 continue;
             }
         };
@@ -1013,7 +1028,7 @@ fn pgrst_logic(kind: &str, inner: &str, depth: usize) -> Result<Expr, DecodeErro
             if !is_identifier(column) {
                 return undecodable(format!("`{column}` is not a column"));
             }
-            pgrst_term(column, filter)?
+            pgrst_term(column, filter, true)?
         };
         parts.push(if negated { Expr::Not(Box::new(e)) } else { e });
     }
@@ -1059,8 +1074,10 @@ fn split_top(s: &str, sep: char) -> Result<Vec<&str>, DecodeError> {
     Ok(out)
 }
 
-/// One PostgREST filter `[not.]op[(any|all)].value` on `column`.
-fn pgrst_term(column: &str, filter: &str) -> Result<Expr, DecodeError> {
+/// One PostgREST filter `[not.]op[(any|all)].value` on `column`. `in_tree`: the filter
+/// sits in an `and=(…)`/`or=(…)` tree, where values may be double-quoted; a top-level
+/// `eq` value is compared exactly as written.
+fn pgrst_term(column: &str, filter: &str, in_tree: bool) -> Result<Expr, DecodeError> {
     if !is_identifier(column) {
         return undecodable(format!("`{column}` is not a column name"));
     }
@@ -1105,8 +1122,10 @@ fn pgrst_term(column: &str, filter: &str) -> Result<Expr, DecodeError> {
         | "ov" | "sl" | "sr" | "nxr" | "nxl" | "adj" => Cmp::Bounding,
         other => return undecodable(format!("unknown PostgREST operator `{other}`")),
     };
-    let values = if cmp == Cmp::Eq {
+    let values = if cmp == Cmp::Eq && in_tree {
         vec![unquote(arg)?]
+    } else if cmp == Cmp::Eq {
+        vec![arg.to_string()]
     } else {
         vec![]
     };
@@ -1114,8 +1133,10 @@ fn pgrst_term(column: &str, filter: &str) -> Result<Expr, DecodeError> {
     Ok(if negated { Expr::Not(Box::new(t)) } else { t })
 }
 
+/// A value as PostgREST reads it inside `in.(…)` lists and logic trees: double quotes
+/// delimit (with backslash escapes). Nothing is trimmed: a proof must name exactly what
+/// the upstream compares, and an untrimmed value can only fail to match a grant.
 fn unquote(v: &str) -> Result<String, DecodeError> {
-    let v = v.trim();
     match v.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
         Some(inner) => {
             let mut out = String::new();
@@ -1314,6 +1335,16 @@ mod tests {
             ),
             (
                 "DELETE",
+                "/api/v2/rentals/_table/reservations?ids=1,%202",
+                "surrounding spaces",
+            ),
+            (
+                "DELETE",
+                "/api/v2/rentals/_table/reservations/1,2",
+                "one id",
+            ),
+            (
+                "DELETE",
                 "/api/v2/rentals/_table/reservations?filter=1%3D1",
                 "column name",
             ),
@@ -1432,6 +1463,18 @@ mod tests {
                 "/rest/reservations?id=in.(r-1,\"r,2\")",
                 &[],
                 &[r#"delete reservations some {"id": ["r,2", "r-1"]}"#],
+            ),
+            (
+                "DELETE",
+                "/rest/reservations?id=eq.%22r-1%22",
+                &[],
+                &[r#"delete reservations some {"id": ["\"r-1\""]}"#],
+            ),
+            (
+                "DELETE",
+                "/rest/reservations?or=(id.eq.%22r-1%22)",
+                &[],
+                &[r#"delete reservations some {"id": ["r-1"]}"#],
             ),
             (
                 "DELETE",
@@ -1563,7 +1606,12 @@ mod tests {
                 "unknown PostgREST operator",
             ),
             ("DELETE", "/rest/reservations?id=1", &[], "no operator"),
-            ("DELETE", "/rest/reservations?_method=GET", &[], "_method"),
+            (
+                "POST",
+                "/rest/reservations",
+                &[("prefer", "resolution=Merge-Duplicates")],
+                "unrecognised Prefer",
+            ),
             (
                 "DELETE",
                 "/rest/reservations/1",
