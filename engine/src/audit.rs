@@ -1,10 +1,13 @@
 //! The audit record: one JSON line per request (DESIGN.md). Never holds a key, an
 //! approval key, an upstream credential or a body — only ids, decisions and digests.
+//!
+//! Serialised straight from borrowed fields (no intermediate JSON tree): it is written
+//! for every request, so it is on the hot path.
 
-use crate::operation::Scope;
+use crate::operation::{Action, Scope};
 use crate::time::format_rfc3339_millis;
 use crate::verdict::{Subject, Verdict};
-use serde_json::{json, Value};
+use serde::Serialize;
 
 /// Context a record needs besides the verdict.
 pub struct AuditContext<'a> {
@@ -16,61 +19,137 @@ pub struct AuditContext<'a> {
     pub enforced: bool,
 }
 
-pub fn record(ctx: &AuditContext, verdict: &Verdict) -> Value {
-    let ops: Vec<Value> = verdict
-        .operations
-        .iter()
-        .map(|op| {
-            json!({
-                "service": op.service,
-                "action": op.action,
-                "resource": op.resource,
-                "scope": if op.scope == Scope::All { "all" } else { "some" },
-            })
-        })
-        .collect();
-    let s = &verdict.subject;
-    json!({
-        "ts": format_rfc3339_millis(ctx.now_ms),
-        "bundle": ctx.bundle,
-        "environment": ctx.environment,
-        "request_id": s.request_id,
-        "key": s.key,
-        "role": s.role,
-        "service": s.service,
-        "method": s.method,
-        "path": s.path,
-        "operations": ops,
-        "decision": verdict.decision.as_str(),
-        "reason": verdict.reason,
-        "rule": verdict.rule,
-        "digest": verdict.digest,
-        "approval": Value::Null,
-        "status": ctx.status,
-        "enforced": ctx.enforced,
-    })
+#[derive(Serialize)]
+struct Op<'a> {
+    service: &'a str,
+    action: Action,
+    resource: &'a str,
+    scope: Scope,
 }
 
-/// A record for a stream that ended before any decision (reset while the body was
+#[derive(Serialize)]
+struct Record<'a> {
+    ts: String,
+    bundle: &'a str,
+    environment: &'a str,
+    request_id: &'a str,
+    key: Option<&'a str>,
+    role: Option<&'a str>,
+    service: Option<&'a str>,
+    method: &'a str,
+    path: &'a str,
+    operations: Vec<Op<'a>>,
+    decision: &'a str,
+    reason: &'a str,
+    rule: Option<&'a str>,
+    digest: Option<&'a str>,
+    approval: Option<&'a str>,
+    status: Option<u16>,
+    enforced: bool,
+}
+
+impl<'a> Record<'a> {
+    fn new(ctx: &'a AuditContext, s: &'a Subject, decision: &'a str, reason: &'a str) -> Self {
+        Record {
+            ts: format_rfc3339_millis(ctx.now_ms),
+            bundle: ctx.bundle,
+            environment: ctx.environment,
+            request_id: &s.request_id,
+            key: s.key.as_deref(),
+            role: s.role.as_deref(),
+            service: s.service.as_deref(),
+            method: &s.method,
+            path: &s.path,
+            operations: Vec::new(),
+            decision,
+            reason,
+            rule: None,
+            digest: None,
+            approval: None,
+            status: ctx.status,
+            enforced: ctx.enforced,
+        }
+    }
+
+    fn line(&self) -> String {
+        // Serialising plain strings, numbers and options cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The record of a decided request, as one JSON line.
+pub fn record(ctx: &AuditContext, verdict: &Verdict) -> String {
+    let mut r = Record::new(
+        ctx,
+        &verdict.subject,
+        verdict.decision.as_str(),
+        &verdict.reason,
+    );
+    r.operations = verdict
+        .operations
+        .iter()
+        .map(|op| Op {
+            service: &op.service,
+            action: op.action,
+            resource: &op.resource,
+            scope: op.scope,
+        })
+        .collect();
+    r.rule = verdict.rule.as_deref();
+    r.digest = verdict.digest.as_deref();
+    r.line()
+}
+
+/// The record of a stream that ended before any decision (reset while the body was
 /// still arriving): nothing was forwarded.
-pub fn incomplete_record(ctx: &AuditContext, subject: &Subject) -> Value {
-    json!({
-        "ts": format_rfc3339_millis(ctx.now_ms),
-        "bundle": ctx.bundle,
-        "environment": ctx.environment,
-        "request_id": subject.request_id,
-        "key": subject.key,
-        "role": subject.role,
-        "service": subject.service,
-        "method": subject.method,
-        "path": subject.path,
-        "operations": [],
-        "decision": "incomplete",
-        "reason": "stream ended before the request was complete; nothing was forwarded",
-        "rule": Value::Null,
-        "digest": Value::Null,
-        "approval": Value::Null,
-        "status": ctx.status,
-        "enforced": ctx.enforced,
-    })
+pub fn incomplete_record(ctx: &AuditContext, subject: &Subject) -> String {
+    Record::new(
+        ctx,
+        subject,
+        "incomplete",
+        "stream ended before the request was complete; nothing was forwarded",
+    )
+    .line()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operation::Operation;
+    use crate::verdict::Decision;
+
+    #[test]
+    fn record_fields_in_design_order() {
+        let v = Verdict {
+            decision: Decision::Deny,
+            reason: "guard: volume* destructive".into(),
+            rule: Some("guards[0]".into()),
+            hint: Some("stop".into()),
+            subject: Subject {
+                request_id: "req-1".into(),
+                method: "POST".into(),
+                path: "/graphql".into(),
+                key: Some("agent-domains".into()),
+                role: Some("domains".into()),
+                service: Some("railway".into()),
+            },
+            operations: vec![Operation::new("railway", Action::Delete, "volumeDelete")],
+            friction: None,
+            digest: Some("sha256:ab".into()),
+            forward: None,
+        };
+        let ctx = AuditContext {
+            bundle: "rentals-prod",
+            environment: "production",
+            now_ms: 1_795_543_200_123,
+            status: Some(403),
+            enforced: true,
+        };
+        assert_eq!(
+            record(&ctx, &v),
+            r#"{"ts":"2026-11-24T18:00:00.123Z","bundle":"rentals-prod","environment":"production","request_id":"req-1","key":"agent-domains","role":"domains","service":"railway","method":"POST","path":"/graphql","operations":[{"service":"railway","action":"delete","resource":"volumeDelete","scope":"some"}],"decision":"deny","reason":"guard: volume* destructive","rule":"guards[0]","digest":"sha256:ab","approval":null,"status":403,"enforced":true}"#
+        );
+        let line = incomplete_record(&ctx, &v.subject);
+        assert!(line.contains(r#""decision":"incomplete""#) && line.contains(r#""operations":[]"#));
+    }
 }

@@ -213,7 +213,9 @@ impl Engine {
             // The challenge is bound to the body: read it before answering.
             return Step::NeedBody(pending);
         }
-        Step::Decided(self.conclude(pending, if body_follows { None } else { Some(&[]) }))
+        // Anything but a challenge is decided without the body (a challenge reaching
+        // here has none coming).
+        Step::Decided(self.conclude(pending, &[]))
     }
 
     /// Body phase: the whole body has arrived (end of stream or trailers).
@@ -221,7 +223,7 @@ impl Engine {
         if body.len() > pending.max_body_bytes {
             return self.too_large(pending);
         }
-        self.conclude(pending, Some(body))
+        self.conclude(pending, body)
     }
 
     /// The body could not be read from the host: refused, never forwarded unread.
@@ -238,19 +240,9 @@ impl Engine {
         refuse(pending.subject, r, pending.decided_ops)
     }
 
-    /// Turns decoded, evaluated operations into the verdict. `body` is `None` when the
-    /// body streams to the upstream unread (header-only decisions).
-    fn conclude(&self, p: Pending, body: Option<&[u8]>) -> Verdict {
-        let digest = body.map(|b| {
-            request_digest(&DigestInput {
-                key_id: &p.key_id,
-                method: &p.head.method,
-                authority: &p.head.authority,
-                path: &p.target.path(),
-                query: &p.target.raw_query,
-                body: b,
-            })
-        });
+    /// Turns decoded, evaluated operations into the verdict. `body` is only read for a
+    /// challenge, whose digest binds it (the filter holds the body in that case only).
+    fn conclude(&self, p: Pending, body: &[u8]) -> Verdict {
         let (friction, rule, reason) =
             p.owed
                 .unwrap_or((Friction::None, String::new(), String::new()));
@@ -262,7 +254,7 @@ impl Engine {
             subject: p.subject,
             operations: p.decided_ops,
             friction: None,
-            digest,
+            digest: None,
             forward: None,
         };
         match friction {
@@ -282,6 +274,14 @@ impl Engine {
                 decision: Decision::Challenge,
                 hint: Some(challenge_hint(friction)),
                 friction: Some(friction),
+                digest: Some(request_digest(&DigestInput {
+                    key_id: &p.key_id,
+                    method: &p.head.method,
+                    authority: &p.head.authority,
+                    path: &p.target.path(),
+                    query: &p.target.raw_query,
+                    body,
+                })),
                 ..base
             },
         }

@@ -40,7 +40,10 @@ impl RequestHead {
         let mut head = RequestHead {
             headers: headers
                 .into_iter()
-                .map(|(n, v)| (n.to_ascii_lowercase(), v))
+                .map(|(mut n, v)| {
+                    n.make_ascii_lowercase();
+                    (n, v)
+                })
                 .collect(),
             ..RequestHead::default()
         };

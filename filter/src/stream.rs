@@ -141,7 +141,7 @@ impl<H: Host> Stream<H> {
             State::Buffering(pending) => audit::incomplete_record(&ctx, pending.subject()),
             State::Start | State::Refused => return,
         };
-        self.host.log(Level::Info, &record.to_string());
+        self.host.log(Level::Info, &record);
     }
 
     fn finish(&mut self) -> Flow {

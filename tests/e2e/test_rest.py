@@ -347,6 +347,7 @@ def test_one_audit_record_per_request_with_final_status(gateway, upstream, keys)
     assert recs[0]["key"] == "agent-reader" and recs[0]["operations"][0]["resource"] == "vehicles"
     assert recs[2]["key"] is None
     assert recs[3]["digest"].startswith("sha256:") and recs[3]["rule"] == "roles[1].allow[1]"
+    assert recs[0]["digest"] is None and recs[1]["digest"] is None
 
 
 # ---------------------------------------------------------------- configuration
