@@ -10,7 +10,7 @@ TARGET := wasm32-wasip1
 WASM   := target/$(TARGET)/release/scopegate_filter.wasm
 CLI    := target/release/scopegate
 
-.PHONY: all build wasm cli toolchain venv demo test lint unit e2e policies clean
+.PHONY: all build wasm cli toolchain venv demo test lint unit e2e policies bench clean
 
 all: build
 
@@ -54,6 +54,10 @@ e2e: wasm cli venv
 	$(PY) -m pytest -c tests/pytest.ini tests/e2e
 
 test: lint unit policies e2e
+
+## Native decision time per protocol (criterion). Side-by-side Envoy load runs: issue 9.
+bench:
+	cargo bench -p scopegate-engine --bench decide
 
 clean:
 	cargo clean

@@ -158,11 +158,12 @@ class Postgres:
 
 
 class Upstream:
-    """tests/upstream/rest_api.py, the real API scopegate protects."""
+    """A real API scopegate protects: tests/upstream/rest_api.py (REST) or
+    tests/upstream/sql_api.py (SQL over HTTP), over the harness's PostgreSQL."""
 
-    def __init__(self, dsn, token):
+    def __init__(self, dsn, token, script="rest_api.py"):
         self.port = free_port()
-        self.dsn, self.token = dsn, token
+        self.dsn, self.token, self.script = dsn, token, script
         self.proc = None
 
     @property
@@ -171,7 +172,7 @@ class Upstream:
 
     def start(self):
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "upstream" / "rest_api.py"),
+            [sys.executable, str(ROOT / "tests" / "upstream" / self.script),
              "--port", str(self.port), "--dsn", self.dsn, "--token", self.token],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_for(lambda: urllib.request.urlopen(self.url + "/__seen", timeout=1).status == 200, 20, "upstream")

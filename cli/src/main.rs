@@ -5,6 +5,7 @@
 
 use base64::Engine as _;
 use clap::{Parser, Subcommand};
+use scopegate_engine::decode::sql::SqlDecoder;
 use scopegate_engine::digest::{hex, sha256};
 use scopegate_engine::time::{format_rfc3339_millis, parse_rfc3339};
 use scopegate_engine::verdict::op_json;
@@ -54,6 +55,22 @@ enum Command {
         #[arg(long)]
         env: Option<String>,
     },
+    /// Show the operations the SQL decoder finds in SQL read from stdin, as one JSON
+    /// object: {"ok", "operations", "error"}.
+    Sql {
+        /// postgres, mysql, sqlite or generic.
+        #[arg(long, default_value = "postgres")]
+        dialect: String,
+        /// Schema unqualified names resolve to (default: the dialect's).
+        #[arg(long)]
+        default_schema: Option<String>,
+        /// Functions to treat as pure, besides the built-in list (repeatable).
+        #[arg(long = "safe-function")]
+        safe_functions: Vec<String>,
+        /// Read JSON Lines (one JSON string of SQL per line); print one result per line.
+        #[arg(long)]
+        batch: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -95,6 +112,12 @@ fn main() -> ExitCode {
             now,
             env,
         } => eval(&bundle, &request, now.as_deref(), env.as_deref()),
+        Command::Sql {
+            dialect,
+            default_schema,
+            safe_functions,
+            batch,
+        } => sql(&dialect, default_schema, safe_functions, batch),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -275,6 +298,44 @@ fn eval(bundle: &Path, request: &Path, now: Option<&str>, env: Option<&str>) -> 
         "{}",
         serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
     );
+    Ok(())
+}
+
+fn sql(
+    dialect: &str,
+    default_schema: Option<String>,
+    safe_functions: Vec<String>,
+    batch: bool,
+) -> Result<(), String> {
+    let cfg = json!({
+        "dialect": dialect,
+        "default_schema": default_schema,
+        "statement": {"raw": true},
+        "safe_functions": safe_functions,
+    });
+    let cfg: scopegate_engine::bundle::SqlConfig =
+        serde_json::from_value(cfg).map_err(|e| format!("--dialect: {e}"))?;
+    let mut errs = Vec::new();
+    let decoder = SqlDecoder::compile(&cfg, "sql", &mut errs);
+    let decoder = match (decoder, errs.first()) {
+        (Some(d), None) => d,
+        (_, Some(e)) => return Err(e.to_string()),
+        (None, None) => return Err("SQL settings rejected".into()),
+    };
+    let classify = |text: &str| match decoder.classify("sql", text, &[]) {
+        Ok(ops) => json!({"ok": true, "operations": ops, "error": null}),
+        Err(e) => json!({"ok": false, "operations": [], "error": e.to_string()}),
+    };
+    let input = String::from_utf8(read(Path::new("-"))?).map_err(|_| "stdin is not UTF-8")?;
+    if batch {
+        for line in input.lines().filter(|l| !l.trim().is_empty()) {
+            let text: String =
+                serde_json::from_str(line).map_err(|e| format!("--batch line: {e}"))?;
+            println!("{}", classify(&text));
+        }
+    } else {
+        println!("{}", classify(&input));
+    }
     Ok(())
 }
 

@@ -63,6 +63,8 @@ pub struct Service {
     #[serde(default)]
     pub rest: Option<RestConfig>,
     #[serde(default)]
+    pub sql: Option<SqlConfig>,
+    #[serde(default)]
     pub limits: Option<Limits>,
 }
 
@@ -134,6 +136,54 @@ pub struct Route {
     /// `all` when the route touches every record of the resource (default `some`).
     #[serde(default)]
     pub scope: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqlDialectName {
+    Postgres,
+    Mysql,
+    Sqlite,
+    Generic,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlConfig {
+    pub dialect: SqlDialectName,
+    /// Schema (MySQL: database) unqualified names resolve to. Default: `public` for
+    /// postgres, `main` for sqlite; required for mysql and generic.
+    #[serde(default)]
+    pub default_schema: Option<String>,
+    /// Where the SQL is: exactly one of `json_pointer`, `raw`, `query_param`.
+    pub statement: SqlSource,
+    /// Where positional parameters (`$1`…) are, in a JSON body.
+    #[serde(default)]
+    pub params: Option<SqlParams>,
+    /// Functions (besides the built-in pure list) that only compute.
+    #[serde(default)]
+    pub safe_functions: Option<Vec<String>>,
+    #[serde(default)]
+    pub max_statement_bytes: Option<usize>,
+    #[serde(default)]
+    pub max_statements: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlSource {
+    #[serde(default)]
+    pub json_pointer: Option<String>,
+    #[serde(default)]
+    pub raw: Option<bool>,
+    #[serde(default)]
+    pub query_param: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlParams {
+    pub json_pointer: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -9,6 +9,7 @@ pub mod decode;
 pub mod digest;
 pub mod evaluate;
 pub mod glob;
+pub mod json;
 pub mod operation;
 pub mod pipeline;
 pub mod policy;

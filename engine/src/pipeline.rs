@@ -52,11 +52,20 @@ pub struct Pending {
     target: Target,
     subject: Subject,
     key_id: String,
+    role: usize,
+    service: usize,
     max_body_bytes: usize,
     forward: Forward,
-    /// Operations already decoded from the head, owing friction whose challenge
-    /// digest needs the body.
-    decided_ops: Vec<Operation>,
+    /// Operations and the friction they owe, once decoded and evaluated: from the head
+    /// alone (REST, then held only so a challenge can bind the body), or `None` while
+    /// decoding waits for the body (SQL).
+    judged: Option<Judged>,
+}
+
+/// Decoded operations and the strictest friction owed: (friction, rule, reason).
+#[derive(Debug)]
+struct Judged {
+    ops: Vec<Operation>,
     owed: Option<(Friction, String, String)>,
 }
 
@@ -69,6 +78,18 @@ impl Pending {
     }
     pub fn subject(&self) -> &Subject {
         &self.subject
+    }
+
+    fn owes_challenge(&self) -> bool {
+        self.judged.as_ref().is_some_and(|j| {
+            j.owed
+                .as_ref()
+                .is_some_and(|(f, _, _)| matches!(f, Friction::Confirm | Friction::Approval))
+        })
+    }
+
+    fn into_ops(self) -> Vec<Operation> {
+        self.judged.map(|j| j.ops).unwrap_or_default()
     }
 }
 
@@ -157,7 +178,7 @@ impl Engine {
             Ok(t) => t,
             Err(e) => return Step::Decided(refuse(subject, e.into(), Vec::new())),
         };
-        let Some(service) = self.route(&head, &target) else {
+        let Some((service_idx, service)) = self.route(&head, &target) else {
             let r = Refusal::NoService {
                 method: head.method.clone(),
                 path: subject.path.clone(),
@@ -165,51 +186,26 @@ impl Engine {
             return Step::Decided(refuse(subject, r, Vec::new()));
         };
         subject.service = Some(service.name.clone());
-
-        let ops = match &service.decoder {
-            Decoder::Rest(d) => d.decode(&service.name, &head, &target),
-        };
-        let ops = match ops {
-            Ok(ops) if ops.is_empty() => {
-                let e = DecodeError("request decodes to no operation".into());
-                return Step::Decided(refuse(subject, e.into(), Vec::new()));
-            }
-            Ok(ops) => ops,
-            Err(e) => return Step::Decided(refuse(subject, e.into(), Vec::new())),
-        };
-        let forward = self.forward(service, Some(&caller));
-        let key_id = caller.key.id.clone();
-        let role = self.policy.role(caller.key.role);
-        let evaluation = match role {
-            Some(role) => evaluate(&self.policy, role, &ops),
-            None => {
-                let r = Refusal::BrokenKey(caller.key.id.clone());
-                return Step::Decided(refuse(subject, r, ops));
-            }
-        };
-        let owed = match &evaluation {
-            Evaluation::NotCovered { reason, .. } => {
-                return Step::Decided(refuse(subject, Refusal::NotCovered(reason.clone()), ops));
-            }
-            Evaluation::Covered { .. } => evaluation
-                .strictest()
-                .map(|(_, o)| (o.friction, o.rule.clone(), o.reason.clone())),
-        };
         let pending = Pending {
+            forward: self.forward(service, Some(&caller)),
+            key_id: caller.key.id.clone(),
+            role: caller.key.role,
+            service: service_idx,
+            max_body_bytes: service.max_body_bytes,
             head,
             target,
             subject,
-            key_id,
-            max_body_bytes: service.max_body_bytes,
-            forward,
-            decided_ops: ops,
-            owed,
+            judged: None,
         };
-        let needs_digest = pending
-            .owed
-            .as_ref()
-            .is_some_and(|(f, _, _)| matches!(f, Friction::Confirm | Friction::Approval));
-        if needs_digest && body_follows {
+        if service.decoder.needs_body() && body_follows {
+            // The operations are in the body: hold the request until it has arrived.
+            return Step::NeedBody(pending);
+        }
+        let pending = match self.judge(pending, &[]) {
+            Ok(p) => p,
+            Err(v) => return Step::Decided(*v),
+        };
+        if pending.owes_challenge() && body_follows {
             // The challenge is bound to the body: read it before answering.
             return Step::NeedBody(pending);
         }
@@ -223,13 +219,60 @@ impl Engine {
         if body.len() > pending.max_body_bytes {
             return self.too_large(pending);
         }
+        let pending = if pending.judged.is_none() {
+            match self.judge(pending, body) {
+                Ok(p) => p,
+                Err(v) => return *v,
+            }
+        } else {
+            pending
+        };
         self.conclude(pending, body)
+    }
+
+    /// Decode and evaluate: the operations, and what they owe. `Err` is a refusal
+    /// (undecodable, not covered) ready to send.
+    fn judge(&self, mut p: Pending, body: &[u8]) -> Result<Pending, Box<Verdict>> {
+        let (Some(service), Some(role)) =
+            (self.policy.service(p.service), self.policy.role(p.role))
+        else {
+            let r = Refusal::BrokenKey(p.key_id.clone());
+            return Err(Box::new(refuse(p.subject, r, Vec::new())));
+        };
+        let ops = match &service.decoder {
+            Decoder::Rest(d) => d.decode(&service.name, &p.head, &p.target),
+            Decoder::Sql(d) => d.decode(&service.name, &p.target, body),
+        };
+        let ops = match ops {
+            Ok(ops) if ops.is_empty() => {
+                let e = DecodeError("request decodes to no operation".into());
+                return Err(Box::new(refuse(p.subject, e.into(), Vec::new())));
+            }
+            Ok(ops) => ops,
+            Err(e) => return Err(Box::new(refuse(p.subject, e.into(), Vec::new()))),
+        };
+        let evaluation = evaluate(&self.policy, role, &ops);
+        let owed = match &evaluation {
+            Evaluation::NotCovered { reason, .. } => {
+                return Err(Box::new(refuse(
+                    p.subject,
+                    Refusal::NotCovered(reason.clone()),
+                    ops,
+                )));
+            }
+            Evaluation::Covered { .. } => evaluation
+                .strictest()
+                .map(|(_, o)| (o.friction, o.rule.clone(), o.reason.clone())),
+        };
+        p.judged = Some(Judged { ops, owed });
+        Ok(p)
     }
 
     /// The body could not be read from the host: refused, never forwarded unread.
     pub fn unreadable(&self, pending: Pending) -> Verdict {
         let e = DecodeError("request body could not be read".into());
-        refuse(pending.subject, e.into(), pending.decided_ops)
+        let subject = pending.subject.clone();
+        refuse(subject, e.into(), pending.into_ops())
     }
 
     /// The body grew past the service's limit before it ended.
@@ -237,14 +280,20 @@ impl Engine {
         let r = Refusal::TooLarge {
             limit: pending.max_body_bytes,
         };
-        refuse(pending.subject, r, pending.decided_ops)
+        let subject = pending.subject.clone();
+        refuse(subject, r, pending.into_ops())
     }
 
     /// Turns decoded, evaluated operations into the verdict. `body` is only read for a
     /// challenge, whose digest binds it (the filter holds the body in that case only).
     fn conclude(&self, p: Pending, body: &[u8]) -> Verdict {
+        let Some(judged) = p.judged else {
+            let e = DecodeError("request was not decoded".into());
+            return refuse(p.subject, e.into(), Vec::new());
+        };
         let (friction, rule, reason) =
-            p.owed
+            judged
+                .owed
                 .unwrap_or((Friction::None, String::new(), String::new()));
         let base = Verdict {
             decision: Decision::Allow,
@@ -252,7 +301,7 @@ impl Engine {
             rule: (!rule.is_empty()).then_some(rule),
             hint: None,
             subject: p.subject,
-            operations: p.decided_ops,
+            operations: judged.ops,
             friction: None,
             digest: None,
             forward: None,
@@ -348,9 +397,9 @@ impl Engine {
     }
 
     /// First service whose `match` fits (hosts, path prefix by whole segments, methods).
-    fn route(&self, head: &RequestHead, target: &Target) -> Option<&Service> {
+    fn route(&self, head: &RequestHead, target: &Target) -> Option<(usize, &Service)> {
         let host = head.host();
-        self.policy.services.iter().find(|s| {
+        self.policy.services.iter().enumerate().find(|(_, s)| {
             (s.hosts.is_empty() || s.hosts.iter().any(|h| h.matches(&host)))
                 && target.strip_prefix(&s.prefix).is_some()
                 && s.methods.as_ref().is_none_or(|m| m.contains(&head.method))
@@ -361,7 +410,7 @@ impl Engine {
         if self.policy.public.is_empty() {
             return None;
         }
-        let routed = self.route(head, target)?;
+        let (_, routed) = self.route(head, target)?;
         self.policy
             .public
             .iter()

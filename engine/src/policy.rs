@@ -4,6 +4,7 @@
 
 use crate::bundle::{self, Bundle, BundleError, BundleErrors, Friction, Protocol};
 use crate::decode::rest::RestDecoder;
+use crate::decode::sql::SqlDecoder;
 use crate::glob::Glob;
 use crate::operation::{ActionSet, Records};
 use crate::request::config_segments;
@@ -52,6 +53,17 @@ pub struct UpstreamAuth {
 #[derive(Debug)]
 pub enum Decoder {
     Rest(RestDecoder),
+    Sql(SqlDecoder),
+}
+
+impl Decoder {
+    /// Whether deciding needs the request body (the filter then holds the request).
+    pub fn needs_body(&self) -> bool {
+        match self {
+            Decoder::Rest(_) => false,
+            Decoder::Sql(d) => d.needs_body(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -383,11 +395,23 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
                 Some(cfg) => RestDecoder::compile(cfg, &prefix, &format!("{at}.rest"), &mut errs.0)
                     .map(Decoder::Rest),
             },
+            Protocol::Sql => match &s.sql {
+                None => {
+                    errs.push(
+                        format!("{at}.sql"),
+                        "a SQL service needs `sql` (dialect, statement)",
+                    );
+                    None
+                }
+                Some(cfg) => {
+                    SqlDecoder::compile(cfg, &format!("{at}.sql"), &mut errs.0).map(Decoder::Sql)
+                }
+            },
             other => {
                 errs.push(
                     format!("{at}.protocol"),
                     format!(
-                        "protocol `{}` is not supported by this build (rest only)",
+                        "protocol `{}` is not supported by this build (rest and sql)",
                         other.as_str()
                     ),
                 );
@@ -396,6 +420,9 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
         };
         if s.protocol != Protocol::Rest && s.rest.is_some() {
             errs.push(format!("{at}.rest"), "only REST services take `rest`");
+        }
+        if s.protocol != Protocol::Sql && s.sql.is_some() {
+            errs.push(format!("{at}.sql"), "only SQL services take `sql`");
         }
         if let Some(decoder) = decoder {
             services.push(Service {
@@ -744,7 +771,7 @@ mod tests {
                 .contains("roles[1].name: duplicate role name `reader`"),
             "{err}"
         );
-        let sql = GOOD.replace(r#""protocol": "rest""#, r#""protocol": "sql""#);
+        let sql = GOOD.replace(r#""protocol": "rest""#, r#""protocol": "graphql""#);
         let err = compile_json(sql.as_bytes(), &Secrets::Unchecked).unwrap_err();
         assert!(err.to_string().contains("services[0].protocol"), "{err}");
         let grant_missing_service = GOOD.replace(

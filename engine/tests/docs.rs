@@ -30,7 +30,7 @@ fn readme_sample_bundle_compiles() {
         .unwrap();
     let policy =
         compile_json(block.as_bytes(), &Secrets::Unchecked).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(policy.services.len(), 3);
+    assert_eq!(policy.services.len(), 4);
     assert_eq!(policy.roles.len(), 4);
 }
 

