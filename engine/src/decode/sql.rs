@@ -841,14 +841,10 @@ impl<'d> Collector<'d> {
                     unqualified: u.from.is_none(),
                 };
                 let (scope, records) = self.where_proof(u.selection.as_ref(), &ctx);
-                self.on_object(Update, target.0, scope, records)?;
-                if u.selection.is_some() || u.returning.is_some() {
-                    self.push(
-                        Read,
-                        self.dec.resource(target.0)?,
-                        Scope::Some,
-                        Records::new(),
-                    );
+                self.on_object(Update, target.0, scope, records.clone())?;
+                if u.returning.is_some() {
+                    // RETURNING hands the changed rows back: a read of exactly those.
+                    self.push(Read, self.dec.resource(target.0)?, Scope::Some, records);
                 }
             }
             Statement::Delete(d) => {
@@ -870,14 +866,9 @@ impl<'d> Collector<'d> {
                         unqualified: d.using.is_none(),
                     };
                     let (scope, records) = self.where_proof(d.selection.as_ref(), &ctx);
-                    self.on_object(Delete, target.0, scope, records)?;
-                    if d.selection.is_some() || d.returning.is_some() {
-                        self.push(
-                            Read,
-                            self.dec.resource(target.0)?,
-                            Scope::Some,
-                            Records::new(),
-                        );
+                    self.on_object(Delete, target.0, scope, records.clone())?;
+                    if d.returning.is_some() {
+                        self.push(Read, self.dec.resource(target.0)?, Scope::Some, records);
                     }
                 }
             }
@@ -895,7 +886,6 @@ impl<'d> Collector<'d> {
                     // A MERGE join condition is not a row filter: matched rows are unbounded.
                     self.on_object(action, name, Scope::All, Records::new())?;
                 }
-                self.push(Read, self.dec.resource(name)?, Scope::Some, Records::new());
             }
             Statement::Truncate(t) => {
                 if t.cascade
