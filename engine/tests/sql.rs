@@ -75,7 +75,12 @@ const POSTGRES: &[(&str, &[&str])] = &[
     ("SELECT jsonb_build_object('a', 1), date_trunc('day', now())", &[]),
     ("SELECT public.add_one(1)", &[]),
     ("VALUES (1), (2)", &[]),
-    // CTE scoping: a later CTE's name inside an earlier body is the real table.
+    // CTE scoping: a later CTE's name inside an earlier body is the real table; under
+    // RECURSIVE it is the CTE (both checked against PostgreSQL 15).
+    (
+        "WITH RECURSIVE a AS (SELECT * FROM secrets), secrets AS (SELECT 1 AS x) SELECT * FROM a",
+        &[],
+    ),
     ("WITH a AS (SELECT * FROM secrets), secrets AS (SELECT 1) SELECT * FROM a", &["read public.secrets"]),
     ("WITH secrets AS (SELECT 1) SELECT * FROM secrets", &[]),
     ("WITH secrets AS (SELECT * FROM secrets) SELECT * FROM secrets", &["read public.secrets"]),

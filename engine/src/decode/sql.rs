@@ -259,6 +259,23 @@ const SAFE_FUNCTIONS: &[&str] = &[
     "num_nulls",
     "num_nonnulls",
     "version",
+    // session facts and sizes
+    "array",
+    "current_user",
+    "session_user",
+    "current_role",
+    "user",
+    "current_schema",
+    "current_database",
+    "current_catalog",
+    "current_setting",
+    "pg_backend_pid",
+    "txid_current_if_assigned",
+    "pg_size_pretty",
+    "pg_relation_size",
+    "pg_total_relation_size",
+    "pg_table_size",
+    "pg_indexes_size",
 ];
 
 /// Functions that act on the server, its files, other sessions, or run SQL text the
@@ -332,7 +349,6 @@ const ADMIN_FUNCTIONS: &[&str] = &[
     "pg_sleep",
     "pg_sleep_for",
     "pg_sleep_until",
-    "current_setting",
     "txid_current",
     "pg_current_xact_id",
     // MySQL and SQLite
@@ -348,6 +364,9 @@ const ADMIN_FUNCTIONS: &[&str] = &[
     "writefile",
     "edit",
     "fts3_tokenizer",
+    "pg_stat_reset",
+    "pg_stat_reset_shared",
+    "pg_stat_reset_single_table_counters",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
