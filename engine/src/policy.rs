@@ -58,10 +58,12 @@ pub enum Decoder {
 
 impl Decoder {
     /// Whether deciding needs the request body (the filter then holds the request).
+    /// SQL always does, even with the statement in the query string: a body beside it
+    /// must be seen (some servers append it to the statement) to be refused.
     pub fn needs_body(&self) -> bool {
         match self {
             Decoder::Rest(_) => false,
-            Decoder::Sql(d) => d.needs_body(),
+            Decoder::Sql(_) => true,
         }
     }
 }

@@ -562,3 +562,55 @@ fn malformed_heads_are_denied() {
     assert_eq!(v.decision, Decision::Deny);
     assert!(v.reason.contains("repeated :path"));
 }
+
+#[test]
+fn sql_sources() {
+    let bundle = format!(
+        r#"{{"bundle": "s", "version": 1, "environment": "production",
+        "services": [
+          {{"name": "neon", "protocol": "sql", "match": {{"path_prefix": "/sql"}},
+            "sql": {{"dialect": "postgres", "statement": {{"json_pointer": "/sql"}}, "params": {{"json_pointer": "/params"}}}}}},
+          {{"name": "hasura", "protocol": "sql", "match": {{"path_prefix": "/v2/query"}},
+            "sql": {{"dialect": "postgres", "statement": {{"json_pointer": "/args/sql"}}}}}},
+          {{"name": "duck", "protocol": "sql", "match": {{"path_prefix": "/duck"}},
+            "sql": {{"dialect": "generic", "default_schema": "main", "statement": {{"raw": true}}}}}},
+          {{"name": "ch", "protocol": "sql", "match": {{"path_prefix": "/ch"}},
+            "sql": {{"dialect": "generic", "default_schema": "default", "statement": {{"query_param": "query"}}}}}}],
+        "roles": [{{"name": "r", "allow": [
+          {{"service": "neon", "resources": ["public.reservations"], "actions": ["read", "update"], "records": {{"tenant_id": ["acme"]}}}},
+          {{"service": "hasura", "resources": ["public.*"], "actions": ["read"]}},
+          {{"service": "duck", "resources": ["main.*"], "actions": ["read"]}},
+          {{"service": "ch", "resources": ["default.*"], "actions": ["read"]}}]}}],
+        "keys": [{{"id": "k", "sha256": "{}", "role": "r"}}]}}"#,
+        hex(&sha256(b"key"))
+    );
+    let e = Engine::from_json(bundle.as_bytes(), &Secrets::Unchecked).unwrap();
+    let auth = ("authorization", "Bearer key");
+    let cases: Vec<(&str, &str, &[u8], Decision, &str)> = vec![
+        ("POST", "/sql", br#"{"sql": "SELECT * FROM reservations WHERE tenant_id = $1", "params": ["acme"]}"#, Decision::Allow, ""),
+        ("POST", "/sql", br#"{"sql": "UPDATE reservations SET customer = 'x' WHERE tenant_id = $1", "params": ["globex"]}"#, Decision::Deny, "proven records"),
+        ("POST", "/sql", br#"{"sql": "SELECT * FROM reservations WHERE tenant_id = $1", "params": "acme"}"#, Decision::Deny, "not an array"),
+        ("POST", "/sql", br#"{"query": "SELECT 1"}"#, Decision::Deny, "no SQL string at `/sql`"),
+        ("POST", "/sql", br#"{"sql": 42}"#, Decision::Deny, "no SQL string"),
+        ("POST", "/sql", b"SELECT 1", Decision::Deny, "not strict JSON"),
+        ("POST", "/sql", b"", Decision::Deny, "not strict JSON"),
+        ("POST", "/v2/query", br#"{"type": "run_sql", "args": {"sql": "SELECT * FROM vehicles"}}"#, Decision::Allow, ""),
+        ("POST", "/v2/query", br#"{"type": "run_sql", "args": {"sql": "DROP TABLE vehicles"}}"#, Decision::Deny, "grants no drop"),
+        ("POST", "/duck", b"SELECT * FROM trips", Decision::Allow, ""),
+        ("POST", "/duck", b"SELECT * FROM trips; DELETE FROM trips", Decision::Deny, "grants no delete"),
+        ("POST", "/duck", &[0xff, 0xfe], Decision::Deny, "not UTF-8"),
+        ("GET", "/ch?query=SELECT%20*%20FROM%20hits", b"", Decision::Allow, ""),
+        ("POST", "/ch?query=SELECT%20*%20FROM%20hits", b"; DROP TABLE hits", Decision::Deny, "ambiguous"),
+        ("GET", "/ch?query=SELECT%201&query=DROP%20TABLE%20hits", b"", Decision::Deny, "repeated"),
+        ("GET", "/ch", b"", Decision::Deny, "no `query` query parameter"),
+    ];
+    for (method, path, body, decision, fragment) in cases {
+        let v = e.decide(headers(method, path, &[auth]), body, now());
+        assert_eq!(v.decision, decision, "{method} {path}: {}", v.reason);
+        assert!(
+            v.reason.contains(fragment),
+            "{method} {path}: `{}` lacks `{fragment}`",
+            v.reason
+        );
+    }
+}

@@ -485,11 +485,6 @@ impl SqlDecoder {
         })
     }
 
-    /// Whether the SQL travels in the body (then the filter must hold it).
-    pub fn needs_body(&self) -> bool {
-        !matches!(self.source, Source::QueryParam(_))
-    }
-
     /// Finds the SQL (and parameters) in the request, then classifies it.
     pub fn decode(
         &self,
