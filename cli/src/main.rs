@@ -176,16 +176,7 @@ fn load(bundle: &Path) -> Result<policy::Policy, String> {
 
 fn lint(bundle: &Path) -> Result<(), String> {
     let p = load(bundle)?;
-    println!(
-        "{}: ok: bundle `{}` for environment `{}`: {} services, {} roles, {} keys, {} guards",
-        bundle.display(),
-        p.name,
-        p.environment,
-        p.services.len(),
-        p.roles.len(),
-        p.keys.len(),
-        p.guards.len()
-    );
+    println!("{}: ok: {}", bundle.display(), p.summary());
     Ok(())
 }
 

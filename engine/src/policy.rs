@@ -684,6 +684,19 @@ impl Policy {
         self.services.get(idx)
     }
 
+    /// One line for logs and the CLI: what the bundle holds.
+    pub fn summary(&self) -> String {
+        format!(
+            "bundle `{}` for environment `{}`: {} services, {} roles, {} keys, {} guards",
+            self.name,
+            self.environment,
+            self.services.len(),
+            self.roles.len(),
+            self.keys.len(),
+            self.guards.len()
+        )
+    }
+
     pub fn set_environment(&mut self, environment: String) {
         self.environment = environment;
     }

@@ -26,19 +26,8 @@ pub fn configure(host: &dyn Host) -> Option<Engine> {
     let env = |name: &str| host.env_var(name);
     match Engine::from_json(&config, &Secrets::Env(&env)) {
         Ok(engine) => {
-            let p = engine.policy();
-            host.log(
-                Level::Info,
-                &format!(
-                    "scopegate: bundle `{}` loaded for environment `{}`: {} services, {} roles, {} keys, {} guards",
-                    p.name,
-                    p.environment,
-                    p.services.len(),
-                    p.roles.len(),
-                    p.keys.len(),
-                    p.guards.len()
-                ),
-            );
+            let summary = engine.policy().summary();
+            host.log(Level::Info, &format!("scopegate: loaded {summary}"));
             Some(engine)
         }
         Err(errors) => {

@@ -19,65 +19,19 @@ Usage: rest_api.py --port N --dsn DSN --token TOKEN
 
 import argparse
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import psycopg
 from psycopg import sql
 
-SEEN = []
-SEEN_LOCK = threading.Lock()
+from recording import RecordingHandler, serve
 
 
-class Api(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Api(RecordingHandler):
     server_version = "rentals-api/1"
 
-    def log_message(self, fmt, *args):  # keep test output quiet
-        pass
-
-    # ---------------------------------------------------------------- plumbing
-    def reply(self, status, payload):
-        body = json.dumps(payload, default=str).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def read_body(self):
-        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
-            # HTTP/2 requests without content-length (e.g. with trailers) arrive chunked.
-            body = b""
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return body
-                body += self.rfile.read(size)
-                self.rfile.readline()
-        n = int(self.headers.get("content-length") or 0)
-        return self.rfile.read(n) if n else b""
-
-    def handle_any(self):
-        body = self.read_body()
+    def handle_request(self, body):
         url = urlsplit(self.path)
-        if url.path == "/__seen":
-            with SEEN_LOCK:
-                return self.reply(200, list(SEEN))
-        if url.path == "/__reset":
-            with SEEN_LOCK:
-                SEEN.clear()
-            return self.reply(200, {"reset": True})
-        with SEEN_LOCK:
-            SEEN.append({
-                "method": self.command,
-                "path": self.path,
-                "headers": [[k.lower(), v] for k, v in self.headers.items()],
-                "body_bytes": len(body),
-            })
         try:
             if url.path == "/rest/health":
                 return self.reply(200, {"status": "ok"})
@@ -93,8 +47,6 @@ class Api(BaseHTTPRequestHandler):
             return self.reply(404, {"message": "not found"})
         except (psycopg.Error, ValueError, KeyError) as e:
             return self.reply(400, {"message": str(e)})
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
 
     # ---------------------------------------------------------------- SQL
     def table(self, name):
@@ -189,14 +141,10 @@ def main():
     ap.add_argument("--dsn", required=True)
     ap.add_argument("--token", required=True)
     args = ap.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Api)
-    server.daemon_threads = True
-    server.dsn, server.token = args.dsn, args.token
     with psycopg.connect(args.dsn) as conn:
-        server.tables = {r[0] for r in conn.execute(
+        tables = {r[0] for r in conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")}
-    print(f"rentals-api listening on 127.0.0.1:{args.port}", flush=True)
-    server.serve_forever()
+    serve(Api, args.port, dsn=args.dsn, token=args.token, tables=tables)
 
 
 if __name__ == "__main__":

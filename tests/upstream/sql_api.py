@@ -12,57 +12,16 @@ Usage: sql_api.py --port N --dsn DSN --token TOKEN
 
 import argparse
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg
 
-SEEN = []
-SEEN_LOCK = threading.Lock()
+from recording import RecordingHandler, serve
 
 
-class Api(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Api(RecordingHandler):
     server_version = "sql-api/1"
 
-    def log_message(self, fmt, *args):
-        pass
-
-    def reply(self, status, payload):
-        body = json.dumps(payload, default=str).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def read_body(self):
-        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
-            body = b""
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return body
-                body += self.rfile.read(size)
-                self.rfile.readline()
-        n = int(self.headers.get("content-length") or 0)
-        return self.rfile.read(n) if n else b""
-
-    def handle_any(self):
-        body = self.read_body()
-        if self.path == "/__seen":
-            with SEEN_LOCK:
-                return self.reply(200, list(SEEN))
-        if self.path == "/__reset":
-            with SEEN_LOCK:
-                SEEN.clear()
-            return self.reply(200, {"reset": True})
-        with SEEN_LOCK:
-            SEEN.append({"method": self.command, "path": self.path,
-                         "headers": [[k.lower(), v] for k, v in self.headers.items()],
-                         "body_bytes": len(body)})
+    def handle_request(self, body):
         if self.headers.get("authorization") != f"Bearer {self.server.token}":
             return self.reply(401, {"message": "upstream credential missing or wrong"})
         if self.command != "POST" or self.path.split("?")[0] != "/sql":
@@ -90,8 +49,6 @@ class Api(BaseHTTPRequestHandler):
         except psycopg.Error as e:
             return self.reply(400, {"message": str(e).strip()})
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
-
 
 def main():
     ap = argparse.ArgumentParser()
@@ -99,11 +56,7 @@ def main():
     ap.add_argument("--dsn", required=True)
     ap.add_argument("--token", required=True)
     args = ap.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Api)
-    server.daemon_threads = True
-    server.dsn, server.token = args.dsn, args.token
-    print(f"sql-api listening on 127.0.0.1:{args.port}", flush=True)
-    server.serve_forever()
+    serve(Api, args.port, dsn=args.dsn, token=args.token)
 
 
 if __name__ == "__main__":

@@ -681,22 +681,14 @@ impl Parser {
         while self.keyword("OR") {
             parts.push(self.and_at(depth)?);
         }
-        Ok(if parts.len() == 1 {
-            parts.pop().unwrap_or(Expr::Or(vec![]))
-        } else {
-            Expr::Or(parts)
-        })
+        Ok(one_or(parts, Expr::Or))
     }
     fn and_at(&mut self, depth: usize) -> Result<Expr, DecodeError> {
         let mut parts = vec![self.unary(depth)?];
         while self.keyword("AND") {
             parts.push(self.unary(depth)?);
         }
-        Ok(if parts.len() == 1 {
-            parts.pop().unwrap_or(Expr::And(vec![]))
-        } else {
-            Expr::And(parts)
-        })
+        Ok(one_or(parts, Expr::And))
     }
     fn unary(&mut self, depth: usize) -> Result<Expr, DecodeError> {
         self.depth_check(depth)?;
@@ -816,6 +808,14 @@ impl Parser {
             return undecodable(format!("unknown comparison after `{column}` in `filter`"));
         };
         Ok(if negated { Expr::Not(Box::new(t)) } else { t })
+    }
+}
+
+/// A single operand as itself, several joined by `wrap`.
+fn one_or(mut parts: Vec<Expr>, wrap: fn(Vec<Expr>) -> Expr) -> Expr {
+    match parts.len() {
+        1 => parts.pop().unwrap_or_else(|| wrap(Vec::new())),
+        _ => wrap(parts),
     }
 }
 
