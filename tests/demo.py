@@ -1,6 +1,8 @@
-"""`make demo`: scopegate in a real Envoy, in front of a real REST API over a real
-PostgreSQL, with policies/demo.json. Shows a scoped key allowed on one table and denied
-on another, then what the other decisions look like, then the audit trail.
+"""`make demo`: scopegate in a real Envoy. First the incident it is built around, replayed:
+a Railway-like GraphQL API over a real PostgreSQL, behind policies/railway.json; the custom
+domains key sends `volumeDelete` and is refused, in disguise too, and the volume and its
+backups are still there. Then a real REST API with policies/demo.json: a scoped key allowed
+on one table and denied on another, the other decisions, and the audit trail.
 
     .venv/bin/python tests/demo.py          # run the walkthrough and stop everything
     .venv/bin/python tests/demo.py --keep   # leave it running for your own curl calls
@@ -28,21 +30,24 @@ def say(text):
     print(f"\n{BOLD}{text}{RESET}", flush=True)
 
 
-def demo_keys():
+def demo_keys(name="demo"):
     keys = {}
-    for line in (ROOT / "policies" / "demo.keys").read_text().splitlines():
+    for line in (ROOT / "policies" / f"{name}.keys").read_text().splitlines():
         if line and not line.startswith("#"):
             name, _, key = line.partition("=")
             keys[name] = key
     return keys
 
 
-def show(port, method, path, key=None, header="authorization", body=None):
+def show(port, method, path, key=None, header="authorization", body=None, content_type=None):
     headers = {}
     if key:
         headers[header] = f"Bearer {key}" if header == "authorization" else key
-    shown = " ".join(f"-H '{k}: {v[:18]}…'" for k, v in headers.items())
-    print(f"{DIM}$ curl -X {method} {shown} 'http://127.0.0.1:{port}{path}'{RESET}")
+    if content_type:
+        headers["content-type"] = content_type
+    shown = " ".join(f"-H '{k}: {v[:18]}{'…' if len(v) > 18 else ''}'" for k, v in headers.items())
+    data = f" -d '{body[:160]}{'…' if len(body) > 160 else ''}'" if body else ""
+    print(f"{DIM}$ curl -X {method} {shown}{data} 'http://127.0.0.1:{port}{path}'{RESET}")
     r = http1(port, method, path, headers, body)
     colour = GREEN if r.status < 300 else YELLOW if r.status == 428 else RED
     try:
@@ -65,41 +70,78 @@ def main():
         pg = harness.Postgres().start()
         procs.append(pg)
         print(f"   {pg.dsn}")
-        say("2. The REST API over it (PostgREST style at /rest, DreamFactory style at /api/v2/rentals)")
+
+        say("2. A Railway-like GraphQL API over it (volumes and their backups, custom domains), "
+            "behind Envoy + scopegate with policies/railway.json")
+        railway_token = "railway-" + secrets.token_urlsafe(16)
+        gql = harness.Upstream(pg.dsn, railway_token, script="graphql_api.py").start()
+        procs.append(gql)
+        rgw = harness.Envoy((ROOT / "policies" / "railway.json").read_text(), gql.port,
+                            env={"RAILWAY_TOKEN": railway_token}).start()
+        procs.append(rgw)
+        print(f"   API {gql.url}   gateway {rgw.url}/graphql/v2")
+        volumes = "SELECT v.id, count(b.id) AS backups FROM railway.volumes v " \
+                  "LEFT JOIN railway.volume_backups b ON b.volume_id = v.id GROUP BY v.id ORDER BY v.id"
+        print(f"   PostgreSQL: volumes and their backups {pg.execute(volumes)}")
+
+        domains = demo_keys("railway")["railway-domains"]
+        incident = "mutation VolumeDelete($id: String!) {\n  volumeDelete(volumeId: $id)\n}\n"
+        say("3. THE INCIDENT, REPLAYED: the custom-domains key sends the one mutation that deleted a "
+            "production database and its backups")
+        show(rgw.port, "POST", "/graphql/v2", domains, content_type="application/json",
+             body=json.dumps({"query": incident, "variables": {"id": "vol-prod-1"}, "operationName": "VolumeDelete"}))
+        say("   …in disguise: an alias, a fragment, a batch behind an allowed operation")
+        for disguise in [
+            {"query": "mutation { customDomainCreate: volumeDelete(volumeId: \"vol-prod-1\") }"},
+            {"query": "mutation { ...D } fragment D on Mutation { volumeDelete(volumeId: \"vol-prod-1\") }"},
+            [{"query": "query { domains(environmentId: \"env-prod\", projectId: \"proj-1\", serviceId: \"svc-web\") "
+                       "{ customDomains { domain } } }"},
+             {"query": incident, "variables": {"id": "vol-prod-1"}}],
+        ]:
+            show(rgw.port, "POST", "/graphql/v2", domains, content_type="application/json", body=json.dumps(disguise))
+        print(f"   PostgreSQL: volumes and their backups {pg.execute(volumes)} — still there; "
+              f"requests that reached the API: {len(gql.seen())}")
+        say("   The same key does what it was made for")
+        show(rgw.port, "POST", "/graphql/v2", domains, content_type="application/json", body=json.dumps({
+            "query": "mutation C($input: CustomDomainCreateInput!) { customDomainCreate(input: $input) { id domain } }",
+            "variables": {"input": {"domain": "shop.example.com", "environmentId": "env-prod", "serviceId": "svc-web"}}}))
+
+        say("4. The REST API over the same PostgreSQL (PostgREST style at /rest, DreamFactory style at "
+            "/api/v2/rentals), behind Envoy + scopegate with policies/demo.json")
         up = harness.Upstream(pg.dsn, token).start()
         procs.append(up)
         print(f"   {up.url} — it trusts only the upstream token, which agents never see")
-        say(f"3. Envoy {harness.find_binary('envoy', 'ENVOY_BIN')} with scopegate.wasm and policies/demo.json")
         gw = harness.Envoy(bundle, up.port, env={"RENTALS_UPSTREAM_TOKEN": token}).start()
         procs.append(gw)
-        print(f"   gateway {gw.url}   admin http://127.0.0.1:{gw.admin_port}   config {gw.config}")
+        print(f"   Envoy {harness.find_binary('envoy', 'ENVOY_BIN')}: gateway {gw.url}   "
+              f"admin http://127.0.0.1:{gw.admin_port}   config {gw.config}")
 
         reader, support = keys["demo-reader"], keys["demo-support"]
-        say("4. The reader key reads the table it was granted…")
+        say("5. The reader key reads the table it was granted…")
         show(gw.port, "GET", "/rest/reservations?select=id,customer&tenant_id=eq.acme", reader)
         show(gw.port, "GET", "/api/v2/rentals/_table/vehicles?ids=v-1,v-2", reader, header="x-api-key")
         say("   …and is denied on a table it was not granted")
         show(gw.port, "GET", "/rest/payments", reader)
 
-        say("5. A destructive request the role does not cover: 403, and the row is still there")
+        say("6. A destructive request the role does not cover: 403, and the row is still there")
         show(gw.port, "DELETE", "/rest/reservations?id=eq.r-17", reader)
         print(f"   PostgreSQL: {pg.execute('SELECT id, customer FROM reservations WHERE id = %s', ('r-17',))}")
 
-        say("6. The support key may edit acme's reservations only (proven by the filter)")
+        say("7. The support key may edit acme's reservations only (proven by the filter)")
         show(gw.port, "PATCH", "/rest/reservations?tenant_id=eq.acme&id=eq.r-1", support, body='{"customer": "Ada L."}')
         show(gw.port, "PATCH", "/rest/reservations?id=eq.r-3", support, body='{"customer": "Mallory"}')
 
-        say("7. A DELETE without a filter touches every row (scope all): denied without `unbounded`")
+        say("8. A DELETE without a filter touches every row (scope all): denied without `unbounded`")
         show(gw.port, "DELETE", "/rest/reservations", support)
         say("   A single-row DELETE is covered, but owes a human's approval: 428 challenge")
         show(gw.port, "DELETE", "/rest/reservations?id=eq.r-17", support)
         print(f"   PostgreSQL: {pg.execute('SELECT count(*) FROM reservations')[0][0]} reservations, none deleted")
 
-        say("8. No key, or a wrong one: 401")
+        say("9. No key, or a wrong one: 401")
         show(gw.port, "GET", "/rest/vehicles")
         show(gw.port, "GET", "/rest/vehicles", "sgk_guessed")
 
-        say("9. What reached the upstream: only allowed requests, with the upstream token and no agent key")
+        say("10. What reached the upstream: only allowed requests, with the upstream token and no agent key")
         for s in up.seen():
             h = dict(s["headers"])
             cred = [n for n, v in h.items() if token in v]
@@ -108,13 +150,15 @@ def main():
                   f"upstream token in: {', '.join(cred) or 'nothing'}; agent key in: {', '.join(leaked) or 'nothing'}")
 
         time.sleep(0.3)
-        say("10. The audit trail (one JSON record per request, from Envoy's log)")
-        for rec in gw.audit_records():
+        say("11. The audit trail (one JSON record per request, from Envoy's log), both gateways")
+        for rec in rgw.audit_records() + gw.audit_records():
             print(f"   {rec['ts']} {rec['decision']:<15} {rec['status']} {rec['method']:<6} {rec['path']:<40} "
                   f"key={rec['key']} {DIM}{rec['reason'][:70]}{RESET}")
 
         if keep:
-            say(f"Running. Try: curl -H 'authorization: Bearer {reader}' {gw.url}/rest/vehicles   (Ctrl-C stops)")
+            say(f"Running. Try: curl -H 'authorization: Bearer {reader}' {gw.url}/rest/vehicles\n"
+                f"         or: curl -H 'authorization: Bearer {domains}' -H 'content-type: application/json' "
+                f"-d '{{\"query\": \"{{ volumes {{ id }} }}\"}}' {rgw.url}/graphql/v2   (Ctrl-C stops)")
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:
@@ -122,7 +166,7 @@ def main():
     finally:
         for p in reversed(procs):
             p.stop()
-        say("Stopped Envoy, the API and PostgreSQL.")
+        say("Stopped both Envoys, both APIs and PostgreSQL.")
 
 
 if __name__ == "__main__":

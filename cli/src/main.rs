@@ -5,6 +5,7 @@
 
 use base64::Engine as _;
 use clap::{Parser, Subcommand};
+use scopegate_engine::bundle::GraphqlSchema;
 use scopegate_engine::decode::sql::SqlDecoder;
 use scopegate_engine::digest::{hex, sha256};
 use scopegate_engine::time::{format_rfc3339_millis, parse_rfc3339};
@@ -39,6 +40,10 @@ enum Command {
     Lint {
         /// Bundle JSON file.
         bundle: PathBuf,
+        /// Attach a GraphQL schema to a service: SERVICE=FILE, an introspection result
+        /// (`.json`) or SDL (any other extension). Repeatable.
+        #[arg(long = "schema", value_name = "SERVICE=FILE")]
+        schemas: Vec<String>,
     },
     /// Decide one raw HTTP/1.1 request (request line, headers, blank line, body) the
     /// way the filter would, and print the decision as JSON.
@@ -54,6 +59,9 @@ enum Command {
         /// Environment of the filter instance (default: the bundle's).
         #[arg(long)]
         env: Option<String>,
+        /// Attach a GraphQL schema to a service (as for `lint`). Repeatable.
+        #[arg(long = "schema", value_name = "SERVICE=FILE")]
+        schemas: Vec<String>,
     },
     /// Show the operations the SQL decoder finds in SQL read from stdin, as one JSON
     /// object: {"ok", "operations", "error"}.
@@ -105,13 +113,14 @@ fn main() -> ExitCode {
                     expires,
                 },
         } => key_new(&id, &role, &environments, expires.as_deref()),
-        Command::Lint { bundle } => lint(&bundle),
+        Command::Lint { bundle, schemas } => lint(&bundle, &schemas),
         Command::Eval {
             bundle,
             request,
             now,
             env,
-        } => eval(&bundle, &request, now.as_deref(), env.as_deref()),
+            schemas,
+        } => eval(&bundle, &request, now.as_deref(), env.as_deref(), &schemas),
         Command::Sql {
             dialect,
             default_schema,
@@ -168,14 +177,41 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn load(bundle: &Path) -> Result<policy::Policy, String> {
+/// Compiles a bundle as the filter would, with GraphQL schemas attached from files.
+fn load(bundle: &Path, schemas: &[String]) -> Result<policy::Policy, String> {
     let json = read(bundle)?;
-    policy::compile_json(&json, &Secrets::Unchecked)
-        .map_err(|e| format!("{}: {e}", bundle.display()))
+    let mut b =
+        scopegate_engine::bundle::parse(&json).map_err(|e| format!("{}: {e}", bundle.display()))?;
+    for spec in schemas {
+        let (service, file) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("--schema `{spec}`: expected SERVICE=FILE"))?;
+        let svc = b
+            .services
+            .iter_mut()
+            .find(|s| s.name == service)
+            .ok_or_else(|| format!("--schema: no service `{service}` in the bundle"))?;
+        let text = read(Path::new(file))?;
+        let schema = if file.ends_with(".json") {
+            let value = serde_json::from_slice(&text).map_err(|e| format!("{file}: {e}"))?;
+            GraphqlSchema {
+                sdl: None,
+                introspection: Some(value),
+            }
+        } else {
+            let sdl = String::from_utf8(text).map_err(|_| format!("{file}: not UTF-8"))?;
+            GraphqlSchema {
+                sdl: Some(sdl),
+                introspection: None,
+            }
+        };
+        svc.graphql.get_or_insert_with(Default::default).schema = Some(schema);
+    }
+    policy::compile(&b, &Secrets::Unchecked).map_err(|e| format!("{}: {e}", bundle.display()))
 }
 
-fn lint(bundle: &Path) -> Result<(), String> {
-    let p = load(bundle)?;
+fn lint(bundle: &Path, schemas: &[String]) -> Result<(), String> {
+    let p = load(bundle, schemas)?;
     println!("{}: ok: {}", bundle.display(), p.summary());
     Ok(())
 }
@@ -258,8 +294,14 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-fn eval(bundle: &Path, request: &Path, now: Option<&str>, env: Option<&str>) -> Result<(), String> {
-    let mut p = load(bundle)?;
+fn eval(
+    bundle: &Path,
+    request: &Path,
+    now: Option<&str>,
+    env: Option<&str>,
+    schemas: &[String],
+) -> Result<(), String> {
+    let mut p = load(bundle, schemas)?;
     if let Some(e) = env {
         p.set_environment(e.to_string());
     }

@@ -15,10 +15,13 @@ fn engine() -> Engine {
         "services": [
           {{"name": "rest", "protocol": "rest", "match": {{"path_prefix": "/rest"}}, "rest": {{"style": "postgrest"}}}},
           {{"name": "sql", "protocol": "sql", "match": {{"path_prefix": "/sql"}},
-            "sql": {{"dialect": "postgres", "statement": {{"json_pointer": "/sql"}}, "params": {{"json_pointer": "/params"}}}}}}],
+            "sql": {{"dialect": "postgres", "statement": {{"json_pointer": "/sql"}}, "params": {{"json_pointer": "/params"}}}}}},
+          {{"name": "gql", "protocol": "graphql", "match": {{"path_prefix": "/graphql/v2"}}}}],
         "roles": [{{"name": "r", "allow": [
           {{"service": "rest", "resources": ["reservations", "vehicles"], "actions": ["read"]}},
-          {{"service": "sql", "resources": ["public.*"], "actions": ["read"]}}]}}],
+          {{"service": "sql", "resources": ["public.*"], "actions": ["read"]}},
+          {{"service": "gql", "resources": ["*"], "actions": ["read"]}},
+          {{"service": "gql", "resources": ["volumeDelete"], "actions": ["delete"], "records": {{"volumeId": ["vol-staging-1"]}}}}]}}],
         "keys": [{{"id": "k", "sha256": "{}", "role": "r"}}],
         "guards": [{{"services": ["*"], "resources": ["*backup*"], "actions": ["destructive"], "effect": "deny"}}]}}"#,
         hex(&sha256(KEY.as_bytes()))
@@ -96,6 +99,55 @@ fn bench(c: &mut Criterion) {
     g.bench_function("sql_batch_20", |b| {
         b.iter(|| e.decide(black_box(h.clone()), black_box(&body), 0))
     });
+
+    // GraphQL: the incident's document (allowed here on the one staging volume the
+    // grant names), a 2 KB query with fragments, a batch of 10 operations.
+    let h = headers("POST", "/graphql/v2");
+    let volume_delete = serde_json::to_vec(&serde_json::json!({
+        "query": "mutation VolumeDelete($id: String!) {\n  volumeDelete(volumeId: $id)\n}",
+        "variables": {"id": "vol-staging-1"}, "operationName": "VolumeDelete"}))
+    .expect("json");
+    g.throughput(Throughput::Bytes(volume_delete.len() as u64));
+    g.bench_function("graphql_volume_delete", |b| {
+        b.iter(|| e.decide(black_box(h.clone()), black_box(&volume_delete), 0))
+    });
+    let fields = |prefix: &str, n: usize| {
+        (0..n)
+            .map(|i| format!("{prefix}Field{i}"))
+            .collect::<Vec<_>>()
+            .join("\n      ")
+    };
+    let big_query = format!(
+        "query Project($id: String!, $first: Int = 50) {{\n  project(id: $id) {{\n    ...ProjectFields\n    \
+         services(first: $first) {{ edges {{ node {{ ...ServiceFields instances {{ edges {{ node {{ ...InstanceFields }} }} }} }} }} }}\n  }}\n  \
+         me {{ id name email }}\n}}\n\
+         fragment ProjectFields on Project {{\n      {}\n}}\n\
+         fragment ServiceFields on Service {{\n      {}\n}}\n\
+         fragment InstanceFields on ServiceInstance {{\n      {}\n      ... on ServiceInstance {{ latestDeployment {{ id status }} }}\n}}\n",
+        fields("project", 30),
+        fields("service", 30),
+        fields("instance", 30)
+    );
+    let big_body =
+        serde_json::to_vec(&serde_json::json!({"query": big_query, "variables": {"id": "p1"}}))
+            .expect("json");
+    g.throughput(Throughput::Bytes(big_query.len() as u64));
+    g.bench_function("graphql_query_2kb_fragments", |b| {
+        b.iter(|| e.decide(black_box(h.clone()), black_box(&big_body), 0))
+    });
+    let domains = "query Domains($environmentId: String!, $projectId: String!, $serviceId: String!) {\n  \
+                   domains(environmentId: $environmentId, projectId: $projectId, serviceId: $serviceId) {\n    \
+                   customDomains { id domain status { dnsRecords { fqdn recordType requiredValue } } }\n    \
+                   serviceDomains { id domain suffix }\n  }\n}";
+    let gql_batch: Vec<serde_json::Value> = (0..10)
+        .map(|i| serde_json::json!({"query": domains,
+            "variables": {"environmentId": format!("env-{i}"), "projectId": "p1", "serviceId": "s1"}}))
+        .collect();
+    let gql_batch = serde_json::to_vec(&gql_batch).expect("json");
+    g.throughput(Throughput::Bytes(gql_batch.len() as u64));
+    g.bench_function("graphql_batch_10", |b| {
+        b.iter(|| e.decide(black_box(h.clone()), black_box(&gql_batch), 0))
+    });
     g.finish();
 
     // Sanity: the benches measure allowed decisions, not early refusals.
@@ -103,15 +155,21 @@ fn bench(c: &mut Criterion) {
         ("/sql", sql_body(select)),
         ("/sql", sql_body(&big)),
         ("/sql", sql_body(&batch)),
+        ("/graphql/v2", volume_delete.clone()),
+        ("/graphql/v2", big_body.clone()),
+        ("/graphql/v2", gql_batch.clone()),
     ] {
         let v = e.decide(headers("POST", path), &body, 0);
         assert_eq!(v.decision.as_str(), "allow", "{}", v.reason);
     }
     println!(
-        "sizes: select {} B, big {} B, batch {} B",
+        "sizes: select {} B, big {} B, batch {} B; graphql: volumeDelete body {} B, query {} B, batch body {} B",
         select.len(),
         big.len(),
-        batch.len()
+        batch.len(),
+        volume_delete.len(),
+        big_query.len(),
+        gql_batch.len()
     );
 }
 

@@ -65,6 +65,8 @@ pub struct Service {
     #[serde(default)]
     pub sql: Option<SqlConfig>,
     #[serde(default)]
+    pub graphql: Option<GraphqlConfig>,
+    #[serde(default)]
     pub limits: Option<Limits>,
 }
 
@@ -184,6 +186,48 @@ pub struct SqlSource {
 #[serde(deny_unknown_fields)]
 pub struct SqlParams {
     pub json_pointer: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphqlConfig {
+    /// Mutation name (or `*` pattern) -> action. Exact names win over patterns;
+    /// patterns are tried in the order written; then the built-in name rules.
+    #[serde(default)]
+    pub mutations: Option<serde_json::Map<String, Value>>,
+    /// Persisted queries a hash-only request may name: lower-case SHA-256 hex of the
+    /// document -> the document.
+    #[serde(default)]
+    pub persisted_queries: Option<BTreeMap<String, String>>,
+    /// The API's schema: root fields not in it are refused.
+    #[serde(default)]
+    pub schema: Option<GraphqlSchema>,
+    #[serde(default)]
+    pub max_document_bytes: Option<usize>,
+    /// Selection-set nesting, fragments expanded.
+    #[serde(default)]
+    pub max_depth: Option<usize>,
+    /// Root fields in one document.
+    #[serde(default)]
+    pub max_root_fields: Option<usize>,
+    #[serde(default)]
+    pub max_aliases: Option<usize>,
+    #[serde(default)]
+    pub max_fragments: Option<usize>,
+    /// Operations in one batched (array) request.
+    #[serde(default)]
+    pub max_batch: Option<usize>,
+}
+
+/// A GraphQL schema, inline: SDL text or an introspection result (`{"data": {"__schema": …}}`
+/// or `{"__schema": …}`). The CLI can attach one from a file (`--schema SERVICE=FILE`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphqlSchema {
+    #[serde(default)]
+    pub sdl: Option<String>,
+    #[serde(default)]
+    pub introspection: Option<Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -242,6 +242,7 @@ impl Engine {
         let ops = match &service.decoder {
             Decoder::Rest(d) => d.decode(&service.name, &p.head, &p.target),
             Decoder::Sql(d) => d.decode(&service.name, &p.target, body),
+            Decoder::Graphql(d) => d.decode(&service.name, &p.head, &p.target, body),
         };
         let ops = match ops {
             Ok(ops) if ops.is_empty() => {

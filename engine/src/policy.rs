@@ -3,6 +3,7 @@
 //! whole, every problem reported with its JSON path.
 
 use crate::bundle::{self, Bundle, BundleError, BundleErrors, Friction, Protocol};
+use crate::decode::graphql::GraphqlDecoder;
 use crate::decode::rest::RestDecoder;
 use crate::decode::sql::SqlDecoder;
 use crate::glob::Glob;
@@ -54,16 +55,18 @@ pub struct UpstreamAuth {
 pub enum Decoder {
     Rest(RestDecoder),
     Sql(SqlDecoder),
+    Graphql(GraphqlDecoder),
 }
 
 impl Decoder {
     /// Whether deciding needs the request body (the filter then holds the request).
-    /// SQL always does, even with the statement in the query string: a body beside it
-    /// must be seen (some servers append it to the statement) to be refused.
+    /// SQL and GraphQL always do, even with the statement or document in the query
+    /// string: a body beside it must be seen (some servers append or prefer it) to be
+    /// refused.
     pub fn needs_body(&self) -> bool {
         match self {
             Decoder::Rest(_) => false,
-            Decoder::Sql(_) => true,
+            Decoder::Sql(_) | Decoder::Graphql(_) => true,
         }
     }
 }
@@ -409,11 +412,18 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
                     SqlDecoder::compile(cfg, &format!("{at}.sql"), &mut errs.0).map(Decoder::Sql)
                 }
             },
+            Protocol::Graphql => GraphqlDecoder::compile(
+                s.graphql.as_ref(),
+                &prefix,
+                &format!("{at}.graphql"),
+                &mut errs.0,
+            )
+            .map(Decoder::Graphql),
             other => {
                 errs.push(
                     format!("{at}.protocol"),
                     format!(
-                        "protocol `{}` is not supported by this build (rest and sql)",
+                        "protocol `{}` is not supported by this build (rest, sql and graphql)",
                         other.as_str()
                     ),
                 );
@@ -425,6 +435,12 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
         }
         if s.protocol != Protocol::Sql && s.sql.is_some() {
             errs.push(format!("{at}.sql"), "only SQL services take `sql`");
+        }
+        if s.protocol != Protocol::Graphql && s.graphql.is_some() {
+            errs.push(
+                format!("{at}.graphql"),
+                "only GraphQL services take `graphql`",
+            );
         }
         if let Some(decoder) = decoder {
             services.push(Service {
@@ -786,7 +802,7 @@ mod tests {
                 .contains("roles[1].name: duplicate role name `reader`"),
             "{err}"
         );
-        let sql = GOOD.replace(r#""protocol": "rest""#, r#""protocol": "graphql""#);
+        let sql = GOOD.replace(r#""protocol": "rest""#, r#""protocol": "mcp""#);
         let err = compile_json(sql.as_bytes(), &Secrets::Unchecked).unwrap_err();
         assert!(err.to_string().contains("services[0].protocol"), "{err}");
         let grant_missing_service = GOOD.replace(

@@ -134,7 +134,7 @@ impl Target {
     /// absolute or asterisk forms, fragments, non-ASCII or control bytes, backslashes,
     /// `;` (matrix parameters, and a query separator for some servers), empty segments
     /// (`//`), dot segments (also percent-encoded), encoded `/` or `\`, bad escapes, and
-    /// decoded text that is not UTF-8 or holds control characters.
+    /// decoded text that is not UTF-8 or holds control characters (tab, CR, LF allowed in query components).
     /// One trailing slash is dropped: `/t/` is `/t`.
     pub fn parse(raw: &str) -> Result<Target, DecodeError> {
         if !raw.starts_with('/') {
@@ -264,6 +264,8 @@ fn hex(b: u8) -> Option<u8> {
 }
 
 /// Percent-decodes one path segment or query component; `plus_is_space` for queries.
+/// Control characters are refused, except tab, CR and LF in query components (a GraphQL
+/// document or a filter spread over lines).
 pub fn percent_decode(s: &str, plus_is_space: bool) -> Result<String, DecodeError> {
     if !s.contains(['%', '+']) {
         return Ok(s.to_string());
@@ -294,7 +296,10 @@ pub fn percent_decode(s: &str, plus_is_space: bool) -> Result<String, DecodeErro
     }
     let text =
         String::from_utf8(out).or_else(|_| undecodable("escape decodes to invalid UTF-8"))?;
-    if text.chars().any(char::is_control) {
+    if text
+        .chars()
+        .any(|c| c.is_control() && !(plus_is_space && matches!(c, '\t' | '\n' | '\r')))
+    {
         return undecodable("escape decodes to a control character");
     }
     Ok(text)
@@ -348,6 +353,7 @@ mod tests {
             ("/a%4", "malformed"),
             ("/a%00b", "control"),
             ("/a%0d%0a", "control"),
+            ("/a?x=%00", "control"),
             ("/a%ff", "UTF-8"),
             ("/a%3fb", "encoded '?'"),
             ("/a b", "0x20"),

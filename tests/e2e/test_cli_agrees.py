@@ -2,16 +2,11 @@
 request, the CLI's decision is the one the filter enforced in Envoy."""
 
 import json
-import os
-import subprocess
 
 import pytest
 
-import harness
-from clients import http1
+from agree import assert_cli_agrees
 from conftest import bundle
-
-CLI = os.environ.get("SCOPEGATE_CLI", str(harness.ROOT / "target" / "release" / "scopegate"))
 
 REQUESTS = [
     ("GET", "/rest/reservations?tenant_id=eq.acme", "reader", None),
@@ -33,27 +28,6 @@ def test_cli_eval_matches_the_filter(gateway, upstream, keys, tmp_path, method, 
         headers["authorization"] = f"Bearer {getattr(keys, who)}"
     if body is not None:
         headers["content-type"] = "application/json"
-    live = http1(gateway.port, method, path, headers, body)
-
     bundle_file = tmp_path / "bundle.json"
     bundle_file.write_text(json.dumps(bundle(keys)))
-    raw = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{gateway.port}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    if body is not None:
-        raw += f"content-length: {len(body)}\r\n"
-    raw += "\r\n" + (body or "")
-    request_file = tmp_path / "request.http"
-    request_file.write_text(raw)
-    out = subprocess.run([CLI, "eval", str(bundle_file), "--request", str(request_file)],
-                         check=True, capture_output=True, text=True)
-    cli = json.loads(out.stdout)
-
-    if cli["decision"] == "allow":
-        assert cli["status"] is None
-        assert 200 <= live.status < 300, live
-    else:
-        assert cli["status"] == live.status, (cli, live)
-        got = live.json()
-        assert (got["decision"], got["reason"], got["rule"]) == (cli["decision"], cli["reason"], cli["rule"])
-        assert got["operations"] == cli["operations"]
-        if cli["decision"] == "challenge":
-            assert got["challenge"] == cli["digest"]
+    assert_cli_agrees(gateway.port, bundle_file, tmp_path, method, path, headers, body)

@@ -1,0 +1,1083 @@
+//! GraphQL: what a document does is the set of root fields of **every** operation in it
+//! (not only the one `operationName` selects: an upstream may select differently),
+//! through aliases, named and inline fragments, whatever `@skip`/`@include` say.
+//!
+//! Transports: POST `application/json` (one request object or a batch array), POST
+//! `application/graphql` (the body is the document), GET with `query=` (mutations refused).
+//! Parsing is apollo-parser's (spec-compliant, recursion and token limits); a document
+//! with any syntax error is refused, and only error-free trees are walked.
+
+use crate::bundle::{BundleError, GraphqlConfig, GraphqlSchema};
+use crate::digest::{hex, sha256};
+use crate::glob::Glob;
+use crate::json::parse_strict;
+use crate::operation::{Action, Operation, Records};
+use crate::request::{undecodable, DecodeError, HeaderValue, RequestHead, Target};
+use apollo_parser::cst::{self, CstNode};
+use apollo_parser::Parser;
+use hashbrown::{HashMap, HashSet};
+use serde_json::{Map, Value as Json};
+
+pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 64 * 1024;
+pub const DEFAULT_MAX_DEPTH: usize = 24;
+pub const DEFAULT_MAX_ROOT_FIELDS: usize = 64;
+pub const DEFAULT_MAX_ALIASES: usize = 64;
+pub const DEFAULT_MAX_FRAGMENTS: usize = 128;
+pub const DEFAULT_MAX_BATCH: usize = 16;
+/// Nesting the parser follows (selection sets, values, list types). Deeper documents are
+/// refused by the parser before `max_depth` is even measured.
+const PARSER_RECURSION_LIMIT: usize = 128;
+/// Characters of an error message's document excerpt.
+const EXCERPT_CHARS: usize = 80;
+
+/// Request keys of the GraphQL-over-HTTP JSON body; any other key is refused.
+const REQUEST_KEYS: [&str; 4] = ["query", "variables", "operationName", "extensions"];
+
+/// Words of a mutation name that make it a delete, update or create (first rule that
+/// matches wins, in this order); any other mutation is `execute`, which is destructive.
+const DELETE_WORDS: [&str; 9] = [
+    "delete", "remove", "destroy", "purge", "drop", "erase", "wipe", "clear", "truncate",
+];
+const UPDATE_WORDS: [&str; 3] = ["update", "upsert", "rename"];
+const CREATE_WORDS: [&str; 3] = ["create", "add", "insert"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpKind {
+    Query,
+    Mutation,
+    Subscription,
+}
+
+impl OpKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            OpKind::Query => "query",
+            OpKind::Mutation => "mutation",
+            OpKind::Subscription => "subscription",
+        }
+    }
+}
+
+/// Root field names per operation type, from the service's schema.
+#[derive(Debug, Clone, Default)]
+pub struct RootFields {
+    query: HashSet<String>,
+    mutation: HashSet<String>,
+    subscription: HashSet<String>,
+}
+
+impl RootFields {
+    fn of(&self, kind: OpKind) -> &HashSet<String> {
+        match kind {
+            OpKind::Query => &self.query,
+            OpKind::Mutation => &self.mutation,
+            OpKind::Subscription => &self.subscription,
+        }
+    }
+
+    pub fn mutations(&self) -> impl Iterator<Item = &str> {
+        self.mutation.iter().map(String::as_str)
+    }
+
+    pub fn queries(&self) -> impl Iterator<Item = &str> {
+        self.query.iter().map(String::as_str)
+    }
+
+    /// Root fields of an SDL schema (`schema { … }` names the root types; default
+    /// `Query`, `Mutation`, `Subscription`), extensions included.
+    pub fn from_sdl(sdl: &str) -> Result<RootFields, String> {
+        let tree = Parser::new(sdl).parse();
+        if let Some(e) = tree.errors().next() {
+            return Err(format!(
+                "SDL does not parse: {} at {}",
+                e.message(),
+                e.index()
+            ));
+        }
+        let doc = tree.document();
+        let mut names = [
+            ("Query".to_string(), OpKind::Query),
+            ("Mutation".to_string(), OpKind::Mutation),
+            ("Subscription".to_string(), OpKind::Subscription),
+        ];
+        for def in doc.definitions() {
+            if let cst::Definition::SchemaDefinition(s) = def {
+                for root in s.root_operation_type_definitions() {
+                    let (Some(kind), Some(ty)) = (
+                        root.operation_type().map(|t| op_kind(&t)),
+                        root.named_type()
+                            .and_then(|n| n.name())
+                            .and_then(|n| text(&n)),
+                    ) else {
+                        continue;
+                    };
+                    for slot in names.iter_mut().filter(|(_, k)| *k == kind) {
+                        slot.0 = ty.clone();
+                    }
+                }
+            }
+        }
+        let mut out = RootFields::default();
+        for def in doc.definitions() {
+            let (name, fields) = match &def {
+                cst::Definition::ObjectTypeDefinition(o) => (o.name(), o.fields_definition()),
+                cst::Definition::ObjectTypeExtension(o) => (o.name(), o.fields_definition()),
+                _ => continue,
+            };
+            let Some(name) = name.and_then(|n| text(&n)) else {
+                continue;
+            };
+            for (_, kind) in names.iter().filter(|(n, _)| *n == name) {
+                for f in fields.iter().flat_map(|f| f.field_definitions()) {
+                    if let Some(field) = f.name().and_then(|n| text(&n)) {
+                        out.insert(*kind, field);
+                    }
+                }
+            }
+        }
+        if out.query.is_empty() && out.mutation.is_empty() {
+            return Err("SDL defines no query or mutation root fields".into());
+        }
+        Ok(out)
+    }
+
+    /// Root fields of an introspection result.
+    pub fn from_introspection(json: &Json) -> Result<RootFields, String> {
+        let schema = json
+            .pointer("/data/__schema")
+            .or_else(|| json.get("__schema"))
+            .ok_or("introspection JSON has no `__schema` (nor `data.__schema`)")?;
+        let types = schema
+            .get("types")
+            .and_then(Json::as_array)
+            .ok_or("`__schema.types` is not an array")?;
+        let mut out = RootFields::default();
+        for (slot, kind) in [
+            ("queryType", OpKind::Query),
+            ("mutationType", OpKind::Mutation),
+            ("subscriptionType", OpKind::Subscription),
+        ] {
+            let Some(root) = schema
+                .pointer(&format!("/{slot}/name"))
+                .and_then(Json::as_str)
+            else {
+                continue;
+            };
+            let ty = types
+                .iter()
+                .find(|t| t.get("name").and_then(Json::as_str) == Some(root))
+                .ok_or_else(|| format!("root type `{root}` is not among `__schema.types`"))?;
+            for f in ty
+                .get("fields")
+                .and_then(Json::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(name) = f.get("name").and_then(Json::as_str) {
+                    out.insert(kind, name.to_string());
+                }
+            }
+        }
+        if out.query.is_empty() && out.mutation.is_empty() {
+            return Err("introspection defines no query or mutation root fields".into());
+        }
+        Ok(out)
+    }
+
+    fn insert(&mut self, kind: OpKind, field: String) {
+        match kind {
+            OpKind::Query => self.query.insert(field),
+            OpKind::Mutation => self.mutation.insert(field),
+            OpKind::Subscription => self.subscription.insert(field),
+        };
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Limits {
+    document_bytes: usize,
+    depth: usize,
+    root_fields: usize,
+    aliases: usize,
+    fragments: usize,
+    batch: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct GraphqlDecoder {
+    /// The endpoint: the service's path prefix, exactly.
+    endpoint: Vec<String>,
+    exact: HashMap<String, Action>,
+    patterns: Vec<(Glob, Action)>,
+    persisted: HashMap<String, String>,
+    schema: Option<RootFields>,
+    limits: Limits,
+}
+
+/// One GraphQL request, whatever transport carried it.
+struct GqlRequest {
+    document: String,
+    variables: Map<String, Json>,
+    operation_name: Option<String>,
+    over_get: bool,
+}
+
+impl GraphqlDecoder {
+    pub fn compile(
+        cfg: Option<&GraphqlConfig>,
+        endpoint: &[String],
+        at: &str,
+        errs: &mut Vec<BundleError>,
+    ) -> Option<GraphqlDecoder> {
+        let default = GraphqlConfig::default();
+        let cfg = cfg.unwrap_or(&default);
+        let mut err = |path: String, message: String| errs.push(BundleError { path, message });
+        let mut exact = HashMap::new();
+        let mut patterns = Vec::new();
+        for (name, action) in cfg.mutations.iter().flatten() {
+            let here = format!("{at}.mutations.{name}");
+            let action = match action.as_str().and_then(Action::parse) {
+                Some(a) => a,
+                None => {
+                    err(
+                        here,
+                        "an action: read create update delete drop alter admin execute".into(),
+                    );
+                    continue;
+                }
+            };
+            if name.is_empty() {
+                err(here, "empty mutation name".into());
+            }
+            let glob = Glob::new(name);
+            if glob.is_wildcard() {
+                patterns.push((glob, action));
+            } else {
+                exact.insert(name.clone(), action);
+            }
+        }
+        let mut persisted = HashMap::new();
+        for (hash, document) in cfg.persisted_queries.iter().flatten() {
+            let actual = hex(&sha256(document.as_bytes()));
+            if *hash != actual {
+                err(
+                    format!("{at}.persisted_queries.{hash}"),
+                    format!("is not the lower-case SHA-256 of its document ({actual})"),
+                );
+            }
+            persisted.insert(hash.clone(), document.clone());
+        }
+        let schema = match &cfg.schema {
+            None => None,
+            Some(GraphqlSchema {
+                sdl: Some(sdl),
+                introspection: None,
+            }) => RootFields::from_sdl(sdl)
+                .map_err(|e| err(format!("{at}.schema.sdl"), e))
+                .ok(),
+            Some(GraphqlSchema {
+                sdl: None,
+                introspection: Some(json),
+            }) => RootFields::from_introspection(json)
+                .map_err(|e| err(format!("{at}.schema.introspection"), e))
+                .ok(),
+            Some(_) => {
+                err(
+                    format!("{at}.schema"),
+                    "exactly one of {\"sdl\": \"…\"}, {\"introspection\": {…}}".into(),
+                );
+                None
+            }
+        };
+        let mut limit = |name: &str, value: Option<usize>, default: usize, ceiling: usize| {
+            let v = value.unwrap_or(default);
+            if v == 0 || v > ceiling {
+                err(
+                    format!("{at}.{name}"),
+                    format!("must be between 1 and {ceiling}"),
+                );
+            }
+            v
+        };
+        let limits = Limits {
+            document_bytes: limit(
+                "max_document_bytes",
+                cfg.max_document_bytes,
+                DEFAULT_MAX_DOCUMENT_BYTES,
+                1024 * 1024,
+            ),
+            depth: limit("max_depth", cfg.max_depth, DEFAULT_MAX_DEPTH, 100),
+            root_fields: limit(
+                "max_root_fields",
+                cfg.max_root_fields,
+                DEFAULT_MAX_ROOT_FIELDS,
+                1000,
+            ),
+            aliases: limit("max_aliases", cfg.max_aliases, DEFAULT_MAX_ALIASES, 1000),
+            fragments: limit(
+                "max_fragments",
+                cfg.max_fragments,
+                DEFAULT_MAX_FRAGMENTS,
+                1000,
+            ),
+            batch: limit("max_batch", cfg.max_batch, DEFAULT_MAX_BATCH, 100),
+        };
+        Some(GraphqlDecoder {
+            endpoint: endpoint.to_vec(),
+            exact,
+            patterns,
+            persisted,
+            schema,
+            limits,
+        })
+    }
+
+    /// The schema's root fields, when the service has one.
+    pub fn schema(&self) -> Option<&RootFields> {
+        self.schema.as_ref()
+    }
+
+    /// Every root field of every operation of every request in the HTTP request.
+    pub fn decode(
+        &self,
+        service: &str,
+        head: &RequestHead,
+        target: &Target,
+        body: &[u8],
+    ) -> Result<Vec<Operation>, DecodeError> {
+        if target
+            .strip_prefix(&self.endpoint)
+            .is_none_or(|rest| !rest.is_empty())
+        {
+            return undecodable(format!(
+                "GraphQL is served at `/{}` only",
+                self.endpoint.join("/")
+            ));
+        }
+        let requests = self.requests(head, target, body)?;
+        let batch = requests.len() > 1;
+        let mut ops = Vec::new();
+        for (i, r) in requests.iter().enumerate() {
+            match self.operations(service, r) {
+                Ok(more) => ops.extend(more),
+                Err(DecodeError(e)) if batch => {
+                    return undecodable(format!("batch element {i}: {e}"))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(ops)
+    }
+
+    /// The GraphQL requests an HTTP request carries, by transport.
+    fn requests(
+        &self,
+        head: &RequestHead,
+        target: &Target,
+        body: &[u8],
+    ) -> Result<Vec<GqlRequest>, DecodeError> {
+        match head.method.as_str() {
+            "GET" => {
+                if !body.is_empty() {
+                    return undecodable("a GraphQL GET with a body: ambiguous");
+                }
+                only_params(target, &REQUEST_KEYS)?;
+                let variables = target
+                    .single_param("variables")?
+                    .map(|v| parse_strict(v.as_bytes()))
+                    .transpose()?;
+                let extensions = target
+                    .single_param("extensions")?
+                    .map(|v| parse_strict(v.as_bytes()))
+                    .transpose()?;
+                let request = self.request(
+                    target.single_param("query")?.map(str::to_string),
+                    variables,
+                    target.single_param("operationName")?.map(str::to_string),
+                    extensions,
+                    true,
+                )?;
+                Ok(vec![request])
+            }
+            "POST" => match media_type(head)? {
+                Media::Json => {
+                    if let Some((name, _)) = target.query.first() {
+                        return undecodable(format!(
+                            "query parameter `{name}` beside a GraphQL JSON body: ambiguous"
+                        ));
+                    }
+                    match parse_strict(body)? {
+                        Json::Object(m) => Ok(vec![self.request_object(m)?]),
+                        Json::Array(items) => {
+                            if items.is_empty() {
+                                return undecodable("empty GraphQL batch");
+                            }
+                            if items.len() > self.limits.batch {
+                                return undecodable(format!(
+                                    "GraphQL batch of {} operations, over the service's max_batch of {}",
+                                    items.len(),
+                                    self.limits.batch
+                                ));
+                            }
+                            items
+                                .into_iter()
+                                .enumerate()
+                                .map(|(i, item)| match item {
+                                    Json::Object(m) => self.request_object(m).map_err(|e| {
+                                        DecodeError(format!("batch element {i}: {e}"))
+                                    }),
+                                    _ => undecodable(format!(
+                                        "batch element {i} is not a GraphQL request object"
+                                    )),
+                                })
+                                .collect()
+                        }
+                        _ => undecodable("GraphQL JSON body is not an object or a batch array"),
+                    }
+                }
+                Media::Graphql => {
+                    only_params(target, &["variables", "operationName"])?;
+                    let Ok(document) = std::str::from_utf8(body) else {
+                        return undecodable("GraphQL document is not UTF-8");
+                    };
+                    let variables = target
+                        .single_param("variables")?
+                        .map(|v| parse_strict(v.as_bytes()))
+                        .transpose()?;
+                    let request = self.request(
+                        Some(document.to_string()),
+                        variables,
+                        target.single_param("operationName")?.map(str::to_string),
+                        None,
+                        false,
+                    )?;
+                    Ok(vec![request])
+                }
+            },
+            other => undecodable(format!(
+                "GraphQL over {other}: only GET and POST are served"
+            )),
+        }
+    }
+
+    /// One `{"query", "variables", "operationName", "extensions"}` object.
+    fn request_object(&self, mut m: Map<String, Json>) -> Result<GqlRequest, DecodeError> {
+        if let Some(k) = m.keys().find(|k| !REQUEST_KEYS.contains(&k.as_str())) {
+            return undecodable(format!("unknown GraphQL request key `{k}`"));
+        }
+        let query = match m.remove("query") {
+            None | Some(Json::Null) => None,
+            Some(Json::String(s)) => Some(s),
+            Some(_) => return undecodable("`query` is not a string"),
+        };
+        let operation_name = match m.remove("operationName") {
+            None | Some(Json::Null) => None,
+            Some(Json::String(s)) => Some(s),
+            Some(_) => return undecodable("`operationName` is not a string"),
+        };
+        self.request(
+            query,
+            m.remove("variables"),
+            operation_name,
+            m.remove("extensions"),
+            false,
+        )
+    }
+
+    /// Checks the parts of a request and resolves a persisted query.
+    fn request(
+        &self,
+        query: Option<String>,
+        variables: Option<Json>,
+        operation_name: Option<String>,
+        extensions: Option<Json>,
+        over_get: bool,
+    ) -> Result<GqlRequest, DecodeError> {
+        let variables = match variables {
+            None | Some(Json::Null) => Map::new(),
+            Some(Json::Object(m)) => m,
+            Some(_) => return undecodable("`variables` is not an object"),
+        };
+        let persisted_hash = match &extensions {
+            None | Some(Json::Null) => None,
+            Some(Json::Object(ext)) => match ext.get("persistedQuery") {
+                None | Some(Json::Null) => None,
+                Some(pq) => match pq.get("sha256Hash").and_then(Json::as_str) {
+                    Some(h) => Some(h.to_ascii_lowercase()),
+                    None => return undecodable("`extensions.persistedQuery` has no sha256Hash"),
+                },
+            },
+            Some(_) => return undecodable("`extensions` is not an object"),
+        };
+        let document = match (query, persisted_hash) {
+            (Some(q), None) => q,
+            (Some(q), Some(hash)) => {
+                // The upstream may run the stored document for the hash, not this text:
+                // both must be the same document.
+                if hex(&sha256(q.as_bytes())) != hash {
+                    return undecodable("persisted query hash does not match the document sent");
+                }
+                q
+            }
+            (None, Some(hash)) => match self.persisted.get(&hash) {
+                Some(doc) => doc.clone(),
+                None => {
+                    return undecodable(format!(
+                        "persisted query {hash} is not listed in the service's persisted_queries"
+                    ))
+                }
+            },
+            (None, None) => return undecodable("no GraphQL document (`query`)"),
+        };
+        Ok(GqlRequest {
+            document,
+            variables,
+            operation_name,
+            over_get,
+        })
+    }
+
+    /// Parses one document and turns every root field of every operation into an operation.
+    fn operations(&self, service: &str, r: &GqlRequest) -> Result<Vec<Operation>, DecodeError> {
+        if r.document.len() > self.limits.document_bytes {
+            return undecodable(format!(
+                "GraphQL document is {} bytes, over the service's max_document_bytes of {}",
+                r.document.len(),
+                self.limits.document_bytes
+            ));
+        }
+        let tree = Parser::new(&r.document)
+            .recursion_limit(PARSER_RECURSION_LIMIT)
+            .token_limit(self.limits.document_bytes)
+            .parse();
+        if let Some(e) = tree.errors().next() {
+            return undecodable(format!(
+                "GraphQL does not parse: {} at byte {}{}",
+                e.message(),
+                e.index(),
+                excerpt(&r.document, e.index())
+            ));
+        }
+        let doc = tree.document();
+        let mut operations = Vec::new();
+        let mut fragments: HashMap<String, cst::FragmentDefinition> = HashMap::new();
+        for def in doc.definitions() {
+            match def {
+                cst::Definition::OperationDefinition(op) => operations.push(op),
+                cst::Definition::FragmentDefinition(f) => {
+                    let name = required(f.fragment_name().and_then(|n| n.name()), "fragment name")?;
+                    if fragments.insert(name.clone(), f).is_some() {
+                        return undecodable(format!("fragment `{name}` is defined twice"));
+                    }
+                }
+                other => {
+                    return undecodable(format!(
+                        "{} in a request: only operations and fragments are executable",
+                        other.kind()
+                    ))
+                }
+            }
+        }
+        if fragments.len() > self.limits.fragments {
+            return undecodable(format!(
+                "{} fragments, over the service's max_fragments of {}",
+                fragments.len(),
+                self.limits.fragments
+            ));
+        }
+        self.check_names(&operations, r.operation_name.as_deref())?;
+
+        // Depth and aliases over every definition; fragment cycles refused.
+        let mut walk = Walk {
+            fragments: &fragments,
+            depth_of: HashMap::new(),
+            visiting: Vec::new(),
+            aliases: 0,
+        };
+        for name in fragments.keys() {
+            walk.fragment_depth(name)?;
+        }
+        let mut out = Vec::new();
+        for op in &operations {
+            let kind = op.operation_type().map_or(OpKind::Query, |t| op_kind(&t));
+            if kind == OpKind::Mutation && r.over_get {
+                return undecodable("mutation over GET: GraphQL mutations are POST only");
+            }
+            let set = required_node(op.selection_set(), "selection set")?;
+            let depth = walk.depth(&set)?;
+            if depth > self.limits.depth {
+                return undecodable(format!(
+                    "GraphQL selection depth {depth}, over the service's max_depth of {}",
+                    self.limits.depth
+                ));
+            }
+            let op_name = match op.name() {
+                Some(n) => required(Some(n), "operation name")?,
+                None => "(anonymous)".to_string(),
+            };
+            let vars = Variables::of(op, &r.variables)?;
+            let mut fields = Vec::new();
+            root_fields(&set, &fragments, &mut HashSet::new(), &mut fields)?;
+            for field in fields {
+                if out.len() >= self.limits.root_fields {
+                    return undecodable(format!(
+                        "more than the service's max_root_fields of {} root fields",
+                        self.limits.root_fields
+                    ));
+                }
+                out.push(self.field_operation(service, kind, &op_name, &field, &vars)?);
+            }
+        }
+        if walk.aliases > self.limits.aliases {
+            return undecodable(format!(
+                "{} aliases, over the service's max_aliases of {}",
+                walk.aliases, self.limits.aliases
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Operation names: unique, a lone anonymous operation, and an `operationName` that
+    /// names one when there are several (an upstream must not be left to pick).
+    fn check_names(
+        &self,
+        operations: &[cst::OperationDefinition],
+        selected: Option<&str>,
+    ) -> Result<(), DecodeError> {
+        let mut names = HashSet::new();
+        for op in operations {
+            match op.name() {
+                None if operations.len() > 1 => {
+                    return undecodable("an anonymous operation beside others")
+                }
+                None => {}
+                Some(n) => {
+                    let n = required(Some(n), "operation name")?;
+                    if !names.insert(n.clone()) {
+                        return undecodable(format!("operation `{n}` is defined twice"));
+                    }
+                }
+            }
+        }
+        match (operations.len(), selected) {
+            (0, _) => undecodable("no operation in the GraphQL document"),
+            (1, None) => Ok(()),
+            (_, None) => undecodable(format!(
+                "{} operations and no operationName: which one runs is up to the upstream",
+                operations.len()
+            )),
+            (_, Some(s)) if names.contains(s) => Ok(()),
+            (_, Some(s)) => undecodable(format!(
+                "operationName `{s}` names no operation in the document"
+            )),
+        }
+    }
+
+    fn field_operation(
+        &self,
+        service: &str,
+        kind: OpKind,
+        op_name: &str,
+        field: &cst::Field,
+        vars: &Variables,
+    ) -> Result<Operation, DecodeError> {
+        let name = required(field.name(), "field name")?;
+        let meta = name.starts_with("__");
+        if let Some(schema) = &self.schema {
+            if !meta && !schema.of(kind).contains(&name) {
+                return undecodable(format!(
+                    "`{name}` is not a {} root field of the service's schema",
+                    kind.as_str()
+                ));
+            }
+        }
+        let action = match kind {
+            OpKind::Mutation if !meta => self.mutation_action(&name),
+            _ => Action::Read,
+        };
+        let mut records = Records::new();
+        let mut seen = HashSet::new();
+        for arg in field.arguments().iter().flat_map(|a| a.arguments()) {
+            let arg_name = required(arg.name(), "argument name")?;
+            if !seen.insert(arg_name.clone()) {
+                return undecodable(format!("argument `{arg_name}` of `{name}` is given twice"));
+            }
+            let value = required_node(arg.value(), "argument value")?;
+            vars.record(&arg_name, &value, &mut records)?;
+        }
+        records.retain(|_, values| {
+            values.sort();
+            values.dedup();
+            !values.is_empty()
+        });
+        let mut detail = format!("{} {op_name}", kind.as_str());
+        if let Some(alias) = field.alias().and_then(|a| a.name()) {
+            detail.push_str(&format!(" (alias `{}`)", required(Some(alias), "alias")?));
+        }
+        Ok(Operation::new(service, action, name)
+            .with_records(records)
+            .with_detail(detail))
+    }
+
+    /// The action of a mutation: the bundle's exact names, then its patterns in order,
+    /// then the built-in name rules.
+    pub fn mutation_action(&self, name: &str) -> Action {
+        if let Some(a) = self.exact.get(name) {
+            return *a;
+        }
+        if let Some((_, a)) = self.patterns.iter().find(|(g, _)| g.matches(name)) {
+            return *a;
+        }
+        builtin_action(name)
+    }
+}
+
+/// Built-in mutation rules by the words of the name (`volumeInstanceBackupDelete` →
+/// volume, instance, backup, delete): a delete word anywhere makes a delete, then
+/// update, then create; anything else is `execute`.
+pub fn builtin_action(name: &str) -> Action {
+    let words = name_words(name);
+    let has = |list: &[&str]| words.iter().any(|w| list.contains(&w.as_str()));
+    if has(&DELETE_WORDS) {
+        Action::Delete
+    } else if has(&UPDATE_WORDS) {
+        Action::Update
+    } else if has(&CREATE_WORDS) {
+        Action::Create
+    } else {
+        Action::Execute
+    }
+}
+
+/// Lower-cased words of a camelCase, PascalCase or snake_case name (`URLDelete` → url, delete).
+fn name_words(name: &str) -> Vec<String> {
+    let chars: Vec<char> = name.chars().collect();
+    let mut words = Vec::new();
+    let mut word = String::new();
+    for (i, c) in chars.iter().enumerate() {
+        if !c.is_ascii_alphabetic() {
+            if !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+            continue;
+        }
+        let prev = i.checked_sub(1).and_then(|p| chars.get(p));
+        let next = chars.get(i + 1);
+        let boundary = c.is_ascii_uppercase()
+            && (prev.is_some_and(char::is_ascii_lowercase)
+                || (prev.is_some_and(char::is_ascii_uppercase)
+                    && next.is_some_and(char::is_ascii_lowercase)));
+        if boundary && !word.is_empty() {
+            words.push(std::mem::take(&mut word));
+        }
+        word.push(c.to_ascii_lowercase());
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+enum Media {
+    Json,
+    Graphql,
+}
+
+/// The request's media type: `application/json` or `application/graphql`, charset UTF-8
+/// at most; anything else (forms, multipart uploads, text/plain) is refused.
+fn media_type(head: &RequestHead) -> Result<Media, DecodeError> {
+    let raw = match head.header("content-type") {
+        HeaderValue::One(v) => String::from_utf8_lossy(v).to_ascii_lowercase(),
+        HeaderValue::Absent => return undecodable("GraphQL POST without content-type"),
+        HeaderValue::Repeated => return undecodable("repeated content-type header"),
+    };
+    let mut parts = raw.split(';').map(str::trim);
+    let media = match parts.next() {
+        Some("application/json") => Media::Json,
+        Some("application/graphql") => Media::Graphql,
+        _ => {
+            return undecodable(format!(
+                "content-type `{raw}`: GraphQL is POSTed as application/json or application/graphql"
+            ))
+        }
+    };
+    for p in parts {
+        if !matches!(p, "charset=utf-8" | "charset=\"utf-8\"") {
+            return undecodable(format!("content-type parameter `{p}`: only charset=utf-8"));
+        }
+    }
+    Ok(media)
+}
+
+/// Refuses query parameters outside `allowed`.
+fn only_params(target: &Target, allowed: &[&str]) -> Result<(), DecodeError> {
+    match target
+        .query
+        .iter()
+        .find(|(n, _)| !allowed.contains(&n.as_str()))
+    {
+        Some((n, _)) => undecodable(format!("unexpected query parameter `{n}`")),
+        None => Ok(()),
+    }
+}
+
+fn op_kind(t: &cst::OperationType) -> OpKind {
+    if t.mutation_token().is_some() {
+        OpKind::Mutation
+    } else if t.subscription_token().is_some() {
+        OpKind::Subscription
+    } else {
+        OpKind::Query
+    }
+}
+
+/// A name's text, without apollo-parser's panicking accessors.
+fn text(n: &cst::Name) -> Option<String> {
+    n.syntax().first_token().map(|t| t.text().to_string())
+}
+
+fn required(n: Option<cst::Name>, what: &str) -> Result<String, DecodeError> {
+    match n.as_ref().and_then(text) {
+        Some(t) => Ok(t),
+        None => undecodable(format!("GraphQL {what} missing")),
+    }
+}
+
+fn required_node<T>(n: Option<T>, what: &str) -> Result<T, DecodeError> {
+    match n {
+        Some(t) => Ok(t),
+        None => undecodable(format!("GraphQL {what} missing")),
+    }
+}
+
+fn excerpt(doc: &str, at: usize) -> String {
+    let start = (0..=at.min(doc.len()))
+        .rev()
+        .find(|i| doc.is_char_boundary(*i))
+        .unwrap_or(0);
+    let tail: String = doc
+        .get(start..)
+        .unwrap_or_default()
+        .chars()
+        .take(EXCERPT_CHARS)
+        .collect();
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!(" (near `{tail}`)")
+    }
+}
+
+/// Depth of selection sets (fragments expanded, memoised), alias count, cycle refusal.
+struct Walk<'a> {
+    fragments: &'a HashMap<String, cst::FragmentDefinition>,
+    depth_of: HashMap<String, usize>,
+    visiting: Vec<String>,
+    aliases: usize,
+}
+
+impl Walk<'_> {
+    fn fragment_depth(&mut self, name: &str) -> Result<usize, DecodeError> {
+        if let Some(d) = self.depth_of.get(name) {
+            return Ok(*d);
+        }
+        if self.visiting.iter().any(|v| v == name) {
+            return undecodable(format!("fragment `{name}` spreads itself (cycle)"));
+        }
+        let Some(def) = self.fragments.get(name) else {
+            return undecodable(format!("fragment `{name}` is not defined"));
+        };
+        let set = required_node(def.selection_set(), "fragment selection set")?;
+        self.visiting.push(name.to_string());
+        let d = self.depth(&set);
+        self.visiting.pop();
+        let d = d?;
+        self.depth_of.insert(name.to_string(), d);
+        Ok(d)
+    }
+
+    /// 1 + the deepest selection (a spread or inline fragment adds no level).
+    fn depth(&mut self, set: &cst::SelectionSet) -> Result<usize, DecodeError> {
+        let mut deepest = 0;
+        for sel in set.selections() {
+            let d = match sel {
+                cst::Selection::Field(f) => {
+                    if f.alias().is_some() {
+                        self.aliases += 1;
+                    }
+                    match f.selection_set() {
+                        Some(s) => self.depth(&s)?,
+                        None => 0,
+                    }
+                }
+                cst::Selection::InlineFragment(i) => {
+                    let s = required_node(i.selection_set(), "inline fragment selection set")?;
+                    self.depth(&s)?.saturating_sub(1)
+                }
+                cst::Selection::FragmentSpread(s) => {
+                    let name = required(s.fragment_name().and_then(|n| n.name()), "spread name")?;
+                    self.fragment_depth(&name)?.saturating_sub(1)
+                }
+            };
+            deepest = deepest.max(d);
+        }
+        Ok(deepest + 1)
+    }
+}
+
+/// Root fields of an operation, through inline fragments and spreads (each named
+/// fragment expanded once: spreading it again adds the same fields).
+fn root_fields(
+    set: &cst::SelectionSet,
+    fragments: &HashMap<String, cst::FragmentDefinition>,
+    expanded: &mut HashSet<String>,
+    out: &mut Vec<cst::Field>,
+) -> Result<(), DecodeError> {
+    for sel in set.selections() {
+        match sel {
+            cst::Selection::Field(f) => out.push(f),
+            cst::Selection::InlineFragment(i) => {
+                let s = required_node(i.selection_set(), "inline fragment selection set")?;
+                root_fields(&s, fragments, expanded, out)?;
+            }
+            cst::Selection::FragmentSpread(s) => {
+                let name = required(s.fragment_name().and_then(|n| n.name()), "spread name")?;
+                if expanded.insert(name.clone()) {
+                    let Some(def) = fragments.get(&name) else {
+                        return undecodable(format!("fragment `{name}` is not defined"));
+                    };
+                    let s = required_node(def.selection_set(), "fragment selection set")?;
+                    root_fields(&s, fragments, expanded, out)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An operation's variables: the request's values, else the definitions' defaults.
+struct Variables<'a> {
+    given: &'a Map<String, Json>,
+    defaults: HashMap<String, Option<cst::Value>>,
+}
+
+impl<'a> Variables<'a> {
+    fn of(
+        op: &cst::OperationDefinition,
+        given: &'a Map<String, Json>,
+    ) -> Result<Self, DecodeError> {
+        let mut defaults = HashMap::new();
+        for def in op
+            .variable_definitions()
+            .iter()
+            .flat_map(|d| d.variable_definitions())
+        {
+            let name = required(def.variable().and_then(|v| v.name()), "variable name")?;
+            let default = def.default_value().and_then(|d| d.value());
+            if defaults.insert(name.clone(), default).is_some() {
+                return undecodable(format!("variable `${name}` is defined twice"));
+            }
+        }
+        Ok(Variables { given, defaults })
+    }
+
+    /// Adds the scalar values of an argument (nested input fields as `arg.field`).
+    fn record(&self, key: &str, v: &cst::Value, out: &mut Records) -> Result<(), DecodeError> {
+        let mut push = |s: String| out.entry(key.to_string()).or_default().push(s);
+        match v {
+            cst::Value::Variable(var) => {
+                let name = required(var.name(), "variable name")?;
+                let Some(default) = self.defaults.get(&name) else {
+                    return undecodable(format!(
+                        "variable `${name}` is not defined by its operation"
+                    ));
+                };
+                match (self.given.get(&name), default) {
+                    (Some(json), _) => record_json(key, json, out),
+                    (None, Some(d)) => self.record(key, d, out)?,
+                    // Not given, no default: proves nothing (a records grant will not match).
+                    (None, None) => {}
+                }
+            }
+            cst::Value::StringValue(s) => push(String::from(s)),
+            cst::Value::IntValue(i) => push(token_text(i.syntax())),
+            cst::Value::FloatValue(f) => push(token_text(f.syntax())),
+            cst::Value::BooleanValue(b) => push(b.true_token().is_some().to_string()),
+            cst::Value::EnumValue(e) => push(token_text(e.syntax())),
+            cst::Value::NullValue(_) => {}
+            cst::Value::ListValue(l) => {
+                for item in l.values() {
+                    self.record(key, &item, out)?;
+                }
+            }
+            cst::Value::ObjectValue(o) => {
+                let mut seen = HashSet::new();
+                for field in o.object_fields() {
+                    let name = required(field.name(), "input field name")?;
+                    if !seen.insert(name.clone()) {
+                        return undecodable(format!("input field `{key}.{name}` is given twice"));
+                    }
+                    let value = required_node(field.value(), "input field value")?;
+                    self.record(&format!("{key}.{name}"), &value, out)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn token_text(node: &apollo_parser::SyntaxNode) -> String {
+    node.first_token()
+        .map(|t| t.text().to_string())
+        .unwrap_or_default()
+}
+
+/// Scalar leaves of a JSON variable value (objects as `key.field`).
+fn record_json(key: &str, v: &Json, out: &mut Records) {
+    match v {
+        Json::String(s) => out.entry(key.to_string()).or_default().push(s.clone()),
+        Json::Number(n) => out.entry(key.to_string()).or_default().push(n.to_string()),
+        Json::Bool(b) => out.entry(key.to_string()).or_default().push(b.to_string()),
+        Json::Null => {}
+        Json::Array(items) => items.iter().for_each(|i| record_json(key, i, out)),
+        Json::Object(m) => m
+            .iter()
+            .for_each(|(k, i)| record_json(&format!("{key}.{k}"), i, out)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mutation_name_rules() {
+        let cases = [
+            ("volumeDelete", Action::Delete),
+            ("volumeInstanceBackupDelete", Action::Delete),
+            ("projectScheduleDeleteForce", Action::Delete),
+            ("deploymentRemove", Action::Delete),
+            ("sandboxDestroy", Action::Delete),
+            ("purgeServiceCache", Action::Delete),
+            ("egressGatewayAssociationsClear", Action::Delete),
+            ("delete_users", Action::Delete),
+            ("URLDelete", Action::Delete),
+            ("customDomainCreate", Action::Create),
+            ("addMember", Action::Create),
+            ("serviceInstanceUpdate", Action::Update),
+            ("variableCollectionUpsert", Action::Update),
+            ("customDomainIssueCertificate", Action::Execute),
+            ("volumeInstanceBackupRestore", Action::Execute),
+            ("environmentPatchCommit", Action::Execute),
+            ("dropdownSettingsUpdate", Action::Update),
+            ("templateDeployV2", Action::Execute),
+        ];
+        for (name, action) in cases {
+            assert_eq!(builtin_action(name), action, "{name}");
+        }
+        assert_eq!(
+            name_words("HTTPServerURLDelete_v2"),
+            ["http", "server", "url", "delete", "v"]
+        );
+    }
+}

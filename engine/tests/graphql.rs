@@ -1,0 +1,770 @@
+//! The GraphQL decoder, table-driven: transports, documents, disguises, limits.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use scopegate_engine::bundle::GraphqlConfig;
+use scopegate_engine::decode::graphql::GraphqlDecoder;
+use scopegate_engine::digest::{hex, sha256};
+use scopegate_engine::operation::Operation;
+use scopegate_engine::request::{RequestHead, Target};
+use serde_json::{json, Value};
+
+const VOLUME_DELETE: &str =
+    "mutation VolumeDelete($id: String!) {\n  volumeDelete(volumeId: $id)\n}";
+
+fn decoder(cfg: Value) -> GraphqlDecoder {
+    let cfg: GraphqlConfig = serde_json::from_value(cfg).unwrap();
+    let mut errs = Vec::new();
+    let d = GraphqlDecoder::compile(Some(&cfg), &["graphql".to_string()], "graphql", &mut errs)
+        .unwrap();
+    assert!(errs.is_empty(), "{errs:?}");
+    d
+}
+
+fn show(ops: &[Operation]) -> Vec<String> {
+    ops.iter()
+        .map(|o| {
+            let mut s = format!("{} {}", o.action, o.resource);
+            for (k, v) in &o.records {
+                s.push_str(&format!(" {k}={}", v.join("|")));
+            }
+            s
+        })
+        .collect()
+}
+
+fn request(
+    d: &GraphqlDecoder,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> Result<Vec<String>, String> {
+    let mut headers = vec![
+        (":method".to_string(), method.as_bytes().to_vec()),
+        (":path".to_string(), path.as_bytes().to_vec()),
+    ];
+    if let Some(ct) = content_type {
+        headers.push(("content-type".to_string(), ct.as_bytes().to_vec()));
+    }
+    let head = RequestHead::from_headers(headers).unwrap();
+    let target = Target::parse(path).map_err(|e| e.0)?;
+    d.decode("api", &head, &target, body.as_bytes())
+        .map(|ops| show(&ops))
+        .map_err(|e| e.0)
+}
+
+fn post(d: &GraphqlDecoder, body: &Value) -> Result<Vec<String>, String> {
+    request(
+        d,
+        "POST",
+        "/graphql",
+        Some("application/json"),
+        &body.to_string(),
+    )
+}
+
+fn doc(query: &str) -> Result<Vec<String>, String> {
+    post(&decoder(json!({})), &json!({ "query": query }))
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn the_incident_document() {
+    let d = decoder(json!({}));
+    let body = json!({"query": VOLUME_DELETE, "variables": {"id": "vol-prod-1"}, "operationName": "VolumeDelete"});
+    assert_eq!(
+        post(&d, &body).unwrap(),
+        ["delete volumeDelete volumeId=vol-prod-1"]
+    );
+}
+
+/// (document, operations): every root field of every operation, whatever disguise.
+const DOCUMENTS: &[(&str, &[&str])] = &[
+    ("{ domains(projectId: \"p\") { customDomains { id } } }", &["read domains projectId=p"]),
+    ("query { me { name } project(id: \"p1\") { id } }", &["read me", "read project id=p1"]),
+    ("subscription S { deploymentLogs(deploymentId: \"d\") { message } }", &["read deploymentLogs deploymentId=d"]),
+    ("mutation { customDomainCreate(input: {domain: \"a.example.com\", environmentId: \"e1\"}) { id } }",
+     &["create customDomainCreate input.domain=a.example.com input.environmentId=e1"]),
+    // Aliases: the field counts, never the alias.
+    ("mutation { customDomainCreate: volumeDelete(volumeId: \"v1\") }", &["delete volumeDelete volumeId=v1"]),
+    ("mutation { a: volumeDelete(volumeId: \"v1\") b: volumeDelete(volumeId: \"v2\") }",
+     &["delete volumeDelete volumeId=v1", "delete volumeDelete volumeId=v2"]),
+    // Named and inline fragments on the mutation root, nested.
+    ("mutation { ...F } fragment F on Mutation { volumeDelete(volumeId: \"v1\") }", &["delete volumeDelete volumeId=v1"]),
+    ("mutation { ... on Mutation { ... on Mutation { volumeDelete(volumeId: \"v1\") } } }", &["delete volumeDelete volumeId=v1"]),
+    ("mutation { ... { volumeDelete(volumeId: \"v1\") } }", &["delete volumeDelete volumeId=v1"]),
+    ("mutation { ...A } fragment A on Mutation { ...B } fragment B on Mutation { volumeDelete(volumeId: \"v1\") }",
+     &["delete volumeDelete volumeId=v1"]),
+    ("mutation { ...A ...A } fragment A on Mutation { volumeDelete(volumeId: \"v1\") }", &["delete volumeDelete volumeId=v1"]),
+    // @skip/@include do not hide a field from the gateway.
+    ("mutation { volumeDelete(volumeId: \"v1\") @skip(if: true) }", &["delete volumeDelete volumeId=v1"]),
+    ("mutation ($no: Boolean = false) { volumeDelete(volumeId: \"v1\") @include(if: $no) }", &["delete volumeDelete volumeId=v1"]),
+    // Comments, commas, odd whitespace, block strings, unicode escapes.
+    ("# customDomainCreate\nmutation,{,,volumeDelete # (volumeId: \"x\")\n(volumeId:\"v1\"),,}", &["delete volumeDelete volumeId=v1"]),
+    ("mutation {\r\n\tvolumeDelete(volumeId: \"\"\"v1\"\"\")\u{feff}}", &["delete volumeDelete volumeId=v1"]),
+    ("mutation { volumeDelete(volumeId: \"v\\u0031\") }", &["delete volumeDelete volumeId=v1"]),
+    // Introspection is its own resource; __typename too.
+    ("{ __schema { types { name } } __type(name: \"Volume\") { name } }", &["read __schema", "read __type name=Volume"]),
+    ("mutation { __typename }", &["read __typename"]),
+    // Arguments: lists, enums, ints, nested input objects, null proves nothing.
+    ("mutation { volumesDelete(ids: [\"a\", \"b\", \"a\"], mode: FORCE, n: 3, opts: {x: {y: 1.5}}, z: null) }",
+     &["delete volumesDelete ids=a|b mode=FORCE n=3 opts.x.y=1.5"]),
+    // Mutation names without a known word are execute; both delete words win over create.
+    ("mutation { volumeInstanceBackupRestore(volumeInstanceBackupId: \"b\", volumeInstanceId: \"i\") }",
+     &["execute volumeInstanceBackupRestore volumeInstanceBackupId=b volumeInstanceId=i"]),
+    ("mutation { createOrDeleteThing }", &["delete createOrDeleteThing"]),
+];
+
+#[test]
+fn documents() {
+    for (query, want) in DOCUMENTS {
+        match doc(query) {
+            Ok(ops) => assert_eq!(&ops, want, "{query}"),
+            Err(e) => panic!("{query}: {e}"),
+        }
+    }
+}
+
+/// (document, part of the refusal).
+const REFUSED: &[(&str, &str)] = &[
+    (
+        "mutation { volumeDelete(volumeId: \"v1\") ",
+        "does not parse",
+    ),
+    (
+        "mutation { volumeDelete(volumeId: \"v1\" }",
+        "does not parse",
+    ),
+    (
+        "mutation { volumeDelete(volumeId: \"\\x\") }",
+        "does not parse",
+    ),
+    ("", "does not parse"),
+    ("# only a comment", "does not parse"),
+    ("type Query { a: Int }", "only operations and fragments"),
+    ("mutation { ...F } fragment F on Mutation { ...F }", "cycle"),
+    (
+        "mutation { ...A } fragment A on Mutation { ...B } fragment B on Mutation { ...A }",
+        "cycle",
+    ),
+    ("mutation { ...Missing }", "not defined"),
+    (
+        "mutation { ...F } fragment F on Mutation { a } fragment F on Mutation { b }",
+        "defined twice",
+    ),
+    ("query A { a } query A { b }", "defined twice"),
+    (
+        "{ a } mutation B { volumeDelete(volumeId: \"v\") }",
+        "anonymous operation beside others",
+    ),
+    (
+        "query A { a } mutation B { volumeDelete(volumeId: \"v\") }",
+        "no operationName",
+    ),
+    (
+        "mutation { volumeDelete(volumeId: \"a\", volumeId: \"b\") }",
+        "given twice",
+    ),
+    (
+        "mutation { x(input: {id: \"a\", id: \"b\"}) }",
+        "given twice",
+    ),
+    (
+        "mutation { volumeDelete(volumeId: $id) }",
+        "not defined by its operation",
+    ),
+    (
+        "mutation ($id: String, $id: String) { volumeDelete(volumeId: $id) }",
+        "defined twice",
+    ),
+];
+
+#[test]
+fn refused_documents() {
+    for (query, why) in REFUSED {
+        match doc(query) {
+            Ok(ops) => panic!("{query}: allowed as {ops:?}"),
+            Err(e) => assert!(e.contains(why), "{query}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn operation_name_must_select_when_several() {
+    let d = decoder(json!({}));
+    let two = "query A { me { id } } mutation B { volumeDelete(volumeId: \"v1\") }";
+    // Selecting the harmless one does not hide the other: both count.
+    let ops = post(&d, &json!({"query": two, "operationName": "A"})).unwrap();
+    assert_eq!(ops, ["read me", "delete volumeDelete volumeId=v1"]);
+    let e = post(&d, &json!({"query": two, "operationName": "C"})).unwrap_err();
+    assert!(e.contains("names no operation"), "{e}");
+    let e = post(
+        &d,
+        &json!({"query": "query A { me { id } }", "operationName": "B"}),
+    )
+    .unwrap_err();
+    assert!(e.contains("names no operation"), "{e}");
+}
+
+#[test]
+fn variables_resolve_into_records() {
+    let d = decoder(json!({}));
+    let cases = [
+        (
+            json!({"id": "vol-staging-1"}),
+            vec!["delete volumeDelete volumeId=vol-staging-1"],
+        ),
+        (json!({"id": 7}), vec!["delete volumeDelete volumeId=7"]),
+        // Not given: proves nothing, so a records grant cannot match.
+        (json!({}), vec!["delete volumeDelete"]),
+        (json!(null), vec!["delete volumeDelete"]),
+    ];
+    for (vars, want) in cases {
+        let ops = post(&d, &json!({"query": VOLUME_DELETE, "variables": vars})).unwrap();
+        assert_eq!(ops, want, "{vars}");
+    }
+    let with_default = "mutation ($id: String = \"vol-default\") { volumeDelete(volumeId: $id) }";
+    assert_eq!(
+        post(&d, &json!({"query": with_default})).unwrap(),
+        ["delete volumeDelete volumeId=vol-default"]
+    );
+    let nested =
+        "mutation ($input: CustomDomainCreateInput!) { customDomainCreate(input: $input) { id } }";
+    let vars = json!({"input": {"domain": "a.example.com", "serviceId": "s1", "targetPort": 8080, "tags": ["x", "y"]}});
+    assert_eq!(
+        post(&d, &json!({"query": nested, "variables": vars})).unwrap(),
+        ["create customDomainCreate input.domain=a.example.com input.serviceId=s1 input.tags=x|y input.targetPort=8080"]
+    );
+    let e = post(
+        &d,
+        &json!({"query": VOLUME_DELETE, "variables": "{\"id\": \"v\"}"}),
+    )
+    .unwrap_err();
+    assert!(e.contains("`variables` is not an object"), "{e}");
+}
+
+/// (method, target, content-type, body, expectation).
+type Case<'a, T> = (&'a str, String, Option<&'a str>, String, T);
+
+#[test]
+fn transports() {
+    let d = decoder(json!({}));
+    let json_ct = Some("application/json");
+    let q = enc("{ me { id } }");
+    let m = enc(VOLUME_DELETE);
+    let vars = enc("{\"id\": \"v1\"}");
+    let ok: Vec<Case<Vec<&str>>> = vec![
+        ("GET", format!("/graphql?query={q}"), None, String::new(), vec!["read me"]),
+        ("GET", format!("/graphql?query={}&variables={}", enc("query ($p: String) { project(id: $p) { id } }"), enc("{\"p\": \"p1\"}")),
+         None, String::new(), vec!["read project id=p1"]),
+        ("POST", "/graphql".into(), Some("application/json; charset=utf-8"), json!({"query": "{ me { id } }"}).to_string(), vec!["read me"]),
+        ("POST", "/graphql".into(), Some("Application/JSON"), json!({"query": "{ me { id } }"}).to_string(), vec!["read me"]),
+        ("POST", "/graphql".into(), Some("application/graphql"), VOLUME_DELETE.into(), vec!["delete volumeDelete"]),
+        ("POST", format!("/graphql?variables={vars}"), Some("application/graphql"), VOLUME_DELETE.into(), vec!["delete volumeDelete volumeId=v1"]),
+        // A batch: every element, in order.
+        ("POST", "/graphql".into(), json_ct,
+         json!([{"query": "{ me { id } }"}, {"query": VOLUME_DELETE, "variables": {"id": "v9"}}]).to_string(),
+         vec!["read me", "delete volumeDelete volumeId=v9"]),
+    ];
+    for (method, path, ct, body, want) in ok {
+        assert_eq!(
+            request(&d, method, &path, ct, &body).unwrap(),
+            want,
+            "{method} {path} {body}"
+        );
+    }
+    let refused: Vec<Case<&str>> = vec![
+        (
+            "GET",
+            format!("/graphql?query={m}&variables={vars}"),
+            None,
+            String::new(),
+            "mutation over GET",
+        ),
+        (
+            "GET",
+            format!(
+                "/graphql?query={}",
+                enc("query A { me { id } } mutation B { volumeDelete(volumeId: \"v\") }")
+                    + "&operationName=A"
+            ),
+            None,
+            String::new(),
+            "mutation over GET",
+        ),
+        (
+            "GET",
+            format!("/graphql?query={q}&query={m}"),
+            None,
+            String::new(),
+            "repeated",
+        ),
+        (
+            "GET",
+            format!("/graphql?query={q}&debug=1"),
+            None,
+            String::new(),
+            "unexpected query parameter `debug`",
+        ),
+        (
+            "GET",
+            format!("/graphql?query={q}"),
+            None,
+            "{}".into(),
+            "GET with a body",
+        ),
+        (
+            "GET",
+            "/graphql".into(),
+            None,
+            String::new(),
+            "no GraphQL document",
+        ),
+        (
+            "PUT",
+            "/graphql".into(),
+            json_ct,
+            json!({"query": "{ me { id } }"}).to_string(),
+            "only GET and POST",
+        ),
+        (
+            "POST",
+            "/graphql/other".into(),
+            json_ct,
+            json!({"query": "{ me { id } }"}).to_string(),
+            "served at `/graphql` only",
+        ),
+        (
+            "POST",
+            "/graphql".into(),
+            None,
+            json!({"query": "{ me { id } }"}).to_string(),
+            "without content-type",
+        ),
+        (
+            "POST",
+            "/graphql".into(),
+            Some("text/plain"),
+            json!({"query": "{ me { id } }"}).to_string(),
+            "content-type `text/plain`",
+        ),
+        (
+            "POST",
+            "/graphql".into(),
+            Some("application/x-www-form-urlencoded"),
+            format!("query={m}"),
+            "content-type",
+        ),
+        (
+            "POST",
+            "/graphql".into(),
+            Some("multipart/form-data; boundary=x"),
+            "--x".into(),
+            "content-type",
+        ),
+        (
+            "POST",
+            "/graphql".into(),
+            Some("application/json; charset=utf-16"),
+            json!({"query": "{ me { id } }"}).to_string(),
+            "charset",
+        ),
+        // Content-type mismatch: JSON sent as a document, a document sent as JSON.
+        (
+            "POST",
+            "/graphql".into(),
+            Some("application/graphql"),
+            json!({"query": "{ me { id } }"}).to_string(),
+            "does not parse",
+        ),
+        (
+            "POST",
+            "/graphql".into(),
+            json_ct,
+            VOLUME_DELETE.into(),
+            "not strict JSON",
+        ),
+        // The same request from two places.
+        (
+            "POST",
+            format!("/graphql?query={m}"),
+            json_ct,
+            json!({"query": "{ me { id } }"}).to_string(),
+            "beside a GraphQL JSON body",
+        ),
+        (
+            "POST",
+            format!("/graphql?query={m}"),
+            Some("application/graphql"),
+            "{ me { id } }".into(),
+            "unexpected query parameter `query`",
+        ),
+        // Duplicate keys, including through unicode escapes.
+        (
+            "POST",
+            "/graphql".into(),
+            json_ct,
+            format!(
+                "{{\"query\": \"{{ me {{ id }} }}\", \"query\": {}}}",
+                json!(VOLUME_DELETE)
+            ),
+            "duplicate key `query`",
+        ),
+        (
+            "POST",
+            "/graphql".into(),
+            json_ct,
+            format!(
+                "{{\"query\": \"{{ me {{ id }} }}\", \"\\u0071uery\": {}}}",
+                json!(VOLUME_DELETE)
+            ),
+            "duplicate key `query`",
+        ),
+        (
+            "POST",
+            "/graphql".into(),
+            json_ct,
+            json!({"query": VOLUME_DELETE, "variables": {"id": "a"}})
+                .to_string()
+                .replace("}}", ", \"id\": \"b\"}}"),
+            "duplicate key `id`",
+        ),
+        (
+            "POST",
+            "/graphql".into(),
+            json_ct,
+            json!({"query": "{ me { id } }", "id": "x"}).to_string(),
+            "unknown GraphQL request key `id`",
+        ),
+        (
+            "POST",
+            "/graphql".into(),
+            json_ct,
+            json!({"query": ["{ me { id } }"]}).to_string(),
+            "`query` is not a string",
+        ),
+        (
+            "POST",
+            "/graphql".into(),
+            json_ct,
+            json!("{ me { id } }").to_string(),
+            "not an object or a batch",
+        ),
+        (
+            "POST",
+            "/graphql".into(),
+            json_ct,
+            "[]".into(),
+            "empty GraphQL batch",
+        ),
+        (
+            "POST",
+            "/graphql".into(),
+            json_ct,
+            json!([{"query": "{ me { id } }"}, "mutation { x }"]).to_string(),
+            "batch element 1",
+        ),
+        (
+            "POST",
+            "/graphql".into(),
+            json_ct,
+            json!([{"query": "{ me { id } }"}, {"query": "mutation { a } mutation { b }"}])
+                .to_string(),
+            "batch element 1:",
+        ),
+    ];
+    for (method, path, ct, body, why) in refused {
+        match request(&d, method, &path, ct, &body) {
+            Ok(ops) => panic!("{method} {path} {body}: allowed as {ops:?}"),
+            Err(e) => assert!(e.contains(why), "{method} {path} {body}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn persisted_queries() {
+    let hash = hex(&sha256(VOLUME_DELETE.as_bytes()));
+    let d = decoder(json!({"persisted_queries": {hash.clone(): VOLUME_DELETE}}));
+    let pq = |h: &str| json!({"persistedQuery": {"version": 1, "sha256Hash": h}});
+    let ops = post(
+        &d,
+        &json!({"extensions": pq(&hash), "variables": {"id": "v1"}}),
+    )
+    .unwrap();
+    assert_eq!(ops, ["delete volumeDelete volumeId=v1"]);
+    let other = hex(&sha256(b"{ me { id } }"));
+    let e = post(&d, &json!({"extensions": pq(&other)})).unwrap_err();
+    assert!(e.contains("not listed"), "{e}");
+    // A document with a hash that is not its own: the upstream might run the hash's.
+    let e = post(
+        &d,
+        &json!({"query": "{ me { id } }", "extensions": pq(&hash)}),
+    )
+    .unwrap_err();
+    assert!(e.contains("does not match"), "{e}");
+    let ok = post(
+        &d,
+        &json!({"query": "{ me { id } }", "extensions": pq(&other)}),
+    )
+    .unwrap();
+    assert_eq!(ok, ["read me"]);
+    let e = post(
+        &d,
+        &json!({"extensions": {"persistedQuery": {"version": 1}}}),
+    )
+    .unwrap_err();
+    assert!(e.contains("no sha256Hash"), "{e}");
+    // A bundle whose hash is not its document's is rejected.
+    let cfg: GraphqlConfig =
+        serde_json::from_value(json!({"persisted_queries": {other: VOLUME_DELETE}})).unwrap();
+    let mut errs = Vec::new();
+    GraphqlDecoder::compile(Some(&cfg), &[], "s", &mut errs);
+    assert!(
+        errs[0].message.contains("not the lower-case SHA-256"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn mutation_rules_from_the_bundle() {
+    let d = decoder(json!({"mutations": {
+        "customDomainIssueCertificate": "update",
+        "*Restore": "delete",
+        "volumeInstanceBackupRestore": "admin",
+        "*": "execute"
+    }}));
+    let cases = [
+        ("customDomainIssueCertificate", "update"),
+        ("volumeInstanceBackupRestore", "admin"), // exact beats pattern
+        ("volumeInstancePITRRestore", "delete"),
+        ("customDomainCreate", "execute"), // a pattern beats the built-in rules
+    ];
+    for (name, action) in cases {
+        let ops = post(&d, &json!({"query": format!("mutation {{ {name} }}")})).unwrap();
+        assert_eq!(ops, [format!("{action} {name}")]);
+    }
+    let cfg: GraphqlConfig = serde_json::from_value(json!({"mutations": {"x": "nuke"}})).unwrap();
+    let mut errs = Vec::new();
+    GraphqlDecoder::compile(Some(&cfg), &[], "s", &mut errs);
+    assert_eq!(errs[0].path, "s.mutations.x");
+}
+
+#[test]
+fn schema_validates_root_fields() {
+    let sdl = "schema { query: Q mutation: M }\ntype Q { me: User project(id: String!): Project }\n\
+               type M { customDomainCreate(input: In!): Boolean }\nextend type M { volumeDelete(volumeId: String!): Boolean }";
+    let intro = json!({"data": {"__schema": {
+        "queryType": {"name": "Query"}, "mutationType": {"name": "Mutation"}, "subscriptionType": null,
+        "types": [{"name": "Query", "fields": [{"name": "me"}, {"name": "project"}]},
+                  {"name": "Mutation", "fields": [{"name": "customDomainCreate"}, {"name": "volumeDelete"}]}]}}});
+    for d in [
+        decoder(json!({"schema": {"sdl": sdl}})),
+        decoder(json!({"schema": {"introspection": intro}})),
+    ] {
+        assert_eq!(
+            post(&d, &json!({"query": "{ me { id } __typename }"})).unwrap(),
+            ["read me", "read __typename"]
+        );
+        assert_eq!(
+            post(
+                &d,
+                &json!({"query": "mutation { volumeDelete(volumeId: \"v\") }"})
+            )
+            .unwrap(),
+            ["delete volumeDelete volumeId=v"]
+        );
+        for (q, why) in [
+            (
+                "mutation { volumeDrop(volumeId: \"v\") }",
+                "`volumeDrop` is not a mutation root field",
+            ),
+            (
+                "{ volumeDelete(volumeId: \"v\") }",
+                "`volumeDelete` is not a query root field",
+            ),
+            (
+                "subscription { me { id } }",
+                "not a subscription root field",
+            ),
+        ] {
+            let e = post(&d, &json!({"query": q})).unwrap_err();
+            assert!(e.contains(why), "{q}: {e}");
+        }
+    }
+    for (schema, path) in [
+        (json!({"sdl": "type Query {"}), "g.schema.sdl"),
+        (json!({"sdl": "scalar X"}), "g.schema.sdl"),
+        (
+            json!({"introspection": {"types": []}}),
+            "g.schema.introspection",
+        ),
+        (
+            json!({"sdl": "type Query { a: Int }", "introspection": {}}),
+            "g.schema",
+        ),
+    ] {
+        let cfg: GraphqlConfig = serde_json::from_value(json!({"schema": schema})).unwrap();
+        let mut errs = Vec::new();
+        GraphqlDecoder::compile(Some(&cfg), &[], "g", &mut errs);
+        assert_eq!(
+            errs.first().map(|e| e.path.as_str()),
+            Some(path),
+            "{schema}: {errs:?}"
+        );
+    }
+}
+
+#[test]
+fn limits() {
+    let d = decoder(
+        json!({"max_depth": 3, "max_root_fields": 3, "max_aliases": 2, "max_fragments": 2,
+                           "max_batch": 2, "max_document_bytes": 200}),
+    );
+    let cases = [
+        (json!({"query": "{ a { b { c } } }"}), None),
+        (
+            json!({"query": "{ a { b { c { d } } } }"}),
+            Some("depth 4, over the service's max_depth of 3"),
+        ),
+        (
+            json!({"query": "{ ...F } fragment F on Query { a { ...G } } fragment G on A { b { c { d } } }"}),
+            Some("max_depth"),
+        ),
+        (
+            json!({"query": "{ a b c d }"}),
+            Some("max_root_fields of 3"),
+        ),
+        (
+            json!({"query": "{ x: a y: b z: c }"}),
+            Some("3 aliases, over the service's max_aliases of 2"),
+        ),
+        (
+            json!({"query": "{ ...A } fragment A on Q { a } fragment B on Q { b } fragment C on Q { c }"}),
+            Some("max_fragments of 2"),
+        ),
+        (
+            json!([{"query": "{ a }"}, {"query": "{ a }"}, {"query": "{ a }"}]),
+            Some("batch of 3 operations, over the service's max_batch of 2"),
+        ),
+        (
+            json!({"query": format!("{{ a(x: \"{}\") }}", "y".repeat(200))}),
+            Some("max_document_bytes of 200"),
+        ),
+    ];
+    for (body, why) in cases {
+        match (post(&d, &body), why) {
+            (Ok(_), None) => {}
+            (Err(e), Some(why)) => assert!(e.contains(why), "{body}: {e}"),
+            (r, _) => panic!("{body}: {r:?}"),
+        }
+    }
+    // Nesting past the parser's recursion limit is refused before anything walks it.
+    let deep = json!({"query": format!("{}{}", "{ a ".repeat(150), "}".repeat(150))});
+    let e = post(&decoder(json!({"max_depth": 100})), &deep).unwrap_err();
+    assert!(e.contains("does not parse") && e.contains("limit"), "{e}");
+    // A fragment bomb (each fragment spreads the next twice) is linear, not exponential.
+    let mut q = String::from("{ ...F0 }");
+    for i in 0..30 {
+        q.push_str(&format!(
+            " fragment F{i} on Query {{ ...F{} ...F{} }}",
+            i + 1,
+            i + 1
+        ));
+    }
+    q.push_str(" fragment F30 on Query { a }");
+    let bomb = decoder(json!({"max_fragments": 100}));
+    assert_eq!(post(&bomb, &json!({"query": q})).unwrap(), ["read a"]);
+}
+
+/// "Staging only" for an API whose mutation carries just an opaque id: the grant's
+/// records admit `volumeDelete` on the one volume it names, in every spelling.
+#[test]
+fn records_grant_admits_one_volume() {
+    use scopegate_engine::{Decision, Engine, Secrets};
+    let key = "sgk_staging_ops_key_0123456789";
+    let bundle = json!({
+        "bundle": "t", "version": 1, "environment": "production",
+        "services": [{"name": "railway", "protocol": "graphql", "match": {"path_prefix": "/graphql/v2"}}],
+        "roles": [{"name": "staging-ops", "allow": [
+            {"service": "railway", "resources": ["volumeDelete"], "actions": ["delete"],
+             "records": {"volumeId": ["vol-staging-1"]}}]}],
+        "keys": [{"id": "k", "sha256": hex(&sha256(key.as_bytes())), "role": "staging-ops"}]
+    });
+    let engine = Engine::from_json(bundle.to_string().as_bytes(), &Secrets::Unchecked).unwrap();
+    let decide = |body: Value| {
+        let headers = vec![
+            (":method".to_string(), b"POST".to_vec()),
+            (":path".to_string(), b"/graphql/v2".to_vec()),
+            ("content-type".to_string(), b"application/json".to_vec()),
+            (
+                "authorization".to_string(),
+                format!("Bearer {key}").into_bytes(),
+            ),
+        ];
+        engine.decide(headers, body.to_string().as_bytes(), 0)
+    };
+    let cases = [
+        (
+            json!({"query": VOLUME_DELETE, "variables": {"id": "vol-staging-1"}}),
+            true,
+        ),
+        (
+            json!({"query": "mutation { volumeDelete(volumeId: \"vol-staging-1\") }"}),
+            true,
+        ),
+        (
+            json!({"query": "mutation ($id: String = \"vol-staging-1\") { volumeDelete(volumeId: $id) }"}),
+            true,
+        ),
+        (
+            json!({"query": VOLUME_DELETE, "variables": {"id": "vol-prod-1"}}),
+            false,
+        ),
+        (json!({"query": VOLUME_DELETE}), false),
+        (
+            json!({"query": "mutation { a: volumeDelete(volumeId: \"vol-staging-1\") b: volumeDelete(volumeId: \"vol-prod-1\") }"}),
+            false,
+        ),
+        (
+            json!([{"query": VOLUME_DELETE, "variables": {"id": "vol-staging-1"}},
+                {"query": VOLUME_DELETE, "variables": {"id": "vol-prod-1"}}]),
+            false,
+        ),
+        (
+            json!({"query": "mutation { volumeDelete(volumeId: [\"vol-staging-1\", \"vol-prod-1\"]) }"}),
+            false,
+        ),
+    ];
+    for (body, allowed) in cases {
+        let v = decide(body.clone());
+        assert_eq!(
+            v.decision == Decision::Allow,
+            allowed,
+            "{body}: {}",
+            v.reason
+        );
+        if !allowed {
+            assert!(
+                v.reason.contains("only for proven records (volumeId)"),
+                "{body}: {}",
+                v.reason
+            );
+        }
+    }
+}
