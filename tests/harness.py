@@ -158,12 +158,13 @@ class Postgres:
 
 
 class Upstream:
-    """A real API scopegate protects: tests/upstream/rest_api.py (REST) or
-    tests/upstream/sql_api.py (SQL over HTTP), over the harness's PostgreSQL."""
+    """A real API scopegate protects (a script of tests/upstream/: REST, SQL over HTTP,
+    GraphQL, MCP), over the harness's PostgreSQL, run by `python` (MCP servers run in
+    their SDK's own virtualenv)."""
 
-    def __init__(self, dsn, token, script="rest_api.py"):
+    def __init__(self, dsn, token, script="rest_api.py", python=sys.executable):
         self.port = free_port()
-        self.dsn, self.token, self.script = dsn, token, script
+        self.dsn, self.token, self.script, self.python = dsn, token, script, python
         self.proc = None
 
     @property
@@ -172,7 +173,7 @@ class Upstream:
 
     def start(self):
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "upstream" / self.script),
+            [str(self.python), str(ROOT / "tests" / "upstream" / self.script),
              "--port", str(self.port), "--dsn", self.dsn, "--token", self.token],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_for(lambda: urllib.request.urlopen(self.url + "/__seen", timeout=1).status == 200, 20, "upstream")

@@ -16,12 +16,14 @@ fn engine() -> Engine {
           {{"name": "rest", "protocol": "rest", "match": {{"path_prefix": "/rest"}}, "rest": {{"style": "postgrest"}}}},
           {{"name": "sql", "protocol": "sql", "match": {{"path_prefix": "/sql"}},
             "sql": {{"dialect": "postgres", "statement": {{"json_pointer": "/sql"}}, "params": {{"json_pointer": "/params"}}}}}},
-          {{"name": "gql", "protocol": "graphql", "match": {{"path_prefix": "/graphql/v2"}}}}],
+          {{"name": "gql", "protocol": "graphql", "match": {{"path_prefix": "/graphql/v2"}}}},
+          {{"name": "tools", "protocol": "mcp", "match": {{"path_prefix": "/mcp"}}}}],
         "roles": [{{"name": "r", "allow": [
           {{"service": "rest", "resources": ["reservations", "vehicles"], "actions": ["read"]}},
           {{"service": "sql", "resources": ["public.*"], "actions": ["read"]}},
           {{"service": "gql", "resources": ["*"], "actions": ["read"]}},
-          {{"service": "gql", "resources": ["volumeDelete"], "actions": ["delete"], "records": {{"volumeId": ["vol-staging-1"]}}}}]}}],
+          {{"service": "gql", "resources": ["volumeDelete"], "actions": ["delete"], "records": {{"volumeId": ["vol-staging-1"]}}}},
+          {{"service": "tools", "resources": ["create_*"], "actions": ["create"]}}]}}],
         "keys": [{{"id": "k", "sha256": "{}", "role": "r"}}],
         "guards": [{{"services": ["*"], "resources": ["*backup*"], "actions": ["destructive"], "effect": "deny"}}]}}"#,
         hex(&sha256(KEY.as_bytes()))
@@ -148,7 +150,34 @@ fn bench(c: &mut Criterion) {
     g.bench_function("graphql_batch_10", |b| {
         b.iter(|| e.decide(black_box(h.clone()), black_box(&gql_batch), 0))
     });
+    // An MCP tools/call as the 2.x SDK sends it (stateless wire headers, `_meta`), with
+    // 1 KB of arguments.
+    let mut mcp_headers = headers("POST", "/mcp");
+    for (n, v) in [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "create_reservation"),
+    ] {
+        mcp_headers.push((n.to_string(), v.as_bytes().to_vec()));
+    }
+    let notes: Vec<String> = (0..12)
+        .map(|i| format!("note {i}: the customer asked for a child seat and a late return"))
+        .collect();
+    let mcp_call = serde_json::to_vec(&serde_json::json!({
+        "jsonrpc": "2.0", "id": 42, "method": "tools/call",
+        "params": {"name": "create_reservation",
+                   "arguments": {"reservation_id": "r-1001", "vehicle_id": "v-2", "customer": "Ada Lovelace",
+                                 "tenant_id": "acme", "from": "2026-12-01", "to": "2026-12-04", "notes": notes},
+                   "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                             "io.modelcontextprotocol/clientCapabilities": {}}}}))
+    .expect("json");
+    g.throughput(Throughput::Bytes(mcp_call.len() as u64));
+    g.bench_function("mcp_tools_call_1kb", |b| {
+        b.iter(|| e.decide(black_box(mcp_headers.clone()), black_box(&mcp_call), 0))
+    });
     g.finish();
+    let v = e.decide(mcp_headers, &mcp_call, 0);
+    assert_eq!(v.decision.as_str(), "allow", "{}", v.reason);
 
     // Sanity: the benches measure allowed decisions, not early refusals.
     for (path, body) in [
@@ -163,13 +192,14 @@ fn bench(c: &mut Criterion) {
         assert_eq!(v.decision.as_str(), "allow", "{}", v.reason);
     }
     println!(
-        "sizes: select {} B, big {} B, batch {} B; graphql: volumeDelete body {} B, query {} B, batch body {} B",
+        "sizes: select {} B, big {} B, batch {} B; graphql: volumeDelete body {} B, query {} B, batch body {} B; mcp tools/call body {} B",
         select.len(),
         big.len(),
         batch.len(),
         volume_delete.len(),
         big_query.len(),
-        gql_batch.len()
+        gql_batch.len(),
+        mcp_call.len()
     );
 }
 

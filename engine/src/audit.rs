@@ -132,11 +132,13 @@ mod tests {
                 key: Some("agent-domains".into()),
                 role: Some("domains".into()),
                 service: Some("railway".into()),
+                jsonrpc: None,
             },
             operations: vec![Operation::new("railway", Action::Delete, "volumeDelete")],
             friction: None,
             digest: Some("sha256:ab".into()),
             forward: None,
+            list_filter: None,
         };
         let ctx = AuditContext {
             bundle: "rentals-prod",

@@ -67,6 +67,8 @@ pub struct Service {
     #[serde(default)]
     pub graphql: Option<GraphqlConfig>,
     #[serde(default)]
+    pub mcp: Option<McpConfig>,
+    #[serde(default)]
     pub limits: Option<Limits>,
 }
 
@@ -217,6 +219,29 @@ pub struct GraphqlConfig {
     /// Operations in one batched (array) request.
     #[serde(default)]
     pub max_batch: Option<usize>,
+}
+
+/// An MCP service (Streamable HTTP, both wire generations).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpConfig {
+    /// Tool name (or `*` pattern) -> an action (`"delete"`), or
+    /// `{"sql_argument": "sql", "sql_service": "rentals-sql"}`: the tool runs the SQL in
+    /// that argument, decoded and scoped as the named SQL service. Exact names win over
+    /// patterns; patterns are tried in the order written; then the built-in name rules.
+    #[serde(default)]
+    pub tools: Option<serde_json::Map<String, Value>>,
+    /// Protocol plumbing (`initialize`, `ping`, `notifications/*`, `*/list`,
+    /// `server/discover`, the session stream and its `DELETE`) is granted to every role
+    /// with a grant on the service unless this is `false`.
+    #[serde(default)]
+    pub plumbing: Option<bool>,
+    /// Messages in one batched (array) request.
+    #[serde(default)]
+    pub max_batch: Option<usize>,
+    /// Bytes of one message's `params` (tool arguments), serialised.
+    #[serde(default)]
+    pub max_params_bytes: Option<usize>,
 }
 
 /// A GraphQL schema, inline: SDL text or an introspection result (`{"data": {"__schema": …}}`

@@ -96,6 +96,26 @@ pub fn evaluate(policy: &Policy, role: &Role, ops: &[Operation]) -> Evaluation {
     Evaluation::Covered { owed }
 }
 
+/// Whether the role could ever be allowed `op` — some grant names it (records, scope and
+/// friction short of `deny` aside) and no guard denies it outright. What an MCP list
+/// answer shows the role.
+pub fn may_reach(policy: &Policy, role: &Role, op: &Operation) -> bool {
+    role.grants
+        .iter()
+        .any(|g| g.friction != Friction::Deny && names(policy, g, op))
+        && !policy
+            .guards
+            .iter()
+            .any(|g| g.effect == Friction::Deny && guard_matches(g, op))
+}
+
+/// Whether the role has any grant on the service named.
+pub fn has_grant_on(policy: &Policy, role: &Role, service: &str) -> bool {
+    role.grants
+        .iter()
+        .any(|g| service_name(policy, g.service) == service)
+}
+
 fn service_name(policy: &Policy, idx: usize) -> &str {
     policy
         .service(idx)

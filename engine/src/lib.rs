@@ -3,6 +3,7 @@
 //! No proxy-wasm here. The filter (`scopegate-filter`) and the CLI (`scopegate`) both
 //! call [`Engine`], so what the CLI says a request does is what the filter enforces.
 
+pub mod answer;
 pub mod audit;
 pub mod bundle;
 pub mod decode;

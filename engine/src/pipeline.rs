@@ -6,12 +6,13 @@
 //! Both paths run the same code, so they cannot disagree.
 
 use crate::bundle::{BundleErrors, Friction};
+use crate::decode::mcp::answer_is_filtered;
 use crate::digest::{request_digest, sha256, DigestInput};
 use crate::evaluate::{evaluate, Evaluation};
 use crate::operation::Operation;
 use crate::policy::{Decoder, Key, Policy, Secrets, Service};
 use crate::request::{undecodable, DecodeError, HeaderList, HeaderValue, RequestHead, Target};
-use crate::verdict::{Decision, Forward, Refusal, Subject, Verdict};
+use crate::verdict::{Decision, Forward, JsonRpc, ListFilter, Refusal, Subject, Verdict};
 
 /// Headers that ask a server to treat the request as another method. Never honoured:
 /// the gateway and the upstream could disagree on what the request does.
@@ -162,6 +163,7 @@ impl Engine {
                     friction: None,
                     digest: None,
                     forward: Some(self.forward(svc, None)),
+                    list_filter: None,
                 };
                 return Step::Decided(verdict);
             }
@@ -186,6 +188,9 @@ impl Engine {
             return Step::Decided(refuse(subject, r, Vec::new()));
         };
         subject.service = Some(service.name.clone());
+        if matches!(service.decoder, Decoder::Mcp(_)) {
+            subject.jsonrpc = Some(JsonRpc::default());
+        }
         let pending = Pending {
             forward: self.forward(service, Some(&caller)),
             key_id: caller.key.id.clone(),
@@ -243,6 +248,14 @@ impl Engine {
             Decoder::Rest(d) => d.decode(&service.name, &p.head, &p.target),
             Decoder::Sql(d) => d.decode(&service.name, &p.target, body),
             Decoder::Graphql(d) => d.decode(&service.name, &p.head, &p.target, body),
+            Decoder::Mcp(d) => {
+                let (decoded, result) = d.decode(&service.name, &p.head, &p.target, body);
+                p.subject.jsonrpc = Some(JsonRpc {
+                    ids: decoded.ids,
+                    session_wire: decoded.session_wire,
+                });
+                result.map(|()| decoded.ops)
+            }
         };
         let ops = match ops {
             Ok(ops) if ops.is_empty() => {
@@ -306,10 +319,15 @@ impl Engine {
             friction: None,
             digest: None,
             forward: None,
+            list_filter: None,
         };
         match friction {
             Friction::None => Verdict {
                 forward: Some(p.forward),
+                list_filter: answer_is_filtered(&base.operations).then_some(ListFilter {
+                    role: p.role,
+                    service: p.service,
+                }),
                 ..base
             },
             Friction::Deny => {
@@ -436,6 +454,10 @@ impl Engine {
         if let Some(ua) = &service.upstream_auth {
             f.set.push((ua.header.clone(), ua.value.clone()));
         }
+        if matches!(service.decoder, Decoder::Mcp(_)) {
+            // MCP answers may be filtered on the way back: ask for them uncompressed.
+            f.remove.push("accept-encoding".into());
+        }
         f
     }
 }
@@ -458,6 +480,7 @@ fn refuse(subject: Subject, r: Refusal, operations: Vec<Operation>) -> Verdict {
         friction: None,
         digest: None,
         forward: None,
+        list_filter: None,
     }
 }
 

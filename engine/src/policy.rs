@@ -4,6 +4,7 @@
 
 use crate::bundle::{self, Bundle, BundleError, BundleErrors, Friction, Protocol};
 use crate::decode::graphql::GraphqlDecoder;
+use crate::decode::mcp::{McpDecoder, PLUMBING};
 use crate::decode::rest::RestDecoder;
 use crate::decode::sql::SqlDecoder;
 use crate::glob::Glob;
@@ -56,6 +57,7 @@ pub enum Decoder {
     Rest(RestDecoder),
     Sql(SqlDecoder),
     Graphql(GraphqlDecoder),
+    Mcp(McpDecoder),
 }
 
 impl Decoder {
@@ -66,7 +68,7 @@ impl Decoder {
     pub fn needs_body(&self) -> bool {
         match self {
             Decoder::Rest(_) => false,
-            Decoder::Sql(_) | Decoder::Graphql(_) => true,
+            Decoder::Sql(_) | Decoder::Graphql(_) | Decoder::Mcp(_) => true,
         }
     }
 }
@@ -113,6 +115,35 @@ pub struct Public {
     pub service: usize,
     pub methods: Vec<String>,
     pub path: Vec<String>,
+}
+
+/// MCP protocol plumbing (`initialize`, `ping`, `*/list`, …) is read on `mcp:<method>`;
+/// every role with a grant on an MCP service gets it there, after its own grants, unless
+/// the service sets `"plumbing": false`. Guards still apply.
+fn plumbing_grants(services: &[Service], grants: &mut Vec<Grant>) {
+    let mut read = ActionSet::default();
+    read.add_word("read");
+    let mut extra = Vec::new();
+    for g in grants.iter() {
+        let Some(s) = services.get(g.service) else {
+            continue;
+        };
+        let Decoder::Mcp(d) = &s.decoder else {
+            continue;
+        };
+        if d.plumbing && !extra.iter().any(|e: &Grant| e.service == g.service) {
+            extra.push(Grant {
+                service: g.service,
+                resources: PLUMBING.iter().map(|p| Glob::new(p)).collect(),
+                actions: read,
+                friction: Friction::None,
+                unbounded: false,
+                records: None,
+                rule: format!("mcp plumbing of service `{}`", s.name),
+            });
+        }
+    }
+    grants.extend(extra);
 }
 
 /// Where upstream secrets come from when a bundle is compiled.
@@ -419,16 +450,14 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
                 &mut errs.0,
             )
             .map(Decoder::Graphql),
-            other => {
-                errs.push(
-                    format!("{at}.protocol"),
-                    format!(
-                        "protocol `{}` is not supported by this build (rest, sql and graphql)",
-                        other.as_str()
-                    ),
-                );
-                None
-            }
+            Protocol::Mcp => McpDecoder::compile(
+                s.mcp.as_ref(),
+                &b.services,
+                &prefix,
+                &format!("{at}.mcp"),
+                &mut errs.0,
+            )
+            .map(Decoder::Mcp),
         };
         if s.protocol != Protocol::Rest && s.rest.is_some() {
             errs.push(format!("{at}.rest"), "only REST services take `rest`");
@@ -441,6 +470,9 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
                 format!("{at}.graphql"),
                 "only GraphQL services take `graphql`",
             );
+        }
+        if s.protocol != Protocol::Mcp && s.mcp.is_some() {
+            errs.push(format!("{at}.mcp"), "only MCP services take `mcp`");
         }
         if let Some(decoder) = decoder {
             services.push(Service {
@@ -513,6 +545,7 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
                 rule: here,
             });
         }
+        plumbing_grants(&services, &mut grants);
         roles.push(Role {
             name: r.name.clone(),
             grants,
@@ -802,9 +835,13 @@ mod tests {
                 .contains("roles[1].name: duplicate role name `reader`"),
             "{err}"
         );
-        let sql = GOOD.replace(r#""protocol": "rest""#, r#""protocol": "mcp""#);
-        let err = compile_json(sql.as_bytes(), &Secrets::Unchecked).unwrap_err();
-        assert!(err.to_string().contains("services[0].protocol"), "{err}");
+        let mcp = GOOD.replace(r#""protocol": "rest""#, r#""protocol": "mcp""#);
+        let err = compile_json(mcp.as_bytes(), &Secrets::Unchecked).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("services[0].rest: only REST services take `rest`"),
+            "{err}"
+        );
         let grant_missing_service = GOOD.replace(
             r#"{"service": "rentals", "resources""#,
             r#"{"service": "billing", "resources""#,

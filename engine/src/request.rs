@@ -118,6 +118,34 @@ fn ascii(v: &[u8], what: &str) -> Result<String, DecodeError> {
     }
 }
 
+/// The request's media type, one of `accepted`, with no parameter but `charset=utf-8`;
+/// a missing, repeated or other content type is refused (`what` names the protocol).
+pub fn content_type<'a>(
+    head: &RequestHead,
+    accepted: &[&'a str],
+    what: &str,
+) -> Result<&'a str, DecodeError> {
+    let raw = match head.header("content-type") {
+        HeaderValue::One(v) => String::from_utf8_lossy(v).to_ascii_lowercase(),
+        HeaderValue::Absent => return undecodable(format!("{what} POST without content-type")),
+        HeaderValue::Repeated => return undecodable("repeated content-type header"),
+    };
+    let mut parts = raw.split(';').map(str::trim);
+    let media = parts.next().unwrap_or_default();
+    let Some(found) = accepted.iter().find(|a| **a == media) else {
+        return undecodable(format!(
+            "content-type `{raw}`: {what} is POSTed as {}",
+            accepted.join(" or ")
+        ));
+    };
+    for p in parts {
+        if !matches!(p, "charset=utf-8" | "charset=\"utf-8\"") {
+            return undecodable(format!("content-type parameter `{p}`: only charset=utf-8"));
+        }
+    }
+    Ok(found)
+}
+
 /// A request target after strict normalisation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {

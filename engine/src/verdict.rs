@@ -123,6 +123,28 @@ pub struct Subject {
     pub key: Option<String>,
     pub role: Option<String>,
     pub service: Option<String>,
+    /// MCP requests: how a refusal is answered in JSON-RPC. `None` otherwise.
+    pub jsonrpc: Option<JsonRpc>,
+}
+
+/// An MCP request's JSON-RPC side, for refusals.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JsonRpc {
+    /// Ids of the request's messages (empty when none could be read).
+    pub ids: Vec<Value>,
+    /// The session wire (no `mcp-protocol-version`, or a handshake-era one): its clients
+    /// read a JSON-RPC error only from a 2xx answer (the 1.x SDK tears the session down on
+    /// any other status), so a `deny` or `challenge` of a request with an id is answered
+    /// 200 with the error, as MCP servers answer their own errors on that wire.
+    pub session_wire: bool,
+}
+
+/// An allowed MCP request whose answer lists tools, resources or prompts: the answer is
+/// filtered to what this role may reach (`Engine::filter_answer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListFilter {
+    pub role: usize,
+    pub service: usize,
 }
 
 /// The outcome of one request.
@@ -140,18 +162,62 @@ pub struct Verdict {
     pub digest: Option<String>,
     /// Set on allow only.
     pub forward: Option<Forward>,
+    /// Set on allow only, for MCP answers that list what may be called.
+    pub list_filter: Option<ListFilter>,
 }
 
 /// Seconds a challenge stays answerable (approval tokens carry their own expiry).
 pub const CHALLENGE_TTL_SECS: u64 = 300;
 
 impl Verdict {
+    /// The status of a local reply; `None` for allow. See `JsonRpc::session_wire`.
     pub fn status(&self) -> Option<u16> {
-        self.decision.status()
+        match (&self.subject.jsonrpc, self.decision) {
+            (Some(rpc), Decision::Deny | Decision::Challenge)
+                if rpc.session_wire && !rpc.ids.is_empty() =>
+            {
+                Some(200)
+            }
+            _ => self.decision.status(),
+        }
     }
 
-    /// The JSON body of a local reply (every decision but allow).
+    /// The JSON body of a local reply (every decision but allow). For MCP, a JSON-RPC
+    /// error per request of the body (one with `id: null` when none could be read), the
+    /// decision in its `data`, so MCP clients surface it as the call's error.
     pub fn response_body(&self) -> String {
+        let body = self.decision_json();
+        match self.subject.jsonrpc.as_ref().map(|r| &r.ids) {
+            None => body.to_string(),
+            Some(ids) => {
+                let error = |id: &Value| {
+                    json!({"jsonrpc": "2.0", "id": id, "error": {
+                        "code": self.jsonrpc_code(),
+                        "message": format!("scopegate: {}: {}", self.decision.as_str(), self.reason),
+                        "data": body,
+                    }})
+                };
+                match ids.as_slice() {
+                    [] => error(&Value::Null).to_string(),
+                    [one] => error(one).to_string(),
+                    many => Value::Array(many.iter().map(error).collect()).to_string(),
+                }
+            }
+        }
+    }
+
+    /// JSON-RPC error codes of refusals, in the server-defined range and clear of the
+    /// codes MCP defines (-32000, -32001, -32020..-32022, -32042).
+    pub fn jsonrpc_code(&self) -> i64 {
+        match self.decision {
+            Decision::Unauthenticated => -32005,
+            Decision::TooLarge => -32013,
+            Decision::Challenge => -32028,
+            Decision::Allow | Decision::Deny => -32003,
+        }
+    }
+
+    fn decision_json(&self) -> Value {
         let ops: Vec<Value> = self.operations.iter().map(op_json).collect();
         let mut body = json!({
             "decision": self.decision.as_str(),
@@ -171,7 +237,7 @@ impl Verdict {
                 obj.insert("expires_in".into(), json!(CHALLENGE_TTL_SECS));
             }
         }
-        body.to_string()
+        body
     }
 
     /// Headers of a local reply.

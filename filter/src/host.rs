@@ -23,6 +23,14 @@ pub trait Host {
     fn set_request_header(&self, name: &str, value: &str);
     /// A local reply; the stream must then be paused.
     fn send_response(&self, status: u16, headers: &[(&str, &str)], body: &[u8]);
+    /// A response header (first value), while response headers are available.
+    fn response_header(&self, name: &str) -> Option<String>;
+    fn remove_response_header(&self, name: &str);
+    fn set_response_header(&self, name: &str, value: &str);
+    /// The response body buffered so far (the current chunk when streaming).
+    fn response_body(&self, size: usize) -> Option<Vec<u8>>;
+    /// Replaces the `size` bytes returned by `response_body(size)`.
+    fn set_response_body(&self, size: usize, data: &[u8]) -> bool;
     /// Final response status of the stream, if there was one.
     fn response_status(&self) -> Option<u16>;
     fn now_ms(&self) -> i64;
@@ -70,6 +78,39 @@ impl Host for ProxyWasmHost {
         if hostcalls::send_http_response(u32::from(status), headers, Some(body)).is_err() {
             self.log(Level::Critical, "cannot send local reply");
         }
+    }
+
+    fn response_header(&self, name: &str) -> Option<String> {
+        hostcalls::get_map_value(MapType::HttpResponseHeaders, name)
+            .ok()
+            .flatten()
+    }
+
+    fn remove_response_header(&self, name: &str) {
+        if hostcalls::remove_map_value(MapType::HttpResponseHeaders, name).is_err() {
+            self.log(
+                Level::Error,
+                &format!("cannot remove response header {name}"),
+            );
+        }
+    }
+
+    fn set_response_header(&self, name: &str, value: &str) {
+        if hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(value)).is_err() {
+            self.log(Level::Error, &format!("cannot set response header {name}"));
+        }
+    }
+
+    fn response_body(&self, size: usize) -> Option<Vec<u8>> {
+        match hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size) {
+            Ok(Some(b)) => Some(b),
+            Ok(None) if size == 0 => Some(Vec::new()),
+            _ => None,
+        }
+    }
+
+    fn set_response_body(&self, size: usize, data: &[u8]) -> bool {
+        hostcalls::set_buffer(BufferType::HttpResponseBody, 0, size, data).is_ok()
     }
 
     fn response_status(&self) -> Option<u16> {

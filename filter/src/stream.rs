@@ -2,8 +2,9 @@
 //! All deciding is the engine's; this only moves bytes and acts on verdicts.
 
 use crate::host::{Host, Level};
+use scopegate_engine::answer::{Answer, EventStream, WITHHELD};
 use scopegate_engine::audit::{self, AuditContext};
-use scopegate_engine::verdict::Forward;
+use scopegate_engine::verdict::{Forward, ListFilter};
 use scopegate_engine::{Decision, Engine, Pending, Secrets, Step, Verdict};
 use std::rc::Rc;
 
@@ -50,11 +51,28 @@ enum State {
     Refused,
 }
 
+/// How an allowed MCP answer that lists tools, resources or prompts comes back.
+enum Reply {
+    /// Not filtered.
+    Pass,
+    /// `application/json`: held whole (headers too, so `content-length` is set right),
+    /// filtered at its end.
+    Whole(ListFilter),
+    /// An encoded body the filter cannot read: held, then withheld.
+    Withhold,
+    /// `text/event-stream`: filtered event by event as it streams.
+    Events(ListFilter, EventStream),
+}
+
+/// Longest JSON answer held for filtering; a longer one is withheld.
+const MAX_HELD_ANSWER: usize = 16 * 1024 * 1024;
+
 pub struct Stream<H: Host> {
     engine: Option<Rc<Engine>>,
     host: H,
     state: State,
     body_size: usize,
+    reply: Reply,
 }
 
 impl<H: Host> Stream<H> {
@@ -64,6 +82,7 @@ impl<H: Host> Stream<H> {
             host,
             state: State::Start,
             body_size: 0,
+            reply: Reply::Pass,
         }
     }
 
@@ -110,6 +129,108 @@ impl<H: Host> Stream<H> {
             State::Buffering(_) => self.finish(),
             State::Decided(v) if v.decision == Decision::Allow => Flow::Continue,
             _ => Flow::Pause,
+        }
+    }
+
+    /// Chooses how an allowed MCP list answer is filtered (other answers pass).
+    pub fn on_response_headers(&mut self, end_of_stream: bool) -> Flow {
+        let State::Decided(Verdict {
+            list_filter: Some(f),
+            ..
+        }) = &self.state
+        else {
+            return Flow::Continue;
+        };
+        let f = *f;
+        if end_of_stream {
+            return Flow::Continue;
+        }
+        let h = &self.host;
+        let encoded = h
+            .response_header("content-encoding")
+            .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
+        let media = h
+            .response_header("content-type")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        self.reply = if encoded {
+            h.remove_response_header("content-encoding");
+            h.set_response_header("content-type", "application/json");
+            Reply::Withhold
+        } else if media.starts_with("application/json") {
+            Reply::Whole(f)
+        } else if media.starts_with("text/event-stream") {
+            h.remove_response_header("content-length");
+            Reply::Events(f, EventStream::default())
+        } else {
+            Reply::Pass
+        };
+        match self.reply {
+            Reply::Whole(_) | Reply::Withhold => Flow::Pause,
+            _ => Flow::Continue,
+        }
+    }
+
+    pub fn on_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Flow {
+        let Some(engine) = self.engine.clone() else {
+            return Flow::Continue;
+        };
+        match &mut self.reply {
+            Reply::Pass => Flow::Continue,
+            Reply::Whole(_) | Reply::Withhold if body_size > MAX_HELD_ANSWER => {
+                self.reply = Reply::Withhold;
+                self.replace_answer(body_size, None);
+                Flow::Continue
+            }
+            Reply::Whole(_) | Reply::Withhold if !end_of_stream => Flow::Pause,
+            Reply::Whole(f) => {
+                let f = *f;
+                self.replace_answer(body_size, Some((&engine, f)));
+                Flow::Continue
+            }
+            Reply::Withhold => {
+                self.replace_answer(body_size, None);
+                Flow::Continue
+            }
+            Reply::Events(f, st) => {
+                let chunk = self.host.response_body(body_size).unwrap_or_default();
+                let out = engine.filter_events(f, st, &chunk, end_of_stream);
+                if out != chunk && !self.host.set_response_body(body_size, &out) {
+                    self.host.log(
+                        Level::Error,
+                        "scopegate: cannot rewrite an MCP event stream",
+                    );
+                }
+                Flow::Continue
+            }
+        }
+    }
+
+    /// Upstream trailers end the answer without an end-of-stream body callback.
+    pub fn on_response_trailers(&mut self) -> Flow {
+        match self.reply {
+            Reply::Whole(_) | Reply::Withhold => {
+                let size = self.host.response_body(usize::MAX).map_or(0, |b| b.len());
+                self.on_response_body(size, true)
+            }
+            _ => Flow::Continue,
+        }
+    }
+
+    /// Replaces a held answer with its filtered form (`None`: withheld).
+    fn replace_answer(&mut self, size: usize, filter: Option<(&Engine, ListFilter)>) {
+        let h = &self.host;
+        let body = match (filter, h.response_body(size)) {
+            (Some((engine, f)), Some(body)) => match engine.filter_answer(&f, &body) {
+                Answer::Unchanged => return,
+                Answer::Replaced(b) => b,
+            },
+            _ => WITHHELD.as_bytes().to_vec(),
+        };
+        if h.set_response_body(size, &body) {
+            h.set_response_header("content-length", &body.len().to_string());
+        } else {
+            h.log(Level::Error, "scopegate: cannot rewrite an MCP answer");
         }
     }
 
@@ -196,6 +317,8 @@ mod tests {
         body: Vec<u8>,
         sent: RefCell<Option<(u16, String)>>,
         logs: RefCell<Vec<(Level, String)>>,
+        resp_headers: RefCell<Vec<(String, String)>>,
+        resp_body: RefCell<Vec<u8>>,
     }
 
     impl Host for &Fake {
@@ -216,6 +339,30 @@ mod tests {
         }
         fn send_response(&self, status: u16, _: &[(&str, &str)], body: &[u8]) {
             *self.sent.borrow_mut() = Some((status, String::from_utf8_lossy(body).into_owned()));
+        }
+        fn response_header(&self, name: &str) -> Option<String> {
+            let h = self.resp_headers.borrow();
+            h.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+        }
+        fn remove_response_header(&self, name: &str) {
+            self.resp_headers.borrow_mut().retain(|(n, _)| n != name);
+        }
+        fn set_response_header(&self, name: &str, value: &str) {
+            self.remove_response_header(name);
+            self.resp_headers
+                .borrow_mut()
+                .push((name.to_string(), value.to_string()));
+        }
+        fn response_body(&self, size: usize) -> Option<Vec<u8>> {
+            let b = self.resp_body.borrow();
+            Some(b.get(..size.min(b.len()))?.to_vec())
+        }
+        fn set_response_body(&self, size: usize, data: &[u8]) -> bool {
+            let mut b = self.resp_body.borrow_mut();
+            let at = size.min(b.len());
+            let keep = b.split_off(at);
+            *b = [data, &keep].concat();
+            true
         }
         fn response_status(&self) -> Option<u16> {
             self.sent.borrow().as_ref().map(|s| s.0).or(Some(200))
@@ -381,5 +528,90 @@ mod tests {
         let mut s = Stream::new(None, &f);
         assert_eq!(s.on_request_headers(true), Flow::Pause);
         assert_eq!(f.sent.borrow().as_ref().unwrap().0, 503);
+    }
+
+    const MCP_BUNDLE: &str = r#"{"bundle": "m", "version": 1, "environment": "production",
+      "services": [{"name": "tools", "protocol": "mcp", "match": {"path_prefix": "/mcp"}}],
+      "roles": [{"name": "reader", "allow": [{"service": "tools", "resources": ["get_*"], "actions": ["read"]}]}],
+      "keys": [{"id": "reader-1", "sha256": "SHA_READER", "role": "reader"}]}"#;
+
+    const TOOLS: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"get_vehicle"},{"name":"delete_reservation"}]}}"#;
+
+    fn mcp_list() -> Fake {
+        let mut f = fake("POST", "/mcp", "reader-key", b"");
+        let sha = scopegate_engine::digest::hex(&scopegate_engine::digest::sha256(b"reader-key"));
+        f.config = MCP_BUNDLE.replace("SHA_READER", &sha);
+        f.body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#.to_vec();
+        f.headers.borrow_mut().extend([
+            ("content-type".to_string(), b"application/json".to_vec()),
+            ("accept-encoding".to_string(), b"gzip".to_vec()),
+        ]);
+        f
+    }
+
+    fn respond(f: &Fake, content_type: &str, body: &str) {
+        *f.resp_headers.borrow_mut() = vec![
+            ("content-type".into(), content_type.into()),
+            ("content-length".into(), body.len().to_string()),
+        ];
+        *f.resp_body.borrow_mut() = body.as_bytes().to_vec();
+    }
+
+    #[test]
+    fn mcp_json_list_answer_is_filtered_with_its_length() {
+        let f = mcp_list();
+        let mut s = stream(&f);
+        assert_eq!(s.on_request_headers(false), Flow::Pause);
+        assert_eq!(s.on_request_body(f.body.len(), true), Flow::Continue);
+        assert!(
+            header(&f, "accept-encoding").is_none(),
+            "answers are asked for uncompressed"
+        );
+        respond(&f, "application/json", TOOLS);
+        assert_eq!(
+            s.on_response_headers(false),
+            Flow::Pause,
+            "headers wait for the length"
+        );
+        assert_eq!(s.on_response_body(10, false), Flow::Pause);
+        assert_eq!(s.on_response_body(TOOLS.len(), true), Flow::Continue);
+        let body = String::from_utf8(f.resp_body.borrow().clone()).unwrap();
+        assert!(
+            body.contains("get_vehicle") && !body.contains("delete_reservation"),
+            "{body}"
+        );
+        assert_eq!(
+            (&f).response_header("content-length").unwrap(),
+            body.len().to_string()
+        );
+    }
+
+    #[test]
+    fn mcp_event_stream_and_encoded_answers() {
+        let f = mcp_list();
+        let mut s = stream(&f);
+        s.on_request_headers(false);
+        s.on_request_body(f.body.len(), true);
+        let events = format!("event: message\ndata: {TOOLS}\n\n");
+        respond(&f, "text/event-stream", &events);
+        assert_eq!(s.on_response_headers(false), Flow::Continue);
+        assert!((&f).response_header("content-length").is_none());
+        assert_eq!(s.on_response_body(events.len(), true), Flow::Continue);
+        let body = String::from_utf8(f.resp_body.borrow().clone()).unwrap();
+        assert!(body.starts_with("event: message\ndata: {"), "{body}");
+        assert!(!body.contains("delete_reservation"), "{body}");
+
+        // A compressed answer cannot be read: withheld, never passed.
+        let f = mcp_list();
+        let mut s = stream(&f);
+        s.on_request_headers(false);
+        s.on_request_body(f.body.len(), true);
+        respond(&f, "application/json", "\u{1f}\u{8b}gzip");
+        (&f).set_response_header("content-encoding", "gzip");
+        assert_eq!(s.on_response_headers(false), Flow::Pause);
+        assert_eq!(s.on_response_body(6, true), Flow::Continue);
+        let body = String::from_utf8(f.resp_body.borrow().clone()).unwrap();
+        assert!(body.contains("withheld"), "{body}");
+        assert!((&f).response_header("content-encoding").is_none());
     }
 }

@@ -29,6 +29,9 @@ def assert_cli_agrees(port, bundle_file, tmp_path, method, path, headers, body=N
     else:
         assert cli["status"] == live.status, (cli, live)
         got = live.json()
+        if isinstance(got, list) or "jsonrpc" in got:
+            # MCP: the decision is the `data` of the JSON-RPC error (the first, in a batch).
+            got = (got[0] if isinstance(got, list) else got)["error"]["data"]
         assert (got["decision"], got["reason"], got["rule"]) == (cli["decision"], cli["reason"], cli["rule"])
         assert got["operations"] == cli["operations"]
         if cli["decision"] == "challenge":

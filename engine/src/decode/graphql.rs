@@ -7,12 +7,13 @@
 //! Parsing is apollo-parser's (spec-compliant, recursion and token limits); a document
 //! with any syntax error is refused, and only error-free trees are walked.
 
+use super::name_words;
 use crate::bundle::{BundleError, GraphqlConfig, GraphqlSchema};
 use crate::digest::{hex, sha256};
 use crate::glob::Glob;
 use crate::json::parse_strict;
 use crate::operation::{Action, Operation, Records};
-use crate::request::{undecodable, DecodeError, HeaderValue, RequestHead, Target};
+use crate::request::{content_type, undecodable, DecodeError, RequestHead, Target};
 use apollo_parser::cst::{self, CstNode};
 use apollo_parser::Parser;
 use hashbrown::{HashMap, HashSet};
@@ -749,35 +750,6 @@ pub fn builtin_action(name: &str) -> Action {
     }
 }
 
-/// Lower-cased words of a camelCase, PascalCase or snake_case name (`URLDelete` → url, delete).
-fn name_words(name: &str) -> Vec<String> {
-    let chars: Vec<char> = name.chars().collect();
-    let mut words = Vec::new();
-    let mut word = String::new();
-    for (i, c) in chars.iter().enumerate() {
-        if !c.is_ascii_alphabetic() {
-            if !word.is_empty() {
-                words.push(std::mem::take(&mut word));
-            }
-            continue;
-        }
-        let prev = i.checked_sub(1).and_then(|p| chars.get(p));
-        let next = chars.get(i + 1);
-        let boundary = c.is_ascii_uppercase()
-            && (prev.is_some_and(char::is_ascii_lowercase)
-                || (prev.is_some_and(char::is_ascii_uppercase)
-                    && next.is_some_and(char::is_ascii_lowercase)));
-        if boundary && !word.is_empty() {
-            words.push(std::mem::take(&mut word));
-        }
-        word.push(c.to_ascii_lowercase());
-    }
-    if !word.is_empty() {
-        words.push(word);
-    }
-    words
-}
-
 enum Media {
     Json,
     Graphql,
@@ -786,27 +758,14 @@ enum Media {
 /// The request's media type: `application/json` or `application/graphql`, charset UTF-8
 /// at most; anything else (forms, multipart uploads, text/plain) is refused.
 fn media_type(head: &RequestHead) -> Result<Media, DecodeError> {
-    let raw = match head.header("content-type") {
-        HeaderValue::One(v) => String::from_utf8_lossy(v).to_ascii_lowercase(),
-        HeaderValue::Absent => return undecodable("GraphQL POST without content-type"),
-        HeaderValue::Repeated => return undecodable("repeated content-type header"),
-    };
-    let mut parts = raw.split(';').map(str::trim);
-    let media = match parts.next() {
-        Some("application/json") => Media::Json,
-        Some("application/graphql") => Media::Graphql,
-        _ => {
-            return undecodable(format!(
-                "content-type `{raw}`: GraphQL is POSTed as application/json or application/graphql"
-            ))
-        }
-    };
-    for p in parts {
-        if !matches!(p, "charset=utf-8" | "charset=\"utf-8\"") {
-            return undecodable(format!("content-type parameter `{p}`: only charset=utf-8"));
-        }
+    match content_type(
+        head,
+        &["application/json", "application/graphql"],
+        "GraphQL",
+    )? {
+        "application/graphql" => Ok(Media::Graphql),
+        _ => Ok(Media::Json),
     }
-    Ok(media)
 }
 
 /// Refuses query parameters outside `allowed`.
