@@ -7,7 +7,7 @@
 //! Parsing is apollo-parser's (spec-compliant, recursion and token limits); a document
 //! with any syntax error is refused, and only error-free trees are walked.
 
-use super::name_words;
+use super::{name_words, record_json};
 use crate::bundle::{BundleError, GraphqlConfig, GraphqlSchema};
 use crate::digest::{hex, sha256};
 use crate::glob::Glob;
@@ -989,20 +989,6 @@ fn token_text(node: &apollo_parser::SyntaxNode) -> String {
     node.first_token()
         .map(|t| t.text().to_string())
         .unwrap_or_default()
-}
-
-/// Scalar leaves of a JSON variable value (objects as `key.field`).
-fn record_json(key: &str, v: &Json, out: &mut Records) {
-    match v {
-        Json::String(s) => out.entry(key.to_string()).or_default().push(s.clone()),
-        Json::Number(n) => out.entry(key.to_string()).or_default().push(n.to_string()),
-        Json::Bool(b) => out.entry(key.to_string()).or_default().push(b.to_string()),
-        Json::Null => {}
-        Json::Array(items) => items.iter().for_each(|i| record_json(key, i, out)),
-        Json::Object(m) => m
-            .iter()
-            .for_each(|(k, i)| record_json(&format!("{key}.{k}"), i, out)),
-    }
 }
 
 #[cfg(test)]

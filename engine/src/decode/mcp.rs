@@ -12,7 +12,7 @@
 //! service); `resources/read` → `read` on the URI; `prompts/get` → `read` on the prompt;
 //! plumbing → `read` on `mcp:<method>`.
 
-use super::name_words;
+use super::{name_words, record_json};
 use super::sql::SqlDecoder;
 use crate::bundle::{BundleError, McpConfig, Protocol, Service as ServiceConfig};
 use crate::glob::Glob;
@@ -630,7 +630,7 @@ fn decode_header_value(raw: &[u8]) -> Option<String> {
 fn records_of_map(m: &Map<String, Json>) -> Records {
     let mut out = Records::new();
     for (k, v) in m {
-        flatten(k, v, &mut out);
+        record_json(k, v, &mut out);
     }
     for values in out.values_mut() {
         values.sort();
@@ -643,21 +643,6 @@ fn records_of(v: &Json) -> Records {
     match v {
         Json::Object(m) => records_of_map(m),
         _ => Records::new(),
-    }
-}
-
-fn flatten(path: &str, v: &Json, out: &mut Records) {
-    match v {
-        Json::Null => {}
-        Json::Bool(b) => out.entry(path.to_string()).or_default().push(b.to_string()),
-        Json::Number(n) => out.entry(path.to_string()).or_default().push(n.to_string()),
-        Json::String(s) => out.entry(path.to_string()).or_default().push(s.clone()),
-        Json::Array(a) => a.iter().for_each(|x| flatten(path, x, out)),
-        Json::Object(m) => {
-            for (k, x) in m {
-                flatten(&format!("{path}.{k}"), x, out);
-            }
-        }
     }
 }
 

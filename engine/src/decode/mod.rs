@@ -6,6 +6,24 @@ pub mod mcp;
 pub mod rest;
 pub mod sql;
 
+use crate::operation::Records;
+use serde_json::Value as Json;
+
+/// Scalar leaves of a JSON value as records under `key`: nested objects as `key.field`,
+/// lists as several values, nulls dropped (GraphQL variables, MCP arguments).
+pub fn record_json(key: &str, v: &Json, out: &mut Records) {
+    match v {
+        Json::String(s) => out.entry(key.to_string()).or_default().push(s.clone()),
+        Json::Number(n) => out.entry(key.to_string()).or_default().push(n.to_string()),
+        Json::Bool(b) => out.entry(key.to_string()).or_default().push(b.to_string()),
+        Json::Null => {}
+        Json::Array(items) => items.iter().for_each(|i| record_json(key, i, out)),
+        Json::Object(m) => m
+            .iter()
+            .for_each(|(k, i)| record_json(&format!("{key}.{k}"), i, out)),
+    }
+}
+
 /// Lower-cased words of a camelCase, PascalCase or snake_case name (`URLDelete` → url, delete).
 pub fn name_words(name: &str) -> Vec<String> {
     let chars: Vec<char> = name.chars().collect();
