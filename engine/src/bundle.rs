@@ -262,6 +262,9 @@ pub struct Role {
     #[serde(default)]
     pub description: Option<String>,
     pub allow: Vec<Grant>,
+    /// Every key of the role (unless the key sets its own).
+    #[serde(default)]
+    pub budget: Option<Budget>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
@@ -296,6 +299,9 @@ pub struct Grant {
     pub unbounded: Option<bool>,
     #[serde(default)]
     pub records: Option<BTreeMap<String, Vec<Value>>>,
+    /// With `friction: approval`: how many approvers (1 or 2, from different people).
+    #[serde(default)]
+    pub approvals: Option<u8>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -310,6 +316,18 @@ pub struct Key {
     pub environments: Option<Vec<String>>,
     #[serde(default)]
     pub expires: Option<String>,
+    /// Overrides the role's budget for this key.
+    #[serde(default)]
+    pub budget: Option<Budget>,
+}
+
+/// At most `destructive` destructive operations per `per` window ("30m", "1h", "1d"),
+/// counted per key across the gateway's workers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    pub destructive: u32,
+    pub per: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -321,6 +339,9 @@ pub struct Guard {
     #[serde(default)]
     pub actions: Option<Vec<String>>,
     pub effect: Friction,
+    /// With `effect: approval`: how many approvers (1 or 2, from different people).
+    #[serde(default)]
+    pub approvals: Option<u8>,
     #[serde(default)]
     pub description: Option<String>,
 }

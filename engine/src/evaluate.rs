@@ -8,6 +8,8 @@ use crate::policy::{Grant, Guard, Policy, Role};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owed {
     pub friction: Friction,
+    /// Approvers needed when `friction` is approval (1 or 2).
+    pub approvals: u8,
     pub rule: String,
     pub reason: String,
 }
@@ -29,7 +31,7 @@ impl Evaluation {
             Evaluation::Covered { owed } => owed.iter().enumerate().fold(
                 None,
                 |best: Option<(usize, &Owed)>, (i, o)| match best {
-                    Some((_, b)) if b.friction >= o.friction => best,
+                    Some((_, b)) if (b.friction, b.approvals) >= (o.friction, o.approvals) => best,
                     _ => Some((i, o)),
                 },
             ),
@@ -52,7 +54,8 @@ impl Evaluation {
 ///    guard's effect if that is stricter. Guards apply to every role and no grant
 ///    lifts them.
 /// 4. **Strictest operation wins.** The request owes the strictest friction of its
-///    operations (`Evaluation::strictest`).
+///    operations (`Evaluation::strictest`); for approval, the most approvers any
+///    operation needs (`"approvals": 2` on a grant or guard: two different people).
 pub fn evaluate(policy: &Policy, role: &Role, ops: &[Operation]) -> Evaluation {
     let mut owed = Vec::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
@@ -76,6 +79,7 @@ pub fn evaluate(policy: &Policy, role: &Role, ops: &[Operation]) -> Evaluation {
         };
         let mut o = Owed {
             friction: grant.friction,
+            approvals: grant.approvals,
             rule: grant.rule.clone(),
             reason: format!(
                 "{verdict} by grant {} of role `{}` for {} on `{}`",
@@ -83,9 +87,16 @@ pub fn evaluate(policy: &Policy, role: &Role, ops: &[Operation]) -> Evaluation {
             ),
         };
         for guard in policy.guards.iter().filter(|g| guard_matches(g, op)) {
-            if guard.effect > o.friction {
+            // A stricter guard takes over; an approval guard asking for more approvers
+            // than the grant raises the count.
+            if guard.effect > o.friction
+                || (guard.effect == Friction::Approval
+                    && o.friction == Friction::Approval
+                    && guard.approvals > o.approvals)
+            {
                 o = Owed {
                     friction: guard.effect,
+                    approvals: guard.approvals,
                     rule: guard.rule.clone(),
                     reason: format!("guard {}: {}", guard.rule, describe_guard(guard, op)),
                 };

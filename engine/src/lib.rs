@@ -4,6 +4,7 @@
 //! call [`Engine`], so what the CLI says a request does is what the filter enforces.
 
 pub mod answer;
+pub mod approval;
 pub mod audit;
 pub mod bundle;
 pub mod decode;

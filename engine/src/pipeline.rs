@@ -5,14 +5,18 @@
 //! at end of stream (or trailers). The CLI and tests call `decide` with the whole request.
 //! Both paths run the same code, so they cannot disagree.
 
+use crate::approval;
 use crate::bundle::{BundleErrors, Friction};
 use crate::decode::mcp::answer_is_filtered;
 use crate::digest::{request_digest, sha256, DigestInput};
-use crate::evaluate::{evaluate, Evaluation};
+use crate::evaluate::{evaluate, Evaluation, Owed};
 use crate::operation::Operation;
 use crate::policy::{Decoder, Key, Policy, Secrets, Service};
 use crate::request::{undecodable, DecodeError, HeaderList, HeaderValue, RequestHead, Target};
-use crate::verdict::{Decision, Forward, JsonRpc, ListFilter, Refusal, Subject, Verdict};
+use crate::verdict::{
+    Approved, BudgetUse, Decision, Forward, JsonRpc, ListFilter, Refusal, Subject, Verdict,
+};
+use std::collections::BTreeSet;
 
 /// Headers that ask a server to treat the request as another method. Never honoured:
 /// the gateway and the upstream could disagree on what the request does.
@@ -21,6 +25,9 @@ const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
     "x-http-method",
     "x-method-override",
 ];
+
+const APPROVAL_HEADER: &str = "x-scopegate-approval";
+const CONFIRM_HEADER: &str = "x-scopegate-confirm";
 
 /// Headers scopegate owns on the upstream side; whatever an agent sends is dropped.
 const SCOPEGATE_HEADERS: [&str; 4] = [
@@ -57,17 +64,20 @@ pub struct Pending {
     service: usize,
     max_body_bytes: usize,
     forward: Forward,
+    now_ms: i64,
     /// Operations and the friction they owe, once decoded and evaluated: from the head
     /// alone (REST, then held only so a challenge can bind the body), or `None` while
     /// decoding waits for the body (SQL).
     judged: Option<Judged>,
 }
 
-/// Decoded operations and the strictest friction owed: (friction, rule, reason).
+/// Decoded operations, the strictest friction owed, and the operations that owe a
+/// confirmation (`<action> <resource>`).
 #[derive(Debug)]
 struct Judged {
     ops: Vec<Operation>,
-    owed: Option<(Friction, String, String)>,
+    owed: Option<Owed>,
+    confirm: Vec<String>,
 }
 
 impl Pending {
@@ -85,7 +95,7 @@ impl Pending {
         self.judged.as_ref().is_some_and(|j| {
             j.owed
                 .as_ref()
-                .is_some_and(|(f, _, _)| matches!(f, Friction::Confirm | Friction::Approval))
+                .is_some_and(|o| matches!(o.friction, Friction::Confirm | Friction::Approval))
         })
     }
 
@@ -164,6 +174,9 @@ impl Engine {
                     digest: None,
                     forward: Some(self.forward(svc, None)),
                     list_filter: None,
+                    approvals_needed: 0,
+                    approval: None,
+                    budget: None,
                 };
                 return Step::Decided(verdict);
             }
@@ -200,6 +213,7 @@ impl Engine {
             head,
             target,
             subject,
+            now_ms,
             judged: None,
         };
         if service.decoder.needs_body() && body_follows {
@@ -266,7 +280,7 @@ impl Engine {
             Err(e) => return Err(Box::new(refuse(p.subject, e.into(), Vec::new()))),
         };
         let evaluation = evaluate(&self.policy, role, &ops);
-        let owed = match &evaluation {
+        let (owed, confirm) = match &evaluation {
             Evaluation::NotCovered { reason, .. } => {
                 return Err(Box::new(refuse(
                     p.subject,
@@ -274,11 +288,16 @@ impl Engine {
                     ops,
                 )));
             }
-            Evaluation::Covered { .. } => evaluation
-                .strictest()
-                .map(|(_, o)| (o.friction, o.rule.clone(), o.reason.clone())),
+            Evaluation::Covered { owed } => (
+                evaluation.strictest().map(|(_, o)| o.clone()),
+                owed.iter()
+                    .zip(&ops)
+                    .filter(|(o, _)| o.friction == Friction::Confirm)
+                    .map(|(_, op)| format!("{} {}", op.action, op.resource))
+                    .collect(),
+            ),
         };
-        p.judged = Some(Judged { ops, owed });
+        p.judged = Some(Judged { ops, owed, confirm });
         Ok(p)
     }
 
@@ -300,36 +319,65 @@ impl Engine {
 
     /// Turns decoded, evaluated operations into the verdict. `body` is only read for a
     /// challenge, whose digest binds it (the filter holds the body in that case only).
+    /// A confirmation or approval presented with the request is checked here.
     fn conclude(&self, p: Pending, body: &[u8]) -> Verdict {
         let Some(judged) = p.judged else {
             let e = DecodeError("request was not decoded".into());
             return refuse(p.subject, e.into(), Vec::new());
         };
-        let (friction, rule, reason) =
-            judged
-                .owed
-                .unwrap_or((Friction::None, String::new(), String::new()));
+        let owed = judged.owed.unwrap_or(Owed {
+            friction: Friction::None,
+            approvals: 1,
+            rule: String::new(),
+            reason: String::new(),
+        });
+        // What a challenge binds: computed only when friction is owed.
+        let digest = matches!(owed.friction, Friction::Confirm | Friction::Approval)
+            .then(|| digest_of(&p.key_id, &p.head, &p.target, body))
+            .unwrap_or_default();
         let base = Verdict {
             decision: Decision::Allow,
-            reason,
-            rule: (!rule.is_empty()).then_some(rule),
+            reason: owed.reason.clone(),
+            rule: (!owed.rule.is_empty()).then_some(owed.rule.clone()),
             hint: None,
             subject: p.subject,
             operations: judged.ops,
             friction: None,
+            approvals_needed: 0,
             digest: None,
             forward: None,
             list_filter: None,
+            approval: None,
+            budget: None,
         };
-        match friction {
-            Friction::None => Verdict {
-                forward: Some(p.forward),
-                list_filter: answer_is_filtered(&base.operations).then_some(ListFilter {
+        let allow = |v: Verdict, approval: Option<Approved>| {
+            let budget = self.budget_use(&p.key_id, &v.operations, p.now_ms);
+            Verdict {
+                list_filter: answer_is_filtered(&v.operations).then_some(ListFilter {
                     role: p.role,
                     service: p.service,
                 }),
-                ..base
+                forward: Some(p.forward.clone()),
+                approval,
+                budget,
+                ..v
+            }
+        };
+        let challenge = |v: Verdict, digest: Option<String>| Verdict {
+            decision: Decision::Challenge,
+            hint: Some(challenge_hint(owed.friction)),
+            friction: Some(owed.friction),
+            approvals_needed: if owed.friction == Friction::Approval {
+                owed.approvals
+            } else {
+                0
             },
+            digest,
+            ..v
+        };
+        let proof = |v: Verdict, reason: String| v.refused(Refusal::BadProof(reason));
+        match owed.friction {
+            Friction::None => allow(base, None),
             Friction::Deny => {
                 let r = Refusal::Denied(base.reason.clone());
                 Verdict {
@@ -338,21 +386,125 @@ impl Engine {
                     ..base
                 }
             }
-            Friction::Confirm | Friction::Approval => Verdict {
-                decision: Decision::Challenge,
-                hint: Some(challenge_hint(friction)),
-                friction: Some(friction),
-                digest: Some(request_digest(&DigestInput {
-                    key_id: &p.key_id,
-                    method: &p.head.method,
-                    authority: &p.head.authority,
-                    path: &p.target.path(),
-                    query: &p.target.raw_query,
-                    body,
-                })),
-                ..base
+            Friction::Confirm => match p.head.header(CONFIRM_HEADER) {
+                HeaderValue::Absent => challenge(base, Some(digest)),
+                HeaderValue::Repeated => proof(base, format!("repeated {CONFIRM_HEADER}")),
+                HeaderValue::One(v) => {
+                    let given: BTreeSet<String> = String::from_utf8_lossy(v)
+                        .split(',')
+                        .map(|c| c.split_whitespace().collect::<Vec<_>>().join(" "))
+                        .filter(|c| !c.is_empty())
+                        .collect();
+                    let want: BTreeSet<String> = judged.confirm.iter().cloned().collect();
+                    if given == want {
+                        let reason = format!("confirmed: {}", judged.confirm.join(", "));
+                        allow(Verdict { reason, ..base }, None)
+                    } else {
+                        let want = judged.confirm.join(", ");
+                        proof(base, format!("{CONFIRM_HEADER} does not match: this request needs exactly `{want}`"))
+                    }
+                }
+            },
+            Friction::Approval => match p.head.header(APPROVAL_HEADER) {
+                HeaderValue::Absent => challenge(base, Some(digest)),
+                HeaderValue::Repeated => proof(
+                    base,
+                    format!("repeated {APPROVAL_HEADER} (send several tokens comma-separated)"),
+                ),
+                HeaderValue::One(v) => {
+                    match self.check_approval(v, &digest, &p.key_id, p.now_ms, owed.approvals) {
+                        Ok(approved) => {
+                            let reason = format!(
+                                "approved by {} ({})",
+                                approved.approvers.join(" and "),
+                                base.reason
+                            );
+                            allow(
+                                Verdict {
+                                    reason,
+                                    digest: Some(digest),
+                                    ..base
+                                },
+                                Some(approved),
+                            )
+                        }
+                        Err(reason) => proof(
+                            Verdict {
+                                digest: Some(digest),
+                                ..base
+                            },
+                            reason,
+                        ),
+                    }
+                }
             },
         }
+    }
+
+    /// Approval tokens (comma-separated): each must verify; `needed` different approvers.
+    fn check_approval(
+        &self,
+        header: &[u8],
+        digest: &str,
+        key_id: &str,
+        now_ms: i64,
+        needed: u8,
+    ) -> Result<Approved, String> {
+        let Some(key) = &self.policy.approval_key else {
+            return Err(
+                "approval tokens cannot be checked here: no approval key is configured".into(),
+            );
+        };
+        let text = String::from_utf8_lossy(header);
+        let tokens: Vec<&str> = text
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect();
+        if tokens.is_empty() || tokens.len() > 2 {
+            return Err(format!("{APPROVAL_HEADER} must hold one or two tokens"));
+        }
+        let mut approved = Approved {
+            approvers: Vec::new(),
+            nonces: Vec::new(),
+        };
+        for (i, t) in tokens.iter().enumerate() {
+            let g = approval::verify(key, t, digest, key_id, now_ms)
+                .map_err(|e| format!("approval token {} rejected: {e}", i + 1))?;
+            if approved.approvers.contains(&g.approver) {
+                return Err(format!(
+                    "two tokens from the same approver `{}`",
+                    g.approver
+                ));
+            }
+            if approved.nonces.iter().any(|(n, _)| *n == g.nonce) {
+                return Err("two tokens with the same nonce".into());
+            }
+            approved.approvers.push(g.approver);
+            approved.nonces.push((g.nonce, g.exp));
+        }
+        if approved.approvers.len() < usize::from(needed) {
+            return Err(format!(
+                "this request needs {needed} approvals from different approvers; {} given",
+                approved.approvers.len()
+            ));
+        }
+        Ok(approved)
+    }
+
+    /// The destructive budget a forwarded request spends, if its key has one.
+    fn budget_use(&self, key_id: &str, ops: &[Operation], now_ms: i64) -> Option<BudgetUse> {
+        let key = self.policy.keys.iter().find(|k| k.id == key_id)?;
+        let budget = key.budget?;
+        let cost = ops.iter().filter(|o| o.is_destructive()).count();
+        (cost > 0).then(|| BudgetUse {
+            key: key.id.clone(),
+            limit: budget.limit,
+            window_ms: budget.window_ms,
+            per: human_window(budget.window_ms),
+            cost: u32::try_from(cost).unwrap_or(u32::MAX),
+            now_ms,
+        })
     }
 
     /// Finds the caller's key. Every presented credential header counts; two different
@@ -462,6 +614,27 @@ impl Engine {
     }
 }
 
+fn digest_of(key_id: &str, head: &RequestHead, target: &Target, body: &[u8]) -> String {
+    request_digest(&DigestInput {
+        key_id,
+        method: &head.method,
+        authority: &head.authority,
+        path: &target.path(),
+        query: &target.raw_query,
+        body,
+    })
+}
+
+/// `3600000` → `1h`.
+fn human_window(ms: i64) -> String {
+    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000)] {
+        if ms % size == 0 {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{}s", ms / 1000)
+}
+
 fn challenge_hint(friction: Friction) -> String {
     match friction {
         Friction::Confirm => "this operation needs confirmation: only if a human asked for exactly this, retry it unchanged with `x-scopegate-confirm: <action> <resource>`".into(),
@@ -481,6 +654,9 @@ fn refuse(subject: Subject, r: Refusal, operations: Vec<Operation>) -> Verdict {
         digest: None,
         forward: None,
         list_filter: None,
+        approvals_needed: 0,
+        approval: None,
+        budget: None,
     }
 }
 

@@ -2,6 +2,7 @@
 //! to indexes, globs compiled, keys in a hash map. A bundle with any problem is rejected
 //! whole, every problem reported with its JSON path.
 
+use crate::approval::{ApprovalKey, APPROVAL_KEY_ENV};
 use crate::bundle::{self, Bundle, BundleError, BundleErrors, Friction, Protocol};
 use crate::decode::graphql::GraphqlDecoder;
 use crate::decode::mcp::{McpDecoder, PLUMBING};
@@ -31,6 +32,8 @@ pub struct Policy {
     key_index: HashMap<[u8; 32], usize>,
     pub guards: Vec<Guard>,
     pub public: Vec<Public>,
+    /// Set when a rule uses approval and the VM environment holds the key.
+    pub approval_key: Option<ApprovalKey>,
 }
 
 #[derive(Debug)]
@@ -87,6 +90,8 @@ pub struct Grant {
     pub friction: Friction,
     pub unbounded: bool,
     pub records: Option<Records>,
+    /// Approvers needed when `friction` is approval (1 or 2).
+    pub approvals: u8,
     /// Where the grant is in the bundle, e.g. `roles[2].allow[1]`.
     pub rule: String,
 }
@@ -99,6 +104,15 @@ pub struct Key {
     pub environments: Option<Vec<String>>,
     /// Unix milliseconds.
     pub expires: Option<i64>,
+    /// The key's own budget, else its role's.
+    pub budget: Option<Budget>,
+}
+
+/// A destructive-operation budget: `limit` per `window_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub limit: u32,
+    pub window_ms: i64,
 }
 
 #[derive(Debug)]
@@ -107,6 +121,8 @@ pub struct Guard {
     pub resources: Option<Vec<Glob>>,
     pub actions: Option<ActionSet>,
     pub effect: Friction,
+    /// Approvers needed when `effect` is approval (1 or 2).
+    pub approvals: u8,
     pub rule: String,
 }
 
@@ -115,6 +131,49 @@ pub struct Public {
     pub service: usize,
     pub methods: Vec<String>,
     pub path: Vec<String>,
+}
+
+/// `approvals` of a grant or guard: 1 or 2, and only with approval friction.
+fn approvals(at: &str, n: Option<u8>, friction: Friction, errs: &mut Errs) -> u8 {
+    match (n, friction) {
+        (None, _) => 1,
+        (Some(n @ (1 | 2)), Friction::Approval) => n,
+        (Some(_), Friction::Approval) => {
+            errs.push(format!("{at}.approvals"), "must be 1 or 2");
+            1
+        }
+        (Some(_), _) => {
+            errs.push(format!("{at}.approvals"), "only with approval friction");
+            1
+        }
+    }
+}
+
+/// A budget: `destructive` > 0 per a window of `<n>s|m|h|d` (at most 31 days).
+fn budget(at: &str, b: &bundle::Budget, errs: &mut Errs) -> Option<Budget> {
+    let per = b.per.trim();
+    let (n, unit) = per.split_at(per.len().saturating_sub(1));
+    let unit_ms: i64 = match unit {
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => 0,
+    };
+    let window_ms = n.parse::<i64>().ok().map(|n| n.saturating_mul(unit_ms));
+    match window_ms {
+        Some(w) if w > 0 && w <= 31 * 86_400_000 && b.destructive > 0 => Some(Budget {
+            limit: b.destructive,
+            window_ms: w,
+        }),
+        _ => {
+            errs.push(
+                at.to_string(),
+                "`destructive` must be positive and `per` a window such as \"30m\", \"1h\" or \"1d\" (at most 31d)",
+            );
+            None
+        }
+    }
 }
 
 /// MCP protocol plumbing (`initialize`, `ping`, `*/list`, …) is read on `mcp:<method>`;
@@ -139,12 +198,17 @@ fn plumbing_grants(services: &[Service], grants: &mut Vec<Grant>) {
                 friction: Friction::None,
                 unbounded: false,
                 records: None,
+                approvals: 1,
                 rule: format!("mcp plumbing of service `{}`", s.name),
             });
         }
     }
     grants.extend(extra);
 }
+
+/// The VM environment variable that overrides the bundle's `environment` for one filter
+/// instance (one bundle, a staging and a production gateway).
+pub const ENVIRONMENT_ENV: &str = "SCOPEGATE_ENVIRONMENT";
 
 /// Where upstream secrets come from when a bundle is compiled.
 pub enum Secrets<'a> {
@@ -535,13 +599,16 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
                     "an unbounded grant cannot also constrain records",
                 );
             }
+            let friction = g.friction.unwrap_or(Friction::None);
+            let approvals = approvals(&here, g.approvals, friction, &mut errs);
             grants.push(Grant {
                 service,
                 resources,
                 actions,
-                friction: g.friction.unwrap_or(Friction::None),
+                friction,
                 unbounded: g.unbounded.unwrap_or(false),
                 records,
+                approvals,
                 rule: here,
             });
         }
@@ -614,12 +681,20 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
             if key_index.insert(sha, keys.len()).is_some() {
                 errs.push(format!("{at}.sha256"), "another key has the same sha256");
             }
+            let budget = match (&k.budget, b.roles.get(role).and_then(|r| r.budget.as_ref())) {
+                (Some(own), _) => budget(&format!("{at}.budget"), own, &mut errs),
+                (None, Some(of_role)) => {
+                    budget(&format!("roles[{role}].budget"), of_role, &mut errs)
+                }
+                (None, None) => None,
+            };
             keys.push(Key {
                 id: k.id.clone(),
                 sha256: sha,
                 role,
                 environments: k.environments.clone(),
                 expires,
+                budget,
             });
         }
     }
@@ -651,11 +726,13 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
                 "a guard's effect is confirm, approval or deny",
             );
         }
+        let approvals = approvals(&at, g.approvals, g.effect, &mut errs);
         guards.push(Guard {
             services: services_globs,
             resources,
             actions,
             effect: g.effect,
+            approvals,
             rule: at,
         });
     }
@@ -699,6 +776,44 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
         }
     }
 
+    // The approval key, when any rule asks for approval: the filter reads it from the VM
+    // environment and refuses to start without a good one.
+    let uses_approval = roles
+        .iter()
+        .flat_map(|r: &Role| &r.grants)
+        .any(|g| g.friction == Friction::Approval)
+        || guards.iter().any(|g| g.effect == Friction::Approval);
+    let approval_key = match secrets {
+        Secrets::Env(env) if uses_approval => match env(APPROVAL_KEY_ENV) {
+            None => {
+                errs.push("approval", format!("a rule requires approval but `{APPROVAL_KEY_ENV}` is not set in the Wasm VM (vm_config.environment_variables)"));
+                None
+            }
+            Some(v) => match ApprovalKey::new(v.as_bytes()) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    errs.push("approval", format!("`{APPROVAL_KEY_ENV}`: {e}"));
+                    None
+                }
+            },
+        },
+        _ => None,
+    };
+    // The instance's environment: the bundle's, unless the VM says otherwise.
+    let mut environment = b.environment.clone();
+    if let Secrets::Env(env) = secrets {
+        if let Some(e) = env(ENVIRONMENT_ENV) {
+            if is_name(&e) {
+                environment = e;
+            } else {
+                errs.push(
+                    "environment",
+                    format!("`{ENVIRONMENT_ENV}` must be a name ([A-Za-z0-9._:-])"),
+                );
+            }
+        }
+    }
+
     if !errs.0.is_empty() {
         return Err(BundleErrors(errs.0));
     }
@@ -706,7 +821,8 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
     // only when none failed, which holds here.
     Ok(Policy {
         name: b.bundle.clone(),
-        environment: b.environment.clone(),
+        environment,
+        approval_key,
         credential_headers,
         services,
         roles,

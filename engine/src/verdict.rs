@@ -15,6 +15,7 @@ pub enum Decision {
     Deny,
     TooLarge,
     Challenge,
+    OverBudget,
 }
 
 impl Decision {
@@ -25,6 +26,7 @@ impl Decision {
             Decision::Deny => "deny",
             Decision::TooLarge => "too_large",
             Decision::Challenge => "challenge",
+            Decision::OverBudget => "over_budget",
         }
     }
 
@@ -36,6 +38,7 @@ impl Decision {
             Decision::Deny => Some(403),
             Decision::TooLarge => Some(413),
             Decision::Challenge => Some(428),
+            Decision::OverBudget => Some(429),
         }
     }
 }
@@ -65,6 +68,15 @@ pub enum Refusal {
     Denied(String),
     #[error("request body exceeds the service's limit of {limit} bytes")]
     TooLarge { limit: usize },
+    /// An approval token or confirmation that does not fit the request.
+    #[error("{0}")]
+    BadProof(String),
+    #[error("key `{key}` has used its budget of {limit} destructive operations per {per}")]
+    OverBudget {
+        key: String,
+        limit: u32,
+        per: String,
+    },
 }
 
 impl Refusal {
@@ -79,8 +91,10 @@ impl Refusal {
             Refusal::NoService { .. }
             | Refusal::Undecodable(_)
             | Refusal::NotCovered(_)
-            | Refusal::Denied(_) => Decision::Deny,
+            | Refusal::Denied(_)
+            | Refusal::BadProof(_) => Decision::Deny,
             Refusal::TooLarge { .. } => Decision::TooLarge,
+            Refusal::OverBudget { .. } => Decision::OverBudget,
         }
     }
 
@@ -103,6 +117,12 @@ impl Refusal {
                 "this operation is blocked by policy; a human must do it outside the agent if it is really needed".into()
             }
             Refusal::TooLarge { limit } => format!("send a request body of at most {limit} bytes"),
+            Refusal::BadProof(_) => {
+                "this proof does not fit this request: ask the human for one issued for exactly this request; never reuse, edit or forge a token".into()
+            }
+            Refusal::OverBudget { .. } => {
+                "this key has done all the destructive work it may in this window; stop and tell a human".into()
+            }
         }
     }
 }
@@ -158,18 +178,69 @@ pub struct Verdict {
     pub operations: Vec<Operation>,
     /// Friction owed (challenges only).
     pub friction: Option<Friction>,
+    /// Approvers a challenge asks for (1 or 2); 0 otherwise.
+    pub approvals_needed: u8,
     /// `sha256:…` request digest, when the whole request was read.
     pub digest: Option<String>,
     /// Set on allow only.
     pub forward: Option<Forward>,
     /// Set on allow only, for MCP answers that list what may be called.
     pub list_filter: Option<ListFilter>,
+    /// Set on allow by approval: who approved, and the tokens' nonces the filter must
+    /// record as used (single use) before forwarding.
+    pub approval: Option<Approved>,
+    /// Set on allow when the key has a budget and the request is destructive: the filter
+    /// counts it before forwarding.
+    pub budget: Option<BudgetUse>,
+}
+
+/// Approval tokens accepted for a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approved {
+    pub approvers: Vec<String>,
+    /// (nonce, expiry in unix seconds).
+    pub nonces: Vec<(String, i64)>,
+}
+
+/// What a request spends of its key's destructive budget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetUse {
+    pub key: String,
+    pub limit: u32,
+    pub window_ms: i64,
+    pub per: String,
+    /// Destructive operations in the request.
+    pub cost: u32,
+    pub now_ms: i64,
+}
+
+impl BudgetUse {
+    /// The shared-data counter of the current window.
+    pub fn counter(&self) -> String {
+        let window = self.now_ms.checked_div(self.window_ms).unwrap_or(0);
+        format!("scopegate:budget:{}:{}:{window}", self.key, self.window_ms)
+    }
 }
 
 /// Seconds a challenge stays answerable (approval tokens carry their own expiry).
 pub const CHALLENGE_TTL_SECS: u64 = 300;
 
 impl Verdict {
+    /// The same request refused after the engine allowed it (a replayed approval token,
+    /// a spent budget): what the filter finds with state the engine does not have.
+    pub fn refused(self, r: Refusal) -> Verdict {
+        Verdict {
+            decision: r.decision(),
+            reason: r.to_string(),
+            rule: None,
+            hint: Some(r.hint()),
+            forward: None,
+            list_filter: None,
+            budget: None,
+            ..self
+        }
+    }
+
     /// The status of a local reply; `None` for allow. See `JsonRpc::session_wire`.
     pub fn status(&self) -> Option<u16> {
         match (&self.subject.jsonrpc, self.decision) {
@@ -213,6 +284,7 @@ impl Verdict {
             Decision::Unauthenticated => -32005,
             Decision::TooLarge => -32013,
             Decision::Challenge => -32028,
+            Decision::OverBudget => -32029,
             Decision::Allow | Decision::Deny => -32003,
         }
     }
@@ -229,12 +301,16 @@ impl Verdict {
         });
         if self.decision == Decision::Challenge {
             if let Some(obj) = body.as_object_mut() {
+                obj.insert("key".into(), json!(self.subject.key));
                 obj.insert("challenge".into(), json!(self.digest));
                 obj.insert(
                     "friction".into(),
                     json!(self.friction.map(Friction::as_str)),
                 );
                 obj.insert("expires_in".into(), json!(CHALLENGE_TTL_SECS));
+                if self.friction == Some(Friction::Approval) {
+                    obj.insert("approvals".into(), json!(self.approvals_needed));
+                }
             }
         }
         body

@@ -65,7 +65,11 @@ fn bundle() -> String {
 }
 
 fn engine() -> Engine {
-    let env = |n: &str| (n == "TOKEN").then(|| "upstream-secret".to_string());
+    let env = |n: &str| match n {
+        "TOKEN" => Some("upstream-secret".to_string()),
+        "SCOPEGATE_APPROVAL_KEY" => Some("approval-key-for-tests-0123456789abcdef".to_string()),
+        _ => None,
+    };
     Engine::from_json(bundle().as_bytes(), &Secrets::Env(&env)).unwrap()
 }
 

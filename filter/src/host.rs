@@ -31,6 +31,10 @@ pub trait Host {
     fn response_body(&self, size: usize) -> Option<Vec<u8>>;
     /// Replaces the `size` bytes returned by `response_body(size)`.
     fn set_response_body(&self, size: usize, data: &[u8]) -> bool;
+    /// A value of the VM's shared data (shared by all workers) and its CAS token.
+    fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>);
+    /// Sets shared data if `cas` still matches; false on a CAS mismatch or error.
+    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool;
     /// Final response status of the stream, if there was one.
     fn response_status(&self) -> Option<u16>;
     fn now_ms(&self) -> i64;
@@ -111,6 +115,14 @@ impl Host for ProxyWasmHost {
 
     fn set_response_body(&self, size: usize, data: &[u8]) -> bool {
         hostcalls::set_buffer(BufferType::HttpResponseBody, 0, size, data).is_ok()
+    }
+
+    fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        hostcalls::get_shared_data(key).unwrap_or((None, None))
+    }
+
+    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+        hostcalls::set_shared_data(key, Some(value), cas).is_ok()
     }
 
     fn response_status(&self) -> Option<u16> {

@@ -4,7 +4,7 @@
 use crate::host::{Host, Level};
 use scopegate_engine::answer::{Answer, EventStream, WITHHELD};
 use scopegate_engine::audit::{self, AuditContext};
-use scopegate_engine::verdict::{Forward, ListFilter};
+use scopegate_engine::verdict::{Forward, ListFilter, Refusal};
 use scopegate_engine::{Decision, Engine, Pending, Secrets, Step, Verdict};
 use std::rc::Rc;
 
@@ -274,6 +274,7 @@ impl<H: Host> Stream<H> {
     }
 
     fn act(&mut self, v: Verdict) -> Flow {
+        let v = settle(&self.host, v);
         let flow = match (&v.forward, v.status()) {
             (Some(forward), None) => {
                 apply(&self.host, forward);
@@ -294,6 +295,64 @@ impl<H: Host> Stream<H> {
         self.state = State::Decided(v);
         flow
     }
+}
+
+/// What the engine cannot know without state shared by the VM's workers: whether an
+/// approval token was already used, and what the key has spent of its budget. Checked,
+/// then recorded, with compare-and-swap; any doubt refuses.
+fn settle(host: &dyn Host, v: Verdict) -> Verdict {
+    if v.forward.is_none() {
+        return v;
+    }
+    let nonces: Vec<(String, i64)> = v
+        .approval
+        .as_ref()
+        .map(|a| a.nonces.clone())
+        .unwrap_or_default();
+    let mut claims = Vec::new();
+    for (nonce, exp) in &nonces {
+        let key = format!("scopegate:nonce:{nonce}");
+        match host.shared_get(&key) {
+            (Some(used), _) if !used.is_empty() => {
+                return v.refused(Refusal::BadProof(format!(
+                    "approval token already used (nonce `{nonce}`): a token allows one request"
+                )));
+            }
+            (_, cas) => claims.push((key, exp.to_le_bytes().to_vec(), cas)),
+        }
+    }
+    if let Some(b) = v.budget.clone() {
+        let counter = b.counter();
+        let (count, cas) = match host.shared_get(&counter) {
+            (Some(bytes), cas) => (
+                bytes
+                    .get(..4)
+                    .and_then(|s| <[u8; 4]>::try_from(s).ok())
+                    .map_or(u32::MAX, u32::from_le_bytes),
+                cas,
+            ),
+            (None, cas) => (0, cas),
+        };
+        let after = count.saturating_add(b.cost);
+        if after > b.limit {
+            return v.refused(Refusal::OverBudget {
+                key: b.key,
+                limit: b.limit,
+                per: b.per,
+            });
+        }
+        claims.push((counter, after.to_le_bytes().to_vec(), cas));
+    }
+    for (key, value, cas) in claims {
+        if !host.shared_set(&key, &value, cas) {
+            // Another worker changed it between our read and write: refuse rather than
+            // double-spend a token or a budget.
+            return v.refused(Refusal::BadProof(
+                "a concurrent request used the same approval or budget; retry".into(),
+            ));
+        }
+    }
+    v
 }
 
 fn apply(host: &dyn Host, f: &Forward) {
@@ -319,6 +378,7 @@ mod tests {
         logs: RefCell<Vec<(Level, String)>>,
         resp_headers: RefCell<Vec<(String, String)>>,
         resp_body: RefCell<Vec<u8>>,
+        shared: RefCell<std::collections::HashMap<String, (Vec<u8>, u32)>>,
     }
 
     impl Host for &Fake {
@@ -364,6 +424,21 @@ mod tests {
             *b = [data, &keep].concat();
             true
         }
+        fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+            match self.shared.borrow().get(key) {
+                Some((v, cas)) => (Some(v.clone()), Some(*cas)),
+                None => (None, Some(0)),
+            }
+        }
+        fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+            let mut m = self.shared.borrow_mut();
+            let current = m.get(key).map_or(0, |(_, c)| *c);
+            if cas.is_some_and(|c| c != current) {
+                return false;
+            }
+            m.insert(key.to_string(), (value.to_vec(), current + 1));
+            true
+        }
         fn response_status(&self) -> Option<u16> {
             self.sent.borrow().as_ref().map(|s| s.0).or(Some(200))
         }
@@ -377,9 +452,15 @@ mod tests {
             Some(self.config.as_bytes().to_vec())
         }
         fn env_var(&self, name: &str) -> Option<String> {
-            (name == "UPSTREAM_TOKEN").then(|| "upstream-secret".to_string())
+            match name {
+                "UPSTREAM_TOKEN" => Some("upstream-secret".to_string()),
+                "SCOPEGATE_APPROVAL_KEY" => Some(APPROVAL_KEY.to_string()),
+                _ => None,
+            }
         }
     }
+
+    const APPROVAL_KEY: &str = "approval-key-for-filter-tests-0123456789";
 
     // sha256("reader-key") and sha256("writer-key").
     const BUNDLE: &str = r#"{
@@ -389,7 +470,7 @@ mod tests {
         "upstream_auth": {"header": "authorization", "prefix": "Bearer ", "env": "UPSTREAM_TOKEN"}}],
       "roles": [
         {"name": "reader", "allow": [{"service": "rentals", "resources": ["reservations"], "actions": ["read"]}]},
-        {"name": "writer", "allow": [{"service": "rentals", "resources": ["reservations"], "actions": ["read", "create", "delete"], "friction": "approval"}]}],
+        {"name": "writer", "budget": {"destructive": 1, "per": "1h"}, "allow": [{"service": "rentals", "resources": ["reservations"], "actions": ["read", "create", "delete"], "friction": "approval"}]}],
       "keys": [
         {"id": "reader-1", "sha256": "SHA_READER", "role": "reader"},
         {"id": "writer-1", "sha256": "SHA_WRITER", "role": "writer"}]
@@ -613,5 +694,63 @@ mod tests {
         let body = String::from_utf8(f.resp_body.borrow().clone()).unwrap();
         assert!(body.contains("withheld"), "{body}");
         assert!((&f).response_header("content-encoding").is_none());
+    }
+
+    #[test]
+    fn approval_tokens_are_single_use_and_budgets_count() {
+        use scopegate_engine::approval::{issue, ApprovalKey, Grant};
+        let f = fake("DELETE", "/rest/reservations?id=eq.1", "writer-key", b"");
+        let original = f.headers.borrow().clone();
+        let mut s = stream(&f);
+        assert_eq!(s.on_request_headers(true), Flow::Pause);
+        let (status, body) = f.sent.borrow().clone().unwrap();
+        assert_eq!(status, 428);
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let digest = body["challenge"].as_str().unwrap().to_string();
+        let key = ApprovalKey::new(APPROVAL_KEY.as_bytes()).unwrap();
+        let token = |nonce: &str| {
+            issue(
+                &key,
+                &Grant {
+                    v: 1,
+                    digest: digest.clone(),
+                    key: "writer-1".into(),
+                    exp: 1_795_543_200 + 300,
+                    approver: "alice".into(),
+                    nonce: nonce.into(),
+                },
+            )
+        };
+        // The same filter VM (shared data) sees three retries.
+        let retry = |t: &str| {
+            let mut h = original.clone();
+            h.push(("x-scopegate-approval".to_string(), t.as_bytes().to_vec()));
+            *f.headers.borrow_mut() = h;
+            *f.sent.borrow_mut() = None;
+            let mut s = stream(&f);
+            let flow = s.on_request_headers(true);
+            s.on_log();
+            (flow, f.sent.borrow().clone())
+        };
+        let (flow, sent) = retry(&token("n-1"));
+        assert_eq!((flow, sent), (Flow::Continue, None), "approved: forwarded");
+        assert!(
+            header(&f, "x-scopegate-approval").is_none(),
+            "the token is not forwarded"
+        );
+        assert_eq!(audit_line(&f)["approval"], "alice");
+        let (flow, sent) = retry(&token("n-1"));
+        assert_eq!(flow, Flow::Pause);
+        let (status, body) = sent.unwrap();
+        assert_eq!(status, 403);
+        assert!(body.contains("already used"), "{body}");
+        let (_, sent) = retry(&token("n-2"));
+        let (status, body) = sent.unwrap();
+        assert_eq!(status, 429, "{body}");
+        assert!(
+            body.contains("budget of 1 destructive operations per 1h"),
+            "{body}"
+        );
+        assert_eq!(audit_line(&f)["decision"], "over_budget");
     }
 }

@@ -12,8 +12,8 @@
 //! service); `resources/read` → `read` on the URI; `prompts/get` → `read` on the prompt;
 //! plumbing → `read` on `mcp:<method>`.
 
-use super::{name_words, record_json};
 use super::sql::SqlDecoder;
+use super::{name_words, record_json};
 use crate::bundle::{BundleError, McpConfig, Protocol, Service as ServiceConfig};
 use crate::glob::Glob;
 use crate::json::parse_strict;
