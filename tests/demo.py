@@ -9,6 +9,8 @@ on one table and denied on another, the other decisions, and the audit trail.
 """
 
 import json
+import os
+import subprocess
 import secrets
 import sys
 import time
@@ -39,12 +41,17 @@ def demo_keys(name="demo"):
     return keys
 
 
-def show(port, method, path, key=None, header="authorization", body=None, content_type=None):
+def show_with(port, method, path, key, extra):
+    return show(port, method, path, key, extra=extra)
+
+
+def show(port, method, path, key=None, header="authorization", body=None, content_type=None, extra=None):
     headers = {}
     if key:
         headers[header] = f"Bearer {key}" if header == "authorization" else key
     if content_type:
         headers["content-type"] = content_type
+    headers.update(extra or {})
     shown = " ".join(f"-H '{k}: {v[:18]}{'…' if len(v) > 18 else ''}'" for k, v in headers.items())
     data = f" -d '{body[:160]}{'…' if len(body) > 160 else ''}'" if body else ""
     print(f"{DIM}$ curl -X {method} {shown}{data} 'http://127.0.0.1:{port}{path}'{RESET}")
@@ -134,8 +141,23 @@ def main():
         say("8. A DELETE without a filter touches every row (scope all): denied without `unbounded`")
         show(gw.port, "DELETE", "/rest/reservations", support)
         say("   A single-row DELETE is covered, but owes a human's approval: 428 challenge")
-        show(gw.port, "DELETE", "/rest/reservations?id=eq.r-17", support)
+        r = show(gw.port, "DELETE", "/rest/reservations?id=eq.r-17", support)
         print(f"   PostgreSQL: {pg.execute('SELECT count(*) FROM reservations')[0][0]} reservations, none deleted")
+        say("   A human (holding the approval key, which the agent never has) approves exactly that request:")
+        cli = harness.ROOT / "target" / "release" / "scopegate"
+        print(f"{DIM}$ scopegate approve --challenge challenge.json --approver alice{RESET}")
+        out = subprocess.run([str(cli), "approve", "--challenge", "-", "--approver", "alice", "--yes"],
+                             input=r.body.decode(), capture_output=True, text=True,
+                             env={**os.environ, "SCOPEGATE_APPROVAL_KEY": harness.APPROVAL_KEY})
+        print("\n".join("   " + line for line in out.stderr.splitlines()))
+        approval = out.stdout.strip()
+        print(f"   token: {approval[:40]}…")
+        say("   The agent retries the identical request with the token: deleted, and the approver is audited")
+        show_with(gw.port, "DELETE", "/rest/reservations?id=eq.r-17", support, {"x-scopegate-approval": approval})
+        print(f"   PostgreSQL: r-17 present: {bool(pg.execute('SELECT 1 FROM reservations WHERE id = %s', ('r-17',)))}")
+        say("   The same token again (a replay), or on another row: 403")
+        show_with(gw.port, "DELETE", "/rest/reservations?id=eq.r-17", support, {"x-scopegate-approval": approval})
+        show_with(gw.port, "DELETE", "/rest/reservations?id=eq.r-1", support, {"x-scopegate-approval": approval})
 
         say("9. No key, or a wrong one: 401")
         show(gw.port, "GET", "/rest/vehicles")
@@ -153,7 +175,8 @@ def main():
         say("11. The audit trail (one JSON record per request, from Envoy's log), both gateways")
         for rec in rgw.audit_records() + gw.audit_records():
             print(f"   {rec['ts']} {rec['decision']:<15} {rec['status']} {rec['method']:<6} {rec['path']:<40} "
-                  f"key={rec['key']} {DIM}{rec['reason'][:70]}{RESET}")
+                  f"key={rec['key']}{' approval=' + rec['approval'] if rec.get('approval') else ''} "
+                  f"{DIM}{rec['reason'][:70]}{RESET}")
 
         if keep:
             say(f"Running. Try: curl -H 'authorization: Bearer {reader}' {gw.url}/rest/vehicles\n"

@@ -68,8 +68,28 @@ pub struct Service {
     pub graphql: Option<GraphqlConfig>,
     #[serde(default)]
     pub mcp: Option<McpConfig>,
+    /// Which environment the records a request names belong to, so an opaque id
+    /// (`vol-9f3`) resolves to `production` or `staging`. Without it, the service's
+    /// operations are in the filter instance's environment.
+    #[serde(default)]
+    pub environments: Option<RecordEnvironments>,
     #[serde(default)]
     pub limits: Option<Limits>,
+}
+
+/// Record ids → environments. An id the map does not know is in `production`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordEnvironments {
+    /// Record keys that carry the ids (`volumeId`, `id`); default: every record key.
+    #[serde(default)]
+    pub records: Option<Vec<String>>,
+    /// id -> environment.
+    #[serde(default)]
+    pub ids: Option<BTreeMap<String, String>>,
+    /// environment -> ids (the same map, written per environment).
+    #[serde(default)]
+    pub by_environment: Option<BTreeMap<String, Vec<String>>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -299,6 +319,9 @@ pub struct Grant {
     pub unbounded: Option<bool>,
     #[serde(default)]
     pub records: Option<BTreeMap<String, Vec<Value>>>,
+    /// Covers an operation only when every environment it touches is listed.
+    #[serde(default)]
+    pub environments: Option<Vec<String>>,
     /// With `friction: approval`: how many approvers (1 or 2, from different people).
     #[serde(default)]
     pub approvals: Option<u8>,
@@ -339,6 +362,9 @@ pub struct Guard {
     #[serde(default)]
     pub actions: Option<Vec<String>>,
     pub effect: Friction,
+    /// Matches an operation only when it touches one of these environments.
+    #[serde(default)]
+    pub environments: Option<Vec<String>>,
     /// With `effect: approval`: how many approvers (1 or 2, from different people).
     #[serde(default)]
     pub approvals: Option<u8>,

@@ -148,6 +148,11 @@ fn covers(policy: &Policy, g: &Grant, op: &Operation) -> bool {
     if op.scope == Scope::All && !g.unbounded {
         return false;
     }
+    if let Some(envs) = &g.environments {
+        if !op.environments.iter().all(|e| envs.contains(e)) {
+            return false;
+        }
+    }
     match &g.records {
         None => true,
         Some(allowed) => allowed.iter().all(|(key, values)| {
@@ -195,6 +200,9 @@ fn guard_matches(g: &Guard, op: &Operation) -> bool {
             .as_ref()
             .is_none_or(|rs| rs.iter().any(|r| r.matches(&op.resource)))
         && g.actions.as_ref().is_none_or(|a| a.matches(op))
+        && g.environments
+            .as_ref()
+            .is_none_or(|envs| op.environments.iter().any(|e| envs.contains(e)))
 }
 
 fn describe_guard(g: &Guard, op: &Operation) -> String {

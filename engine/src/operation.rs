@@ -92,6 +92,10 @@ pub struct Operation {
     pub records: Records,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub detail: String,
+    /// The environments the operation touches, resolved from its records (or the filter
+    /// instance's), set by the pipeline before evaluation.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub environments: Vec<String>,
 }
 
 impl Operation {
@@ -103,6 +107,7 @@ impl Operation {
             scope: Scope::Some,
             records: Records::new(),
             detail: String::new(),
+            environments: Vec::new(),
         }
     }
 

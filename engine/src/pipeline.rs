@@ -271,6 +271,18 @@ impl Engine {
                 result.map(|()| decoded.ops)
             }
         };
+        // Each operation's environments: from its ids where the service maps them,
+        // else this instance's.
+        let ops = ops.map(|mut ops| {
+            for op in &mut ops {
+                op.environments = self
+                    .policy
+                    .service_named(&op.service)
+                    .map(|s| s.environments_of(op, &self.policy.environment))
+                    .unwrap_or_else(|| vec![self.policy.environment.clone()]);
+            }
+            ops
+        });
         let ops = match ops {
             Ok(ops) if ops.is_empty() => {
                 let e = DecodeError("request decodes to no operation".into());

@@ -46,6 +46,46 @@ pub struct Service {
     pub upstream_auth: Option<UpstreamAuth>,
     pub decoder: Decoder,
     pub max_body_bytes: usize,
+    /// Record ids → environments (`None`: the instance's environment).
+    pub environments: Option<EnvMap>,
+}
+
+/// Record ids → environments; unknown ids are in `production`.
+#[derive(Debug, Default)]
+pub struct EnvMap {
+    pub records: Option<Vec<String>>,
+    pub ids: HashMap<String, String>,
+}
+
+/// Where an id the map does not know is assumed to live.
+pub const UNKNOWN_ID_ENVIRONMENT: &str = "production";
+
+impl Service {
+    /// The environments an operation touches: its ids' (unknown → production; no id →
+    /// production) for a mapped service, else the instance's.
+    pub fn environments_of(&self, op: &crate::operation::Operation, instance: &str) -> Vec<String> {
+        let Some(map) = &self.environments else {
+            return vec![instance.to_string()];
+        };
+        let mut out: Vec<String> = op
+            .records
+            .iter()
+            .filter(|(k, _)| map.records.as_ref().is_none_or(|r| r.contains(k)))
+            .flat_map(|(_, values)| values)
+            .map(|v| {
+                map.ids
+                    .get(v)
+                    .cloned()
+                    .unwrap_or_else(|| UNKNOWN_ID_ENVIRONMENT.to_string())
+            })
+            .collect();
+        if out.is_empty() {
+            out.push(UNKNOWN_ID_ENVIRONMENT.to_string());
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
 }
 
 #[derive(Debug)]
@@ -90,6 +130,8 @@ pub struct Grant {
     pub friction: Friction,
     pub unbounded: bool,
     pub records: Option<Records>,
+    /// Covers only operations all of whose environments are listed.
+    pub environments: Option<Vec<String>>,
     /// Approvers needed when `friction` is approval (1 or 2).
     pub approvals: u8,
     /// Where the grant is in the bundle, e.g. `roles[2].allow[1]`.
@@ -121,6 +163,8 @@ pub struct Guard {
     pub resources: Option<Vec<Glob>>,
     pub actions: Option<ActionSet>,
     pub effect: Friction,
+    /// Matches only operations touching one of these environments.
+    pub environments: Option<Vec<String>>,
     /// Approvers needed when `effect` is approval (1 or 2).
     pub approvals: u8,
     pub rule: String,
@@ -131,6 +175,56 @@ pub struct Public {
     pub service: usize,
     pub methods: Vec<String>,
     pub path: Vec<String>,
+}
+
+/// A list of environment names (non-empty, each a name).
+fn env_names(at: &str, names: &Option<Vec<String>>, errs: &mut Errs) -> Option<Vec<String>> {
+    let names = names.as_ref()?;
+    if names.is_empty() {
+        errs.push(at, "must not be empty (omit it for every environment)");
+    }
+    for (i, n) in names.iter().enumerate() {
+        if !is_name(n) {
+            errs.push(format!("{at}[{i}]"), "must be a name ([A-Za-z0-9._:-])");
+        }
+    }
+    Some(names.clone())
+}
+
+/// A service's record → environment map, from either shape.
+fn env_map(at: &str, e: &bundle::RecordEnvironments, errs: &mut Errs) -> EnvMap {
+    let mut ids = HashMap::new();
+    let pairs = e
+        .ids
+        .iter()
+        .flatten()
+        .map(|(id, env)| (id.clone(), env.clone()))
+        .chain(
+            e.by_environment
+                .iter()
+                .flatten()
+                .flat_map(|(env, list)| list.iter().map(move |id| (id.clone(), env.clone()))),
+        );
+    for (id, env) in pairs {
+        if !is_name(&env) {
+            errs.push(at, format!("environment `{env}` of `{id}` must be a name"));
+        }
+        if let Some(other) = ids.insert(id.clone(), env.clone()) {
+            if other != env {
+                errs.push(
+                    at,
+                    format!("`{id}` is mapped to both `{other}` and `{env}`"),
+                );
+            }
+        }
+    }
+    if ids.is_empty() {
+        errs.push(at, "maps no id (give `ids` or `by_environment`)");
+    }
+    EnvMap {
+        records: e.records.clone(),
+        ids,
+    }
 }
 
 /// `approvals` of a grant or guard: 1 or 2, and only with approval friction.
@@ -198,6 +292,7 @@ fn plumbing_grants(services: &[Service], grants: &mut Vec<Grant>) {
                 friction: Friction::None,
                 unbounded: false,
                 records: None,
+                environments: None,
                 approvals: 1,
                 rule: format!("mcp plumbing of service `{}`", s.name),
             });
@@ -548,6 +643,10 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
                 upstream_auth,
                 decoder,
                 max_body_bytes,
+                environments: s
+                    .environments
+                    .as_ref()
+                    .map(|e| env_map(&format!("{at}.environments"), e, &mut errs)),
             });
         }
     }
@@ -608,6 +707,11 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
                 friction,
                 unbounded: g.unbounded.unwrap_or(false),
                 records,
+                environments: env_names(
+                    &format!("{here}.environments"),
+                    &g.environments,
+                    &mut errs,
+                ),
                 approvals,
                 rule: here,
             });
@@ -732,6 +836,7 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
             resources,
             actions,
             effect: g.effect,
+            environments: env_names(&format!("{at}.environments"), &g.environments, &mut errs),
             approvals,
             rule: at,
         });
@@ -847,6 +952,10 @@ impl Policy {
 
     pub fn service(&self, idx: usize) -> Option<&Service> {
         self.services.get(idx)
+    }
+
+    pub fn service_named(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
     }
 
     /// One line for logs and the CLI: what the bundle holds.

@@ -21,15 +21,25 @@ fn bundle() -> String {
     format!(
         r#"{{"bundle": "friction", "version": 1, "environment": "production",
       "services": [{{"name": "rentals", "protocol": "rest", "match": {{"path_prefix": "/rest"}}, "rest": {{"style": "postgrest"}}}},
-        {{"name": "df", "protocol": "rest", "match": {{"path_prefix": "/df"}}, "rest": {{"style": "dreamfactory"}}}}],
+        {{"name": "df", "protocol": "rest", "match": {{"path_prefix": "/df"}}, "rest": {{"style": "dreamfactory"}}}},
+        {{"name": "infra", "protocol": "rest", "match": {{"path_prefix": "/v2"}},
+          "rest": {{"style": "routes", "routes": [
+            {{"methods": ["POST"], "path": "/volumes/{{volumeId}}/delete", "resource": "volumeDelete", "action": "delete"}},
+            {{"methods": ["GET"], "path": "/volumes/{{volumeId}}", "resource": "volume", "action": "read"}}]}},
+          "environments": {{"records": ["volumeId"], "ids": {{"vol-prod-1": "production"}},
+                            "by_environment": {{"staging": ["vol-staging-1", "vol-staging-2"]}}}}}}],
       "roles": [{{"name": "writer", "budget": {{"destructive": 2, "per": "1h"}}, "allow": [
           {{"service": "rentals", "resources": ["reservations"], "actions": ["read", "delete"], "friction": "approval"}},
           {{"service": "df", "resources": ["vehicles"], "actions": ["drop"]}},
+          {{"service": "infra", "resources": ["volumeDelete"], "actions": ["delete"], "environments": ["staging"]}},
+          {{"service": "infra", "resources": ["volume"], "actions": ["read"]}},
+          {{"service": "rentals", "resources": ["vehicles"], "actions": ["read"], "environments": ["staging"]}},
           {{"service": "rentals", "resources": ["scratch", "notes"], "actions": ["delete"], "friction": "confirm"}}]}}],
       "keys": [
         {{"id": "writer-1", "sha256": "{}", "role": "writer"}},
         {{"id": "writer-2", "sha256": "{}", "role": "writer", "budget": {{"destructive": 1, "per": "30m"}}}}],
-      "guards": [{{"services": ["*"], "actions": ["drop"], "effect": "approval", "approvals": 2}}]}}"#,
+      "guards": [{{"services": ["*"], "actions": ["drop"], "effect": "approval", "approvals": 2}},
+                 {{"services": ["infra"], "actions": ["read"], "environments": ["production"], "effect": "confirm"}}]}}"#,
         sha("writer-key"),
         sha("writer2-key")
     )
@@ -372,4 +382,56 @@ fn the_approval_key_and_environment_come_from_the_vm() {
     assert_eq!(e.policy().environment, "staging");
     assert!(engine_with(Some(APPROVAL_KEY), Some("bad env")).is_err());
     assert!(!format!("{:?}", e.policy().approval_key).contains(APPROVAL_KEY));
+}
+
+#[test]
+fn opaque_ids_resolve_to_their_environment() {
+    let e = engine();
+    let cases = [
+        // (method, path, decision, environments)
+        (
+            "POST",
+            "/v2/volumes/vol-staging-1/delete",
+            Decision::Allow,
+            vec!["staging"],
+        ),
+        (
+            "POST",
+            "/v2/volumes/vol-prod-1/delete",
+            Decision::Deny,
+            vec!["production"],
+        ),
+        // An id the map does not know is production.
+        (
+            "POST",
+            "/v2/volumes/vol-9f3/delete",
+            Decision::Deny,
+            vec!["production"],
+        ),
+        // A guard scoped to production adds friction there only.
+        (
+            "GET",
+            "/v2/volumes/vol-staging-2",
+            Decision::Allow,
+            vec!["staging"],
+        ),
+        (
+            "GET",
+            "/v2/volumes/vol-prod-1",
+            Decision::Challenge,
+            vec!["production"],
+        ),
+    ];
+    for (method, path, decision, envs) in cases {
+        let v = decide(&e, method, path, "writer-key", &[], NOW);
+        assert_eq!(v.decision, decision, "{path}: {}", v.reason);
+        assert_eq!(v.operations[0].environments, envs, "{path}");
+    }
+    // A service without a map is in the instance's environment: the staging-only grant
+    // covers it on a staging gateway and not on this production one.
+    let v = decide(&e, "GET", "/rest/vehicles", "writer-key", &[], NOW);
+    assert_eq!(v.decision, Decision::Deny, "{}", v.reason);
+    let staging = engine_with(Some(APPROVAL_KEY), Some("staging")).unwrap();
+    let v = decide(&staging, "GET", "/rest/vehicles", "writer-key", &[], NOW);
+    assert_eq!(v.decision, Decision::Allow, "{}", v.reason);
 }
