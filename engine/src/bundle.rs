@@ -29,6 +29,63 @@ pub struct Bundle {
     pub guards: Vec<Guard>,
     #[serde(default)]
     pub public: Vec<PublicRoute>,
+    /// `enforce` (default) or `shadow`: evaluate and audit everything, forward always.
+    #[serde(default)]
+    pub mode: Option<Mode>,
+    /// Where audit records go besides Envoy's log.
+    #[serde(default)]
+    pub audit: Option<AuditConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Enforce,
+    Shadow,
+}
+
+/// The HTTP audit sink: records batched as JSON Lines and POSTed to an Envoy cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// `best_effort` (default): records are queued and sent on a tick; any dropped or
+    /// failed record is counted. `required`: a request is forwarded only after its
+    /// record was accepted by the sink (fail closed).
+    #[serde(default)]
+    pub mode: Option<AuditMode>,
+    pub sink: AuditSink,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditMode {
+    BestEffort,
+    Required,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSink {
+    /// Envoy cluster of the collector.
+    pub cluster: String,
+    /// Request path on the collector (default `/audit`).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// `:authority` of the POST (default: the cluster name).
+    #[serde(default)]
+    pub authority: Option<String>,
+    /// Records per POST (default 100, at most 1000).
+    #[serde(default)]
+    pub batch: Option<usize>,
+    /// Flush period in milliseconds (default 1000, 10..=60000).
+    #[serde(default)]
+    pub flush_ms: Option<u64>,
+    /// Records held at most; beyond, new records are dropped and counted (default 10000).
+    #[serde(default)]
+    pub queue: Option<usize>,
+    /// Per-POST timeout in milliseconds (default 2000).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -285,6 +342,9 @@ pub struct Role {
     /// Every key of the role (unless the key sets its own).
     #[serde(default)]
     pub budget: Option<Budget>,
+    /// `shadow`: this role's requests are evaluated and audited but always forwarded.
+    #[serde(default)]
+    pub mode: Option<Mode>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]

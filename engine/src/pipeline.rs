@@ -134,6 +134,13 @@ impl Engine {
     /// Headers phase, from the host's full header list (pseudo-headers included).
     /// `body_follows` is false when the headers ended the stream.
     pub fn begin(&self, headers: HeaderList, body_follows: bool, now_ms: i64) -> Step {
+        match self.begin_enforced(headers, body_follows, now_ms) {
+            Step::Decided(v) => Step::Decided(self.shadowed(v)),
+            held => held,
+        }
+    }
+
+    fn begin_enforced(&self, headers: HeaderList, body_follows: bool, now_ms: i64) -> Step {
         let head = match RequestHead::from_headers(headers) {
             Ok(h) => h,
             Err(e) => {
@@ -177,6 +184,7 @@ impl Engine {
                     approvals_needed: 0,
                     approval: None,
                     budget: None,
+                    enforced: true,
                 };
                 return Step::Decided(verdict);
             }
@@ -235,6 +243,11 @@ impl Engine {
 
     /// Body phase: the whole body has arrived (end of stream or trailers).
     pub fn finish(&self, pending: Pending, body: &[u8]) -> Verdict {
+        let v = self.finish_enforced(pending, body);
+        self.shadowed(v)
+    }
+
+    fn finish_enforced(&self, pending: Pending, body: &[u8]) -> Verdict {
         if body.len() > pending.max_body_bytes {
             return self.too_large(pending);
         }
@@ -317,7 +330,7 @@ impl Engine {
     pub fn unreadable(&self, pending: Pending) -> Verdict {
         let e = DecodeError("request body could not be read".into());
         let subject = pending.subject.clone();
-        refuse(subject, e.into(), pending.into_ops())
+        self.shadowed(refuse(subject, e.into(), pending.into_ops()))
     }
 
     /// The body grew past the service's limit before it ended.
@@ -326,7 +339,49 @@ impl Engine {
             limit: pending.max_body_bytes,
         };
         let subject = pending.subject.clone();
-        refuse(subject, r, pending.into_ops())
+        self.shadowed(refuse(subject, r, pending.into_ops()))
+    }
+
+    /// Shadow mode (the bundle's `"mode": "shadow"`, or the caller's role's): a refusal
+    /// is recorded as decided, with `enforced: false`, and the request goes on — with
+    /// the usual header changes when a key was recognised, untouched otherwise.
+    fn shadowed(&self, v: Verdict) -> Verdict {
+        if v.decision == Decision::Allow {
+            return v;
+        }
+        let role = v
+            .subject
+            .role
+            .as_deref()
+            .and_then(|r| self.policy.roles.iter().find(|x| x.name == r));
+        if !(self.policy.shadow || role.is_some_and(|r| r.shadow)) {
+            return v;
+        }
+        let service = v
+            .subject
+            .service
+            .as_deref()
+            .and_then(|s| self.policy.service_named(s));
+        let key = v
+            .subject
+            .key
+            .as_deref()
+            .and_then(|k| self.policy.keys.iter().find(|x| x.id == k));
+        let forward = match (service, key, role) {
+            (Some(service), Some(key), Some(role)) => self.forward(
+                service,
+                Some(&Caller {
+                    key,
+                    role_name: &role.name,
+                }),
+            ),
+            _ => Forward::default(),
+        };
+        Verdict {
+            forward: Some(forward),
+            enforced: false,
+            ..v
+        }
     }
 
     /// Turns decoded, evaluated operations into the verdict. `body` is only read for a
@@ -361,6 +416,7 @@ impl Engine {
             list_filter: None,
             approval: None,
             budget: None,
+            enforced: true,
         };
         let allow = |v: Verdict, approval: Option<Approved>| {
             let budget = self.budget_use(&p.key_id, &v.operations, p.now_ms);
@@ -669,6 +725,7 @@ fn refuse(subject: Subject, r: Refusal, operations: Vec<Operation>) -> Verdict {
         approvals_needed: 0,
         approval: None,
         budget: None,
+        enforced: true,
     }
 }
 

@@ -34,6 +34,22 @@ pub struct Policy {
     pub public: Vec<Public>,
     /// Set when a rule uses approval and the VM environment holds the key.
     pub approval_key: Option<ApprovalKey>,
+    /// The whole bundle is in shadow mode.
+    pub shadow: bool,
+    pub audit_sink: Option<AuditSink>,
+}
+
+/// The compiled audit sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSink {
+    pub cluster: String,
+    pub path: String,
+    pub authority: String,
+    pub batch: usize,
+    pub flush_ms: u64,
+    pub queue: usize,
+    pub timeout_ms: u64,
+    pub required: bool,
 }
 
 #[derive(Debug)]
@@ -120,6 +136,8 @@ impl Decoder {
 pub struct Role {
     pub name: String,
     pub grants: Vec<Grant>,
+    /// This role is in shadow mode.
+    pub shadow: bool,
 }
 
 #[derive(Debug)]
@@ -175,6 +193,44 @@ pub struct Public {
     pub service: usize,
     pub methods: Vec<String>,
     pub path: Vec<String>,
+}
+
+/// The audit sink's settings, with their defaults and bounds.
+fn audit_sink(a: &bundle::AuditConfig, errs: &mut Errs) -> Option<AuditSink> {
+    let s = &a.sink;
+    let mut bounded = |at: &str, v: Option<u64>, default: u64, lo: u64, hi: u64| match v {
+        None => default,
+        Some(v) if (lo..=hi).contains(&v) => v,
+        Some(_) => {
+            errs.push(
+                format!("audit.sink.{at}"),
+                format!("must be between {lo} and {hi}"),
+            );
+            default
+        }
+    };
+    let batch = bounded("batch", s.batch.map(|v| v as u64), 100, 1, 1000);
+    let flush_ms = bounded("flush_ms", s.flush_ms, 1000, 10, 60_000);
+    let queue = bounded("queue", s.queue.map(|v| v as u64), 10_000, 1, 1_000_000);
+    let timeout_ms = bounded("timeout_ms", s.timeout_ms, 2000, 10, 60_000);
+    let path = s.path.clone().unwrap_or_else(|| "/audit".to_string());
+    if !path.starts_with('/') || s.cluster.is_empty() {
+        errs.push(
+            "audit.sink",
+            "`cluster` must be an Envoy cluster name and `path` start with `/`",
+        );
+        return None;
+    }
+    Some(AuditSink {
+        cluster: s.cluster.clone(),
+        authority: s.authority.clone().unwrap_or_else(|| s.cluster.clone()),
+        path,
+        batch: usize::try_from(batch).unwrap_or(100),
+        flush_ms,
+        queue: usize::try_from(queue).unwrap_or(10_000),
+        timeout_ms,
+        required: a.mode == Some(bundle::AuditMode::Required),
+    })
 }
 
 /// A list of environment names (non-empty, each a name).
@@ -720,6 +776,7 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
         roles.push(Role {
             name: r.name.clone(),
             grants,
+            shadow: r.mode == Some(bundle::Mode::Shadow),
         });
     }
 
@@ -919,6 +976,8 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
         }
     }
 
+    let audit_sink = b.audit.as_ref().and_then(|a| audit_sink(a, &mut errs));
+
     if !errs.0.is_empty() {
         return Err(BundleErrors(errs.0));
     }
@@ -928,6 +987,8 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
         name: b.bundle.clone(),
         environment,
         approval_key,
+        shadow: b.mode == Some(bundle::Mode::Shadow),
+        audit_sink,
         credential_headers,
         services,
         roles,

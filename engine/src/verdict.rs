@@ -16,6 +16,8 @@ pub enum Decision {
     TooLarge,
     Challenge,
     OverBudget,
+    /// The audit sink could not take the record of a request in `required` audit mode.
+    Unavailable,
 }
 
 impl Decision {
@@ -27,6 +29,7 @@ impl Decision {
             Decision::TooLarge => "too_large",
             Decision::Challenge => "challenge",
             Decision::OverBudget => "over_budget",
+            Decision::Unavailable => "unavailable",
         }
     }
 
@@ -39,6 +42,7 @@ impl Decision {
             Decision::TooLarge => Some(413),
             Decision::Challenge => Some(428),
             Decision::OverBudget => Some(429),
+            Decision::Unavailable => Some(503),
         }
     }
 }
@@ -77,6 +81,8 @@ pub enum Refusal {
         limit: u32,
         per: String,
     },
+    #[error("the audit sink did not take this request's record ({0}); audit is required, so it was not forwarded")]
+    AuditUnavailable(String),
 }
 
 impl Refusal {
@@ -95,6 +101,7 @@ impl Refusal {
             | Refusal::BadProof(_) => Decision::Deny,
             Refusal::TooLarge { .. } => Decision::TooLarge,
             Refusal::OverBudget { .. } => Decision::OverBudget,
+            Refusal::AuditUnavailable(_) => Decision::Unavailable,
         }
     }
 
@@ -122,6 +129,9 @@ impl Refusal {
             }
             Refusal::OverBudget { .. } => {
                 "this key has done all the destructive work it may in this window; stop and tell a human".into()
+            }
+            Refusal::AuditUnavailable(_) => {
+                "the gateway cannot record requests right now; retry later".into()
             }
         }
     }
@@ -192,6 +202,9 @@ pub struct Verdict {
     /// Set on allow when the key has a budget and the request is destructive: the filter
     /// counts it before forwarding.
     pub budget: Option<BudgetUse>,
+    /// False in shadow mode: the decision is recorded but the request is forwarded
+    /// (`forward` is then set whatever the decision).
+    pub enforced: bool,
 }
 
 /// Approval tokens accepted for a request.
@@ -241,6 +254,11 @@ impl Verdict {
         }
     }
 
+    /// Whether the filter forwards the request: allowed, or shadowed.
+    pub fn forwards(&self) -> bool {
+        self.forward.is_some() && (self.decision == Decision::Allow || !self.enforced)
+    }
+
     /// The status of a local reply; `None` for allow. See `JsonRpc::session_wire`.
     pub fn status(&self) -> Option<u16> {
         match (&self.subject.jsonrpc, self.decision) {
@@ -285,6 +303,7 @@ impl Verdict {
             Decision::TooLarge => -32013,
             Decision::Challenge => -32028,
             Decision::OverBudget => -32029,
+            Decision::Unavailable => -32030,
             Decision::Allow | Decision::Deny => -32003,
         }
     }

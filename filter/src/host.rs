@@ -2,8 +2,11 @@
 //! code that touches proxy-wasm's hostcalls; tests use a fake.
 
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, LogLevel, MapType};
+use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType};
 use scopegate_engine::HeaderList;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::Duration;
 use std::time::UNIX_EPOCH;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +38,25 @@ pub trait Host {
     fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>);
     /// Sets shared data if `cas` still matches; false on a CAS mismatch or error.
     fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool;
+    /// A filter-state property for Envoy's access log (`%FILTER_STATE(wasm.NAME:PLAIN)%`).
+    fn set_property(&self, name: &str, value: &str);
+    /// Adds to a counter metric (defined on first use).
+    fn count(&self, metric: &str, n: u64);
+    /// POSTs to an Envoy cluster; the answer arrives at the calling context. `None` if
+    /// the host refused the call.
+    fn dispatch(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        timeout_ms: u64,
+    ) -> Option<u32>;
+    /// `:status` of the answer to a dispatched call (in its callback).
+    fn call_status(&self) -> Option<u16>;
+    /// Continues a request paused in a callback.
+    fn resume_request(&self);
+    /// Sets the root context's tick period (a short one asks for a flush soon).
+    fn tick_every(&self, ms: u64);
     /// Final response status of the stream, if there was one.
     fn response_status(&self) -> Option<u16>;
     fn now_ms(&self) -> i64;
@@ -43,6 +65,11 @@ pub trait Host {
     fn plugin_configuration(&self) -> Option<Vec<u8>>;
     /// A variable of the VM's environment (`vm_config.environment_variables`).
     fn env_var(&self, name: &str) -> Option<String>;
+}
+
+thread_local! {
+    /// Metric ids by name, defined once per VM.
+    static METRICS: RefCell<HashMap<String, u32>> = RefCell::new(HashMap::new());
 }
 
 /// The real host.
@@ -123,6 +150,60 @@ impl Host for ProxyWasmHost {
 
     fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
         hostcalls::set_shared_data(key, Some(value), cas).is_ok()
+    }
+
+    fn set_property(&self, name: &str, value: &str) {
+        // Not every host keeps filter state; the audit record has the same facts.
+        let _ = hostcalls::set_property(vec![name], Some(value.as_bytes()));
+    }
+
+    fn count(&self, metric: &str, n: u64) {
+        let id = METRICS.with(|m| {
+            let mut m = m.borrow_mut();
+            if let Some(id) = m.get(metric) {
+                return Some(*id);
+            }
+            let id = hostcalls::define_metric(MetricType::Counter, metric).ok()?;
+            m.insert(metric.to_string(), id);
+            Some(id)
+        });
+        if let Some(id) = id {
+            let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
+    fn dispatch(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        timeout_ms: u64,
+    ) -> Option<u32> {
+        hostcalls::dispatch_http_call(
+            cluster,
+            headers.to_vec(),
+            Some(body),
+            Vec::new(),
+            Duration::from_millis(timeout_ms),
+        )
+        .ok()
+    }
+
+    fn call_status(&self) -> Option<u16> {
+        hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse().ok())
+    }
+
+    fn resume_request(&self) {
+        if hostcalls::resume_http_request().is_err() {
+            self.log(Level::Error, "scopegate: cannot resume a held request");
+        }
+    }
+
+    fn tick_every(&self, ms: u64) {
+        let _ = hostcalls::set_tick_period(Duration::from_millis(ms));
     }
 
     fn response_status(&self) -> Option<u16> {

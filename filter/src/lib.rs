@@ -3,12 +3,16 @@
 //! All host calls go through [`host::Host`].
 
 pub mod host;
+pub mod sink;
 pub mod stream;
 
+use host::Host;
 use host::ProxyWasmHost;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 use scopegate_engine::Engine;
+use sink::Sink;
+use std::cell::RefCell;
 use std::rc::Rc;
 use stream::{Flow, Stream};
 
@@ -26,15 +30,27 @@ mod entry {
 #[derive(Default)]
 struct Root {
     engine: Option<Rc<Engine>>,
+    sink: Option<Rc<RefCell<Sink>>>,
 }
 
-impl Context for Root {}
+impl Context for Root {
+    /// The collector answered a batch of audit records.
+    fn on_http_call_response(&mut self, token_id: u32, _: usize, _: usize, _: usize) {
+        if let Some(sink) = &self.sink {
+            sink.borrow_mut().answered(&ProxyWasmHost, token_id);
+        }
+    }
+}
 
 impl RootContext for Root {
     /// Compiles the bundle; `false` makes Envoy reject the plugin configuration.
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         match stream::configure(&ProxyWasmHost) {
             Some(engine) => {
+                self.sink = engine.policy().audit_sink.clone().map(|cfg| {
+                    ProxyWasmHost.tick_every(cfg.flush_ms);
+                    Rc::new(RefCell::new(Sink::new(cfg)))
+                });
                 self.engine = Some(Rc::new(engine));
                 true
             }
@@ -43,10 +59,16 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Http(Stream::new(
-            self.engine.clone(),
-            ProxyWasmHost,
-        ))))
+        Some(Box::new(Http(
+            Stream::new(self.engine.clone(), ProxyWasmHost).with_sink(self.sink.clone()),
+        )))
+    }
+
+    /// Sends the queued audit records.
+    fn on_tick(&mut self) {
+        if let Some(sink) = &self.sink {
+            sink.borrow_mut().flush(&ProxyWasmHost);
+        }
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -63,7 +85,12 @@ fn action(flow: Flow) -> Action {
     }
 }
 
-impl Context for Http {}
+impl Context for Http {
+    /// The collector answered this request's record (`required` audit).
+    fn on_http_call_response(&mut self, token_id: u32, _: usize, _: usize, _: usize) {
+        self.0.on_audit_answer(token_id);
+    }
+}
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {

@@ -2,10 +2,12 @@
 //! All deciding is the engine's; this only moves bytes and acts on verdicts.
 
 use crate::host::{Host, Level};
+use crate::sink::Sink;
 use scopegate_engine::answer::{Answer, EventStream, WITHHELD};
 use scopegate_engine::audit::{self, AuditContext};
 use scopegate_engine::verdict::{Forward, ListFilter, Refusal};
 use scopegate_engine::{Decision, Engine, Pending, Secrets, Step, Verdict};
+use std::cell::RefCell;
 use std::rc::Rc;
 
 /// What the host should do with the stream after a callback.
@@ -47,6 +49,8 @@ enum State {
     Buffering(Pending),
     /// Decided; the verdict is kept for the audit record.
     Decided(Verdict),
+    /// Allowed, waiting for the audit sink to take the record (`required` audit).
+    AwaitingAudit(Verdict, u32),
     /// Unconfigured VM: refused.
     Refused,
 }
@@ -73,6 +77,9 @@ pub struct Stream<H: Host> {
     state: State,
     body_size: usize,
     reply: Reply,
+    sink: Option<Rc<RefCell<Sink>>>,
+    /// The record already went to the sink (`required` audit, before forwarding).
+    handed: bool,
 }
 
 impl<H: Host> Stream<H> {
@@ -83,7 +90,15 @@ impl<H: Host> Stream<H> {
             state: State::Start,
             body_size: 0,
             reply: Reply::Pass,
+            sink: None,
+            handed: false,
         }
+    }
+
+    /// Records also go to this audit sink.
+    pub fn with_sink(mut self, sink: Option<Rc<RefCell<Sink>>>) -> Self {
+        self.sink = sink;
+        self
     }
 
     pub fn host(&self) -> &H {
@@ -118,7 +133,7 @@ impl<H: Host> Stream<H> {
             }
             State::Buffering(_) if end_of_stream => self.finish(),
             State::Buffering(_) => Flow::Pause,
-            State::Decided(v) if v.decision == Decision::Allow => Flow::Continue,
+            State::Decided(v) if v.forwards() => Flow::Continue,
             _ => Flow::Pause,
         }
     }
@@ -127,7 +142,7 @@ impl<H: Host> Stream<H> {
     pub fn on_request_trailers(&mut self) -> Flow {
         match &self.state {
             State::Buffering(_) => self.finish(),
-            State::Decided(v) if v.decision == Decision::Allow => Flow::Continue,
+            State::Decided(v) if v.forwards() => Flow::Continue,
             _ => Flow::Pause,
         }
     }
@@ -247,11 +262,54 @@ impl<H: Host> Stream<H> {
             enforced: true,
         };
         let record = match &self.state {
-            State::Decided(v) => audit::record(&ctx, v),
-            State::Buffering(pending) => audit::incomplete_record(&ctx, pending.subject()),
+            State::Decided(v) | State::AwaitingAudit(v, _) => {
+                count_decision(&self.host, v);
+                audit::record(&ctx, v)
+            }
+            State::Buffering(pending) => {
+                self.host.count("scopegate_requests_total", 1);
+                self.host.count("scopegate_requests_incomplete", 1);
+                audit::incomplete_record(&ctx, pending.subject())
+            }
             State::Start | State::Refused => return,
         };
         self.host.log(Level::Info, &record);
+        if let (Some(sink), false) = (&self.sink, self.handed) {
+            sink.borrow_mut().push(&self.host, record);
+        }
+    }
+
+    /// The audit sink answered the record of a held request (`required` audit).
+    pub fn on_audit_answer(&mut self, token: u32) {
+        let State::AwaitingAudit(_, t) = &self.state else {
+            return;
+        };
+        if *t != token {
+            return;
+        }
+        let State::AwaitingAudit(v, _) = std::mem::replace(&mut self.state, State::Start) else {
+            return;
+        };
+        match self.host.call_status() {
+            Some(s) if (200..300).contains(&s) => {
+                self.handed = true;
+                self.host.count(crate::sink::SENT, 1);
+                if let Some(f) = &v.forward {
+                    apply(&self.host, f);
+                }
+                self.state = State::Decided(v);
+                self.host.resume_request();
+            }
+            status => {
+                self.host.count(crate::sink::DROPPED, 1);
+                self.host.count(crate::sink::SINK_FAILURES, 1);
+                let why = match status {
+                    Some(s) => format!("the collector answered {s}"),
+                    None => "the collector did not answer".into(),
+                };
+                self.reply_locally(v.refused(Refusal::AuditUnavailable(why)));
+            }
+        }
     }
 
     fn finish(&mut self) -> Flow {
@@ -275,25 +333,62 @@ impl<H: Host> Stream<H> {
 
     fn act(&mut self, v: Verdict) -> Flow {
         let v = settle(&self.host, v);
-        let flow = match (&v.forward, v.status()) {
-            (Some(forward), None) => {
-                apply(&self.host, forward);
-                Flow::Continue
-            }
-            (_, status) => {
-                let headers = v.response_headers();
-                let headers: Vec<(&str, &str)> =
-                    headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-                self.host.send_response(
-                    status.unwrap_or(403),
-                    &headers,
-                    v.response_body().as_bytes(),
-                );
-                Flow::Pause
-            }
-        };
+        set_properties(&self.host, &v);
+        if !v.forwards() {
+            self.reply_locally(v);
+            return Flow::Pause;
+        }
+        let required = self.sink.clone().filter(|s| s.borrow().cfg.required);
+        if let (Some(sink), Some(engine)) = (required, &self.engine) {
+            // Required audit: the record goes to the sink, and is accepted, first.
+            let p = engine.policy();
+            let ctx = AuditContext {
+                bundle: &p.name,
+                environment: &p.environment,
+                now_ms: self.host.now_ms(),
+                status: None,
+                enforced: true,
+            };
+            let record = audit::record(&ctx, &v);
+            let sink = sink.borrow();
+            let token = self.host.dispatch(
+                &sink.cfg.cluster,
+                &sink.headers(),
+                format!("{record}\n").as_bytes(),
+                sink.cfg.timeout_ms,
+            );
+            drop(sink);
+            return match token {
+                Some(t) => {
+                    self.state = State::AwaitingAudit(v, t);
+                    Flow::Pause
+                }
+                None => {
+                    self.host.count(crate::sink::DROPPED, 1);
+                    self.host.count(crate::sink::SINK_FAILURES, 1);
+                    let why = "the call to the collector was refused".to_string();
+                    self.reply_locally(v.refused(Refusal::AuditUnavailable(why)));
+                    Flow::Pause
+                }
+            };
+        }
+        if let Some(forward) = &v.forward {
+            apply(&self.host, forward);
+        }
         self.state = State::Decided(v);
-        flow
+        Flow::Continue
+    }
+
+    fn reply_locally(&mut self, v: Verdict) {
+        let headers = v.response_headers();
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        self.host.send_response(
+            v.status().unwrap_or(403),
+            &headers,
+            v.response_body().as_bytes(),
+        );
+        set_properties(&self.host, &v);
+        self.state = State::Decided(v);
     }
 }
 
@@ -355,6 +450,65 @@ fn settle(host: &dyn Host, v: Verdict) -> Verdict {
     v
 }
 
+/// The decision as filter state, for Envoy's access log (`envoy/scopegate.yaml.tmpl`).
+fn set_properties(host: &dyn Host, v: &Verdict) {
+    let ops: Vec<String> = v
+        .operations
+        .iter()
+        .map(|o| format!("{} {}", o.action, o.resource))
+        .collect();
+    let s = &v.subject;
+    for (name, value) in [
+        ("scopegate_decision", v.decision.as_str()),
+        ("scopegate_reason", v.reason.as_str()),
+        ("scopegate_key", s.key.as_deref().unwrap_or("-")),
+        ("scopegate_role", s.role.as_deref().unwrap_or("-")),
+        ("scopegate_service", s.service.as_deref().unwrap_or("-")),
+        ("scopegate_rule", v.rule.as_deref().unwrap_or("-")),
+        ("scopegate_operations", &ops.join(", ")),
+        (
+            "scopegate_enforced",
+            if v.enforced { "true" } else { "false" },
+        ),
+    ] {
+        host.set_property(name, value);
+    }
+}
+
+/// Counters per decided request (names listed in the README).
+fn count_decision(host: &dyn Host, v: &Verdict) {
+    host.count("scopegate_requests_total", 1);
+    host.count(&format!("scopegate_requests_{}", v.decision.as_str()), 1);
+    if let Some(service) = &v.subject.service {
+        let name: String = service
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        host.count(&format!("scopegate_service_{name}_requests"), 1);
+    }
+    if v.decision == Decision::Challenge {
+        host.count("scopegate_challenges", 1);
+    }
+    if let Some(a) = &v.approval {
+        host.count("scopegate_approvals_used", a.approvers.len() as u64);
+    }
+    if v.decision == Decision::OverBudget {
+        host.count("scopegate_budget_hits", 1);
+    }
+    if v.reason.starts_with("undecodable") {
+        host.count("scopegate_decode_failures", 1);
+    }
+    if !v.enforced {
+        host.count("scopegate_shadow_not_enforced", 1);
+    }
+}
+
 fn apply(host: &dyn Host, f: &Forward) {
     for name in &f.remove {
         host.remove_request_header(name);
@@ -379,6 +533,12 @@ mod tests {
         resp_headers: RefCell<Vec<(String, String)>>,
         resp_body: RefCell<Vec<u8>>,
         shared: RefCell<std::collections::HashMap<String, (Vec<u8>, u32)>>,
+        props: RefCell<std::collections::HashMap<String, String>>,
+        metrics: RefCell<std::collections::HashMap<String, u64>>,
+        calls: RefCell<Vec<(String, String)>>,
+        call_status: std::cell::Cell<Option<u16>>,
+        refuse_calls: bool,
+        resumed: std::cell::Cell<bool>,
     }
 
     impl Host for &Fake {
@@ -439,6 +599,36 @@ mod tests {
             m.insert(key.to_string(), (value.to_vec(), current + 1));
             true
         }
+        fn set_property(&self, name: &str, value: &str) {
+            self.props
+                .borrow_mut()
+                .insert(name.to_string(), value.to_string());
+        }
+        fn count(&self, metric: &str, n: u64) {
+            *self
+                .metrics
+                .borrow_mut()
+                .entry(metric.to_string())
+                .or_default() += n;
+        }
+        fn dispatch(&self, cluster: &str, _: &[(&str, &str)], body: &[u8], _: u64) -> Option<u32> {
+            if self.refuse_calls {
+                return None;
+            }
+            let mut c = self.calls.borrow_mut();
+            c.push((
+                cluster.to_string(),
+                String::from_utf8_lossy(body).into_owned(),
+            ));
+            Some(c.len() as u32)
+        }
+        fn call_status(&self) -> Option<u16> {
+            self.call_status.get()
+        }
+        fn resume_request(&self) {
+            self.resumed.set(true);
+        }
+        fn tick_every(&self, _: u64) {}
         fn response_status(&self) -> Option<u16> {
             self.sent.borrow().as_ref().map(|s| s.0).or(Some(200))
         }
@@ -752,5 +942,176 @@ mod tests {
             "{body}"
         );
         assert_eq!(audit_line(&f)["decision"], "over_budget");
+    }
+
+    fn with_bundle(mut f: Fake, edit: impl Fn(&mut serde_json::Value)) -> Fake {
+        let mut b: serde_json::Value = serde_json::from_str(&f.config).unwrap();
+        edit(&mut b);
+        f.config = b.to_string();
+        f
+    }
+
+    fn sink_of(f: &Fake) -> Option<Rc<RefCell<Sink>>> {
+        let engine = configure(&f)?;
+        engine
+            .policy()
+            .audit_sink
+            .clone()
+            .map(|cfg| Rc::new(RefCell::new(Sink::new(cfg))))
+    }
+
+    #[test]
+    fn shadow_mode_records_the_refusal_and_forwards() {
+        let f = with_bundle(
+            fake("DELETE", "/rest/reservations?id=eq.1", "reader-key", b""),
+            |b| {
+                b["mode"] = "shadow".into();
+            },
+        );
+        let mut s = stream(&f);
+        assert_eq!(
+            s.on_request_headers(true),
+            Flow::Continue,
+            "shadow forwards"
+        );
+        assert!(f.sent.borrow().is_none());
+        assert_eq!(
+            header(&f, "authorization").unwrap(),
+            "Bearer upstream-secret"
+        );
+        s.on_log();
+        let rec = audit_line(&f);
+        assert_eq!(
+            (rec["decision"].as_str(), rec["enforced"].as_bool()),
+            (Some("deny"), Some(false))
+        );
+        assert_eq!(f.props.borrow()["scopegate_enforced"], "false");
+        assert_eq!(f.metrics.borrow()["scopegate_shadow_not_enforced"], 1);
+        // Per role: only the shadowed role's refusals pass.
+        let f = with_bundle(
+            fake("DELETE", "/rest/reservations?id=eq.1", "reader-key", b""),
+            |b| {
+                b["roles"][1]["mode"] = "shadow".into();
+            },
+        );
+        let mut s = stream(&f);
+        assert_eq!(
+            s.on_request_headers(true),
+            Flow::Pause,
+            "the reader role enforces"
+        );
+    }
+
+    #[test]
+    fn metrics_and_access_log_properties() {
+        let f = fake("DELETE", "/rest/reservations?id=eq.1", "reader-key", b"");
+        let mut s = stream(&f);
+        s.on_request_headers(true);
+        s.on_log();
+        let m = f.metrics.borrow();
+        assert_eq!(
+            (m["scopegate_requests_total"], m["scopegate_requests_deny"]),
+            (1, 1)
+        );
+        assert_eq!(m["scopegate_service_rentals_requests"], 1);
+        let p = f.props.borrow();
+        assert_eq!(p["scopegate_decision"], "deny");
+        assert_eq!(p["scopegate_key"], "reader-1");
+        assert_eq!(p["scopegate_operations"], "delete reservations");
+    }
+
+    fn sink_bundle(mode: &str) -> impl Fn(&mut serde_json::Value) + '_ {
+        move |b: &mut serde_json::Value| {
+            b["audit"] =
+                serde_json::json!({"mode": mode, "sink": {"cluster": "collector", "batch": 2}});
+        }
+    }
+
+    #[test]
+    fn best_effort_sink_batches_and_counts_what_is_lost() {
+        let f = with_bundle(
+            fake("GET", "/rest/reservations", "reader-key", b""),
+            sink_bundle("best_effort"),
+        );
+        let sink = sink_of(&f).unwrap();
+        let original = f.headers.borrow().clone();
+        for _ in 0..3 {
+            *f.headers.borrow_mut() = original.clone();
+            let mut s = stream(&f).with_sink(Some(sink.clone()));
+            assert_eq!(
+                s.on_request_headers(true),
+                Flow::Continue,
+                "{:?}",
+                f.sent.borrow()
+            );
+            s.on_log();
+        }
+        assert_eq!(sink.borrow().queued(), 3);
+        sink.borrow_mut().flush(&&f);
+        let calls = f.calls.borrow().clone();
+        assert_eq!(calls.len(), 2, "batches of 2");
+        assert_eq!(calls[0].1.lines().count(), 2);
+        f.call_status.set(Some(200));
+        sink.borrow_mut().answered(&&f, 1);
+        f.call_status.set(Some(500));
+        sink.borrow_mut().answered(&&f, 2);
+        let m = f.metrics.borrow();
+        assert_eq!(
+            (
+                m["scopegate_audit_records_sent"],
+                m["scopegate_audit_records_dropped"]
+            ),
+            (2, 1)
+        );
+    }
+
+    #[test]
+    fn required_audit_forwards_only_what_the_collector_took() {
+        let f = with_bundle(
+            fake("GET", "/rest/reservations", "reader-key", b""),
+            sink_bundle("required"),
+        );
+        let sink = sink_of(&f).unwrap();
+        let mut s = stream(&f).with_sink(Some(sink.clone()));
+        assert_eq!(
+            s.on_request_headers(true),
+            Flow::Pause,
+            "held until the record is taken"
+        );
+        assert!(
+            header(&f, "x-scopegate-key").is_none(),
+            "nothing applied yet"
+        );
+        f.call_status.set(Some(204));
+        s.on_audit_answer(1);
+        assert!(f.resumed.get());
+        assert_eq!(header(&f, "x-scopegate-key").unwrap(), "reader-1");
+        s.on_log();
+        assert_eq!(sink.borrow().queued(), 0, "not sent twice");
+
+        // The collector fails: 503, not forwarded.
+        let f = with_bundle(
+            fake("GET", "/rest/reservations", "reader-key", b""),
+            sink_bundle("required"),
+        );
+        let mut s = stream(&f).with_sink(sink_of(&f));
+        s.on_request_headers(true);
+        f.call_status.set(Some(500));
+        s.on_audit_answer(1);
+        assert!(!f.resumed.get());
+        let (status, body) = f.sent.borrow().clone().unwrap();
+        assert_eq!(status, 503);
+        assert!(body.contains("audit is required"), "{body}");
+        assert_eq!(f.metrics.borrow()["scopegate_audit_records_dropped"], 1);
+
+        // The call cannot even be made: 503 at once.
+        let mut f = with_bundle(
+            fake("GET", "/rest/reservations", "reader-key", b""),
+            sink_bundle("required"),
+        );
+        f.refuse_calls = true;
+        let mut s = stream(&f).with_sink(sink_of(&f));
+        assert_eq!(s.on_request_headers(true), Flow::Pause);
+        assert_eq!(f.sent.borrow().as_ref().unwrap().0, 503);
     }
 }
