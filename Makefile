@@ -53,9 +53,12 @@ lint: toolchain
 unit:
 	cargo test --workspace
 
-## Every bundle in policies/ must pass the filter's own configure-time checks.
+## Every bundle in policies/ must pass the filter's own configure-time checks and its
+## policy tests; the committed JSON Schema must be the engine's.
 policies: cli
-	@for b in policies/*.json; do $(CLI) lint "$$b"; done
+	@$(CLI) schema | diff -u schema/bundle-v1.schema.json - || { echo "schema/bundle-v1.schema.json is stale: run $(CLI) schema > schema/bundle-v1.schema.json"; exit 1; }
+	@for b in policies/*.json; do $(CLI) lint --deny-warnings "$$b"; done
+	@for b in policies/*.json; do $(CLI) test "$$b" "$${b%.json}.tests.jsonl" --keys "$${b%.json}.keys"; done
 
 e2e: wasm cli venv mcp-venvs
 	$(PY) -m pytest -c tests/pytest.ini tests/e2e

@@ -38,7 +38,10 @@ enum Command {
         command: KeyCommand,
     },
     /// Check a bundle exactly as the filter's configure step does (upstream secrets
-    /// are not read). Prints every problem with its JSON path; exit 1 if any.
+    /// and the approval key are not read). Prints every problem with its JSON path; exit
+    /// 1 if any. Then warnings a reviewer needs: effectively-root keys, grants guards
+    /// take away, unused roles and services, keys without expiry, wildcard resources
+    /// on destructive actions.
     Lint {
         /// Bundle JSON file.
         bundle: PathBuf,
@@ -46,6 +49,9 @@ enum Command {
         /// (`.json`) or SDL (any other extension). Repeatable.
         #[arg(long = "schema", value_name = "SERVICE=FILE")]
         schemas: Vec<String>,
+        /// Exit 1 when there are warnings (CI).
+        #[arg(long)]
+        deny_warnings: bool,
     },
     /// Decide one raw HTTP/1.1 request (request line, headers, blank line, body) the
     /// way the filter would, and print the decision as JSON.
@@ -100,6 +106,50 @@ enum Command {
         #[arg(long)]
         now: Option<String>,
     },
+    /// Policy tests: run request cases through the engine and compare decisions. CASES is
+    /// a JSON Lines file (`{"name", "as", "method", "path", "headers", "body", "expect",
+    /// "reason"}`) or a folder of `.http` files (raw requests after `# expect: deny`,
+    /// `# as: KEY-NAME`, `# reason: text` lines). Prints a table and `N passed, M failed`;
+    /// exit 1 when any case fails.
+    Test {
+        /// Bundle JSON file.
+        bundle: PathBuf,
+        /// Cases: a .jsonl file or a folder of .http files.
+        cases: PathBuf,
+        /// `name=key` lines (as in policies/*.keys): the keys cases name with `as`.
+        #[arg(long)]
+        keys: Option<PathBuf>,
+        /// Evaluation time (RFC 3339); default: now.
+        #[arg(long)]
+        now: Option<String>,
+    },
+    /// What each key can actually do: its role, environments, expiry, and per service
+    /// every grant it holds, what guards take away, and a blast-radius line per
+    /// destructive action. With a GraphQL schema (`--schema`) or a table list
+    /// (`--tables SERVICE=FILE`, one name per line) patterns are expanded into the
+    /// concrete fields/tables they reach, each run through the filter's own evaluation.
+    Explain {
+        /// Bundle JSON file.
+        bundle: PathBuf,
+        /// Only this key.
+        #[arg(long)]
+        key: Option<String>,
+        /// Only the keys of this role (or the role itself if it has none).
+        #[arg(long)]
+        role: Option<String>,
+        /// table, json or markdown.
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// Attach a GraphQL schema to a service (as for `lint`). Repeatable.
+        #[arg(long = "schema", value_name = "SERVICE=FILE")]
+        schemas: Vec<String>,
+        /// The tables (resource names) of a service, one per line. Repeatable.
+        #[arg(long = "tables", value_name = "SERVICE=FILE")]
+        tables: Vec<String>,
+    },
+    /// Print the JSON Schema of bundle v1, generated from the engine's own types (the
+    /// committed copy is schema/bundle-v1.schema.json; `make policies` checks it is current).
+    Schema,
     /// Show the operations the SQL decoder finds in SQL read from stdin, as one JSON
     /// object: {"ok", "operations", "error"}.
     Sql {
@@ -150,7 +200,11 @@ fn main() -> ExitCode {
                     expires,
                 },
         } => key_new(&id, &role, &environments, expires.as_deref()),
-        Command::Lint { bundle, schemas } => lint(&bundle, &schemas),
+        Command::Lint {
+            bundle,
+            schemas,
+            deny_warnings,
+        } => lint(&bundle, &schemas, deny_warnings),
         Command::Eval {
             bundle,
             request,
@@ -179,6 +233,28 @@ fn main() -> ExitCode {
             yes,
             now,
         }),
+        Command::Schema => schema(),
+        Command::Explain {
+            bundle,
+            key,
+            role,
+            format,
+            schemas,
+            tables,
+        } => explain(
+            &bundle,
+            key.as_deref(),
+            role.as_deref(),
+            &format,
+            &schemas,
+            &tables,
+        ),
+        Command::Test {
+            bundle,
+            cases,
+            keys,
+            now,
+        } => policy_test(&bundle, &cases, keys.as_deref(), now.as_deref()),
         Command::Sql {
             dialect,
             default_schema,
@@ -237,6 +313,14 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
 
 /// Compiles a bundle as the filter would, with GraphQL schemas attached from files.
 fn load(bundle: &Path, schemas: &[String]) -> Result<policy::Policy, String> {
+    load_both(bundle, schemas).map(|(_, p)| p)
+}
+
+/// The parsed bundle and its compiled policy.
+fn load_both(
+    bundle: &Path,
+    schemas: &[String],
+) -> Result<(scopegate_engine::bundle::Bundle, policy::Policy), String> {
     let json = read(bundle)?;
     let mut b =
         scopegate_engine::bundle::parse(&json).map_err(|e| format!("{}: {e}", bundle.display()))?;
@@ -265,12 +349,33 @@ fn load(bundle: &Path, schemas: &[String]) -> Result<policy::Policy, String> {
         };
         svc.graphql.get_or_insert_with(Default::default).schema = Some(schema);
     }
-    policy::compile(&b, &Secrets::Unchecked).map_err(|e| format!("{}: {e}", bundle.display()))
+    let p = policy::compile(&b, &Secrets::Unchecked)
+        .map_err(|e| format!("{}: {e}", bundle.display()))?;
+    Ok((b, p))
 }
 
-fn lint(bundle: &Path, schemas: &[String]) -> Result<(), String> {
-    let p = load(bundle, schemas)?;
-    println!("{}: ok: {}", bundle.display(), p.summary());
+fn lint(bundle: &Path, schemas: &[String], deny_warnings: bool) -> Result<(), String> {
+    let (b, p) = load_both(bundle, schemas)?;
+    let warnings = scopegate_engine::lint::warnings(&b);
+    for w in &warnings {
+        println!("{}: warning: {w}", bundle.display());
+    }
+    if deny_warnings && !warnings.is_empty() {
+        return Err(format!(
+            "{}: {} warning(s) and --deny-warnings",
+            bundle.display(),
+            warnings.len()
+        ));
+    }
+    println!(
+        "{}: ok: {}{}",
+        bundle.display(),
+        p.summary(),
+        match warnings.len() {
+            0 => String::new(),
+            n => format!(" ({n} warning(s))"),
+        }
+    );
     Ok(())
 }
 
@@ -381,6 +486,243 @@ fn eval(
     println!(
         "{}",
         serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+/// One policy test case.
+#[derive(Debug)]
+struct Case {
+    name: String,
+    headers: HeaderList,
+    body: Vec<u8>,
+    expect: String,
+    reason: Option<String>,
+}
+
+fn key_file(path: Option<&Path>) -> Result<Vec<(String, String)>, String> {
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    let text =
+        String::from_utf8(read(path)?).map_err(|_| format!("{}: not UTF-8", path.display()))?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(n, k)| (n.trim().to_string(), k.trim().to_string()))
+        .collect())
+}
+
+fn credential(keys: &[(String, String)], name: &str) -> Result<(String, Vec<u8>), String> {
+    let key = keys
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, k)| k.clone())
+        .ok_or_else(|| format!("no key named `{name}` (give --keys)"))?;
+    Ok(("authorization".into(), format!("Bearer {key}").into_bytes()))
+}
+
+fn load_cases(path: &Path, keys: &[(String, String)]) -> Result<Vec<Case>, String> {
+    let mut cases = Vec::new();
+    if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "http"))
+            .collect();
+        files.sort();
+        for f in files {
+            let raw = read(&f)?;
+            let text = String::from_utf8_lossy(&raw);
+            let (mut expect, mut who, mut reason, mut skip) = (None, None, None, 0);
+            for line in text.lines() {
+                let Some(meta) = line.strip_prefix('#') else {
+                    break;
+                };
+                skip += line.len() + 1;
+                let (k, v) = meta.split_once(':').unwrap_or((meta, ""));
+                match k.trim() {
+                    "expect" => expect = Some(v.trim().to_string()),
+                    "as" => who = Some(v.trim().to_string()),
+                    "reason" => reason = Some(v.trim().to_string()),
+                    _ => {}
+                }
+            }
+            let (mut headers, body) = parse_raw_request(raw.get(skip..).unwrap_or_default())?;
+            if let Some(w) = who {
+                headers.push(credential(keys, &w)?);
+            }
+            cases.push(Case {
+                name: f
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                headers,
+                body,
+                expect: expect.ok_or_else(|| format!("{}: no `# expect:` line", f.display()))?,
+                reason,
+            });
+        }
+        return Ok(cases);
+    }
+    let text =
+        String::from_utf8(read(path)?).map_err(|_| format!("{}: not UTF-8", path.display()))?;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() || line.trim_start().starts_with("//") {
+            continue;
+        }
+        let at = format!("{}:{}", path.display(), i + 1);
+        let c: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("{at}: {e}"))?;
+        let field = |k: &str| c.get(k).and_then(|v| v.as_str());
+        let mut headers = vec![
+            (
+                ":method".to_string(),
+                field("method").unwrap_or("GET").as_bytes().to_vec(),
+            ),
+            (
+                ":path".to_string(),
+                field("path")
+                    .ok_or(format!("{at}: no `path`"))?
+                    .as_bytes()
+                    .to_vec(),
+            ),
+            (
+                ":authority".to_string(),
+                field("authority")
+                    .unwrap_or("gateway.test")
+                    .as_bytes()
+                    .to_vec(),
+            ),
+        ];
+        if let Some(w) = field("as") {
+            headers.push(credential(keys, w)?);
+        }
+        for (n, v) in c
+            .get("headers")
+            .and_then(|h| h.as_object())
+            .into_iter()
+            .flatten()
+        {
+            headers.push((
+                n.to_ascii_lowercase(),
+                v.as_str().unwrap_or_default().as_bytes().to_vec(),
+            ));
+        }
+        let body = match c.get("body") {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(serde_json::Value::String(s)) => s.clone().into_bytes(),
+            Some(v) => v.to_string().into_bytes(),
+        };
+        if !body.is_empty() && !headers.iter().any(|(n, _)| n == "content-type") {
+            headers.push(("content-type".into(), b"application/json".to_vec()));
+        }
+        cases.push(Case {
+            name: field("name").unwrap_or(&at).to_string(),
+            headers,
+            body,
+            expect: field("expect")
+                .ok_or(format!("{at}: no `expect`"))?
+                .to_string(),
+            reason: field("reason").map(str::to_string),
+        });
+    }
+    Ok(cases)
+}
+
+fn policy_test(
+    bundle: &Path,
+    cases: &Path,
+    keys: Option<&Path>,
+    now: Option<&str>,
+) -> Result<(), String> {
+    let engine = Engine::new(load(bundle, &[])?);
+    let keys = key_file(keys)?;
+    let cases = load_cases(cases, &keys)?;
+    let now_ms = now_or(now)?;
+    let (mut passed, mut failed) = (0, 0);
+    let width = cases
+        .iter()
+        .map(|c| c.name.len())
+        .max()
+        .unwrap_or(4)
+        .min(60);
+    for c in cases {
+        let v = engine.decide(c.headers, &c.body, now_ms);
+        let ok = v.decision.as_str() == c.expect
+            && c.reason
+                .as_ref()
+                .is_none_or(|r| v.reason.contains(r.as_str()));
+        if ok {
+            passed += 1;
+        } else {
+            failed += 1;
+        }
+        println!(
+            "{} {:width$}  expect {:<15} got {:<15} {}",
+            if ok { "PASS" } else { "FAIL" },
+            c.name,
+            c.expect,
+            v.decision.as_str(),
+            if ok { String::new() } else { v.reason.clone() },
+        );
+    }
+    println!("{}: {passed} passed, {failed} failed", bundle.display());
+    if failed > 0 {
+        return Err(format!("{failed} policy test(s) failed"));
+    }
+    Ok(())
+}
+
+fn explain(
+    bundle: &Path,
+    key: Option<&str>,
+    role: Option<&str>,
+    format: &str,
+    schemas: &[String],
+    tables: &[String],
+) -> Result<(), String> {
+    use scopegate_engine::explain as x;
+    let (b, p) = load_both(bundle, schemas)?;
+    let mut lists = std::collections::HashMap::new();
+    for spec in tables {
+        let (service, file) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("--tables `{spec}`: expected SERVICE=FILE"))?;
+        let text =
+            String::from_utf8(read(Path::new(file))?).map_err(|_| format!("{file}: not UTF-8"))?;
+        let names: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_string)
+            .collect();
+        lists.insert(service.to_string(), names);
+    }
+    let universe = x::universe(&p, &lists);
+    let reports = x::explain(&b, &p, &universe, key, role)?;
+    match format {
+        "table" => print!("{}", x::render_table(&reports)),
+        "markdown" => print!("{}", x::render_markdown(&reports)),
+        "json" => println!(
+            "{}",
+            serde_json::to_string_pretty(&reports).map_err(|e| e.to_string())?
+        ),
+        f => return Err(format!("--format `{f}`: table, json or markdown")),
+    }
+    Ok(())
+}
+
+fn schema() -> Result<(), String> {
+    let mut schema = schemars::schema_for!(scopegate_engine::bundle::Bundle);
+    schema.insert(
+        "$id".into(),
+        json!("https://scopegate.dev/schema/bundle-v1.schema.json"),
+    );
+    schema.insert("title".into(), json!("scopegate policy bundle v1"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&schema).map_err(|e| e.to_string())?
     );
     Ok(())
 }
@@ -598,5 +940,35 @@ mod tests {
         assert_eq!(h[2].1, b"gw.test:8080");
         assert!(parse_raw_request(b"GET /x\r\n\r\n").is_err());
         assert!(parse_raw_request(b"GET /x HTTP/1.1\r\nbroken\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn http_case_folders() {
+        let dir = std::env::temp_dir().join(format!("scopegate-cases-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("01-delete.http"),
+            "# expect: deny\n# as: reader\n# reason: not covered\nDELETE /rest/x?id=eq.1 HTTP/1.1\nHost: gw\n\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("notes.txt"), "ignored").unwrap();
+        let keys = vec![("reader".to_string(), "sgk_r".to_string())];
+        let cases = load_cases(&dir, &keys).unwrap();
+        assert_eq!(cases.len(), 1);
+        let c = &cases[0];
+        assert_eq!(
+            (c.name.as_str(), c.expect.as_str(), c.reason.as_deref()),
+            ("01-delete", "deny", Some("not covered"))
+        );
+        assert!(c
+            .headers
+            .iter()
+            .any(|(n, v)| n == "authorization" && v == b"Bearer sgk_r"));
+        assert_eq!(c.headers[0].1, b"DELETE");
+        std::fs::write(dir.join("02-bad.http"), "GET / HTTP/1.1\n\n").unwrap();
+        assert!(load_cases(&dir, &keys)
+            .unwrap_err()
+            .contains("no `# expect:`"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Bundle {
     /// Editor hint (`scopegate schema`); ignored by the engine.
@@ -38,6 +39,7 @@ pub struct Bundle {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     Enforce,
@@ -46,6 +48,7 @@ pub enum Mode {
 
 /// The HTTP audit sink: records batched as JSON Lines and POSTed to an Envoy cluster.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     /// `best_effort` (default): records are queued and sent on a tick; any dropped or
@@ -57,6 +60,7 @@ pub struct AuditConfig {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AuditMode {
     BestEffort,
@@ -64,6 +68,7 @@ pub enum AuditMode {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AuditSink {
     /// Envoy cluster of the collector.
@@ -89,6 +94,7 @@ pub struct AuditSink {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Rest,
@@ -109,6 +115,7 @@ impl Protocol {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Service {
     pub name: String,
@@ -136,6 +143,7 @@ pub struct Service {
 
 /// Record ids → environments. An id the map does not know is in `production`.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RecordEnvironments {
     /// Record keys that carry the ids (`volumeId`, `id`); default: every record key.
@@ -150,6 +158,7 @@ pub struct RecordEnvironments {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Match {
     #[serde(default)]
@@ -161,6 +170,7 @@ pub struct Match {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamAuth {
     pub header: String,
@@ -170,6 +180,7 @@ pub struct UpstreamAuth {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Largest request body the filter buffers and inspects (default 1 MiB); larger is 413.
@@ -178,6 +189,7 @@ pub struct Limits {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RestStyle {
     Dreamfactory,
@@ -186,6 +198,7 @@ pub enum RestStyle {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RestConfig {
     pub style: RestStyle,
@@ -204,6 +217,7 @@ pub struct RestConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     pub methods: Vec<String>,
@@ -220,6 +234,7 @@ pub struct Route {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum SqlDialectName {
     Postgres,
@@ -229,6 +244,7 @@ pub enum SqlDialectName {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SqlConfig {
     pub dialect: SqlDialectName,
@@ -251,6 +267,7 @@ pub struct SqlConfig {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SqlSource {
     #[serde(default)]
@@ -262,12 +279,14 @@ pub struct SqlSource {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SqlParams {
     pub json_pointer: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GraphqlConfig {
     /// Mutation name (or `*` pattern) -> action. Exact names win over patterns;
@@ -300,6 +319,7 @@ pub struct GraphqlConfig {
 
 /// An MCP service (Streamable HTTP, both wire generations).
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct McpConfig {
     /// Tool name (or `*` pattern) -> an action (`"delete"`), or
@@ -324,6 +344,7 @@ pub struct McpConfig {
 /// A GraphQL schema, inline: SDL text or an introspection result (`{"data": {"__schema": …}}`
 /// or `{"__schema": …}`). The CLI can attach one from a file (`--schema SERVICE=FILE`).
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GraphqlSchema {
     #[serde(default)]
@@ -333,6 +354,7 @@ pub struct GraphqlSchema {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Role {
     pub name: String,
@@ -348,6 +370,7 @@ pub struct Role {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Friction {
     None,
@@ -368,6 +391,7 @@ impl Friction {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Grant {
     pub service: String,
@@ -388,6 +412,7 @@ pub struct Grant {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Key {
     pub id: String,
@@ -407,6 +432,7 @@ pub struct Key {
 /// At most `destructive` destructive operations per `per` window ("30m", "1h", "1d"),
 /// counted per key across the gateway's workers.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Budget {
     pub destructive: u32,
@@ -414,6 +440,7 @@ pub struct Budget {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Guard {
     pub services: Vec<String>,
@@ -433,6 +460,7 @@ pub struct Guard {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PublicRoute {
     pub service: String,

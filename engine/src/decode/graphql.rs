@@ -68,6 +68,20 @@ pub struct RootFields {
 }
 
 impl RootFields {
+    /// Query, mutation and subscription field names, sorted.
+    pub fn names(&self) -> [Vec<String>; 3] {
+        let sorted = |s: &HashSet<String>| {
+            let mut v: Vec<String> = s.iter().cloned().collect();
+            v.sort();
+            v
+        };
+        [
+            sorted(&self.query),
+            sorted(&self.mutation),
+            sorted(&self.subscription),
+        ]
+    }
+
     fn of(&self, kind: OpKind) -> &HashSet<String> {
         match kind {
             OpKind::Query => &self.query,
@@ -718,6 +732,11 @@ impl GraphqlDecoder {
         Ok(Operation::new(service, action, name)
             .with_records(records)
             .with_detail(detail))
+    }
+
+    /// The service's schema, when one was given.
+    pub fn root_fields(&self) -> Option<&RootFields> {
+        self.schema.as_ref()
     }
 
     /// The action of a mutation: the bundle's exact names, then its patterns in order,

@@ -1,0 +1,517 @@
+//! `scopegate explain`: what authority each key really carries — not what it was created
+//! for. Built from the bundle and the compiled policy; where the concrete names a service
+//! has are known (a GraphQL schema, a table list), every (name, action) is run through the
+//! filter's own `evaluate`, so guards and friction are applied exactly as in Envoy.
+
+use crate::bundle::{Bundle, Friction};
+use crate::decode::graphql::GraphqlDecoder;
+use crate::evaluate::{evaluate, Evaluation};
+use crate::operation::{Action, ActionSet, Operation};
+use crate::policy::{Decoder, Policy, Role};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+#[derive(Debug, Serialize)]
+pub struct KeyReport {
+    pub key: String,
+    pub role: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub environments: Vec<String>,
+    pub expires: Option<String>,
+    pub services: Vec<ServiceReport>,
+    pub blast_radius: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServiceReport {
+    pub service: String,
+    pub protocol: String,
+    pub grants: Vec<GrantReport>,
+    /// Guards that apply on this service: what they take away or gate.
+    pub guards: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reach: Option<Reach>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GrantReport {
+    pub rule: String,
+    pub actions: Vec<String>,
+    pub resources: Vec<String>,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records: Option<BTreeMap<String, Vec<Value>>>,
+    pub friction: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environments: Option<Vec<String>>,
+}
+
+/// Concrete names a service has, run through `evaluate`.
+#[derive(Debug, Serialize)]
+pub struct Reach {
+    /// What the names are (`GraphQL schema: 120 queries, 230 mutations`).
+    pub universe: String,
+    /// (action, friction) → names the role reaches that way.
+    pub reached: Vec<ReachLine>,
+    /// Names a grant covers but a guard (or a deny grant) takes away.
+    pub denied: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReachLine {
+    pub action: String,
+    pub friction: String,
+    pub names: Vec<String>,
+}
+
+/// Names to expand patterns into, per service: (name, actions to try).
+pub type Universe = HashMap<String, (String, Vec<(String, Action)>)>;
+
+/// Candidate (name, action) pairs a service offers: its GraphQL schema's root fields, or
+/// the tables given for it.
+pub fn universe(policy: &Policy, tables: &HashMap<String, Vec<String>>) -> Universe {
+    let mut out = Universe::new();
+    for s in &policy.services {
+        if let Decoder::Graphql(d) = &s.decoder {
+            if let Some(u) = graphql_universe(d) {
+                out.insert(s.name.clone(), u);
+            }
+        }
+        if let Some(names) = tables.get(&s.name) {
+            let pairs = names
+                .iter()
+                .flat_map(|n| {
+                    [
+                        Action::Read,
+                        Action::Create,
+                        Action::Update,
+                        Action::Delete,
+                        Action::Drop,
+                        Action::Alter,
+                    ]
+                    .map(|a| (n.clone(), a))
+                })
+                .collect();
+            out.insert(
+                s.name.clone(),
+                (format!("{} tables given", names.len()), pairs),
+            );
+        }
+    }
+    out
+}
+
+fn graphql_universe(d: &GraphqlDecoder) -> Option<(String, Vec<(String, Action)>)> {
+    let [queries, mutations, subscriptions] = d.root_fields()?.names();
+    let label = format!(
+        "GraphQL schema: {} queries, {} mutations, {} subscriptions",
+        queries.len(),
+        mutations.len(),
+        subscriptions.len()
+    );
+    let mut pairs: Vec<(String, Action)> = queries
+        .into_iter()
+        .chain(subscriptions)
+        .map(|q| (q, Action::Read))
+        .collect();
+    pairs.extend(mutations.into_iter().map(|m| {
+        let a = d.mutation_action(&m);
+        (m, a)
+    }));
+    Some((label, pairs))
+}
+
+fn actions_words(words: &[String]) -> Vec<String> {
+    let mut set = ActionSet::default();
+    for w in words {
+        set.add_word(w);
+    }
+    set.actions().map(|a| a.as_str().to_string()).collect()
+}
+
+fn friction_word(f: Friction) -> &'static str {
+    match f {
+        Friction::None => "no friction",
+        Friction::Confirm => "with confirmation",
+        Friction::Approval => "with approval",
+        Friction::Deny => "denied",
+    }
+}
+
+/// (key id, role, description, environments, expiry) of a key to report.
+type Subject<'a> = (String, &'a str, Option<String>, Vec<String>, Option<String>);
+
+/// Reports for the bundle's keys (optionally one key, or the keys of one role; a role
+/// without keys is reported as `(role)`).
+pub fn explain(
+    b: &Bundle,
+    policy: &Policy,
+    universe: &Universe,
+    key: Option<&str>,
+    role: Option<&str>,
+) -> Result<Vec<KeyReport>, String> {
+    let mut subjects: Vec<Subject> = b
+        .keys
+        .iter()
+        .filter(|k| key.is_none_or(|id| k.id == id) && role.is_none_or(|r| k.role == r))
+        .map(|k| {
+            (
+                k.id.clone(),
+                k.role.as_str(),
+                k.description.clone(),
+                k.environments.clone().unwrap_or_else(|| vec!["any".into()]),
+                k.expires.clone(),
+            )
+        })
+        .collect();
+    if subjects.is_empty() {
+        match (key, role) {
+            (Some(k), _) => return Err(format!("no key `{k}` in the bundle")),
+            (None, Some(r)) if b.roles.iter().any(|x| x.name == r) => {
+                subjects.push((format!("({r})"), r, None, vec!["any".into()], None));
+            }
+            (None, Some(r)) => return Err(format!("no role `{r}` in the bundle")),
+            (None, None) => {}
+        }
+    }
+    let mut out = Vec::new();
+    for (id, role_name, description, environments, expires) in subjects {
+        let (Some(bundle_role), Some(role)) = (
+            b.roles.iter().find(|r| r.name == role_name),
+            policy.roles.iter().find(|r| r.name == role_name),
+        ) else {
+            continue;
+        };
+        let mut services = Vec::new();
+        for s in &b.services {
+            let grants: Vec<GrantReport> = bundle_role
+                .allow
+                .iter()
+                .enumerate()
+                .filter(|(_, g)| g.service == s.name)
+                .map(|(j, g)| GrantReport {
+                    rule: format!(
+                        "roles[{}].allow[{j}]",
+                        b.roles
+                            .iter()
+                            .position(|r| r.name == role_name)
+                            .unwrap_or(0)
+                    ),
+                    actions: actions_words(&g.actions),
+                    resources: g.resources.clone(),
+                    scope: if g.unbounded == Some(true) {
+                        "every row (unbounded)".into()
+                    } else {
+                        "some rows".into()
+                    },
+                    records: g.records.clone(),
+                    friction: friction_word(g.friction.unwrap_or(Friction::None)).into(),
+                    environments: g.environments.clone(),
+                })
+                .collect();
+            if grants.is_empty() {
+                continue;
+            }
+            let guards = b
+                .guards
+                .iter()
+                .enumerate()
+                .filter(|(_, g)| {
+                    g.services
+                        .iter()
+                        .any(|p| crate::glob::Glob::new(p).matches(&s.name))
+                })
+                .map(|(k, g)| {
+                    format!(
+                        "guards[{k}] {} {} on {}",
+                        match g.effect {
+                            Friction::Deny => "denies",
+                            Friction::Approval => "requires approval for",
+                            Friction::Confirm => "requires confirmation for",
+                            Friction::None => "notes",
+                        },
+                        g.actions
+                            .as_ref()
+                            .map_or("every action".to_string(), |a| a.join(", ")),
+                        g.resources
+                            .as_ref()
+                            .map_or("every resource".to_string(), |r| r.join(", "))
+                    )
+                })
+                .collect();
+            let reach = universe
+                .get(&s.name)
+                .map(|(label, pairs)| reach(policy, role, &s.name, label, pairs));
+            services.push(ServiceReport {
+                service: s.name.clone(),
+                protocol: s.protocol.as_str().to_string(),
+                grants,
+                guards,
+                reach,
+            });
+        }
+        let blast_radius = blast_radius(&services);
+        out.push(KeyReport {
+            key: id,
+            role: role_name.to_string(),
+            description,
+            environments,
+            expires,
+            services,
+            blast_radius,
+        });
+    }
+    Ok(out)
+}
+
+fn reach(
+    policy: &Policy,
+    role: &Role,
+    service: &str,
+    label: &str,
+    pairs: &[(String, Action)],
+) -> Reach {
+    let mut reached: BTreeMap<(usize, Friction), Vec<String>> = BTreeMap::new();
+    let mut denied = Vec::new();
+    for (name, action) in pairs {
+        let mut op = Operation::new(service, *action, name.clone());
+        op.environments = vec![policy.environment.clone()];
+        if let Evaluation::Covered { owed } = evaluate(policy, role, std::slice::from_ref(&op)) {
+            match owed.first().map(|o| o.friction) {
+                Some(Friction::Deny) => denied.push(format!("{} {name}", action.as_str())),
+                Some(f) => reached
+                    .entry((Action::ALL.iter().position(|a| a == action).unwrap_or(0), f))
+                    .or_default()
+                    .push(name.clone()),
+                None => {}
+            }
+        }
+    }
+    Reach {
+        universe: label.to_string(),
+        reached: reached
+            .into_iter()
+            .map(|((a, f), names)| ReachLine {
+                action: Action::ALL.get(a).map_or("?", |a| a.as_str()).to_string(),
+                friction: friction_word(f).to_string(),
+                names,
+            })
+            .collect(),
+        denied,
+    }
+}
+
+/// One line per destructive action: what the key can do with it, and how.
+fn blast_radius(services: &[ServiceReport]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for action in [
+        Action::Delete,
+        Action::Drop,
+        Action::Alter,
+        Action::Admin,
+        Action::Execute,
+    ] {
+        let a = action.as_str();
+        let mut parts = Vec::new();
+        for s in services {
+            match &s.reach {
+                Some(r) => {
+                    for line in r.reached.iter().filter(|l| l.action == a) {
+                        parts.push(format!(
+                            "{} on {} ({}: {})",
+                            line.names.len(),
+                            s.service,
+                            line.friction,
+                            abbreviate(&line.names)
+                        ));
+                    }
+                }
+                None => {
+                    for g in s
+                        .grants
+                        .iter()
+                        .filter(|g| g.actions.iter().any(|x| x == a) && g.friction != "denied")
+                    {
+                        let rows = if g.records.is_some() {
+                            " (listed records only)"
+                        } else if g.scope.starts_with("every") {
+                            " (every row)"
+                        } else {
+                            ""
+                        };
+                        parts.push(format!(
+                            "{} on {}{rows} ({})",
+                            g.resources.join(", "),
+                            s.service,
+                            g.friction
+                        ));
+                    }
+                }
+            }
+        }
+        lines.push(if parts.is_empty() {
+            format!("can {a} nothing")
+        } else {
+            format!("can {a}: {}", parts.join("; "))
+        });
+    }
+    lines
+}
+
+fn abbreviate(names: &[String]) -> String {
+    const SHOWN: usize = 8;
+    let mut s = names
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        let _ = write!(s, ", … (+{})", names.len() - SHOWN);
+    }
+    s
+}
+
+/// Plain-text rendering (`--format table`).
+pub fn render_table(reports: &[KeyReport]) -> String {
+    let mut o = String::new();
+    for r in reports {
+        let _ = writeln!(
+            o,
+            "key {}  role {}  environments {}  expires {}",
+            r.key,
+            r.role,
+            r.environments.join(", "),
+            r.expires.as_deref().unwrap_or("never")
+        );
+        if let Some(d) = &r.description {
+            let _ = writeln!(o, "  {d}");
+        }
+        for s in &r.services {
+            let _ = writeln!(o, "  service {} ({})", s.service, s.protocol);
+            for g in &s.grants {
+                let mut extra = Vec::new();
+                if let Some(rec) = &g.records {
+                    extra.push(format!(
+                        "records {}",
+                        serde_json::to_string(rec).unwrap_or_default()
+                    ));
+                }
+                if let Some(e) = &g.environments {
+                    extra.push(format!("environments {}", e.join(", ")));
+                }
+                let _ = writeln!(
+                    o,
+                    "    {:<20} {:<28} {:<40} {}, {}{}",
+                    g.rule,
+                    g.actions.join(", "),
+                    g.resources.join(", "),
+                    g.scope,
+                    g.friction,
+                    if extra.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {}", extra.join("; "))
+                    }
+                );
+            }
+            for gd in &s.guards {
+                let _ = writeln!(o, "    {gd}");
+            }
+            if let Some(reach) = &s.reach {
+                let _ = writeln!(o, "    reaches ({}):", reach.universe);
+                for l in &reach.reached {
+                    let _ = writeln!(
+                        o,
+                        "      {} {}: {} — {}",
+                        l.action,
+                        l.friction,
+                        l.names.len(),
+                        abbreviate(&l.names)
+                    );
+                }
+                if !reach.denied.is_empty() {
+                    let _ = writeln!(
+                        o,
+                        "      granted but denied (guards): {} — {}",
+                        reach.denied.len(),
+                        abbreviate(&reach.denied)
+                    );
+                }
+            }
+        }
+        let _ = writeln!(o, "  blast radius:");
+        for l in &r.blast_radius {
+            let _ = writeln!(o, "    {l}");
+        }
+        let _ = writeln!(o);
+    }
+    o
+}
+
+/// Markdown rendering (`--format markdown`), for reviews and wikis.
+pub fn render_markdown(reports: &[KeyReport]) -> String {
+    let mut o = String::new();
+    for r in reports {
+        let _ = writeln!(o, "### Key `{}` (role `{}`)\n", r.key, r.role);
+        if let Some(d) = &r.description {
+            let _ = writeln!(o, "{d}\n");
+        }
+        let _ = writeln!(
+            o,
+            "Environments: {}. Expires: {}.\n",
+            r.environments.join(", "),
+            r.expires.as_deref().unwrap_or("never")
+        );
+        for s in &r.services {
+            let _ = writeln!(o, "**{}** ({})\n", s.service, s.protocol);
+            let _ = writeln!(o, "| rule | actions | resources | scope | friction |\n| --- | --- | --- | --- | --- |");
+            for g in &s.grants {
+                let _ = writeln!(
+                    o,
+                    "| {} | {} | {} | {}{} | {} |",
+                    g.rule,
+                    g.actions.join(", "),
+                    g.resources
+                        .iter()
+                        .map(|x| format!("`{x}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    g.scope,
+                    g.records.as_ref().map_or(String::new(), |rec| format!(
+                        ", records {}",
+                        serde_json::to_string(rec).unwrap_or_default()
+                    )),
+                    g.friction
+                );
+            }
+            let _ = writeln!(o);
+            for gd in &s.guards {
+                let _ = writeln!(o, "- {gd}");
+            }
+            if let Some(reach) = &s.reach {
+                let _ = writeln!(o, "- reaches ({}):", reach.universe);
+                for l in &reach.reached {
+                    let _ = writeln!(
+                        o,
+                        "  - {} {}: {} — {}",
+                        l.action,
+                        l.friction,
+                        l.names.len(),
+                        abbreviate(&l.names)
+                    );
+                }
+            }
+            let _ = writeln!(o);
+        }
+        let _ = writeln!(o, "Blast radius:\n");
+        for l in &r.blast_radius {
+            let _ = writeln!(o, "- {l}");
+        }
+        let _ = writeln!(o);
+    }
+    o
+}
