@@ -10,7 +10,7 @@ TARGET := wasm32-wasip1
 WASM   := target/$(TARGET)/release/scopegate_filter.wasm
 CLI    := target/release/scopegate
 
-.PHONY: all build wasm cli toolchain venv mcp-venvs demo test lint unit e2e policies bench clean
+.PHONY: all build wasm cli toolchain venv mcp-venvs demo test lint unit e2e policies bench bench-wasm clean
 
 all: build
 
@@ -65,9 +65,16 @@ e2e: wasm cli venv mcp-venvs
 
 test: lint unit policies e2e
 
-## Native decision time per protocol (criterion). Side-by-side Envoy load runs: issue 9.
-bench:
+## The Wasm floors `make bench` compares with (bench/noop).
+bench-wasm: toolchain
+	cargo build --release --target $(TARGET) -p scopegate-bench-noop
+
+## Native decision time per protocol and bundle scale (criterion), then scopegate side by
+## side with bare Envoy, a no-op Wasm filter, native RBAC and a body-buffering Wasm filter
+## (wrk; BENCH_SECONDS, BENCH_ROUNDS); the table goes to bench/results.md.
+bench: wasm bench-wasm venv
 	cargo bench -p scopegate-engine --bench decide
+	$(PY) bench/run.py
 
 clean:
 	cargo clean

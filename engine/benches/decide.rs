@@ -203,5 +203,60 @@ fn bench(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, bench);
+/// A bundle with `keys` keys spread over `roles` roles (each with a few grants).
+fn scaled(keys: usize, roles: usize) -> String {
+    let roles_json: Vec<String> = (0..roles)
+        .map(|r| {
+            format!(
+                r#"{{"name": "r{r}", "allow": [
+                  {{"service": "rest", "resources": ["reservations", "t{r}_*"], "actions": ["read"]}},
+                  {{"service": "rest", "resources": ["vehicles"], "actions": ["read", "update"], "records": {{"tenant_id": ["acme"]}}}}]}}"#
+            )
+        })
+        .collect();
+    let keys_json: Vec<String> = (0..keys)
+        .map(|k| {
+            let key = if k == keys / 2 { KEY.to_string() } else { format!("sgk_scale_{k}") };
+            format!(
+                r#"{{"id": "k{k}", "sha256": "{}", "role": "r{}", "expires": "2030-01-01T00:00:00Z"}}"#,
+                hex(&sha256(key.as_bytes())),
+                k % roles
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"bundle": "scale", "version": 1, "environment": "production",
+        "services": [{{"name": "rest", "protocol": "rest", "match": {{"path_prefix": "/rest"}}, "rest": {{"style": "postgrest"}}}}],
+        "roles": [{}], "keys": [{}]}}"#,
+        roles_json.join(","),
+        keys_json.join(",")
+    )
+}
+
+/// Decision time against bundle size (it should not grow with keys: one hash lookup),
+/// and the configure-time compile of a 1 000-key bundle.
+fn scale(c: &mut Criterion) {
+    let mut g = c.benchmark_group("scale");
+    let h = headers(
+        "GET",
+        "/rest/reservations?select=id,customer&tenant_id=eq.acme",
+    );
+    for (keys, roles) in [(10, 10), (1_000, 10), (100_000, 10), (1_000, 1_000)] {
+        let json = scaled(keys, roles);
+        let e = Engine::from_json(json.as_bytes(), &Secrets::Unchecked).expect("scaled bundle");
+        let v = e.decide(h.clone(), b"", 0);
+        assert_eq!(v.decision.as_str(), "allow", "{}", v.reason);
+        g.bench_function(format!("rest_get_{keys}_keys_{roles}_roles"), |b| {
+            b.iter(|| e.decide(black_box(h.clone()), b"", 0))
+        });
+    }
+    let json = scaled(1_000, 10);
+    g.throughput(Throughput::Bytes(json.len() as u64));
+    g.bench_function("configure_1000_keys", |b| {
+        b.iter(|| Engine::from_json(black_box(json.as_bytes()), &Secrets::Unchecked))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, scale);
 criterion_main!(benches);

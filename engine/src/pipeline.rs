@@ -65,6 +65,8 @@ pub struct Pending {
     max_body_bytes: usize,
     forward: Forward,
     now_ms: i64,
+    /// The key's destructive budget, if any.
+    budget: Option<crate::policy::Budget>,
     /// Operations and the friction they owe, once decoded and evaluated: from the head
     /// alone (REST, then held only so a challenge can bind the body), or `None` while
     /// decoding waits for the body (SQL).
@@ -212,8 +214,11 @@ impl Engine {
         if matches!(service.decoder, Decoder::Mcp(_)) {
             subject.jsonrpc = Some(JsonRpc::default());
         }
+        // Removals only for headers the request has: each is a host call in the filter.
+        let mut forward = self.forward(service, Some(&caller));
+        forward.remove.retain(|h| head.has_header(h));
         let pending = Pending {
-            forward: self.forward(service, Some(&caller)),
+            forward,
             key_id: caller.key.id.clone(),
             role: caller.key.role,
             service: service_idx,
@@ -222,6 +227,7 @@ impl Engine {
             target,
             subject,
             now_ms,
+            budget: caller.key.budget,
             judged: None,
         };
         if service.decoder.needs_body() && body_follows {
@@ -366,7 +372,7 @@ impl Engine {
             .subject
             .key
             .as_deref()
-            .and_then(|k| self.policy.keys.iter().find(|x| x.id == k));
+            .and_then(|k| self.policy.key_by_id(k));
         let forward = match (service, key, role) {
             (Some(service), Some(key), Some(role)) => self.forward(
                 service,
@@ -419,7 +425,7 @@ impl Engine {
             enforced: true,
         };
         let allow = |v: Verdict, approval: Option<Approved>| {
-            let budget = self.budget_use(&p.key_id, &v.operations, p.now_ms);
+            let budget = budget_use(p.budget, &p.key_id, &v.operations, p.now_ms);
             Verdict {
                 list_filter: answer_is_filtered(&v.operations).then_some(ListFilter {
                     role: p.role,
@@ -560,21 +566,6 @@ impl Engine {
         Ok(approved)
     }
 
-    /// The destructive budget a forwarded request spends, if its key has one.
-    fn budget_use(&self, key_id: &str, ops: &[Operation], now_ms: i64) -> Option<BudgetUse> {
-        let key = self.policy.keys.iter().find(|k| k.id == key_id)?;
-        let budget = key.budget?;
-        let cost = ops.iter().filter(|o| o.is_destructive()).count();
-        (cost > 0).then(|| BudgetUse {
-            key: key.id.clone(),
-            limit: budget.limit,
-            window_ms: budget.window_ms,
-            per: human_window(budget.window_ms),
-            cost: u32::try_from(cost).unwrap_or(u32::MAX),
-            now_ms,
-        })
-    }
-
     /// Finds the caller's key. Every presented credential header counts; two different
     /// credentials, or one header sent twice, are refused rather than picked from.
     fn authenticate(&self, head: &RequestHead, now_ms: i64) -> Result<Caller<'_>, Refusal> {
@@ -680,6 +671,25 @@ impl Engine {
         }
         f
     }
+}
+
+/// The destructive budget a forwarded request spends, if its key has one.
+fn budget_use(
+    budget: Option<crate::policy::Budget>,
+    key_id: &str,
+    ops: &[Operation],
+    now_ms: i64,
+) -> Option<BudgetUse> {
+    let budget = budget?;
+    let cost = ops.iter().filter(|o| o.is_destructive()).count();
+    (cost > 0).then(|| BudgetUse {
+        key: key_id.to_string(),
+        limit: budget.limit,
+        window_ms: budget.window_ms,
+        per: human_window(budget.window_ms),
+        cost: u32::try_from(cost).unwrap_or(u32::MAX),
+        now_ms,
+    })
 }
 
 fn digest_of(key_id: &str, head: &RequestHead, target: &Target, body: &[u8]) -> String {

@@ -30,6 +30,8 @@ pub struct Policy {
     pub keys: Vec<Key>,
     /// SHA-256 of a key -> index in `keys`.
     key_index: HashMap<[u8; 32], usize>,
+    /// Key id -> index in `keys`.
+    key_ids: HashMap<String, usize>,
     pub guards: Vec<Guard>,
     pub public: Vec<Public>,
     /// Set when a rule uses approval and the VM environment holds the key.
@@ -992,6 +994,11 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
         credential_headers,
         services,
         roles,
+        key_ids: keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.id.clone(), i))
+            .collect(),
         keys,
         key_index,
         guards,
@@ -1005,6 +1012,10 @@ impl Policy {
         use subtle::ConstantTimeEq;
         let key = self.keys.get(*self.key_index.get(digest)?)?;
         bool::from(key.sha256.ct_eq(digest)).then_some(key)
+    }
+
+    pub fn key_by_id(&self, id: &str) -> Option<&Key> {
+        self.keys.get(*self.key_ids.get(id)?)
     }
 
     pub fn role(&self, idx: usize) -> Option<&Role> {

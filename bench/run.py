@@ -1,0 +1,286 @@
+"""`make bench`: scopegate side by side with bare Envoy, a no-op Wasm filter, Envoy's native
+RBAC filter and a body-buffering Wasm filter, on one machine, in one run.
+
+Each configuration is its own Envoy (the pinned PyPI build, `--concurrency 1`) whose upstream
+is a second listener of the same Envoy answering from `direct_response` (no upstream process
+to measure; the body is read, so POSTs keep their connections). Each scenario is
+driven by wrk (`-t1 -c8 --latency`) for BENCH_SECONDS (default 5) seconds; configurations
+are interleaved and repeated BENCH_ROUNDS (default 3) times so machine drift cancels, and the
+median of the rounds is reported. The table goes to stdout and to bench/results.md."""
+
+import hashlib
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+import harness  # noqa: E402
+
+SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+SCOPEGATE = ROOT / "target" / "wasm32-wasip1" / "release" / "scopegate_filter.wasm"
+NOOP = ROOT / "target" / "wasm32-wasip1" / "release" / "scopegate_bench_noop.wasm"
+KEY = "sgk_bench_key_0123456789abcdefghijklmnopqrstuv"
+DENIED_KEY = "sgk_bench_denied_0123456789abcdefghijklmnopqr"
+
+BUNDLE = {
+    "bundle": "bench", "version": 1, "environment": "production",
+    "services": [
+        {"name": "rest", "protocol": "rest", "match": {"path_prefix": "/rest"}, "rest": {"style": "postgrest"}},
+        {"name": "sql", "protocol": "sql", "match": {"path_prefix": "/sql"},
+         "sql": {"dialect": "postgres", "statement": {"json_pointer": "/sql"}}},
+        {"name": "gql", "protocol": "graphql", "match": {"path_prefix": "/graphql/v2"}},
+        {"name": "tools", "protocol": "mcp", "match": {"path_prefix": "/mcp"}},
+    ],
+    "roles": [{"name": "agent", "allow": [
+        {"service": "rest", "resources": ["reservations", "vehicles"], "actions": ["read"]},
+        {"service": "sql", "resources": ["public.*"], "actions": ["read"]},
+        {"service": "gql", "resources": ["volumeDelete"], "actions": ["delete"], "records": {"volumeId": ["vol-staging-1"]}},
+        {"service": "tools", "resources": ["create_*"], "actions": ["create"]}]},
+        {"name": "none", "allow": [{"service": "rest", "resources": ["nothing"], "actions": ["read"]}]}],
+    "keys": [{"id": "bench", "sha256": hashlib.sha256(KEY.encode()).hexdigest(), "role": "agent"},
+             {"id": "denied", "sha256": hashlib.sha256(DENIED_KEY.encode()).hexdigest(), "role": "none"}],
+}
+
+SQL_1KB = ("SELECT r.id, r.customer, r.tenant_id, v.model FROM reservations r JOIN vehicles v ON v.id = r.vehicle_id "
+           "WHERE r.tenant_id = 'acme' AND r.id IN (" + ", ".join(f"'r-{i}'" for i in range(100)) + ") ORDER BY r.id LIMIT 50")
+MCP_1KB = {"jsonrpc": "2.0", "id": 42, "method": "tools/call", "params": {
+    "name": "create_reservation",
+    "arguments": {"reservation_id": "r-1001", "vehicle_id": "v-2", "customer": "Ada Lovelace", "tenant_id": "acme",
+                  "notes": [f"note {i}: the customer asked for a child seat and a late return" for i in range(12)]}}}
+
+SCENARIOS = [
+    # name, method, path, headers, body
+    ("REST GET", "GET", "/rest/reservations?select=id,customer&tenant_id=eq.acme", {"authorization": f"Bearer {KEY}"}, None),
+    ("SQL POST 1 KB", "POST", "/sql", {"authorization": f"Bearer {KEY}", "content-type": "application/json"},
+     json.dumps({"sql": SQL_1KB})),
+    ("GraphQL VolumeDelete", "POST", "/graphql/v2", {"authorization": f"Bearer {KEY}", "content-type": "application/json"},
+     json.dumps({"query": "mutation VolumeDelete($id: String!) {\n  volumeDelete(volumeId: $id)\n}",
+                 "variables": {"id": "vol-staging-1"}, "operationName": "VolumeDelete"})),
+    ("MCP tools/call 1 KB", "POST", "/mcp", {"authorization": f"Bearer {KEY}", "content-type": "application/json"},
+     json.dumps(MCP_1KB)),
+    ("denied GET", "GET", "/rest/payments", {"authorization": f"Bearer {DENIED_KEY}"}, None),
+]
+
+RBAC = """
+          - name: envoy.filters.http.rbac
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC
+              rules:
+                action: ALLOW
+                policies:
+                  agents:
+                    permissions:
+                    - and_rules:
+                        rules:
+                        - url_path: { path: { prefix: "/" } }
+                        - not_rule: { header: { name: ":method", string_match: { exact: "TRACE" } } }
+                    - header: { name: ":path", string_match: { prefix: "/rest/" } }
+                    principals:
+                    - header: { name: "authorization", string_match: { prefix: "Bearer " } }
+"""
+
+
+def wasm_filter(path, config, vm_id):
+    return f"""
+          - name: {vm_id}
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: {vm_id}
+                root_id: {vm_id}
+                allow_on_headers_stop_iteration: true
+                failure_policy: FAIL_CLOSED
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: {json.dumps(config)}
+                vm_config:
+                  vm_id: {vm_id}
+                  runtime: envoy.wasm.runtime.v8
+                  code:
+                    local: {{ filename: {path} }}
+"""
+
+
+CONFIGS = {
+    "bare Envoy": "",
+    "no-op Wasm": wasm_filter(NOOP, "noop", "noop"),
+    "native RBAC": RBAC,
+    "buffering Wasm": wasm_filter(NOOP, "buffer", "buffer"),
+    "scopegate": wasm_filter(SCOPEGATE, json.dumps(BUNDLE), "scopegate"),
+}
+
+
+def envoy_config(filters, port, admin, upstream):
+    return f"""
+admin:
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}
+static_resources:
+  clusters:
+  - name: upstream
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: upstream
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {upstream} }} }} }}
+  listeners:
+  # The upstream: a second listener of the same Envoy answering from `direct_response`
+  # (it reads the request body, so keep-alive holds for POSTs).
+  - name: upstream
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {upstream} }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: upstream
+          route_config:
+            virtual_hosts:
+            - name: direct
+              domains: ["*"]
+              routes:
+              - match: {{ prefix: "/" }}
+                direct_response: {{ status: 200, body: {{ inline_string: "ok" }} }}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  - name: bench
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+    per_connection_buffer_limit_bytes: 2097152
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bench
+          codec_type: AUTO
+          normalize_path: true
+          merge_slashes: true
+          path_with_escaped_slashes_action: REJECT_REQUEST
+          route_config:
+            virtual_hosts:
+            - name: bench
+              domains: ["*"]
+              routes:
+              - match: {{ prefix: "/" }}
+                route: {{ cluster: upstream }}
+          http_filters:{filters}
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+"""
+
+
+class Gateway:
+    def __init__(self, name, filters):
+        self.name = name
+        self.port, self.admin, upstream = harness.free_port(), harness.free_port(), harness.free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="scopegate-bench-"))
+        (self.dir / "envoy.yaml").write_text(envoy_config(filters, self.port, self.admin, upstream))
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [harness.find_binary("envoy", "ENVOY_BIN"), "-c", str(self.dir / "envoy.yaml"), "--concurrency", "1",
+             "--base-id", str(int(time.time() * 1000) % 50000 + 1000), "--disable-hot-restart", "-l", "warning",
+             "--log-path", str(self.dir / "envoy.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import urllib.request
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name}: envoy exited: {(self.dir / 'envoy.log').read_text()[-2000:]}")
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/ready", timeout=1) as r:
+                return r.status == 200
+        harness.wait_for(ready, 30, f"envoy {self.name}")
+        return self
+
+    def stop(self):
+        harness.stop_process(self.proc)
+
+
+def lua(method, headers, body):
+    lines = [f'wrk.method = "{method}"']
+    for k, v in headers.items():
+        lines.append(f'wrk.headers["{k}"] = "{v}"')
+    if body is not None:
+        lines.append(f"wrk.body = {json.dumps(body)}")
+    return "\n".join(lines) + "\n"
+
+
+def wrk(port, scenario):
+    name, method, path, headers, body = scenario
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(lua(method, headers, body))
+    out = subprocess.run(["wrk", "-t1", "-c8", f"-d{SECONDS}s", "--latency", "-s", f.name,
+                          f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True).stdout
+    os.unlink(f.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+
+    def pct(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)", out, re.M)
+        value, unit = float(m.group(1)), m.group(2)
+        return value * {"us": 1, "ms": 1000, "s": 1_000_000}[unit]
+    return {"rps": rps, "p50": pct(50), "p99": pct(99), "non2xx": int(non2xx.group(1)) if non2xx else 0}
+
+
+def fmt_us(us):
+    return f"{us / 1000:.2f} ms" if us >= 1000 else f"{us:.0f} µs"
+
+
+def main():
+    for path in (SCOPEGATE, NOOP):
+        if not path.exists():
+            sys.exit(f"{path} missing: run `make wasm bench-wasm`")
+    gateways = {name: Gateway(name, f).start() for name, f in CONFIGS.items()}
+    results = {(c, s[0]): [] for c in CONFIGS for s in SCENARIOS}
+    try:
+        for r in range(ROUNDS):
+            for scenario in SCENARIOS:
+                for name, gw in gateways.items():  # interleaved
+                    res = wrk(gw.port, scenario)
+                    results[(name, scenario[0])].append(res)
+                    print(f"round {r + 1} {scenario[0]:<22} {name:<15} {res['rps']:>9.0f} req/s  p50 {fmt_us(res['p50']):>9}"
+                          f"  p99 {fmt_us(res['p99']):>9}  non-2xx {res['non2xx']}", flush=True)
+    finally:
+        for gw in gateways.values():
+            gw.stop()
+
+    def med(c, s, k):
+        return statistics.median(x[k] for x in results[(c, s)])
+    lines = ["| scenario | configuration | req/s (median) | p50 | p99 | vs bare | vs no-op Wasm | vs buffering Wasm |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for s in SCENARIOS:
+        base = {c: med(c, s[0], "rps") for c in CONFIGS}
+        for c in CONFIGS:
+            rps = base[c]
+            lines.append(f"| {s[0]} | {c} | {rps:,.0f} | {fmt_us(med(c, s[0], 'p50'))} | {fmt_us(med(c, s[0], 'p99'))} | "
+                         f"{rps / base['bare Envoy']:.0%} | {rps / base['no-op Wasm']:.0%} | {rps / base['buffering Wasm']:.0%} |")
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                if l.startswith("model name")), platform.processor())
+    envoy_version = subprocess.run([harness.find_binary("envoy", "ENVOY_BIN"), "--version"], capture_output=True,
+                                   text=True).stdout.strip().splitlines()[-1]
+    header = (f"# make bench — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n"
+              f"Machine: {os.cpu_count()} cores, {cpu}; {platform.system()} {platform.release()}.\n"
+              f"Envoy: {envoy_version}, `--concurrency 1`, upstream = a `direct_response` listener of the same Envoy. "
+              f"Load: `wrk -t1 -c8 -d{SECONDS}s --latency`, {ROUNDS} interleaved rounds, medians. "
+              f"scopegate.wasm {SCOPEGATE.stat().st_size:,} bytes; the no-op module {NOOP.stat().st_size:,} bytes.\n"
+              f"The denied scenario answers 403 locally under scopegate and 200 elsewhere.\n\n")
+    table = "\n".join(lines) + "\n"
+    print("\n" + table)
+    (ROOT / "bench" / "results.md").write_text(header + table)
+
+
+if __name__ == "__main__":
+    main()
