@@ -32,15 +32,6 @@ def say(text):
     print(f"\n{BOLD}{text}{RESET}", flush=True)
 
 
-def demo_keys(name="demo"):
-    keys = {}
-    for line in (ROOT / "policies" / f"{name}.keys").read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, _, key = line.partition("=")
-            keys[name] = key
-    return keys
-
-
 def show_with(port, method, path, key, extra):
     return show(port, method, path, key, extra=extra)
 
@@ -68,7 +59,7 @@ def show(port, method, path, key=None, header="authorization", body=None, conten
 
 def main():
     keep = "--keep" in sys.argv
-    keys = demo_keys()
+    keys = harness.demo_keys("demo")
     token = "upstream-" + secrets.token_urlsafe(16)
     bundle = (ROOT / "policies" / "demo.json").read_text()
     procs = []
@@ -91,7 +82,7 @@ def main():
                   "LEFT JOIN railway.volume_backups b ON b.volume_id = v.id GROUP BY v.id ORDER BY v.id"
         print(f"   PostgreSQL: volumes and their backups {pg.execute(volumes)}")
 
-        domains = demo_keys("railway")["railway-domains"]
+        domains = harness.demo_keys("railway")["railway-domains"]
         incident = "mutation VolumeDelete($id: String!) {\n  volumeDelete(volumeId: $id)\n}\n"
         say("3. THE INCIDENT, REPLAYED: the custom-domains key sends the one mutation that deleted a "
             "production database and its backups")

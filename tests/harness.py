@@ -48,6 +48,16 @@ INSERT INTO scratch VALUES ('s-1', 'old'), ('s-2', 'older');
 """
 
 
+def demo_keys(bundle):
+    """The public demo keys of policies/<bundle>.keys: {name: key}."""
+    keys = {}
+    for line in (ROOT / "policies" / f"{bundle}.keys").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, key = line.partition("=")
+            keys[name] = key
+    return keys
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -267,6 +277,15 @@ class Envoy:
 
     def wait_exit(self, timeout=30):
         return self.proc.wait(timeout=timeout)
+
+    def run_until_exit(self, timeout=30):
+        """Starts an Envoy expected to refuse its configuration: (exit code, its log)."""
+        try:
+            self.start(wait=False)
+            code = self.wait_exit(timeout=timeout)
+            return code, self.log()
+        finally:
+            self.stop()
 
     def log(self):
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

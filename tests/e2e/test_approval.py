@@ -183,11 +183,6 @@ def test_destructive_budget_is_429_when_spent(budget_gateway, upstream, pg, keys
 
 def test_missing_approval_key_makes_envoy_refuse_the_plugin(upstream, keys):
     e = harness.Envoy(bundle(keys), upstream.port, env={"RENTALS_UPSTREAM_TOKEN": UPSTREAM_TOKEN}, approval_key=None)
-    try:
-        e.start(wait=False)
-        code = e.wait_exit(timeout=30)
-        log = e.log()
-    finally:
-        e.stop()
+    code, log = e.run_until_exit()
     assert code != 0
     assert "SCOPEGATE_APPROVAL_KEY` is not set" in log

@@ -33,16 +33,7 @@ def volume_delete_document():
     return path.read_text() if path.exists() else VOLUME_DELETE_TEXT
 
 
-def demo_keys():
-    keys = {}
-    for line in (harness.ROOT / "policies" / "railway.keys").read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, key = line.split("=", 1)
-            keys[name] = key
-    return keys
-
-
-KEYS = demo_keys()
+KEYS = harness.demo_keys("railway")
 DOMAINS, READONLY, OPERATOR = KEYS["railway-domains"], KEYS["railway-readonly"], KEYS["railway-operator"]
 
 STATE = """

@@ -29,16 +29,7 @@ def venv_python(sdk):
     return harness.ROOT / f".venv-mcp{sdk}" / "bin" / "python"
 
 
-def demo_keys():
-    keys = {}
-    for line in (harness.ROOT / "policies" / "mcp.keys").read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, key = line.split("=", 1)
-            keys[name] = key
-    return keys
-
-
-KEYS = demo_keys()
+KEYS = harness.demo_keys("mcp")
 READER, AGENT, ANALYST = KEYS["mcp-reader"], KEYS["mcp-agent"], KEYS["mcp-analyst"]
 
 

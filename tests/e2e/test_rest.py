@@ -357,12 +357,7 @@ def test_bad_bundle_makes_envoy_refuse_the_plugin(upstream, keys):
     b["keys"][0]["role"] = "ghost"
     b["roles"][0]["allow"][0]["actions"] = ["read", "obliterate"]
     e = harness.Envoy(b, upstream.port, env={"RENTALS_UPSTREAM_TOKEN": UPSTREAM_TOKEN})
-    try:
-        e.start(wait=False)
-        code = e.wait_exit(timeout=30)
-        log = e.log()
-    finally:
-        e.stop()
+    code, log = e.run_until_exit()
     assert code != 0
     assert "roles[0].allow[0].actions[1]: unknown action `obliterate`" in log
     assert "keys[0].role: unknown role `ghost`" in log
@@ -371,11 +366,6 @@ def test_bad_bundle_makes_envoy_refuse_the_plugin(upstream, keys):
 
 def test_missing_upstream_secret_makes_envoy_refuse_the_plugin(upstream, keys):
     e = harness.Envoy(bundle(keys), upstream.port, env={})
-    try:
-        e.start(wait=False)
-        code = e.wait_exit(timeout=30)
-        log = e.log()
-    finally:
-        e.stop()
+    code, log = e.run_until_exit()
     assert code != 0
     assert "services[0].upstream_auth.env: environment variable `RENTALS_UPSTREAM_TOKEN` is not set" in log
