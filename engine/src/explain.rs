@@ -84,15 +84,11 @@ pub fn universe(policy: &Policy, tables: &HashMap<String, Vec<String>>) -> Unive
             let pairs = names
                 .iter()
                 .flat_map(|n| {
-                    [
-                        Action::Read,
-                        Action::Create,
-                        Action::Update,
-                        Action::Delete,
-                        Action::Drop,
-                        Action::Alter,
-                    ]
-                    .map(|a| (n.clone(), a))
+                    // What can be done to a table (admin and execute are not per table).
+                    Action::ALL
+                        .into_iter()
+                        .filter(|a| !matches!(a, Action::Admin | Action::Execute))
+                        .map(|a| (n.clone(), a))
                 })
                 .collect();
             out.insert(
@@ -125,11 +121,10 @@ fn graphql_universe(d: &GraphqlDecoder) -> Option<(String, Vec<(String, Action)>
 }
 
 fn actions_words(words: &[String]) -> Vec<String> {
-    let mut set = ActionSet::default();
-    for w in words {
-        set.add_word(w);
-    }
-    set.actions().map(|a| a.as_str().to_string()).collect()
+    ActionSet::from_words(words)
+        .actions()
+        .map(|a| a.as_str().to_string())
+        .collect()
 }
 
 fn friction_word(f: Friction) -> &'static str {
@@ -179,8 +174,11 @@ pub fn explain(
     }
     let mut out = Vec::new();
     for (id, role_name, description, environments, expires) in subjects {
-        let (Some(bundle_role), Some(role)) = (
-            b.roles.iter().find(|r| r.name == role_name),
+        let (Some((ri, bundle_role)), Some(role)) = (
+            b.roles
+                .iter()
+                .enumerate()
+                .find(|(_, r)| r.name == role_name),
             policy.roles.iter().find(|r| r.name == role_name),
         ) else {
             continue;
@@ -193,13 +191,7 @@ pub fn explain(
                 .enumerate()
                 .filter(|(_, g)| g.service == s.name)
                 .map(|(j, g)| GrantReport {
-                    rule: format!(
-                        "roles[{}].allow[{j}]",
-                        b.roles
-                            .iter()
-                            .position(|r| r.name == role_name)
-                            .unwrap_or(0)
-                    ),
+                    rule: format!("roles[{ri}].allow[{j}]"),
                     actions: actions_words(&g.actions),
                     resources: g.resources.clone(),
                     scope: if g.unbounded == Some(true) {
@@ -274,7 +266,8 @@ fn reach(
     label: &str,
     pairs: &[(String, Action)],
 ) -> Reach {
-    let mut reached: BTreeMap<(usize, Friction), Vec<String>> = BTreeMap::new();
+    // Ordered by action (declaration order), then friction.
+    let mut reached: BTreeMap<(Action, Friction), Vec<String>> = BTreeMap::new();
     let mut denied = Vec::new();
     for (name, action) in pairs {
         let mut op = Operation::new(service, *action, name.clone());
@@ -282,10 +275,7 @@ fn reach(
         if let Evaluation::Covered { owed } = evaluate(policy, role, std::slice::from_ref(&op)) {
             match owed.first().map(|o| o.friction) {
                 Some(Friction::Deny) => denied.push(format!("{} {name}", action.as_str())),
-                Some(f) => reached
-                    .entry((Action::ALL.iter().position(|a| a == action).unwrap_or(0), f))
-                    .or_default()
-                    .push(name.clone()),
+                Some(f) => reached.entry((*action, f)).or_default().push(name.clone()),
                 None => {}
             }
         }
@@ -295,7 +285,7 @@ fn reach(
         reached: reached
             .into_iter()
             .map(|((a, f), names)| ReachLine {
-                action: Action::ALL.get(a).map_or("?", |a| a.as_str()).to_string(),
+                action: a.as_str().to_string(),
                 friction: friction_word(f).to_string(),
                 names,
             })

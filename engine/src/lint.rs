@@ -17,14 +17,6 @@ impl std::fmt::Display for Warning {
     }
 }
 
-fn actions_of(words: &[String]) -> ActionSet {
-    let mut set = ActionSet::default();
-    for w in words {
-        set.add_word(w);
-    }
-    set
-}
-
 /// Warnings for a bundle (one that compiles: run `policy::compile` first).
 pub fn warnings(b: &Bundle) -> Vec<Warning> {
     let mut out = Vec::new();
@@ -43,7 +35,7 @@ pub fn warnings(b: &Bundle) -> Vec<Warning> {
         };
         for (j, g) in role.allow.iter().enumerate() {
             let all = g.resources.iter().any(|r| r == "*");
-            let destructive: Vec<&str> = actions_of(&g.actions)
+            let destructive: Vec<&str> = ActionSet::from_words(&g.actions)
                 .actions()
                 .filter(|a| a.is_destructive())
                 .map(Action::as_str)
@@ -76,7 +68,7 @@ pub fn warnings(b: &Bundle) -> Vec<Warning> {
         }
         for (j, g) in r.allow.iter().enumerate() {
             let at = format!("roles[{i}].allow[{j}]");
-            let actions = actions_of(&g.actions);
+            let actions = ActionSet::from_words(&g.actions);
             let friction = g.friction.unwrap_or(Friction::None);
             let wild: Vec<&String> = g
                 .resources
@@ -163,10 +155,11 @@ fn shadowing_guard(
                 })
             })
         });
-        let actions_ok = g
-            .actions
-            .as_ref()
-            .is_none_or(|ga| actions.actions().all(|a| actions_of(ga).contains(a)));
+        let actions_ok = g.actions.as_ref().is_none_or(|ga| {
+            actions
+                .actions()
+                .all(|a| ActionSet::from_words(ga).contains(a))
+        });
         (deny && service_ok && resources_ok && actions_ok).then_some(k)
     })
 }

@@ -164,6 +164,16 @@ impl ActionSet {
         }
     }
 
+    /// The set bundle words name, for words already validated (`policy::compile`);
+    /// unknown words add nothing.
+    pub fn from_words(words: &[String]) -> ActionSet {
+        let mut set = ActionSet::default();
+        for w in words {
+            set.add_word(w);
+        }
+        set
+    }
+
     pub fn contains(&self, action: Action) -> bool {
         self.bits & action.bit() != 0
     }
