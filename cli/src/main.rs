@@ -75,37 +75,7 @@ enum Command {
     /// it does, then prints an approval token — the only output on stdout — for the
     /// agent to retry the identical request with (`x-scopegate-approval: <token>`).
     /// Run by a human holding the approval key; the token allows that request once.
-    Approve {
-        /// The challenge: the 428 response body (JSON; an MCP JSON-RPC error with it in
-        /// `data` is accepted), a file or `-` for stdin.
-        #[arg(long, conflicts_with = "request", required_unless_present = "request")]
-        challenge: Option<PathBuf>,
-        /// Or the saved raw request (as for `eval`), decided with `--bundle` to find its
-        /// digest and operations.
-        #[arg(long, requires = "bundle")]
-        request: Option<PathBuf>,
-        /// Bundle JSON file (with `--request`).
-        #[arg(long)]
-        bundle: Option<PathBuf>,
-        /// Who approves, as the audit record will name them.
-        #[arg(long)]
-        approver: String,
-        /// How long the token stays valid: e.g. 30s, 10m, 1h (at most 24h).
-        #[arg(long, default_value = "10m")]
-        ttl: String,
-        /// Environment variable holding the approval key.
-        #[arg(long, default_value = "SCOPEGATE_APPROVAL_KEY")]
-        key_env: String,
-        /// Or a file holding the approval key.
-        #[arg(long)]
-        key_file: Option<PathBuf>,
-        /// Approve without asking (scripts, tests).
-        #[arg(long)]
-        yes: bool,
-        /// Issue time (RFC 3339); default: now.
-        #[arg(long)]
-        now: Option<String>,
-    },
+    Approve(Approval),
     /// Policy tests: run request cases through the engine and compare decisions. CASES is
     /// a JSON Lines file (`{"name", "as", "method", "path", "headers", "body", "expect",
     /// "reason"}`) or a folder of `.http` files (raw requests after `# expect: deny`,
@@ -212,27 +182,7 @@ fn main() -> ExitCode {
             env,
             schemas,
         } => eval(&bundle, &request, now.as_deref(), env.as_deref(), &schemas),
-        Command::Approve {
-            challenge,
-            request,
-            bundle,
-            approver,
-            ttl,
-            key_env,
-            key_file,
-            yes,
-            now,
-        } => approve(&Approval {
-            challenge,
-            request,
-            bundle,
-            approver,
-            ttl,
-            key_env,
-            key_file,
-            yes,
-            now,
-        }),
+        Command::Approve(a) => approve(&a),
         Command::Schema => schema(),
         Command::Explain {
             bundle,
@@ -727,15 +677,36 @@ fn schema() -> Result<(), String> {
     Ok(())
 }
 
+#[derive(clap::Args)]
 struct Approval {
+    /// The challenge: the 428 response body (JSON; an MCP JSON-RPC error with it in
+    /// `data` is accepted), a file or `-` for stdin.
+    #[arg(long, conflicts_with = "request", required_unless_present = "request")]
     challenge: Option<PathBuf>,
+    /// Or the saved raw request (as for `eval`), decided with `--bundle` to find its
+    /// digest and operations.
+    #[arg(long, requires = "bundle")]
     request: Option<PathBuf>,
+    /// Bundle JSON file (with `--request`).
+    #[arg(long)]
     bundle: Option<PathBuf>,
+    /// Who approves, as the audit record will name them.
+    #[arg(long)]
     approver: String,
+    /// How long the token stays valid: e.g. 30s, 10m, 1h (at most 24h).
+    #[arg(long, default_value = "10m")]
     ttl: String,
+    /// Environment variable holding the approval key.
+    #[arg(long, default_value = "SCOPEGATE_APPROVAL_KEY")]
     key_env: String,
+    /// Or a file holding the approval key.
+    #[arg(long)]
     key_file: Option<PathBuf>,
+    /// Approve without asking (scripts, tests).
+    #[arg(long)]
     yes: bool,
+    /// Issue time (RFC 3339); default: now.
+    #[arg(long)]
     now: Option<String>,
 }
 

@@ -19,6 +19,19 @@ pub struct AuditContext<'a> {
     pub enforced: bool,
 }
 
+impl<'a> AuditContext<'a> {
+    /// The context of a record from the filter: the policy's bundle and environment.
+    pub fn of(policy: &'a crate::policy::Policy, now_ms: i64, status: Option<u16>) -> Self {
+        AuditContext {
+            bundle: &policy.name,
+            environment: &policy.environment,
+            now_ms,
+            status,
+            enforced: true,
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Op<'a> {
     service: &'a str,

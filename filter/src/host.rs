@@ -76,32 +76,44 @@ thread_local! {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ProxyWasmHost;
 
+impl ProxyWasmHost {
+    fn remove_header(&self, map: MapType, side: &str, name: &str) {
+        if hostcalls::remove_map_value(map, name).is_err() {
+            self.log(Level::Error, &format!("cannot remove {side} header {name}"));
+        }
+    }
+
+    fn set_header(&self, map: MapType, side: &str, name: &str, value: &str) {
+        if hostcalls::set_map_value(map, name, Some(value)).is_err() {
+            self.log(Level::Error, &format!("cannot set {side} header {name}"));
+        }
+    }
+}
+
+/// The first `size` bytes of a body buffer (`None` if the host cannot give them).
+fn body(buffer: BufferType, size: usize) -> Option<Vec<u8>> {
+    match hostcalls::get_buffer(buffer, 0, size) {
+        Ok(Some(b)) => Some(b),
+        Ok(None) if size == 0 => Some(Vec::new()),
+        _ => None,
+    }
+}
+
 impl Host for ProxyWasmHost {
     fn request_headers(&self) -> HeaderList {
         hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default()
     }
 
     fn request_body(&self, size: usize) -> Option<Vec<u8>> {
-        match hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size) {
-            Ok(Some(b)) => Some(b),
-            Ok(None) if size == 0 => Some(Vec::new()),
-            _ => None,
-        }
+        body(BufferType::HttpRequestBody, size)
     }
 
     fn remove_request_header(&self, name: &str) {
-        if hostcalls::remove_map_value(MapType::HttpRequestHeaders, name).is_err() {
-            self.log(
-                Level::Error,
-                &format!("cannot remove request header {name}"),
-            );
-        }
+        self.remove_header(MapType::HttpRequestHeaders, "request", name);
     }
 
     fn set_request_header(&self, name: &str, value: &str) {
-        if hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value)).is_err() {
-            self.log(Level::Error, &format!("cannot set request header {name}"));
-        }
+        self.set_header(MapType::HttpRequestHeaders, "request", name, value);
     }
 
     fn send_response(&self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
@@ -118,26 +130,15 @@ impl Host for ProxyWasmHost {
     }
 
     fn remove_response_header(&self, name: &str) {
-        if hostcalls::remove_map_value(MapType::HttpResponseHeaders, name).is_err() {
-            self.log(
-                Level::Error,
-                &format!("cannot remove response header {name}"),
-            );
-        }
+        self.remove_header(MapType::HttpResponseHeaders, "response", name);
     }
 
     fn set_response_header(&self, name: &str, value: &str) {
-        if hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(value)).is_err() {
-            self.log(Level::Error, &format!("cannot set response header {name}"));
-        }
+        self.set_header(MapType::HttpResponseHeaders, "response", name, value);
     }
 
     fn response_body(&self, size: usize) -> Option<Vec<u8>> {
-        match hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size) {
-            Ok(Some(b)) => Some(b),
-            Ok(None) if size == 0 => Some(Vec::new()),
-            _ => None,
-        }
+        body(BufferType::HttpResponseBody, size)
     }
 
     fn set_response_body(&self, size: usize, data: &[u8]) -> bool {

@@ -12,6 +12,12 @@ pub const DROPPED: &str = "scopegate_audit_records_dropped";
 pub const SENT: &str = "scopegate_audit_records_sent";
 pub const SINK_FAILURES: &str = "scopegate_audit_sink_failures";
 
+/// Records that did not reach the collector: counted as dropped, and the failed call.
+pub fn lost(host: &dyn Host, records: u64) {
+    host.count(DROPPED, records);
+    host.count(SINK_FAILURES, 1);
+}
+
 #[derive(Debug)]
 pub struct Sink {
     pub cfg: AuditSink,
@@ -76,8 +82,7 @@ impl Sink {
                     self.in_flight.insert(token, n);
                 }
                 None => {
-                    host.count(DROPPED, n as u64);
-                    host.count(SINK_FAILURES, 1);
+                    lost(host, n as u64);
                     host.log(
                         Level::Warn,
                         &format!(
@@ -102,8 +107,7 @@ impl Sink {
         match host.call_status() {
             Some(s) if (200..300).contains(&s) => host.count(SENT, n as u64),
             status => {
-                host.count(DROPPED, n as u64);
-                host.count(SINK_FAILURES, 1);
+                lost(host, n as u64);
                 host.log(
                     Level::Warn,
                     &format!("scopegate: audit sink answered {status:?}; {n} records dropped"),

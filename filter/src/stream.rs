@@ -253,14 +253,11 @@ impl<H: Host> Stream<H> {
         let Some(engine) = &self.engine else {
             return;
         };
-        let p = engine.policy();
-        let ctx = AuditContext {
-            bundle: &p.name,
-            environment: &p.environment,
-            now_ms: self.host.now_ms(),
-            status: self.host.response_status(),
-            enforced: true,
-        };
+        let ctx = AuditContext::of(
+            engine.policy(),
+            self.host.now_ms(),
+            self.host.response_status(),
+        );
         let record = match &self.state {
             State::Decided(v) | State::AwaitingAudit(v, _) => {
                 count_decision(&self.host, v);
@@ -301,8 +298,7 @@ impl<H: Host> Stream<H> {
                 self.host.resume_request();
             }
             status => {
-                self.host.count(crate::sink::DROPPED, 1);
-                self.host.count(crate::sink::SINK_FAILURES, 1);
+                crate::sink::lost(&self.host, 1);
                 let why = match status {
                     Some(s) => format!("the collector answered {s}"),
                     None => "the collector did not answer".into(),
@@ -333,22 +329,15 @@ impl<H: Host> Stream<H> {
 
     fn act(&mut self, v: Verdict) -> Flow {
         let v = settle(&self.host, v);
-        set_properties(&self.host, &v);
         if !v.forwards() {
             self.reply_locally(v);
             return Flow::Pause;
         }
+        set_properties(&self.host, &v);
         let required = self.sink.clone().filter(|s| s.borrow().cfg.required);
         if let (Some(sink), Some(engine)) = (required, &self.engine) {
             // Required audit: the record goes to the sink, and is accepted, first.
-            let p = engine.policy();
-            let ctx = AuditContext {
-                bundle: &p.name,
-                environment: &p.environment,
-                now_ms: self.host.now_ms(),
-                status: None,
-                enforced: true,
-            };
+            let ctx = AuditContext::of(engine.policy(), self.host.now_ms(), None);
             let record = audit::record(&ctx, &v);
             let sink = sink.borrow();
             let token = self.host.dispatch(
@@ -364,8 +353,7 @@ impl<H: Host> Stream<H> {
                     Flow::Pause
                 }
                 None => {
-                    self.host.count(crate::sink::DROPPED, 1);
-                    self.host.count(crate::sink::SINK_FAILURES, 1);
+                    crate::sink::lost(&self.host, 1);
                     let why = "the call to the collector was refused".to_string();
                     self.reply_locally(v.refused(Refusal::AuditUnavailable(why)));
                     Flow::Pause
