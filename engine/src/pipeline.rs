@@ -291,17 +291,17 @@ impl Engine {
             }
         };
         // Each operation's environments: from its ids where the service maps them,
-        // else this instance's.
-        let ops = ops.map(|mut ops| {
-            for op in &mut ops {
+        // else this instance's. Only grants and guards with `environments` read them.
+        let mut ops = ops;
+        if let (Ok(ops), true) = (&mut ops, self.policy.uses_environments) {
+            for op in ops.iter_mut() {
                 op.environments = self
                     .policy
                     .service_named(&op.service)
                     .map(|s| s.environments_of(op, &self.policy.environment))
                     .unwrap_or_else(|| vec![self.policy.environment.clone()]);
             }
-            ops
-        });
+        }
         let ops = match ops {
             Ok(ops) if ops.is_empty() => {
                 let e = DecodeError("request decodes to no operation".into());

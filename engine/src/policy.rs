@@ -38,6 +38,9 @@ pub struct Policy {
     pub approval_key: Option<ApprovalKey>,
     /// The whole bundle is in shadow mode.
     pub shadow: bool,
+    /// Some grant or guard is scoped by `environments` (operations' environments are
+    /// resolved only then).
+    pub uses_environments: bool,
     pub audit_sink: Option<AuditSink>,
 }
 
@@ -990,6 +993,11 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
         environment,
         approval_key,
         shadow: b.mode == Some(bundle::Mode::Shadow),
+        uses_environments: roles
+            .iter()
+            .flat_map(|r| &r.grants)
+            .any(|g| g.environments.is_some())
+            || guards.iter().any(|g| g.environments.is_some()),
         audit_sink,
         credential_headers,
         services,
