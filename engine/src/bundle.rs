@@ -264,6 +264,11 @@ pub struct SqlConfig {
     pub max_statement_bytes: Option<usize>,
     #[serde(default)]
     pub max_statements: Option<usize>,
+    /// With `json_pointer`: top-level body members allowed besides the statement's and
+    /// the parameters' (e.g. `"arrayMode"`); any other member is refused, since an
+    /// upstream might read SQL from it.
+    #[serde(default)]
+    pub body_members: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -155,10 +155,12 @@ fn covers(policy: &Policy, g: &Grant, op: &Operation) -> bool {
     }
     match &g.records {
         None => true,
+        // An empty proven set is no proof: `id=eq.c-1&id=eq.c-9` intersects to nothing,
+        // and an upstream that takes the last value of a repeated parameter acts on c-9.
         Some(allowed) => allowed.iter().all(|(key, values)| {
-            op.records
-                .get(key)
-                .is_some_and(|proven| proven.iter().all(|v| values.contains(v)))
+            op.records.get(key).is_some_and(|proven| {
+                !proven.is_empty() && proven.iter().all(|v| values.contains(v))
+            })
         }),
     }
 }

@@ -20,10 +20,13 @@ use std::collections::BTreeSet;
 
 /// Headers that ask a server to treat the request as another method. Never honoured:
 /// the gateway and the upstream could disagree on what the request does.
-const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
+/// Headers that make some upstreams act on another method or path than the one decided.
+const OVERRIDE_HEADERS: [(&str, &str); 5] = [
+    ("x-http-method-override", "method"),
+    ("x-http-method", "method"),
+    ("x-method-override", "method"),
+    ("x-original-url", "path"),
+    ("x-rewrite-url", "path"),
 ];
 
 const APPROVAL_HEADER: &str = "x-scopegate-approval";
@@ -278,8 +281,11 @@ impl Engine {
             return Err(Box::new(refuse(p.subject, r, Vec::new())));
         };
         let ops = match &service.decoder {
+            _ if service.decoder.needs_body() && !identity_encoded(&p.head) => undecodable(
+                "request body with a content-encoding: scopegate decides on bodies it reads as sent (identity only)",
+            ),
             Decoder::Rest(d) => d.decode(&service.name, &p.head, &p.target),
-            Decoder::Sql(d) => d.decode(&service.name, &p.target, body),
+            Decoder::Sql(d) => d.decode(&service.name, &p.head, &p.target, body),
             Decoder::Graphql(d) => d.decode(&service.name, &p.head, &p.target, body),
             Decoder::Mcp(d) => {
                 let (decoded, result) = d.decode(&service.name, &p.head, &p.target, body);
@@ -742,15 +748,25 @@ fn refuse(subject: Subject, r: Refusal, operations: Vec<Operation>) -> Verdict {
 /// Envelope checks every protocol shares: nothing may ask the upstream to treat the
 /// request as another method than the one the filter judged.
 fn check_envelope(head: &RequestHead, target: &Target) -> Result<(), DecodeError> {
-    for h in METHOD_OVERRIDE_HEADERS {
+    for (h, what) in OVERRIDE_HEADERS {
         if head.has_header(h) {
-            return undecodable(format!("method override header `{h}`"));
+            return undecodable(format!("{what} override header `{h}`"));
         }
     }
     if target.params("_method").next().is_some() {
         return undecodable("method override parameter `_method`");
     }
     Ok(())
+}
+
+/// No `content-encoding`, or exactly `identity`: the body's bytes are what the upstream
+/// will read (anything else — `gzip`, a list, a repeated header — is not).
+fn identity_encoded(head: &RequestHead) -> bool {
+    match head.header("content-encoding") {
+        HeaderValue::Absent => true,
+        HeaderValue::One(v) => trim(v).eq_ignore_ascii_case(b"identity"),
+        HeaderValue::Repeated => false,
+    }
 }
 
 fn trim(v: &[u8]) -> &[u8] {

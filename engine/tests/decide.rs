@@ -569,7 +569,7 @@ fn sql_sources() {
           {{"name": "neon", "protocol": "sql", "match": {{"path_prefix": "/sql"}},
             "sql": {{"dialect": "postgres", "statement": {{"json_pointer": "/sql"}}, "params": {{"json_pointer": "/params"}}}}}},
           {{"name": "hasura", "protocol": "sql", "match": {{"path_prefix": "/v2/query"}},
-            "sql": {{"dialect": "postgres", "statement": {{"json_pointer": "/args/sql"}}}}}},
+            "sql": {{"dialect": "postgres", "statement": {{"json_pointer": "/args/sql"}}, "body_members": ["type"]}}}},
           {{"name": "duck", "protocol": "sql", "match": {{"path_prefix": "/duck"}},
             "sql": {{"dialect": "generic", "default_schema": "main", "statement": {{"raw": true}}}}}},
           {{"name": "ch", "protocol": "sql", "match": {{"path_prefix": "/ch"}},
@@ -588,9 +588,11 @@ fn sql_sources() {
         ("POST", "/sql", br#"{"sql": "SELECT * FROM reservations WHERE tenant_id = $1", "params": ["acme"]}"#, Decision::Allow, ""),
         ("POST", "/sql", br#"{"sql": "UPDATE reservations SET customer = 'x' WHERE tenant_id = $1", "params": ["globex"]}"#, Decision::Deny, "proven records"),
         ("POST", "/sql", br#"{"sql": "SELECT * FROM reservations WHERE tenant_id = $1", "params": "acme"}"#, Decision::Deny, "not an array"),
-        ("POST", "/sql", br#"{"query": "SELECT 1"}"#, Decision::Deny, "no SQL string at `/sql`"),
+        ("POST", "/sql", br#"{"query": "SELECT 1"}"#, Decision::Deny, "unexpected member `query`"),
+        ("POST", "/sql", br#"{"params": []}"#, Decision::Deny, "no SQL string at `/sql`"),
         ("POST", "/sql", br#"{"sql": 42}"#, Decision::Deny, "no SQL string"),
         ("POST", "/sql", b"SELECT 1", Decision::Deny, "not strict JSON"),
+        ("POST", "/sql", b"[]", Decision::Deny, "not a JSON object"),
         ("POST", "/sql", b"", Decision::Deny, "not strict JSON"),
         ("POST", "/v2/query", br#"{"type": "run_sql", "args": {"sql": "SELECT * FROM vehicles"}}"#, Decision::Allow, ""),
         ("POST", "/v2/query", br#"{"type": "run_sql", "args": {"sql": "DROP TABLE vehicles"}}"#, Decision::Deny, "grants no drop"),
@@ -601,9 +603,20 @@ fn sql_sources() {
         ("POST", "/ch?query=SELECT%20*%20FROM%20hits", b"; DROP TABLE hits", Decision::Deny, "ambiguous"),
         ("GET", "/ch?query=SELECT%201&query=DROP%20TABLE%20hits", b"", Decision::Deny, "repeated"),
         ("GET", "/ch", b"", Decision::Deny, "no `query` query parameter"),
+        // One reading of the request only (the adversarial suite has more).
+        ("POST", "/sql?sql=DROP%20TABLE%20payments", br#"{"sql": "SELECT * FROM reservations WHERE tenant_id = 'acme'"}"#, Decision::Deny, "beside a SQL body"),
+        ("GET", "/sql", br#"{"sql": "SELECT * FROM reservations WHERE tenant_id = 'acme'"}"#, Decision::Deny, "POSTed (not GET)"),
+        ("POST", "/sql", br#"{"sql": "SELECT * FROM reservations WHERE tenant_id = 'acme'", "query": "DROP TABLE payments"}"#, Decision::Deny, "unexpected member `query`"),
+        ("POST", "/v2/query", br#"{"type": "run_sql", "args": {"sql": "SELECT * FROM vehicles"}, "sql": "DROP TABLE x"}"#, Decision::Deny, "unexpected member `sql`"),
+        ("POST", "/duck?q=1", b"SELECT * FROM trips", Decision::Deny, "beside a SQL body"),
     ];
     for (method, path, body, decision, fragment) in cases {
-        let v = e.decide(headers(method, path, &[auth]), body, now());
+        let json = path.starts_with("/sql") || path.starts_with("/v2");
+        let mut extra = vec![auth];
+        if json && method == "POST" {
+            extra.push(("content-type", "application/json"));
+        }
+        let v = e.decide(headers(method, path, &extra), body, now());
         assert_eq!(v.decision, decision, "{method} {path}: {}", v.reason);
         assert!(
             v.reason.contains(fragment),
@@ -611,4 +624,75 @@ fn sql_sources() {
             v.reason
         );
     }
+    let select = br#"{"sql": "SELECT * FROM reservations WHERE tenant_id = 'acme'"}"#;
+    for (ct, decision, fragment) in [
+        (vec!["application/json; charset=utf-8"], Decision::Allow, ""),
+        (vec![], Decision::Deny, "without content-type"),
+        (
+            vec!["text/plain"],
+            Decision::Deny,
+            "POSTed as application/json",
+        ),
+        (
+            vec!["application/x-www-form-urlencoded"],
+            Decision::Deny,
+            "POSTed as application/json",
+        ),
+        (
+            vec!["application/json", "text/plain"],
+            Decision::Deny,
+            "repeated content-type",
+        ),
+    ] {
+        let mut h = vec![auth];
+        h.extend(ct.iter().map(|c| ("content-type", *c)));
+        let v = e.decide(headers("POST", "/sql", &h), select, now());
+        assert_eq!(v.decision, decision, "{ct:?}: {}", v.reason);
+        assert!(v.reason.contains(fragment), "{ct:?}: {}", v.reason);
+    }
+    for (ct, decision) in [
+        ("text/plain", Decision::Allow),
+        ("application/sql", Decision::Allow),
+        ("application/x-www-form-urlencoded", Decision::Deny),
+        ("multipart/form-data; boundary=x", Decision::Deny),
+    ] {
+        let v = e.decide(
+            headers("POST", "/duck", &[auth, ("content-type", ct)]),
+            b"SELECT * FROM trips",
+            now(),
+        );
+        assert_eq!(v.decision, decision, "{ct}: {}", v.reason);
+    }
+    // A body the upstream is told to decode first is not decided on as sent.
+    for encoding in ["gzip", "identity, gzip", "br"] {
+        let v = e.decide(
+            headers(
+                "POST",
+                "/sql",
+                &[
+                    auth,
+                    ("content-type", "application/json"),
+                    ("content-encoding", encoding),
+                ],
+            ),
+            select,
+            now(),
+        );
+        assert_eq!(v.decision, Decision::Deny, "{encoding}: {}", v.reason);
+        assert!(v.reason.contains("content-encoding"), "{}", v.reason);
+    }
+    let v = e.decide(
+        headers(
+            "POST",
+            "/sql",
+            &[
+                auth,
+                ("content-type", "application/json"),
+                ("content-encoding", "identity"),
+            ],
+        ),
+        select,
+        now(),
+    );
+    assert_eq!(v.decision, Decision::Allow, "{}", v.reason);
 }

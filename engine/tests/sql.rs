@@ -90,7 +90,10 @@ const POSTGRES: &[(&str, &[&str])] = &[
     ("SELECT wipe_payments()", &["execute public.wipe_payments"]),
     ("SELECT public.lower('A')", &["execute public.lower"]),
     ("SELECT pg_catalog.lower('A')", &[]),
-    ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity", &["admin public.pg_terminate_backend", "read public.pg_stat_activity"]),
+    ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity", &["admin pg_catalog.pg_terminate_backend", "read pg_catalog.pg_stat_activity"]),
+    // pg_catalog comes first on PostgreSQL's search path: unqualified catalog names are its.
+    ("SELECT name, setting FROM pg_settings", &["read pg_catalog.pg_settings"]),
+    ("SELECT current_setting('app.settings.jwt_secret')", &["read sql:settings"]),
     ("SELECT set_config('search_path', 'private', false)", &["admin public.set_config"]),
     ("SELECT query_to_xml('delete from payments returning 1', true, true, '')", &["admin public.query_to_xml"]),
     ("SELECT nextval('res_seq')", &["admin public.nextval"]),

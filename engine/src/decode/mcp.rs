@@ -417,6 +417,7 @@ impl McpDecoder {
             }
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
                 let uri = string_param(params, "uri", method)?;
+                check_uri(uri)?;
                 seen.name = Some(uri);
                 out.ops
                     .push(Operation::new(service, Action::Read, uri).with_detail(method.clone()));
@@ -717,9 +718,57 @@ pub fn filter_lists(msg: &mut Json, keep: &mut dyn FnMut(Listed, &str) -> bool) 
     removed
 }
 
+/// A resource URI is matched against grants as written, and many servers treat its
+/// path as a path (file-backed resources, servers that normalise before routing): refuse
+/// what would resolve elsewhere — dot segments, encoded dots or slashes, backslashes and
+/// control characters — as the REST path rules do.
+fn check_uri(uri: &str) -> Result<(), DecodeError> {
+    if uri.chars().any(|c| c.is_control() || c == '\\') {
+        return undecodable("resource URI holds a backslash or a control character");
+    }
+    let lower = uri.to_ascii_lowercase();
+    if ["%2e", "%2f", "%5c", "%00"]
+        .iter()
+        .any(|e| lower.contains(e))
+    {
+        return undecodable("resource URI holds an encoded dot, slash, backslash or NUL");
+    }
+    let rest = uri.split_once(':').map_or(uri, |(_, r)| r);
+    let path = rest.split(['?', '#']).next().unwrap_or_default();
+    if path.split('/').any(|seg| seg == "." || seg == "..") {
+        return undecodable("resource URI holds a dot segment");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resource_uris_that_resolve_elsewhere_are_refused() {
+        for ok in [
+            "shop://catalog/p-1",
+            "file:///srv/docs/readme.md",
+            "postgres://db/reservations?limit=5",
+            "shop://catalog/v1.2/notes..txt",
+        ] {
+            assert!(check_uri(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "shop://catalog/../admin/secrets",
+            "shop://catalog/./p-1",
+            "file:///srv/docs/..",
+            "shop://catalog/%2e%2e/admin",
+            "shop://catalog/%2E%2e/admin",
+            "shop://catalog%2fadmin",
+            "shop://catalog\\admin",
+            "shop://catalog/p-1\n",
+            "shop://catalog/%00",
+        ] {
+            assert!(check_uri(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn builtin_tool_rules() {

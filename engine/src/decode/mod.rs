@@ -3,6 +3,7 @@
 pub mod expr;
 pub mod graphql;
 pub mod mcp;
+pub mod memo;
 pub mod rest;
 pub mod sql;
 

@@ -15,10 +15,11 @@
 //! cannot parse: the decoder never guesses towards allowing.
 
 use super::expr::{Cmp, Expr as Filter};
+use super::memo::{self, Memo};
 use crate::bundle::{BundleError, SqlConfig, SqlDialectName};
 use crate::json::parse_strict;
 use crate::operation::{Action, Operation, Records, Scope};
-use crate::request::{undecodable, DecodeError, Target};
+use crate::request::{content_type, undecodable, DecodeError, HeaderValue, RequestHead, Target};
 use hashbrown::HashSet;
 use serde_json::Value as Json;
 use sqlparser::ast::{
@@ -268,7 +269,6 @@ const SAFE_FUNCTIONS: &[&str] = &[
     "current_schema",
     "current_database",
     "current_catalog",
-    "current_setting",
     "pg_backend_pid",
     "txid_current_if_assigned",
     "pg_size_pretty",
@@ -277,6 +277,9 @@ const SAFE_FUNCTIONS: &[&str] = &[
     "pg_table_size",
     "pg_indexes_size",
 ];
+
+/// Functions that read settings: the operation `SHOW` has (`read sql:settings`).
+const SETTINGS_FUNCTIONS: &[&str] = &["current_setting"];
 
 /// Functions that act on the server, its files, other sessions, or run SQL text the
 /// decoder cannot see: always `admin`, whatever schema they are called in.
@@ -391,8 +394,12 @@ pub struct SqlDecoder {
     source: Source,
     params: Option<String>,
     extra_safe: Vec<String>,
+    /// Top-level members a JSON body may hold (statement, parameters, `body_members`).
+    members: Vec<String>,
     max_statement_bytes: usize,
     max_statements: usize,
+    /// Statements already decoded by this VM (see `memo.rs`).
+    memo: Memo<Vec<Operation>>,
 }
 
 impl SqlDecoder {
@@ -474,27 +481,61 @@ impl SqlDecoder {
             .into_iter()
             .map(|f| f.to_ascii_lowercase())
             .collect();
+        let members = [&source_pointer(&source), &params]
+            .into_iter()
+            .flatten()
+            .filter_map(|p| first_segment(p))
+            .chain(cfg.body_members.clone().unwrap_or_default())
+            .collect();
         Some(SqlDecoder {
             flavor,
             default_schema,
             source,
             params,
             extra_safe,
+            members,
             max_statement_bytes,
             max_statements,
+            memo: Memo::new(),
         })
     }
 
-    /// Finds the SQL (and parameters) in the request, then classifies it.
+    /// Finds the SQL (and parameters) in the request, then classifies it. Only one
+    /// reading of the request is accepted: a JSON body is POSTed as `application/json`
+    /// with no query string and no members beyond the statement's, the parameters' and
+    /// `body_members` (servers that merge query and body parameters, or read another
+    /// member, would run something else); a raw body is POSTed as text with no query
+    /// string; a query parameter comes without a body.
     pub fn decode(
         &self,
         service: &str,
+        head: &RequestHead,
         target: &Target,
         body: &[u8],
     ) -> Result<Vec<Operation>, DecodeError> {
+        if !matches!(self.source, Source::QueryParam(_)) {
+            if head.method != "POST" {
+                return undecodable(format!("SQL in the body is POSTed (not {})", head.method));
+            }
+            if let Some((name, _)) = target.query.first() {
+                return undecodable(format!(
+                    "query parameter `{name}` beside a SQL body: ambiguous"
+                ));
+            }
+        }
         match &self.source {
             Source::JsonPointer(pointer) => {
+                content_type(head, &["application/json"], "SQL")?;
                 let doc = parse_strict(body)?;
+                let Json::Object(members) = &doc else {
+                    return undecodable("SQL body is not a JSON object");
+                };
+                if let Some(m) = members.keys().find(|k| !self.members.contains(k)) {
+                    return undecodable(format!(
+                        "unexpected member `{m}` in the SQL body (allowed: {}; more with `sql.body_members`)",
+                        self.members.join(", ")
+                    ));
+                }
                 let Some(sql) = doc.pointer(pointer).and_then(Json::as_str) else {
                     return undecodable(format!("body has no SQL string at `{pointer}`"));
                 };
@@ -510,10 +551,16 @@ impl SqlDecoder {
                 };
                 self.classify(service, sql, &params)
             }
-            Source::Raw => match std::str::from_utf8(body) {
-                Ok(sql) => self.classify(service, sql, &[]),
-                Err(_) => undecodable("SQL body is not UTF-8"),
-            },
+            Source::Raw => {
+                if head.header("content-type") != HeaderValue::Absent {
+                    // Not a form: an upstream that parses forms would read other SQL.
+                    content_type(head, &["text/plain", "application/sql"], "raw SQL")?;
+                }
+                match std::str::from_utf8(body) {
+                    Ok(sql) => self.classify(service, sql, &[]),
+                    Err(_) => undecodable("SQL body is not UTF-8"),
+                }
+            }
             Source::QueryParam(name) => {
                 if !body.is_empty() {
                     // Some servers (ClickHouse) append the body to the query parameter.
@@ -527,7 +574,8 @@ impl SqlDecoder {
         }
     }
 
-    /// Classifies SQL text: every statement, every table and function it touches.
+    /// Classifies SQL text: every statement, every table and function it touches. The
+    /// same text with the same parameters for the same service is decoded once per VM.
     pub fn classify(
         &self,
         service: &str,
@@ -541,6 +589,27 @@ impl SqlDecoder {
                 self.max_statement_bytes
             ));
         }
+        if sql.len() > memo::MAX_KEY_BYTES {
+            return self.classify_uncached(service, sql, params);
+        }
+        // The exact bytes of everything the decode reads. The SQL's length precedes it, so
+        // no SQL text can run into the parameters (service names hold no `\0`).
+        let params_text = if params.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(params).unwrap_or_default()
+        };
+        let key = format!("{service}\0{}\0{sql}\0{params_text}", sql.len());
+        self.memo
+            .get_or(&key, || self.classify_uncached(service, sql, params))
+    }
+
+    fn classify_uncached(
+        &self,
+        service: &str,
+        sql: &str,
+        params: &[Json],
+    ) -> Result<Vec<Operation>, DecodeError> {
         let dialect: &dyn Dialect = match self.flavor {
             Flavor::Postgres => &PostgreSqlDialect {},
             Flavor::MySql => &MySqlDialect {},
@@ -628,15 +697,43 @@ impl SqlDecoder {
             .collect()
     }
 
+    /// An unqualified relation or function name, qualified as the server resolves it.
+    /// PostgreSQL searches `pg_catalog` before the search path (unless the path names
+    /// it), so an unqualified `pg_settings` is the catalog's: names starting with `pg_`
+    /// (the catalog's namespace) never take `default_schema`.
+    fn unqualified(&self, name: &str) -> String {
+        if self.flavor == Flavor::Postgres && name.starts_with("pg_") {
+            format!("pg_catalog.{name}")
+        } else {
+            format!("{}.{name}", self.default_schema)
+        }
+    }
+
     /// `schema.table` as grants name it: unqualified names take `default_schema`.
     fn resource(&self, name: &ObjectName) -> Result<String, DecodeError> {
         let parts = self.parts(name)?;
         match parts.as_slice() {
-            [one] => Ok(format!("{}.{one}", self.default_schema)),
+            // PostgreSQL searches pg_catalog before the search path (unless the path names
+            // it), so an unqualified `pg_settings` is the catalog's. Names starting with
+            // `pg_` are the catalog's namespace: never take `default_schema` for them.
+            [one] => Ok(self.unqualified(one)),
             [_, _] | [_, _, _] => Ok(parts.join(".")),
             _ => undecodable(format!("object name `{name}` has too many parts")),
         }
     }
+}
+
+fn source_pointer(source: &Source) -> Option<String> {
+    match source {
+        Source::JsonPointer(p) => Some(p.clone()),
+        Source::Raw | Source::QueryParam(_) => None,
+    }
+}
+
+/// The top-level member a JSON pointer starts with (`/sql/text` → `sql`), unescaped.
+fn first_segment(pointer: &str) -> Option<String> {
+    let first = pointer.strip_prefix('/')?.split('/').next()?;
+    Some(first.replace("~1", "/").replace("~0", "~"))
 }
 
 /// Tokens that can extend an expression or query chain by one level.
@@ -693,23 +790,31 @@ fn same_effect(a: &Operation, b: &Operation) -> bool {
 
 /// The statement's text as sqlparser normalises it, cut at `DETAIL_CHARS`.
 fn bounded_display(stmt: &Statement) -> String {
-    struct Bounded(String);
+    /// Stops the formatting (an `Err`) once full: a long statement is not displayed whole.
+    struct Bounded {
+        text: String,
+        chars: usize,
+    }
     impl std::fmt::Write for Bounded {
         fn write_str(&mut self, s: &str) -> std::fmt::Result {
             for c in s.chars() {
-                if self.0.chars().count() >= DETAIL_CHARS {
+                if self.chars >= DETAIL_CHARS {
                     return Err(std::fmt::Error);
                 }
-                self.0.push(c);
+                self.text.push(c);
+                self.chars += 1;
             }
             Ok(())
         }
     }
-    let mut b = Bounded(String::with_capacity(DETAIL_CHARS));
+    let mut b = Bounded {
+        text: String::with_capacity(DETAIL_CHARS),
+        chars: 0,
+    };
     if write!(b, "{stmt}").is_err() {
-        b.0.push('…');
+        b.text.push('…');
     }
-    b.0
+    b.text
 }
 
 /// A table a DML statement writes, for proofs about its `WHERE`.
@@ -818,14 +923,16 @@ impl<'d> Collector<'d> {
             _ => return undecodable(format!("function name `{name}` has too many parts")),
         };
         let lower = fname.to_ascii_lowercase();
-        let qualified = format!(
-            "{}.{fname}",
-            schema
-                .clone()
-                .unwrap_or_else(|| self.dec.default_schema.clone())
-        );
+        let qualified = match &schema {
+            Some(s) => format!("{s}.{fname}"),
+            None => self.dec.unqualified(&fname),
+        };
         let builtin = matches!(schema.as_deref(), None | Some("pg_catalog"));
-        if ADMIN_FUNCTIONS.contains(&lower.as_str()) {
+        if builtin && SETTINGS_FUNCTIONS.contains(&lower.as_str()) {
+            // Reads a server or session setting, as `SHOW` does (settings hold secrets
+            // in some stacks: `app.settings.jwt_secret`).
+            self.on_kind(Action::Read, "settings");
+        } else if ADMIN_FUNCTIONS.contains(&lower.as_str()) {
             self.push(Action::Admin, qualified, Scope::Some, Records::new());
         } else if (builtin
             && (SAFE_FUNCTIONS.contains(&lower.as_str()) || self.dec.extra_safe.contains(&lower)))
