@@ -78,7 +78,8 @@ enum Command {
     Approve(Approval),
     /// Policy tests: run request cases through the engine and compare decisions. CASES is
     /// a JSON Lines file (`{"name", "as", "method", "path", "headers", "body", "expect",
-    /// "reason"}`) or a folder of `.http` files (raw requests after `# expect: deny`,
+    /// "reason"}`; `headers` may be a list of `[name, value]` pairs to repeat a name,
+    /// `body_base64` gives a body that is not text) or a folder of `.http` files (raw requests after `# expect: deny`,
     /// `# as: KEY-NAME`, `# reason: text` lines). Prints a table and `N passed, M failed`;
     /// exit 1 when any case fails.
     Test {
@@ -548,21 +549,14 @@ fn load_cases(path: &Path, keys: &[(String, String)]) -> Result<Vec<Case>, Strin
         if let Some(w) = field("as") {
             headers.push(credential(keys, w)?);
         }
-        for (n, v) in c
-            .get("headers")
-            .and_then(|h| h.as_object())
-            .into_iter()
-            .flatten()
-        {
-            headers.push((
-                n.to_ascii_lowercase(),
-                v.as_str().unwrap_or_default().as_bytes().to_vec(),
-            ));
-        }
-        let body = match c.get("body") {
-            None | Some(serde_json::Value::Null) => Vec::new(),
-            Some(serde_json::Value::String(s)) => s.clone().into_bytes(),
-            Some(v) => v.to_string().into_bytes(),
+        headers.extend(case_headers(c.get("headers")).map_err(|e| format!("{at}: {e}"))?);
+        let body = match (c.get("body"), field("body_base64")) {
+            (_, Some(b64)) => base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| format!("{at}: body_base64: {e}"))?,
+            (None | Some(serde_json::Value::Null), None) => Vec::new(),
+            (Some(serde_json::Value::String(s)), None) => s.clone().into_bytes(),
+            (Some(v), None) => v.to_string().into_bytes(),
         };
         if !body.is_empty() && !headers.iter().any(|(n, _)| n == "content-type") {
             headers.push(("content-type".into(), b"application/json".to_vec()));
@@ -578,6 +572,29 @@ fn load_cases(path: &Path, keys: &[(String, String)]) -> Result<Vec<Case>, Strin
         });
     }
     Ok(cases)
+}
+
+/// A case's `headers`: an object (`{"name": "value"}`), or a list of `[name, value]` pairs
+/// when a name repeats (the order is kept: repeats are what some cases test).
+fn case_headers(h: Option<&serde_json::Value>) -> Result<HeaderList, String> {
+    let pair = |n: &str, v: &serde_json::Value| -> Result<(String, Vec<u8>), String> {
+        let v = v
+            .as_str()
+            .ok_or_else(|| format!("header `{n}`: the value is not a string"))?;
+        Ok((n.to_ascii_lowercase(), v.as_bytes().to_vec()))
+    };
+    match h {
+        None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+        Some(serde_json::Value::Object(m)) => m.iter().map(|(n, v)| pair(n, v)).collect(),
+        Some(serde_json::Value::Array(list)) => list
+            .iter()
+            .map(|p| match p.as_array().map(Vec::as_slice) {
+                Some([serde_json::Value::String(n), v]) => pair(n, v),
+                _ => Err("`headers` list items are [name, value] pairs".to_string()),
+            })
+            .collect(),
+        Some(_) => Err("`headers` is an object or a list of [name, value] pairs".to_string()),
+    }
 }
 
 fn policy_test(
