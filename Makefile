@@ -10,7 +10,7 @@ TARGET := wasm32-wasip1
 WASM   := target/$(TARGET)/release/scopegate_filter.wasm
 CLI    := target/release/scopegate
 
-.PHONY: all build wasm cli toolchain venv mcp-venvs demo test lint unit e2e policies bench bench-wasm clean
+.PHONY: all build wasm cli toolchain venv mcp-venvs demo test lint unit e2e policies bench bench-wasm fuzz fuzz-build fuzz-smoke clean
 
 all: build
 
@@ -63,7 +63,36 @@ policies: cli
 e2e: wasm cli venv mcp-venvs
 	$(PY) -m pytest -c tests/pytest.ini tests/e2e
 
-test: lint unit policies e2e
+test: lint unit policies fuzz-smoke e2e
+
+## Fuzzing (cargo-fuzz, nightly): fuzz/fuzz_targets/ — the envelope and whole decision
+## (decide), each decoder (rest, sql, graphql, mcp), strict JSON against serde_json (json),
+## MCP answers (answer), bundle loading (bundle). Seeds: fuzz/corpus/ (fuzz/seeds.py);
+## new finds go to fuzz/corpus-local/ (untracked), crashes to fuzz/artifacts/.
+FUZZ_TARGETS := decide rest sql graphql mcp json answer bundle
+FUZZ_SECONDS ?= 60
+FUZZ_RUNS    ?= 10000
+FUZZ_FLAGS   := -rss_limit_mb=2048 -max_len=65536
+
+fuzz-build:
+	cd fuzz && cargo +nightly fuzz build -O
+
+## Each target for FUZZ_SECONDS (default 60; `make fuzz FUZZ_SECONDS=600`).
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/corpus-local/$$t; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  (cd fuzz && cargo +nightly fuzz run -O $$t corpus-local/$$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) $(FUZZ_FLAGS)) || exit 1; \
+	done
+
+## Part of `make test`: the seeds, then FUZZ_RUNS mutated inputs per target.
+fuzz-smoke: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  rm -rf fuzz/corpus-local/smoke-$$t && mkdir -p fuzz/corpus-local/smoke-$$t; \
+	  (cd fuzz && cargo +nightly fuzz run -O $$t corpus-local/smoke-$$t corpus/$$t -- -runs=$(FUZZ_RUNS) $(FUZZ_FLAGS) > corpus-local/smoke-$$t.log 2>&1) \
+	    || { tail -40 fuzz/corpus-local/smoke-$$t.log; exit 1; }; \
+	  grep -E "^#[0-9]+[[:space:]]+DONE" fuzz/corpus-local/smoke-$$t.log | sed "s/^/fuzz $$t: /"; \
+	done
 
 ## The Wasm floors `make bench` compares with (bench/noop).
 bench-wasm: toolchain

@@ -768,3 +768,15 @@ fn records_grant_admits_one_volume() {
         }
     }
 }
+
+/// Found by `cargo fuzz` (target `decide`): the fragment-cycle error named whichever
+/// fragment the hash map gave first, so the same request got different reasons (the CLI
+/// and the filter could disagree). Fragments are now checked in document order.
+#[test]
+fn fragment_cycle_reason_is_deterministic() {
+    let query = "query { ...A } fragment A on Query { ...B } fragment B on Query { ...A }";
+    for _ in 0..32 {
+        let err = doc(query).unwrap_err();
+        assert!(err.contains("fragment `A` spreads itself"), "{err}");
+    }
+}

@@ -576,6 +576,9 @@ impl GraphqlDecoder {
         let doc = tree.document();
         let mut operations = Vec::new();
         let mut fragments: HashMap<String, cst::FragmentDefinition> = HashMap::new();
+        // Document order: what is checked first (and so which error is reported) must
+        // not depend on the hash map's order — the CLI and the filter give one answer.
+        let mut in_order: Vec<String> = Vec::new();
         for def in doc.definitions() {
             match def {
                 cst::Definition::OperationDefinition(op) => operations.push(op),
@@ -584,6 +587,7 @@ impl GraphqlDecoder {
                     if fragments.insert(name.clone(), f).is_some() {
                         return undecodable(format!("fragment `{name}` is defined twice"));
                     }
+                    in_order.push(name);
                 }
                 other => {
                     return undecodable(format!(
@@ -609,7 +613,7 @@ impl GraphqlDecoder {
             visiting: Vec::new(),
             aliases: 0,
         };
-        for name in fragments.keys() {
+        for name in &in_order {
             walk.fragment_depth(name)?;
         }
         let mut out = Vec::new();
