@@ -186,6 +186,10 @@ pub struct Limits {
     /// Largest request body the filter buffers and inspects (default 1 MiB); larger is 413.
     #[serde(default)]
     pub max_body_bytes: Option<u64>,
+    /// Deepest nesting of arrays and objects in a JSON body the filter reads (default 64,
+    /// ceiling 128); deeper is refused before it is parsed.
+    #[serde(default)]
+    pub max_json_depth: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -269,6 +273,9 @@ pub struct SqlConfig {
     /// upstream might read SQL from it.
     #[serde(default)]
     pub body_members: Option<Vec<String>>,
+    /// Parser recursion limit (default and ceiling 50: the module's stack is sized for it).
+    #[serde(default)]
+    pub max_recursion: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -74,9 +74,49 @@ pub fn parse_strict(body: &[u8]) -> Result<Value, DecodeError> {
     }
 }
 
+/// Whether a JSON text nests arrays and objects deeper than `limit` — a byte scan that
+/// runs before any parsing (strings and their escapes skipped), so a deep body costs one
+/// pass, not a recursive descent. Text that is not JSON is left to the parser.
+pub fn nests_deeper_than(body: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nesting_is_measured_outside_strings() {
+        assert!(!nests_deeper_than(br#"{"a": [1, {"b": 2}]}"#, 3));
+        assert!(nests_deeper_than(br#"{"a": [1, {"b": 2}]}"#, 2));
+        assert!(!nests_deeper_than(br#"{"a": "[[[[{{{{\"[[["}"#, 1));
+        let deep = format!("{}{}", "[".repeat(65), "]".repeat(65));
+        assert!(nests_deeper_than(deep.as_bytes(), 64));
+        assert!(!nests_deeper_than(deep.as_bytes(), 65));
+    }
 
     #[test]
     fn strict_json_table() {

@@ -10,6 +10,7 @@ use crate::bundle::{BundleErrors, Friction};
 use crate::decode::mcp::answer_is_filtered;
 use crate::digest::{request_digest, sha256, DigestInput};
 use crate::evaluate::{evaluate, Evaluation, Owed};
+use crate::json::nests_deeper_than;
 use crate::operation::Operation;
 use crate::policy::{Decoder, Key, Policy, Secrets, Service};
 use crate::request::{undecodable, DecodeError, HeaderList, HeaderValue, RequestHead, Target};
@@ -284,6 +285,15 @@ impl Engine {
             _ if service.decoder.needs_body() && !identity_encoded(&p.head) => undecodable(
                 "request body with a content-encoding: scopegate decides on bodies it reads as sent (identity only)",
             ),
+            _ if service.decoder.needs_body()
+                && json_media(&p.head)
+                && nests_deeper_than(body, service.max_json_depth) =>
+            {
+                undecodable(format!(
+                    "JSON body nests deeper than the service's limits.max_json_depth of {}",
+                    service.max_json_depth
+                ))
+            }
             Decoder::Rest(d) => d.decode(&service.name, &p.head, &p.target),
             Decoder::Sql(d) => d.decode(&service.name, &p.head, &p.target, body),
             Decoder::Graphql(d) => d.decode(&service.name, &p.head, &p.target, body),
@@ -766,6 +776,17 @@ fn identity_encoded(head: &RequestHead) -> bool {
         HeaderValue::Absent => true,
         HeaderValue::One(v) => trim(v).eq_ignore_ascii_case(b"identity"),
         HeaderValue::Repeated => false,
+    }
+}
+
+/// The body is declared `application/json` (one content-type header).
+fn json_media(head: &RequestHead) -> bool {
+    match head.header("content-type") {
+        HeaderValue::One(v) => {
+            let media = v.split(|b| *b == b';').next().unwrap_or_default();
+            trim(media).eq_ignore_ascii_case(b"application/json")
+        }
+        HeaderValue::Absent | HeaderValue::Repeated => false,
     }
 }
 

@@ -19,6 +19,9 @@ use serde_json::Value;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Hard ceiling: a bundle may not ask the filter to buffer more than this.
 pub const MAX_BODY_BYTES_CEILING: usize = 64 * 1024 * 1024;
+/// JSON nesting a body may have (arrays and objects), by default and at most.
+pub const DEFAULT_MAX_JSON_DEPTH: usize = 64;
+pub const MAX_JSON_DEPTH_CEILING: usize = 128;
 
 #[derive(Debug)]
 pub struct Policy {
@@ -67,6 +70,7 @@ pub struct Service {
     pub upstream_auth: Option<UpstreamAuth>,
     pub decoder: Decoder,
     pub max_body_bytes: usize,
+    pub max_json_depth: usize,
     /// Record ids → environments (`None`: the instance's environment).
     pub environments: Option<EnvMap>,
 }
@@ -639,6 +643,17 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
                 }
             },
         };
+        let max_json_depth = match s.limits.as_ref().and_then(|l| l.max_json_depth) {
+            None => DEFAULT_MAX_JSON_DEPTH,
+            Some(n) if (1..=MAX_JSON_DEPTH_CEILING).contains(&n) => n,
+            Some(_) => {
+                errs.push(
+                    format!("{at}.limits.max_json_depth"),
+                    format!("must be between 1 and {MAX_JSON_DEPTH_CEILING}"),
+                );
+                DEFAULT_MAX_JSON_DEPTH
+            }
+        };
         let decoder = match s.protocol {
             Protocol::Rest => match &s.rest {
                 None => {
@@ -704,6 +719,7 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
                 upstream_auth,
                 decoder,
                 max_body_bytes,
+                max_json_depth,
                 environments: s
                     .environments
                     .as_ref()

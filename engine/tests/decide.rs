@@ -696,3 +696,56 @@ fn sql_sources() {
     );
     assert_eq!(v.decision, Decision::Allow, "{}", v.reason);
 }
+
+#[test]
+fn json_depth_and_sql_recursion_are_bundle_limits() {
+    let bundle = format!(
+        r#"{{"bundle": "s", "version": 1, "environment": "production",
+        "services": [
+          {{"name": "neon", "protocol": "sql", "match": {{"path_prefix": "/sql"}}, "limits": {{"max_json_depth": 4}},
+            "sql": {{"dialect": "postgres", "statement": {{"json_pointer": "/sql"}}, "params": {{"json_pointer": "/params"}}, "max_recursion": 10}}}}],
+        "roles": [{{"name": "r", "allow": [{{"service": "neon", "resources": ["public.*"], "actions": ["read"]}}]}}],
+        "keys": [{{"id": "k", "sha256": "{}", "role": "r"}}]}}"#,
+        hex(&sha256(b"key"))
+    );
+    let e = Engine::from_json(bundle.as_bytes(), &Secrets::Unchecked).unwrap();
+    let h = || {
+        headers(
+            "POST",
+            "/sql",
+            &[
+                ("authorization", "Bearer key"),
+                ("content-type", "application/json"),
+            ],
+        )
+    };
+    let ok = br#"{"sql": "SELECT * FROM t", "params": [[[1]]]}"#;
+    assert_eq!(e.decide(h(), ok, now()).decision, Decision::Allow);
+    let deep = br#"{"sql": "SELECT * FROM t", "params": [[[[1]]]]}"#;
+    let v = e.decide(h(), deep, now());
+    assert_eq!(v.decision, Decision::Deny);
+    assert!(v.reason.contains("max_json_depth of 4"), "{}", v.reason);
+    let nested = format!(
+        r#"{{"sql": "SELECT {}1{} FROM t"}}"#,
+        "(".repeat(12),
+        ")".repeat(12)
+    );
+    let v = e.decide(h(), nested.as_bytes(), now());
+    assert_eq!(v.decision, Decision::Deny);
+    assert!(v.reason.contains("max_recursion of 10"), "{}", v.reason);
+    let b = bundle.replace(
+        r#""limits": {"max_json_depth": 4}"#,
+        r#""limits": {"max_json_depth": 129}"#,
+    );
+    let err = format!(
+        "{:?}",
+        Engine::from_json(b.as_bytes(), &Secrets::Unchecked).err()
+    );
+    assert!(err.contains("max_json_depth"), "{err}");
+    let b = bundle.replace(r#""max_recursion": 10"#, r#""max_recursion": 51"#);
+    let err = format!(
+        "{:?}",
+        Engine::from_json(b.as_bytes(), &Secrets::Unchecked).err()
+    );
+    assert!(err.contains("max_recursion"), "{err}");
+}

@@ -398,6 +398,7 @@ pub struct SqlDecoder {
     members: Vec<String>,
     max_statement_bytes: usize,
     max_statements: usize,
+    max_recursion: usize,
     /// Statements already decoded by this VM (see `memo.rs`).
     memo: Memo<Vec<Operation>>,
 }
@@ -474,6 +475,13 @@ impl SqlDecoder {
         if max_statements == 0 || max_statements > 1000 {
             err(format!("{at}.max_statements"), "must be between 1 and 1000");
         }
+        let max_recursion = cfg.max_recursion.unwrap_or(RECURSION_LIMIT);
+        if max_recursion == 0 || max_recursion > RECURSION_LIMIT {
+            err(
+                format!("{at}.max_recursion"),
+                &format!("must be between 1 and {RECURSION_LIMIT}"),
+            );
+        }
         let extra_safe = cfg
             .safe_functions
             .clone()
@@ -496,6 +504,7 @@ impl SqlDecoder {
             members,
             max_statement_bytes,
             max_statements,
+            max_recursion: max_recursion.clamp(1, RECURSION_LIMIT),
             memo: Memo::new(),
         })
     }
@@ -626,10 +635,16 @@ impl SqlDecoder {
             ));
         }
         let statements = Parser::new(dialect)
-            .with_recursion_limit(RECURSION_LIMIT)
+            .with_recursion_limit(self.max_recursion)
             .with_tokens_with_locations(tokens)
             .parse_statements()
-            .or_else(|e| undecodable(format!("SQL does not parse: {e}")))?;
+            .or_else(|e| match e {
+                sqlparser::parser::ParserError::RecursionLimitExceeded => undecodable(format!(
+                    "SQL nests deeper than the service's max_recursion of {}",
+                    self.max_recursion
+                )),
+                e => undecodable(format!("SQL does not parse: {e}")),
+            })?;
         if statements.is_empty() {
             return undecodable("no SQL statement");
         }
