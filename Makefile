@@ -10,7 +10,7 @@ TARGET := wasm32-wasip1
 WASM   := target/$(TARGET)/release/scopegate_filter.wasm
 CLI    := target/release/scopegate
 
-.PHONY: all build wasm cli toolchain venv mcp-venvs demo test lint unit e2e policies bench bench-wasm fuzz fuzz-build fuzz-smoke clean
+.PHONY: all build wasm cli toolchain venv mcp-venvs demo test lint unit e2e policies bench bench-wasm test-wasm fuzz fuzz-build fuzz-smoke clean
 
 all: build
 
@@ -48,7 +48,7 @@ demo: build venv
 lint: toolchain
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo clippy --target $(TARGET) -p scopegate-filter -- -D warnings
+	cargo clippy --target $(TARGET) -p scopegate-filter -p scopegate-test-faulty -- -D warnings
 
 unit:
 	cargo test --workspace
@@ -60,7 +60,11 @@ policies: cli
 	@for b in policies/*.json; do $(CLI) lint --deny-warnings "$$b"; done
 	@for b in policies/*.json; do $(CLI) test "$$b" "$${b%.json}.tests.jsonl" --keys "$${b%.json}.keys"; done
 
-e2e: wasm cli venv mcp-venvs
+## A filter that crashes its VM on demand (tests/faulty), for the fault tests.
+test-wasm: toolchain
+	cargo build --release --target $(TARGET) -p scopegate-test-faulty
+
+e2e: wasm test-wasm cli venv mcp-venvs
 	$(PY) -m pytest -c tests/pytest.ini tests/e2e
 
 test: lint unit policies fuzz-smoke e2e

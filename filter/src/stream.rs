@@ -266,12 +266,25 @@ impl<H: Host> Stream<H> {
             State::Buffering(pending) => {
                 self.host.count("scopegate_requests_total", 1);
                 self.host.count("scopegate_requests_incomplete", 1);
-                audit::incomplete_record(&ctx, pending.subject())
+                // The access log reads the filter state after this callback.
+                let s = pending.subject();
+                for (name, value) in [
+                    ("scopegate_decision", "incomplete"),
+                    ("scopegate_key", s.key.as_deref().unwrap_or("-")),
+                    ("scopegate_role", s.role.as_deref().unwrap_or("-")),
+                    ("scopegate_service", s.service.as_deref().unwrap_or("-")),
+                ] {
+                    self.host.set_property(name, value);
+                }
+                audit::incomplete_record(&ctx, s)
             }
             State::Start | State::Refused => return,
         };
         self.host.log(Level::Info, &record);
-        if let (Some(sink), false) = (&self.sink, self.handed) {
+        // A held request's record (`required` audit) is at the collector already, even
+        // when the client left before the collector answered: one record per request.
+        let sent = self.handed || matches!(self.state, State::AwaitingAudit(..));
+        if let (Some(sink), false) = (&self.sink, sent) {
             sink.borrow_mut().push(&self.host, record);
         }
     }
