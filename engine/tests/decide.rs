@@ -664,37 +664,23 @@ fn sql_sources() {
         assert_eq!(v.decision, decision, "{ct}: {}", v.reason);
     }
     // A body the upstream is told to decode first is not decided on as sent.
-    for encoding in ["gzip", "identity, gzip", "br"] {
-        let v = e.decide(
-            headers(
-                "POST",
-                "/sql",
-                &[
-                    auth,
-                    ("content-type", "application/json"),
-                    ("content-encoding", encoding),
-                ],
-            ),
-            select,
-            now(),
-        );
-        assert_eq!(v.decision, Decision::Deny, "{encoding}: {}", v.reason);
-        assert!(v.reason.contains("content-encoding"), "{}", v.reason);
+    for (encoding, decision) in [
+        ("gzip", Decision::Deny),
+        ("identity, gzip", Decision::Deny),
+        ("br", Decision::Deny),
+        ("identity", Decision::Allow),
+    ] {
+        let h = [
+            auth,
+            ("content-type", "application/json"),
+            ("content-encoding", encoding),
+        ];
+        let v = e.decide(headers("POST", "/sql", &h), select, now());
+        assert_eq!(v.decision, decision, "{encoding}: {}", v.reason);
+        if decision == Decision::Deny {
+            assert!(v.reason.contains("content-encoding"), "{}", v.reason);
+        }
     }
-    let v = e.decide(
-        headers(
-            "POST",
-            "/sql",
-            &[
-                auth,
-                ("content-type", "application/json"),
-                ("content-encoding", "identity"),
-            ],
-        ),
-        select,
-        now(),
-    );
-    assert_eq!(v.decision, Decision::Allow, "{}", v.reason);
 }
 
 #[test]

@@ -101,3 +101,11 @@ def fresh(request):
         request.getfixturevalue("pg").seed()
     if "upstream" in request.fixturenames:
         request.getfixturevalue("upstream").reset()
+
+
+@pytest.fixture(scope="module")
+def collector():
+    """An audit collector (tests/upstream/collector.py) for one test module."""
+    c = harness.Collector().start()
+    yield c
+    c.stop()

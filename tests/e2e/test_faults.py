@@ -250,13 +250,6 @@ def faulty_wasm():
 
 
 @pytest.fixture(scope="module")
-def collector():
-    c = harness.Collector().start()
-    yield c
-    c.stop()
-
-
-@pytest.fixture(scope="module")
 def gate(modules, fault_upstream, fault_keys, collector):
     """scopegate in the shipped config (plus a 2 s stream idle timeout) in front of the
     fault upstream, its audit sink pointed at the collector."""

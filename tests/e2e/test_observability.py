@@ -28,13 +28,6 @@ def sink_bundle(keys, **audit):
 
 
 @pytest.fixture(scope="module")
-def collector():
-    c = harness.Collector().start()
-    yield c
-    c.stop()
-
-
-@pytest.fixture(scope="module")
 def observed(upstream, keys, collector):
     e = harness.Envoy(sink_bundle(keys), upstream.port, env={"RENTALS_UPSTREAM_TOKEN": UPSTREAM_TOKEN},
                       collector_port=collector.port).start()

@@ -7,6 +7,7 @@
 //! Parsing is apollo-parser's (spec-compliant, recursion and token limits); a document
 //! with any syntax error is refused, and only error-free trees are walked.
 
+use super::memo::{self, Memo};
 use super::{name_words, record_json};
 use crate::bundle::{BundleError, GraphqlConfig, GraphqlSchema};
 use crate::digest::{hex, sha256};
@@ -227,6 +228,8 @@ pub struct GraphqlDecoder {
     persisted: HashMap<String, String>,
     schema: Option<RootFields>,
     limits: Limits,
+    /// Requests already decoded by this VM (see `memo.rs`).
+    memo: Memo<Vec<Operation>>,
 }
 
 /// One GraphQL request, whatever transport carried it.
@@ -344,6 +347,7 @@ impl GraphqlDecoder {
             persisted,
             schema,
             limits,
+            memo: Memo::new(),
         })
     }
 
@@ -553,7 +557,32 @@ impl GraphqlDecoder {
     }
 
     /// Parses one document and turns every root field of every operation into an operation.
+    /// The operations of one request. The same document with the same variables,
+    /// operation name and transport, for the same service, is decoded once per VM.
     fn operations(&self, service: &str, r: &GqlRequest) -> Result<Vec<Operation>, DecodeError> {
+        if r.document.len() > memo::MAX_KEY_BYTES {
+            return self.operations_uncached(service, r);
+        }
+        // Exact bytes of everything the decode reads; the lengths keep the parts apart.
+        let variables = Json::Object(r.variables.clone()).to_string();
+        let name = r.operation_name.as_deref();
+        let key = format!(
+            "{service}\0{}\0{}:{}\0{}:{}\0{variables}",
+            r.over_get,
+            r.document.len(),
+            r.document,
+            name.map_or(0, |n| n.len() + 1),
+            name.unwrap_or_default(),
+        );
+        self.memo
+            .get_or(&key, || self.operations_uncached(service, r))
+    }
+
+    fn operations_uncached(
+        &self,
+        service: &str,
+        r: &GqlRequest,
+    ) -> Result<Vec<Operation>, DecodeError> {
         if r.document.len() > self.limits.document_bytes {
             return undecodable(format!(
                 "GraphQL document is {} bytes, over the service's max_document_bytes of {}",
