@@ -755,12 +755,38 @@ fn refuse(subject: Subject, r: Refusal, operations: Vec<Operation>) -> Verdict {
     }
 }
 
+/// Headers whose meaning depends on which of two copies a server reads (first-wins or
+/// last-wins): sent twice, the request is refused whatever the protocol. (`authorization`
+/// and `x-api-key` are checked by authentication, `mcp-*` by the MCP decoder too.)
+const SINGLE_HEADERS: [&str; 4] = [
+    "content-type",
+    "content-encoding",
+    "accept-profile",
+    "content-profile",
+];
+const SINGLE_HEADER_PREFIXES: [&str; 2] = ["x-scopegate-", "mcp-"];
+
 /// Envelope checks every protocol shares: nothing may ask the upstream to treat the
-/// request as another method than the one the filter judged.
+/// request as another method or path than the one the filter judged, and no header
+/// that matters may come twice.
 fn check_envelope(head: &RequestHead, target: &Target) -> Result<(), DecodeError> {
     for (h, what) in OVERRIDE_HEADERS {
         if head.has_header(h) {
             return undecodable(format!("{what} override header `{h}`"));
+        }
+    }
+    let single = |n: &str| {
+        SINGLE_HEADERS.contains(&n) || SINGLE_HEADER_PREFIXES.iter().any(|p| n.starts_with(p))
+    };
+    for (i, (name, _)) in head.headers.iter().enumerate() {
+        if single(name)
+            && head
+                .headers
+                .iter()
+                .skip(i + 1)
+                .any(|(other, _)| other == name)
+        {
+            return undecodable(format!("repeated {name} header"));
         }
     }
     if target.params("_method").next().is_some() {

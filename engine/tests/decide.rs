@@ -562,6 +562,43 @@ fn malformed_heads_are_denied() {
 }
 
 #[test]
+fn headers_that_matter_may_not_repeat() {
+    let e = engine();
+    let reader = ("authorization", "Bearer reader-key");
+    let once = e.decide(
+        headers(
+            "GET",
+            "/rest/vehicles",
+            &[reader, ("x-scopegate-confirm", "x")],
+        ),
+        b"",
+        now(),
+    );
+    assert_eq!(once.decision, Decision::Allow, "{}", once.reason);
+    for name in [
+        "x-scopegate-confirm",
+        "x-scopegate-approval",
+        "x-scopegate-role",
+        "content-type",
+        "content-encoding",
+        "accept-profile",
+        "mcp-method",
+    ] {
+        let v = e.decide(
+            headers("GET", "/rest/vehicles", &[reader, (name, "a"), (name, "a")]),
+            b"",
+            now(),
+        );
+        assert_eq!(v.decision, Decision::Deny, "{name}: {}", v.reason);
+        assert!(
+            v.reason.contains(&format!("repeated {name} header")),
+            "{}",
+            v.reason
+        );
+    }
+}
+
+#[test]
 fn sql_sources() {
     let bundle = format!(
         r#"{{"bundle": "s", "version": 1, "environment": "production",
