@@ -268,13 +268,14 @@ impl<H: Host> Stream<H> {
                 self.host.count("scopegate_requests_incomplete", 1);
                 // The access log reads the filter state after this callback.
                 let s = pending.subject();
-                for (name, value) in [
+                let facts = [
                     ("scopegate_decision", "incomplete"),
                     ("scopegate_key", s.key.as_deref().unwrap_or("-")),
                     ("scopegate_role", s.role.as_deref().unwrap_or("-")),
                     ("scopegate_service", s.service.as_deref().unwrap_or("-")),
-                ] {
-                    self.host.set_property(name, value);
+                ];
+                if engine.policy().filter_state {
+                    facts.iter().for_each(|(n, v)| self.host.set_property(n, v));
                 }
                 audit::incomplete_record(&ctx, s)
             }
@@ -346,7 +347,7 @@ impl<H: Host> Stream<H> {
             self.reply_locally(v);
             return Flow::Pause;
         }
-        set_properties(&self.host, &v);
+        set_properties(&self.host, self.engine.as_deref(), &v);
         let required = self.sink.clone().filter(|s| s.borrow().cfg.required);
         if let (Some(sink), Some(engine)) = (required, &self.engine) {
             // Required audit: the record goes to the sink, and is accepted, first.
@@ -388,7 +389,7 @@ impl<H: Host> Stream<H> {
             &headers,
             v.response_body().as_bytes(),
         );
-        set_properties(&self.host, &v);
+        set_properties(&self.host, self.engine.as_deref(), &v);
         self.state = State::Decided(v);
     }
 }
@@ -451,8 +452,12 @@ fn settle(host: &dyn Host, v: Verdict) -> Verdict {
     v
 }
 
-/// The decision as filter state, for Envoy's access log (`envoy/scopegate.yaml.tmpl`).
-fn set_properties(host: &dyn Host, v: &Verdict) {
+/// The decision as filter state, for Envoy's access log (`envoy/scopegate.yaml.tmpl`),
+/// unless the bundle turned it off (`"filter_state": false`).
+fn set_properties(host: &dyn Host, engine: Option<&Engine>, v: &Verdict) {
+    if engine.is_some_and(|e| !e.policy().filter_state) {
+        return;
+    }
     let ops: Vec<String> = v
         .operations
         .iter()
@@ -1019,6 +1024,23 @@ mod tests {
         assert_eq!(p["scopegate_decision"], "deny");
         assert_eq!(p["scopegate_key"], "reader-1");
         assert_eq!(p["scopegate_operations"], "delete reservations");
+        drop(p);
+
+        // `"filter_state": false`: no property, the same counters and audit record.
+        for (method, path, body) in [
+            ("DELETE", "/rest/reservations?id=eq.1", &b""[..]),
+            ("GET", "/rest/reservations?id=eq.1", &b""[..]),
+        ] {
+            let f = with_bundle(fake(method, path, "reader-key", body), |b| {
+                b["filter_state"] = serde_json::json!(false);
+            });
+            let mut s = stream(&f);
+            s.on_request_headers(true);
+            s.on_log();
+            assert!(f.props.borrow().is_empty(), "{:?}", f.props.borrow());
+            assert_eq!(f.metrics.borrow()["scopegate_requests_total"], 1);
+            assert!(audit_line(&f)["decision"].is_string());
+        }
     }
 
     fn sink_bundle(mode: &str) -> impl Fn(&mut serde_json::Value) + '_ {
