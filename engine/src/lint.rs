@@ -132,19 +132,6 @@ pub fn warnings(b: &Bundle) -> Vec<Warning> {
                 ),
             );
         }
-        let body_limits = s
-            .limits
-            .as_ref()
-            .is_some_and(|l| l.max_body_bytes.is_some() || l.max_json_depth.is_some());
-        if s.protocol == crate::bundle::Protocol::Rest && body_limits {
-            warn(
-                format!("services[{i}].limits"),
-                format!(
-                    "service `{}` is REST: its requests are decided on headers and their bodies are not held, so body limits do not apply",
-                    s.name
-                ),
-            );
-        }
     }
     out
 }
@@ -184,8 +171,7 @@ mod tests {
 
     const BASE: &str = r#"{"bundle": "l", "version": 1, "environment": "production",
       "services": [{"name": "s", "protocol": "rest", "match": {"path_prefix": "/s"}, "rest": {"style": "postgrest"}},
-                   {"name": "idle", "protocol": "rest", "match": {"path_prefix": "/idle"}, "rest": {"style": "postgrest"},
-                    "limits": {"max_body_bytes": 100}}],
+                   {"name": "idle", "protocol": "rest", "match": {"path_prefix": "/idle"}, "rest": {"style": "postgrest"}}],
       "roles": [{"name": "admin", "allow": [{"service": "s", "resources": ["*"], "actions": ["read", "delete"]}]},
                 {"name": "ops", "allow": [{"service": "s", "resources": ["user*"], "actions": ["drop"]},
                                           {"service": "s", "resources": ["payments"], "actions": ["delete"], "friction": "approval"}]},
@@ -206,7 +192,6 @@ mod tests {
             "roles[1].allow[1]: every resource and action of this grant is denied by guards[0]",
             "roles[2]: role `nobody` has no key",
             "services[1]: service `idle` is granted to no role",
-            "services[1].limits: service `idle` is REST: its requests are decided on headers",
         ];
         assert_eq!(got.len(), want.len(), "{got:#?}");
         for (g, w) in got.iter().zip(want) {
