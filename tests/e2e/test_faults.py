@@ -506,6 +506,8 @@ def test_upstream_reset_mid_body_is_a_503_audited_as_allow(gate, fault_upstream,
     assert (rec["decision"], rec["status"], rec["service"], rec["key"]) == ("allow", 503, "rentals-sql", "fault-reader")
     assert rec["operations"][0]["resource"] == "public.vehicles"
     assert (line["status"], line["scopegate_decision"]) == (503, "allow")
+    # The access log says why (Envoy's response flags: the upstream ended the connection).
+    assert line["response_flags"] in ("UC", "UR", "URX"), line
 
 
 @pytest.mark.parametrize("proto", ["http1", "h2"])
@@ -530,6 +532,8 @@ def test_upstream_reset_mid_answer_is_audited_with_the_status_sent(gate, fault_u
     rec, line = audited(gate, collector, rid)
     assert (rec["decision"], rec["status"], rec["service"]) == ("allow", 200, "rentals")
     assert (line["status"], line["scopegate_decision"]) == (200, "allow")
+    # The status was sent before the reset; the response flags show the answer was cut.
+    assert line["response_flags"] not in (None, "", "-"), line
 
 
 # ---------------------------------------------------------------- 4. the client sends half a body and hangs
