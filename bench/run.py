@@ -237,14 +237,14 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(port, scenario, pid=None):
+def wrk(port, scenario, pid):
     name, method, path, headers, body = scenario
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(lua(method, headers, body))
-    cpu0 = cpu_seconds(pid) if pid else 0.0
+    cpu0 = cpu_seconds(pid)
     out = subprocess.run(["wrk", "-t1", "-c8", f"-d{SECONDS}s", "--latency", "-s", f.name,
                           f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True).stdout
-    cpu = cpu_seconds(pid) - cpu0 if pid else 0.0
+    cpu = cpu_seconds(pid) - cpu0
     os.unlink(f.name)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))

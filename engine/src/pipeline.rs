@@ -13,7 +13,9 @@ use crate::evaluate::{evaluate, Evaluation, Owed};
 use crate::json::nests_deeper_than;
 use crate::operation::Operation;
 use crate::policy::{Decoder, Key, Policy, Secrets, Service};
-use crate::request::{undecodable, DecodeError, HeaderList, HeaderValue, RequestHead, Target};
+use crate::request::{
+    content_type, undecodable, DecodeError, HeaderList, HeaderValue, RequestHead, Target,
+};
 use crate::verdict::{
     Approved, BudgetUse, Decision, Forward, JsonRpc, ListFilter, Refusal, Subject, Verdict,
 };
@@ -285,8 +287,9 @@ impl Engine {
             _ if service.decoder.needs_body() && !identity_encoded(&p.head) => undecodable(
                 "request body with a content-encoding: scopegate decides on bodies it reads as sent (identity only)",
             ),
+            // Only where the decoder will read the body as JSON (the media type it checks).
             _ if service.decoder.needs_body()
-                && json_media(&p.head)
+                && content_type(&p.head, &["application/json"], "JSON").is_ok()
                 && nests_deeper_than(body, service.max_json_depth) =>
             {
                 undecodable(format!(
@@ -802,17 +805,6 @@ fn identity_encoded(head: &RequestHead) -> bool {
         HeaderValue::Absent => true,
         HeaderValue::One(v) => trim(v).eq_ignore_ascii_case(b"identity"),
         HeaderValue::Repeated => false,
-    }
-}
-
-/// The body is declared `application/json` (one content-type header).
-fn json_media(head: &RequestHead) -> bool {
-    match head.header("content-type") {
-        HeaderValue::One(v) => {
-            let media = v.split(|b| *b == b';').next().unwrap_or_default();
-            trim(media).eq_ignore_ascii_case(b"application/json")
-        }
-        HeaderValue::Absent | HeaderValue::Repeated => false,
     }
 }
 

@@ -268,15 +268,16 @@ impl<H: Host> Stream<H> {
                 self.host.count("scopegate_requests_incomplete", 1);
                 // The access log reads the filter state after this callback.
                 let s = pending.subject();
-                let facts = [
-                    ("scopegate_decision", "incomplete"),
-                    ("scopegate_key", s.key.as_deref().unwrap_or("-")),
-                    ("scopegate_role", s.role.as_deref().unwrap_or("-")),
-                    ("scopegate_service", s.service.as_deref().unwrap_or("-")),
-                ];
-                if engine.policy().filter_state {
-                    facts.iter().for_each(|(n, v)| self.host.set_property(n, v));
-                }
+                set_filter_state(
+                    &self.host,
+                    Some(engine),
+                    &[
+                        ("scopegate_decision", "incomplete"),
+                        ("scopegate_key", s.key.as_deref().unwrap_or("-")),
+                        ("scopegate_role", s.role.as_deref().unwrap_or("-")),
+                        ("scopegate_service", s.service.as_deref().unwrap_or("-")),
+                    ],
+                );
                 audit::incomplete_record(&ctx, s)
             }
             State::Start | State::Refused => return,
@@ -452,33 +453,40 @@ fn settle(host: &dyn Host, v: Verdict) -> Verdict {
     v
 }
 
-/// The decision as filter state, for Envoy's access log (`envoy/scopegate.yaml.tmpl`),
-/// unless the bundle turned it off (`"filter_state": false`).
-fn set_properties(host: &dyn Host, engine: Option<&Engine>, v: &Verdict) {
+/// Filter state for Envoy's access log (`envoy/scopegate.yaml.tmpl`), unless the bundle
+/// turned it off (`"filter_state": false`).
+fn set_filter_state(host: &dyn Host, engine: Option<&Engine>, facts: &[(&str, &str)]) {
     if engine.is_some_and(|e| !e.policy().filter_state) {
         return;
     }
+    for (name, value) in facts {
+        host.set_property(name, value);
+    }
+}
+
+/// The decision as filter state.
+fn set_properties(host: &dyn Host, engine: Option<&Engine>, v: &Verdict) {
     let ops: Vec<String> = v
         .operations
         .iter()
         .map(|o| format!("{} {}", o.action, o.resource))
         .collect();
     let s = &v.subject;
-    for (name, value) in [
+    let ops = ops.join(", ");
+    let facts = [
         ("scopegate_decision", v.decision.as_str()),
         ("scopegate_reason", v.reason.as_str()),
         ("scopegate_key", s.key.as_deref().unwrap_or("-")),
         ("scopegate_role", s.role.as_deref().unwrap_or("-")),
         ("scopegate_service", s.service.as_deref().unwrap_or("-")),
         ("scopegate_rule", v.rule.as_deref().unwrap_or("-")),
-        ("scopegate_operations", &ops.join(", ")),
+        ("scopegate_operations", ops.as_str()),
         (
             "scopegate_enforced",
             if v.enforced { "true" } else { "false" },
         ),
-    ] {
-        host.set_property(name, value);
-    }
+    ];
+    set_filter_state(host, engine, &facts);
 }
 
 /// Counters per decided request (names listed in the README).

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scopegate_fuzz::{check, with_engine, AGENT_KEY, NOW_MS};
+use scopegate_fuzz::{decide_checked, with_engine, AGENT_KEY, NOW_MS};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
@@ -44,13 +44,7 @@ fuzz_target!(|data: &[u8]| {
         ));
     }
     with_engine(|e| {
-        let v = e.decide(headers.clone(), body, NOW_MS);
-        assert_eq!(
-            v,
-            e.decide(headers.clone(), body, NOW_MS),
-            "not deterministic"
-        );
-        check(&v);
+        let v = decide_checked(e, headers.clone(), body);
         // The filter's two phases (headers, then the held body) agree with one call.
         match e.begin(headers, !body.is_empty(), NOW_MS) {
             scopegate_engine::Step::Decided(d) => assert_eq!(d, v),

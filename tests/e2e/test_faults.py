@@ -40,10 +40,7 @@ from clients import H2, http1
 
 ROOT = harness.ROOT
 # Built by `make test-wasm` (a dependency of `make e2e`).
-FAULTY_CANDIDATES = [
-    ROOT / "target" / "wasm32-wasip1" / "release" / "scopegate_test_faulty.wasm",
-]
-FAULTY_BUILD = "make test-wasm"
+FAULTY = ROOT / "target" / "wasm32-wasip1" / "release" / "scopegate_test_faulty.wasm"
 
 SHIPPED_POLICY = "failure_policy: FAIL_CLOSED"
 # The gateway's own stream idle timeout (the shipped config keeps Envoy's 5 min default):
@@ -243,10 +240,9 @@ def modules():
 
 @pytest.fixture(scope="module")
 def faulty_wasm():
-    for p in FAULTY_CANDIDATES:
-        if p.exists():
-            return p
-    pytest.fail(f"the test-only module tests/faulty is not built: {FAULTY_BUILD}")
+    if not FAULTY.exists():
+        pytest.fail("the test-only module tests/faulty is not built: make test-wasm")
+    return FAULTY
 
 
 @pytest.fixture(scope="module")
