@@ -10,7 +10,7 @@ TARGET := wasm32-wasip1
 WASM   := target/$(TARGET)/release/scopegate_filter.wasm
 CLI    := target/release/scopegate
 
-.PHONY: all build wasm cli toolchain venv mcp-venvs demo test lint unit e2e policies bench bench-wasm test-wasm fuzz fuzz-build fuzz-smoke clean
+.PHONY: all build wasm cli toolchain venv mcp-venvs demo test lint unit e2e policies bench bench-wasm bench-vm test-wasm fuzz fuzz-build fuzz-smoke clean
 
 all: build
 
@@ -101,6 +101,16 @@ fuzz-smoke: fuzz-build
 ## The Wasm floors `make bench` compares with (bench/noop).
 bench-wasm: toolchain
 	cargo build --release --target $(TARGET) -p scopegate-bench-noop
+
+## The filter's per-request work timed inside a Wasm VM (V8 through Node's WASI; bench/vm),
+## beside the same natively, with the host calls each request makes. Needs `node` (≥ 18).
+bench-vm: toolchain
+	@command -v node >/dev/null || { echo "bench-vm needs node (apt-get install nodejs)"; exit 1; }
+	cargo build --release --target $(TARGET) -p scopegate-bench-vm
+	cargo build --release -p scopegate-bench-vm
+	python3 bench/run.py --dump > target/bench-vm.json
+	node --no-warnings bench/vm/run.mjs target/$(TARGET)/release/scopegate-bench-vm.wasm target/bench-vm.json
+	target/release/scopegate-bench-vm "$$(cat target/bench-vm.json)"
 
 ## Native decision time per protocol and bundle scale (criterion), then scopegate side by
 ## side with bare Envoy, a no-op Wasm filter, native RBAC and a body-buffering Wasm filter

@@ -1,39 +1,51 @@
 //! The Wasm floors `make bench` compares scopegate with. The plugin configuration picks
 //! the mode: `noop` continues every callback (the ABI cost of a Rust proxy-wasm filter);
 //! `buffer` holds a request with a body until it has all arrived, then continues (the
-//! cost of body buffering, which every body-inspecting filter pays).
+//! cost of body buffering, which every body-inspecting filter pays); `calls` buffers too
+//! and makes the host calls scopegate makes for an allowed request, deciding nothing (the
+//! cost of those calls: read the headers, the clock and any body, strip the credential,
+//! set the two identity headers and one filter-state property, then read the response
+//! status and write one log line of an audit record's size in `on_log`).
 
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 
 #[allow(unsafe_code)] // `proxy_wasm::main!` exports the module's `_initialize`.
 mod entry {
     proxy_wasm::main! {{
         proxy_wasm::set_log_level(super::LogLevel::Warn);
         proxy_wasm::set_root_context(|_| -> Box<dyn super::RootContext> {
-            Box::new(super::Root { buffer: false })
+            Box::new(super::Root { mode: super::Mode::Noop })
         });
     }}
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Noop,
+    Buffer,
+    Calls,
+}
+
 struct Root {
-    buffer: bool,
+    mode: Mode,
 }
 
 impl Context for Root {}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _: usize) -> bool {
-        self.buffer = self
-            .get_plugin_configuration()
-            .is_some_and(|c| c.as_slice() == b"buffer");
+        self.mode = match self.get_plugin_configuration().as_deref() {
+            Some(b"buffer") => Mode::Buffer,
+            Some(b"calls") => Mode::Calls,
+            _ => Mode::Noop,
+        };
         true
     }
 
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Http {
-            buffer: self.buffer,
-        }))
+        Some(Box::new(Http { mode: self.mode }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -42,25 +54,70 @@ impl RootContext for Root {
 }
 
 struct Http {
-    buffer: bool,
+    mode: Mode,
 }
 
 impl Context for Http {}
 
+/// A filter-state value and a log line of the sizes scopegate writes.
+const STATE: &str = r#"{"decision":"allow","reason":"roles[0].allow[0] covers every operation","key":"bench","role":"agent","service":"rest","rule":"roles[0].allow[0]","operations":"read reservations","enforced":true}"#;
+
+/// The header changes and the filter-state property of an allowed request.
+fn forward() {
+    let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, "authorization");
+    let _ = hostcalls::set_map_value(
+        MapType::HttpRequestHeaders,
+        "x-scopegate-key",
+        Some("bench"),
+    );
+    let _ = hostcalls::set_map_value(
+        MapType::HttpRequestHeaders,
+        "x-scopegate-role",
+        Some("agent"),
+    );
+    let _ = hostcalls::set_property(vec!["scopegate"], Some(STATE.as_bytes()));
+}
+
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _: usize, end_of_stream: bool) -> Action {
-        if self.buffer && !end_of_stream {
+        if self.mode == Mode::Calls {
+            let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+            let _ = std::hint::black_box((headers, hostcalls::get_current_time()));
+            if end_of_stream {
+                forward();
+            }
+        }
+        if self.mode != Mode::Noop && !end_of_stream {
             Action::Pause
         } else {
             Action::Continue
         }
     }
 
-    fn on_http_request_body(&mut self, _: usize, end_of_stream: bool) -> Action {
-        if self.buffer && !end_of_stream {
-            Action::Pause
-        } else {
-            Action::Continue
+    fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+        if self.mode == Mode::Noop {
+            return Action::Continue;
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        if self.mode == Mode::Calls {
+            let body =
+                hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpRequestBody, 0, size);
+            let _ = std::hint::black_box(body);
+            forward();
+        }
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        if self.mode == Mode::Calls {
+            let status = hostcalls::get_property(vec!["response", "code"]);
+            let line = format!(
+                "{STATE}{STATE}{STATE}{:?}",
+                status.ok().flatten().map(|s| s.len())
+            );
+            let _ = hostcalls::log(LogLevel::Info, &line);
         }
     }
 }

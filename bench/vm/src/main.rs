@@ -1,0 +1,289 @@
+//! `make bench-vm`: the work scopegate does per request, timed inside a Wasm VM.
+//!
+//! Built for wasm32-wasip1 and run by Node's WASI (V8, the engine Envoy embeds), it drives
+//! the filter's own `Stream` — the code Envoy runs, minus proxy-wasm's ABI — with an
+//! in-memory host, over `bench/run.py`'s bundle and scenarios (JSON, its argument:
+//! `bench/run.py --dump`). For each scenario it prints the time per request of the whole
+//! stream and of `Engine::decide` alone, and the host calls one request makes: inside
+//! Envoy each host call costs extra (≈ 0.3–3 µs, README), which this harness cannot see.
+//! Also builds natively (`cargo run -p scopegate-bench-vm --release`) for comparison.
+
+use scopegate_engine::{Engine, HeaderList, Secrets};
+use scopegate_filter::host::{Host, Level};
+use scopegate_filter::stream::{Flow, Stream};
+use serde_json::Value;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// An in-memory host that counts the calls the stream makes.
+#[derive(Default)]
+struct VmHost {
+    headers: RefCell<HeaderList>,
+    body: Vec<u8>,
+    calls: RefCell<BTreeMap<&'static str, u64>>,
+    counting: Cell<bool>,
+}
+
+impl VmHost {
+    fn call(&self, name: &'static str) {
+        if self.counting.get() {
+            *self.calls.borrow_mut().entry(name).or_default() += 1;
+        }
+    }
+}
+
+impl Host for &VmHost {
+    fn request_headers(&self) -> HeaderList {
+        self.call("get_map_bytes");
+        self.headers.borrow().clone()
+    }
+    fn request_body(&self, size: usize) -> Option<Vec<u8>> {
+        self.call("get_buffer");
+        self.body.get(..size).map(<[u8]>::to_vec)
+    }
+    fn remove_request_header(&self, name: &str) {
+        self.call("remove_map_value");
+        self.headers.borrow_mut().retain(|(n, _)| n != name);
+    }
+    fn set_request_header(&self, name: &str, value: &str) {
+        self.call("set_map_value");
+        let mut h = self.headers.borrow_mut();
+        h.retain(|(n, _)| n != name);
+        h.push((name.to_string(), value.as_bytes().to_vec()));
+    }
+    fn send_response(&self, _: u16, headers: &[(&str, &str)], body: &[u8]) {
+        self.call("send_http_response");
+        black_box((headers, body));
+    }
+    fn response_header(&self, _: &str) -> Option<String> {
+        self.call("get_map_value");
+        None
+    }
+    fn remove_response_header(&self, _: &str) {
+        self.call("remove_map_value");
+    }
+    fn set_response_header(&self, _: &str, _: &str) {
+        self.call("set_map_value");
+    }
+    fn response_body(&self, _: usize) -> Option<Vec<u8>> {
+        self.call("get_buffer");
+        None
+    }
+    fn set_response_body(&self, _: usize, _: &[u8]) -> bool {
+        self.call("set_buffer");
+        true
+    }
+    fn shared_get(&self, _: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        self.call("get_shared_data");
+        (None, Some(0))
+    }
+    fn shared_set(&self, _: &str, _: &[u8], _: Option<u32>) -> bool {
+        self.call("set_shared_data");
+        true
+    }
+    fn set_property(&self, name: &str, value: &str) {
+        self.call("set_property");
+        black_box((name, value));
+    }
+    fn count(&self, metric: &str, n: u64) {
+        self.call("increment_metric");
+        black_box((metric, n));
+    }
+    fn dispatch(&self, _: &str, _: &[(&str, &str)], _: &[u8], _: u64) -> Option<u32> {
+        self.call("dispatch_http_call");
+        None
+    }
+    fn call_status(&self) -> Option<u16> {
+        None
+    }
+    fn resume_request(&self) {
+        self.call("resume_http_request");
+    }
+    fn tick_every(&self, _: u64) {}
+    fn response_status(&self) -> Option<u16> {
+        self.call("get_property");
+        Some(200)
+    }
+    fn now_ms(&self) -> i64 {
+        self.call("get_current_time");
+        1_764_547_200_000
+    }
+    fn log(&self, _: Level, message: &str) {
+        self.call("log");
+        black_box(message);
+    }
+    fn plugin_configuration(&self) -> Option<Vec<u8>> {
+        None
+    }
+    fn env_var(&self, _: &str) -> Option<String> {
+        None
+    }
+}
+
+struct Scenario {
+    name: String,
+    headers: HeaderList,
+    body: Vec<u8>,
+    /// Append a counter before the body's last two bytes (`"}`): a new statement each time.
+    vary: bool,
+}
+
+impl Scenario {
+    fn body(&self, n: u64) -> Vec<u8> {
+        if !self.vary {
+            return self.body.clone();
+        }
+        let cut = self.body.len().saturating_sub(2);
+        let (head, tail) = self.body.split_at(cut);
+        [head, n.to_string().as_bytes(), tail].concat()
+    }
+}
+
+/// The headers Envoy hands a filter for a wrk request: pseudo-headers, wrk's `host`, the
+/// scenario's headers, and what the connection manager adds.
+fn scenario(s: &Value) -> Option<Scenario> {
+    let method = s.get("method")?.as_str()?;
+    let path = s.get("path")?.as_str()?;
+    let mut headers: HeaderList = vec![
+        (":authority".into(), b"127.0.0.1:10000".to_vec()),
+        (":path".into(), path.as_bytes().to_vec()),
+        (":method".into(), method.as_bytes().to_vec()),
+    ];
+    for (k, v) in s.get("headers")?.as_object()? {
+        headers.push((k.clone(), v.as_str()?.as_bytes().to_vec()));
+    }
+    let body = s.get("body").and_then(Value::as_str).unwrap_or_default();
+    if !body.is_empty() {
+        headers.push(("content-length".into(), body.len().to_string().into_bytes()));
+    }
+    headers.push((":scheme".into(), b"http".to_vec()));
+    headers.push(("x-forwarded-proto".into(), b"http".to_vec()));
+    headers.push((
+        "x-request-id".into(),
+        b"0f8fad5b-d9cb-469f-a165-70867728950e".to_vec(),
+    ));
+    Some(Scenario {
+        name: s.get("name")?.as_str()?.to_string(),
+        headers,
+        body: body.as_bytes().to_vec(),
+        vary: s.get("vary").and_then(Value::as_bool).unwrap_or(false),
+    })
+}
+
+/// One request through the filter's stream, as Envoy's callbacks would drive it.
+fn one(engine: &Rc<Engine>, host: &mut VmHost, s: &Scenario, n: u64) -> u16 {
+    *host.headers.get_mut() = s.headers.clone();
+    host.body = s.body(n);
+    let mut stream = Stream::new(Some(engine.clone()), &*host);
+    let body_follows = !host.body.is_empty();
+    let mut flow = stream.on_request_headers(!body_follows);
+    if body_follows && flow == Flow::Pause {
+        flow = stream.on_request_body(host.body.len(), true);
+    }
+    stream.on_log();
+    if flow == Flow::Continue {
+        200
+    } else {
+        403
+    }
+}
+
+/// Median time per iteration over 7 batches of about 100 ms each.
+fn time(mut f: impl FnMut(u64)) -> Duration {
+    let mut n = 0u64;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(200) {
+        f(n);
+        n += 1;
+    }
+    let per_batch = (n / 2).max(1);
+    let mut batches: Vec<Duration> = (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..per_batch {
+                f(n);
+                n += 1;
+            }
+            t.elapsed() / u32::try_from(per_batch).unwrap_or(u32::MAX)
+        })
+        .collect();
+    batches.sort();
+    batches.get(3).copied().unwrap_or_default()
+}
+
+fn main() -> ExitCode {
+    let Some(input) = std::env::args().nth(1) else {
+        eprintln!("usage: bench-vm \"$(bench/run.py --dump)\"");
+        return ExitCode::FAILURE;
+    };
+    let Ok(spec) = serde_json::from_str::<Value>(&input) else {
+        eprintln!("bench-vm: stdin is not JSON (bench/run.py --dump)");
+        return ExitCode::FAILURE;
+    };
+    let Some(bundle) = spec.get("bundle").map(Value::to_string) else {
+        eprintln!("bench-vm: no bundle");
+        return ExitCode::FAILURE;
+    };
+    let engine = match Engine::from_json(bundle.as_bytes(), &Secrets::Unchecked) {
+        Ok(e) => Rc::new(e),
+        Err(e) => {
+            eprintln!("bench-vm: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let scenarios: Vec<Scenario> = spec
+        .get("scenarios")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(scenario).collect())
+        .unwrap_or_default();
+    let only = std::env::var("BENCH_SCENARIOS").unwrap_or_default();
+    let only: Vec<&str> = only
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let where_ = if cfg!(target_family = "wasm") {
+        "inside the Wasm VM"
+    } else {
+        "natively"
+    };
+    println!("scopegate per-request work {where_} (median of 7 batches)\n");
+    println!("| scenario | status | stream µs/req | decide µs/req | host calls per request |");
+    println!("| --- | --- | --- | --- | --- |");
+    let mut host = VmHost::default();
+    for s in scenarios
+        .iter()
+        .filter(|s| only.is_empty() || only.contains(&s.name.as_str()))
+    {
+        host.counting.set(true);
+        host.calls.get_mut().clear();
+        let status = one(&engine, &mut host, s, u64::MAX);
+        host.counting.set(false);
+        let calls: Vec<String> = host
+            .calls
+            .get_mut()
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let total: u64 = host.calls.get_mut().values().sum();
+        let stream = time(|n| {
+            black_box(one(&engine, &mut host, s, n));
+        });
+        let decide = time(|n| {
+            let body = s.body(n);
+            black_box(engine.decide(s.headers.clone(), &body, 1_764_547_200_000));
+        });
+        println!(
+            "| {} | {status} | {:.1} | {:.1} | {total}: {} |",
+            s.name,
+            stream.as_secs_f64() * 1e6,
+            decide.as_secs_f64() * 1e6,
+            calls.join(", ")
+        );
+    }
+    ExitCode::SUCCESS
+}
