@@ -291,10 +291,15 @@ class Envoy:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def access_log(self):
-        """Envoy's JSON access log, parsed."""
+        """Envoy's JSON access log, parsed; scopegate's decision (`scopegate`, a JSON object
+        in a string: filter state) decoded too."""
         if not self.access_log_path.exists():
             return []
-        return [json.loads(line) for line in self.access_log_path.read_text().splitlines() if line.strip()]
+        lines = [json.loads(line) for line in self.access_log_path.read_text().splitlines() if line.strip()]
+        for x in lines:
+            if isinstance(x.get("scopegate"), str) and x["scopegate"].startswith("{"):
+                x["scopegate"] = json.loads(x["scopegate"])
+        return lines
 
     def stats(self):
         """Envoy's /stats/prometheus as {name: value} (labels dropped)."""

@@ -116,16 +116,90 @@ pub fn record(ctx: &AuditContext, verdict: &Verdict) -> String {
     r.line()
 }
 
+const INCOMPLETE: &str = "stream ended before the request was complete; nothing was forwarded";
+
 /// The record of a stream that ended before any decision (reset while the body was
 /// still arriving): nothing was forwarded.
 pub fn incomplete_record(ctx: &AuditContext, subject: &Subject) -> String {
-    Record::new(
-        ctx,
-        subject,
-        "incomplete",
-        "stream ended before the request was complete; nothing was forwarded",
-    )
-    .line()
+    Record::new(ctx, subject, "incomplete", INCOMPLETE).line()
+}
+
+/// The decision as Envoy's access log sees it (filter state, bundle `filter_state`): one
+/// JSON property `scopegate` (`json`), or one property per field, `scopegate_<field>`
+/// (`fields`, "-" for none).
+#[derive(Debug, Serialize)]
+pub struct Summary<'a> {
+    pub decision: &'a str,
+    pub reason: &'a str,
+    pub key: Option<&'a str>,
+    pub role: Option<&'a str>,
+    pub service: Option<&'a str>,
+    pub rule: Option<&'a str>,
+    /// `action resource` pairs, comma-separated.
+    pub operations: String,
+    pub enforced: bool,
+}
+
+impl<'a> Summary<'a> {
+    pub fn of(v: &'a Verdict) -> Self {
+        let mut operations = String::new();
+        for (i, o) in v.operations.iter().enumerate() {
+            if i > 0 {
+                operations.push_str(", ");
+            }
+            operations.push_str(o.action.as_str());
+            operations.push(' ');
+            operations.push_str(&o.resource);
+        }
+        Summary {
+            rule: v.rule.as_deref(),
+            operations,
+            enforced: v.enforced,
+            ..Summary::new(&v.subject, v.decision.as_str(), &v.reason)
+        }
+    }
+
+    /// A stream that ended before any decision (see [`incomplete_record`]).
+    pub fn incomplete(s: &'a Subject) -> Self {
+        Summary::new(s, "incomplete", INCOMPLETE)
+    }
+
+    fn new(s: &'a Subject, decision: &'a str, reason: &'a str) -> Self {
+        Summary {
+            decision,
+            reason,
+            key: s.key.as_deref(),
+            role: s.role.as_deref(),
+            service: s.service.as_deref(),
+            rule: None,
+            operations: String::new(),
+            enforced: true,
+        }
+    }
+
+    /// The `json` form: one object.
+    pub fn json(&self) -> String {
+        // Serialising plain strings and options cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The `fields` form: (property name, value) pairs.
+    pub fn fields(&self) -> [(&'static str, &str); 8] {
+        let or_dash = |v: Option<&'a str>| v.unwrap_or("-");
+        [
+            ("scopegate_decision", self.decision),
+            ("scopegate_reason", self.reason),
+            ("scopegate_key", or_dash(self.key)),
+            ("scopegate_role", or_dash(self.role)),
+            ("scopegate_service", or_dash(self.service)),
+            ("scopegate_rule", or_dash(self.rule)),
+            ("scopegate_operations", &self.operations),
+            (
+                "scopegate_enforced",
+                if self.enforced { "true" } else { "false" },
+            ),
+        ]
+    }
 }
 
 #[cfg(test)]
@@ -134,9 +208,8 @@ mod tests {
     use crate::operation::Operation;
     use crate::verdict::Decision;
 
-    #[test]
-    fn record_fields_in_design_order() {
-        let v = Verdict {
+    fn sample() -> Verdict {
+        Verdict {
             decision: Decision::Deny,
             reason: "guard: volume* destructive".into(),
             rule: Some("guards[0]".into()),
@@ -159,7 +232,12 @@ mod tests {
             approval: None,
             budget: None,
             enforced: true,
-        };
+        }
+    }
+
+    #[test]
+    fn record_fields_in_design_order() {
+        let v = sample();
         let ctx = AuditContext {
             bundle: "rentals-prod",
             environment: "production",
@@ -173,5 +251,33 @@ mod tests {
         );
         let line = incomplete_record(&ctx, &v.subject);
         assert!(line.contains(r#""decision":"incomplete""#) && line.contains(r#""operations":[]"#));
+    }
+
+    #[test]
+    fn summary_forms() {
+        let mut v = sample();
+        v.subject.role = None;
+        v.operations = vec![
+            Operation::new("railway", Action::Delete, "volumeDelete"),
+            Operation::new("railway", Action::Read, "volume"),
+        ];
+        let s = Summary::of(&v);
+        assert_eq!(
+            s.json(),
+            r#"{"decision":"deny","reason":"guard: volume* destructive","key":"agent-domains","role":null,"service":"railway","rule":"guards[0]","operations":"delete volumeDelete, read volume","enforced":true}"#
+        );
+        let f = s.fields();
+        assert_eq!(f[0], ("scopegate_decision", "deny"));
+        assert_eq!(f[3], ("scopegate_role", "-"));
+        assert_eq!(
+            f[6],
+            ("scopegate_operations", "delete volumeDelete, read volume")
+        );
+        assert_eq!(f[7], ("scopegate_enforced", "true"));
+        let i = Summary::incomplete(&v.subject);
+        assert_eq!(
+            (i.decision, i.key, i.operations.as_str()),
+            ("incomplete", Some("agent-domains"), "")
+        );
     }
 }

@@ -33,15 +33,27 @@ pub struct Bundle {
     /// `enforce` (default) or `shadow`: evaluate and audit everything, forward always.
     #[serde(default)]
     pub mode: Option<Mode>,
-    /// Whether the filter sets the `scopegate_*` filter state that Envoy's access log
-    /// reads (`%FILTER_STATE(wasm.scopegate_decision:PLAIN)%`…). Default true. Each
-    /// property is a host call (≈ 1.5 µs in Envoy 1.40, eight per request): turn them off
-    /// when the audit record (Envoy's log, the sink) is what you read.
+    /// The decision as filter state for Envoy's access log: `json` (default) sets one
+    /// property, `scopegate`, a JSON object (`%FILTER_STATE(wasm.scopegate:PLAIN)%`);
+    /// `fields` sets eight, `scopegate_decision`, `_reason`, `_key`, `_role`, `_service`,
+    /// `_rule`, `_operations`, `_enforced`; `off` none. Each property is a host call
+    /// (≈ 1.5 µs in Envoy 1.40): `fields` costs ≈ 10 µs more per request than `json`.
     #[serde(default)]
-    pub filter_state: Option<bool>,
+    pub filter_state: Option<FilterState>,
     /// Where audit records go besides Envoy's log.
     #[serde(default)]
     pub audit: Option<AuditConfig>,
+}
+
+/// How the decision reaches Envoy's access log (bundle `filter_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum FilterState {
+    #[default]
+    Json,
+    Fields,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

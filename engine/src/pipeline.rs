@@ -92,9 +92,6 @@ impl Pending {
     pub fn max_body_bytes(&self) -> usize {
         self.max_body_bytes
     }
-    pub fn forward(&self) -> &Forward {
-        &self.forward
-    }
     pub fn subject(&self) -> &Subject {
         &self.subject
     }

@@ -45,8 +45,8 @@ pub struct Policy {
     /// resolved only then).
     pub uses_environments: bool,
     pub audit_sink: Option<AuditSink>,
-    /// Set the `scopegate_*` filter state for Envoy's access log (bundle `filter_state`).
-    pub filter_state: bool,
+    /// How the decision reaches Envoy's access log (bundle `filter_state`).
+    pub filter_state: bundle::FilterState,
 }
 
 /// The compiled audit sink.
@@ -1017,7 +1017,7 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
             .any(|g| g.environments.is_some())
             || guards.iter().any(|g| g.environments.is_some()),
         audit_sink,
-        filter_state: b.filter_state.unwrap_or(true),
+        filter_state: b.filter_state.unwrap_or_default(),
         credential_headers,
         services,
         roles,

@@ -40,7 +40,8 @@ pub trait Host {
     fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool;
     /// A filter-state property for Envoy's access log (`%FILTER_STATE(wasm.NAME:PLAIN)%`).
     fn set_property(&self, name: &str, value: &str);
-    /// Adds to a counter metric (defined on first use).
+    /// Adds to a counter metric (defined on first use). The proxy-wasm host adds it to
+    /// Envoy's counter at the root context's next tick (within [`COUNTS_EVERY_MS`]).
     fn count(&self, metric: &str, n: u64);
     /// POSTs to an Envoy cluster; the answer arrives at the calling context. `None` if
     /// the host refused the call.
@@ -67,9 +68,30 @@ pub trait Host {
     fn env_var(&self, name: &str) -> Option<String>;
 }
 
+/// Longest a count waits in the VM before it reaches Envoy's counter. Counting in the VM
+/// and adding on the root's tick saves three host calls per request (≈ 1 µs each).
+pub const COUNTS_EVERY_MS: u64 = 1000;
+
 thread_local! {
-    /// Metric ids by name, defined once per VM.
-    static METRICS: RefCell<HashMap<String, u32>> = RefCell::new(HashMap::new());
+    /// Counters by name: the metric id (defined on first flush) and what is not yet added.
+    static COUNTS: RefCell<HashMap<String, (Option<u32>, u64)>> = RefCell::new(HashMap::new());
+}
+
+/// Adds the VM's pending counts to Envoy's counters (root context, on tick).
+pub fn flush_counts() {
+    COUNTS.with(|c| {
+        for (metric, (id, n)) in c.borrow_mut().iter_mut().filter(|(_, (_, n))| *n > 0) {
+            if id.is_none() {
+                *id = hostcalls::define_metric(MetricType::Counter, metric).ok();
+            }
+            if let Some(id) = id {
+                let by = i64::try_from(*n).unwrap_or(i64::MAX);
+                if hostcalls::increment_metric(*id, by).is_ok() {
+                    *n = 0;
+                }
+            }
+        }
+    });
 }
 
 /// The real host.
@@ -159,18 +181,15 @@ impl Host for ProxyWasmHost {
     }
 
     fn count(&self, metric: &str, n: u64) {
-        let id = METRICS.with(|m| {
-            let mut m = m.borrow_mut();
-            if let Some(id) = m.get(metric) {
-                return Some(*id);
+        COUNTS.with(|c| {
+            let mut c = c.borrow_mut();
+            match c.get_mut(metric) {
+                Some((_, pending)) => *pending = pending.saturating_add(n),
+                None => {
+                    c.insert(metric.to_string(), (None, n));
+                }
             }
-            let id = hostcalls::define_metric(MetricType::Counter, metric).ok()?;
-            m.insert(metric.to_string(), id);
-            Some(id)
         });
-        if let Some(id) = id {
-            let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
-        }
     }
 
     fn dispatch(

@@ -47,10 +47,10 @@ impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         match stream::configure(&ProxyWasmHost) {
             Some(engine) => {
-                self.sink = engine.policy().audit_sink.clone().map(|cfg| {
-                    ProxyWasmHost.tick_every(cfg.flush_ms);
-                    Rc::new(RefCell::new(Sink::new(cfg)))
-                });
+                let sink = engine.policy().audit_sink.clone().map(Sink::new);
+                // The tick sends the counters (and the sink's records).
+                ProxyWasmHost.tick_every(sink.as_ref().map_or(host::COUNTS_EVERY_MS, Sink::period));
+                self.sink = sink.map(|s| Rc::new(RefCell::new(s)));
                 self.engine = Some(Rc::new(engine));
                 true
             }
@@ -64,10 +64,11 @@ impl RootContext for Root {
         )))
     }
 
-    /// Sends the queued audit records.
+    /// Adds the counts to Envoy's counters; sends the queued audit records when due.
     fn on_tick(&mut self) {
+        host::flush_counts();
         if let Some(sink) = &self.sink {
-            sink.borrow_mut().flush(&ProxyWasmHost);
+            sink.borrow_mut().tick(&ProxyWasmHost);
         }
     }
 

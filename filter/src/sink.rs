@@ -4,7 +4,7 @@
 //! collector error or timeout) is counted — `scopegate_audit_records_dropped` — never
 //! silently lost.
 
-use crate::host::{Host, Level};
+use crate::host::{Host, Level, COUNTS_EVERY_MS};
 use scopegate_engine::policy::AuditSink;
 use std::collections::{HashMap, VecDeque};
 
@@ -24,6 +24,8 @@ pub struct Sink {
     queue: VecDeque<String>,
     in_flight: HashMap<u32, usize>,
     soon: bool,
+    /// When the queue was last sent (ms since the epoch).
+    flushed_ms: i64,
 }
 
 impl Sink {
@@ -33,6 +35,24 @@ impl Sink {
             queue: VecDeque::new(),
             in_flight: HashMap::new(),
             soon: false,
+            flushed_ms: 0,
+        }
+    }
+
+    /// The root's tick period: the sink's `flush_ms`, or sooner for the counters.
+    pub fn period(&self) -> u64 {
+        self.cfg.flush_ms.min(COUNTS_EVERY_MS)
+    }
+
+    /// On the root's tick: sends the queue when a batch filled or `flush_ms` has passed
+    /// (within half a tick: timers fire a little early or late).
+    pub fn tick(&mut self, host: &dyn Host) {
+        let now = host.now_ms();
+        let wait = self.cfg.flush_ms.saturating_sub(self.period() / 2);
+        let due = now.saturating_sub(self.flushed_ms) >= i64::try_from(wait).unwrap_or(i64::MAX);
+        if self.soon || due {
+            self.flushed_ms = now;
+            self.flush(host);
         }
     }
 
@@ -95,7 +115,7 @@ impl Sink {
         }
         if self.soon {
             self.soon = false;
-            host.tick_every(self.cfg.flush_ms);
+            host.tick_every(self.period());
         }
     }
 

@@ -4,7 +4,8 @@
 use crate::host::{Host, Level};
 use crate::sink::Sink;
 use scopegate_engine::answer::{Answer, EventStream, WITHHELD};
-use scopegate_engine::audit::{self, AuditContext};
+use scopegate_engine::audit::{self, AuditContext, Summary};
+use scopegate_engine::bundle::FilterState;
 use scopegate_engine::verdict::{Forward, ListFilter, Refusal};
 use scopegate_engine::{Decision, Engine, Pending, Secrets, Step, Verdict};
 use std::cell::RefCell;
@@ -80,6 +81,9 @@ pub struct Stream<H: Host> {
     sink: Option<Rc<RefCell<Sink>>>,
     /// The record already went to the sink (`required` audit, before forwarding).
     handed: bool,
+    /// When the request headers arrived (ms since the epoch): the decision's clock and
+    /// the audit record's `ts`.
+    started_ms: i64,
 }
 
 impl<H: Host> Stream<H> {
@@ -92,6 +96,7 @@ impl<H: Host> Stream<H> {
             reply: Reply::Pass,
             sink: None,
             handed: false,
+            started_ms: 0,
         }
     }
 
@@ -114,11 +119,12 @@ impl<H: Host> Stream<H> {
             return Flow::Pause;
         };
         let headers = self.host.request_headers();
-        match engine.begin(headers, !end_of_stream, self.host.now_ms()) {
+        self.started_ms = self.host.now_ms();
+        match engine.begin(headers, !end_of_stream, self.started_ms) {
             Step::Decided(v) => self.act(v),
             Step::NeedBody(p) => {
-                // Safe before the decision: the request is held until it is made.
-                apply(&self.host, p.forward());
+                // Held: the headers stay the filter's to change until the decision
+                // (`act` rewrites them then, once).
                 self.state = State::Buffering(p);
                 Flow::Pause
             }
@@ -253,11 +259,12 @@ impl<H: Host> Stream<H> {
         let Some(engine) = &self.engine else {
             return;
         };
-        let ctx = AuditContext::of(
-            engine.policy(),
-            self.host.now_ms(),
-            self.host.response_status(),
-        );
+        // A local reply's status is ours; only a forwarded request's is the host's.
+        let status = match &self.state {
+            State::Decided(v) if !v.forwards() => Some(local_status(v)),
+            _ => self.host.response_status(),
+        };
+        let ctx = AuditContext::of(engine.policy(), self.started_ms, status);
         let record = match &self.state {
             State::Decided(v) | State::AwaitingAudit(v, _) => {
                 count_decision(&self.host, v);
@@ -268,16 +275,7 @@ impl<H: Host> Stream<H> {
                 self.host.count("scopegate_requests_incomplete", 1);
                 // The access log reads the filter state after this callback.
                 let s = pending.subject();
-                set_filter_state(
-                    &self.host,
-                    Some(engine),
-                    &[
-                        ("scopegate_decision", "incomplete"),
-                        ("scopegate_key", s.key.as_deref().unwrap_or("-")),
-                        ("scopegate_role", s.role.as_deref().unwrap_or("-")),
-                        ("scopegate_service", s.service.as_deref().unwrap_or("-")),
-                    ],
-                );
+                set_filter_state(&self.host, Some(engine), &Summary::incomplete(s));
                 audit::incomplete_record(&ctx, s)
             }
             State::Start | State::Refused => return,
@@ -348,11 +346,11 @@ impl<H: Host> Stream<H> {
             self.reply_locally(v);
             return Flow::Pause;
         }
-        set_properties(&self.host, self.engine.as_deref(), &v);
+        set_filter_state(&self.host, self.engine.as_deref(), &Summary::of(&v));
         let required = self.sink.clone().filter(|s| s.borrow().cfg.required);
         if let (Some(sink), Some(engine)) = (required, &self.engine) {
             // Required audit: the record goes to the sink, and is accepted, first.
-            let ctx = AuditContext::of(engine.policy(), self.host.now_ms(), None);
+            let ctx = AuditContext::of(engine.policy(), self.started_ms, None);
             let record = audit::record(&ctx, &v);
             let sink = sink.borrow();
             let token = self.host.dispatch(
@@ -385,14 +383,16 @@ impl<H: Host> Stream<H> {
     fn reply_locally(&mut self, v: Verdict) {
         let headers = v.response_headers();
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        self.host.send_response(
-            v.status().unwrap_or(403),
-            &headers,
-            v.response_body().as_bytes(),
-        );
-        set_properties(&self.host, self.engine.as_deref(), &v);
+        self.host
+            .send_response(local_status(&v), &headers, v.response_body().as_bytes());
+        set_filter_state(&self.host, self.engine.as_deref(), &Summary::of(&v));
         self.state = State::Decided(v);
     }
+}
+
+/// The status of a refusal's local reply.
+fn local_status(v: &Verdict) -> u16 {
+    v.status().unwrap_or(403)
 }
 
 /// What the engine cannot know without state shared by the VM's workers: whether an
@@ -453,40 +453,18 @@ fn settle(host: &dyn Host, v: Verdict) -> Verdict {
     v
 }
 
-/// Filter state for Envoy's access log (`envoy/scopegate.yaml.tmpl`), unless the bundle
-/// turned it off (`"filter_state": false`).
-fn set_filter_state(host: &dyn Host, engine: Option<&Engine>, facts: &[(&str, &str)]) {
-    if engine.is_some_and(|e| !e.policy().filter_state) {
-        return;
+/// The decision as filter state for Envoy's access log (`envoy/scopegate.yaml.tmpl`), in
+/// the bundle's `filter_state` form.
+fn set_filter_state(host: &dyn Host, engine: Option<&Engine>, summary: &Summary) {
+    match engine.map_or(FilterState::default(), |e| e.policy().filter_state) {
+        FilterState::Json => host.set_property("scopegate", &summary.json()),
+        FilterState::Fields => {
+            for (name, value) in summary.fields() {
+                host.set_property(name, value);
+            }
+        }
+        FilterState::Off => {}
     }
-    for (name, value) in facts {
-        host.set_property(name, value);
-    }
-}
-
-/// The decision as filter state.
-fn set_properties(host: &dyn Host, engine: Option<&Engine>, v: &Verdict) {
-    let ops: Vec<String> = v
-        .operations
-        .iter()
-        .map(|o| format!("{} {}", o.action, o.resource))
-        .collect();
-    let s = &v.subject;
-    let ops = ops.join(", ");
-    let facts = [
-        ("scopegate_decision", v.decision.as_str()),
-        ("scopegate_reason", v.reason.as_str()),
-        ("scopegate_key", s.key.as_deref().unwrap_or("-")),
-        ("scopegate_role", s.role.as_deref().unwrap_or("-")),
-        ("scopegate_service", s.service.as_deref().unwrap_or("-")),
-        ("scopegate_rule", v.rule.as_deref().unwrap_or("-")),
-        ("scopegate_operations", ops.as_str()),
-        (
-            "scopegate_enforced",
-            if v.enforced { "true" } else { "false" },
-        ),
-    ];
-    set_filter_state(host, engine, &facts);
 }
 
 /// Counters per decided request (names listed in the README).
@@ -999,7 +977,9 @@ mod tests {
             (rec["decision"].as_str(), rec["enforced"].as_bool()),
             (Some("deny"), Some(false))
         );
-        assert_eq!(f.props.borrow()["scopegate_enforced"], "false");
+        let state: serde_json::Value =
+            serde_json::from_str(&f.props.borrow()["scopegate"]).unwrap();
+        assert_eq!(state["enforced"], false);
         assert_eq!(f.metrics.borrow()["scopegate_shadow_not_enforced"], 1);
         // Per role: only the shadowed role's refusals pass.
         let f = with_bundle(
@@ -1028,26 +1008,41 @@ mod tests {
             (1, 1)
         );
         assert_eq!(m["scopegate_service_rentals_requests"], 1);
+        // The default `"filter_state": "json"`: one property.
         let p = f.props.borrow();
-        assert_eq!(p["scopegate_decision"], "deny");
-        assert_eq!(p["scopegate_key"], "reader-1");
-        assert_eq!(p["scopegate_operations"], "delete reservations");
+        assert_eq!(p.len(), 1, "{p:?}");
+        let state: serde_json::Value = serde_json::from_str(&p["scopegate"]).unwrap();
+        assert_eq!(
+            (&state["decision"], &state["key"], &state["operations"]),
+            (
+                &serde_json::json!("deny"),
+                &serde_json::json!("reader-1"),
+                &serde_json::json!("delete reservations")
+            )
+        );
         drop(p);
 
-        // `"filter_state": false`: no property, the same counters and audit record.
-        for (method, path, body) in [
-            ("DELETE", "/rest/reservations?id=eq.1", &b""[..]),
-            ("GET", "/rest/reservations?id=eq.1", &b""[..]),
-        ] {
-            let f = with_bundle(fake(method, path, "reader-key", body), |b| {
-                b["filter_state"] = serde_json::json!(false);
-            });
-            let mut s = stream(&f);
-            s.on_request_headers(true);
-            s.on_log();
-            assert!(f.props.borrow().is_empty(), "{:?}", f.props.borrow());
-            assert_eq!(f.metrics.borrow()["scopegate_requests_total"], 1);
-            assert!(audit_line(&f)["decision"].is_string());
+        // `"fields"`: eight properties; `"off"`: none. The same counters and record.
+        for (form, props) in [("fields", 8), ("off", 0)] {
+            for (method, path) in [
+                ("DELETE", "/rest/reservations?id=eq.1"),
+                ("GET", "/rest/reservations?id=eq.1"),
+            ] {
+                let f = with_bundle(fake(method, path, "reader-key", b""), |b| {
+                    b["filter_state"] = serde_json::json!(form);
+                });
+                let mut s = stream(&f);
+                s.on_request_headers(true);
+                s.on_log();
+                let p = f.props.borrow();
+                assert_eq!(p.len(), props, "{form}: {p:?}");
+                if form == "fields" {
+                    assert_eq!(p["scopegate_key"], "reader-1");
+                    assert!(!p["scopegate_rule"].is_empty());
+                }
+                assert_eq!(f.metrics.borrow()["scopegate_requests_total"], 1);
+                assert!(audit_line(&f)["decision"].is_string());
+            }
         }
     }
 

@@ -501,7 +501,7 @@ def test_upstream_reset_mid_body_is_a_503_audited_as_allow(gate, fault_upstream,
     rec, line = audited(gate, collector, rid)
     assert (rec["decision"], rec["status"], rec["service"], rec["key"]) == ("allow", 503, "rentals-sql", "fault-reader")
     assert rec["operations"][0]["resource"] == "public.vehicles"
-    assert (line["status"], line["scopegate_decision"]) == (503, "allow")
+    assert (line["status"], line["scopegate"]["decision"]) == (503, "allow")
     # The access log says why (Envoy's response flags: the upstream ended the connection).
     assert line["response_flags"] in ("UC", "UR", "URX"), line
 
@@ -527,7 +527,7 @@ def test_upstream_reset_mid_answer_is_audited_with_the_status_sent(gate, fault_u
     assert len(fault_upstream.seen(rid)) == 1
     rec, line = audited(gate, collector, rid)
     assert (rec["decision"], rec["status"], rec["service"]) == ("allow", 200, "rentals")
-    assert (line["status"], line["scopegate_decision"]) == (200, "allow")
+    assert (line["status"], line["scopegate"]["decision"]) == (200, "allow")
     # The status was sent before the reset; the response flags show the answer was cut.
     assert line["response_flags"] not in (None, "", "-"), line
 
@@ -584,7 +584,7 @@ def test_access_log_line_of_an_incomplete_request_names_the_decision(gate, fault
     rec, line = audited(gate, collector, rid)
     assert rec["decision"] == "incomplete"
     assert fault_upstream.seen(rid) == []
-    assert (line["scopegate_decision"], line["scopegate_key"], line["scopegate_service"]) == \
+    assert (line["scopegate"]["decision"], line["scopegate"]["key"], line["scopegate"]["service"]) == \
         ("incomplete", "fault-reader", "rentals-sql"), line
 
 
@@ -597,7 +597,7 @@ def test_half_a_body_already_over_the_limit_is_413_without_waiting(gate, fault_u
     assert read_status(s, timeout=IDLE_TIMEOUT_S - 0.5) == 413  # before the idle timeout
     rec, line = audited(gate, collector, rid)
     assert (rec["decision"], rec["status"]) == ("too_large", 413)
-    assert line["scopegate_decision"] == "too_large"
+    assert line["scopegate"]["decision"] == "too_large"
     assert fault_upstream.seen(rid) == []
 
 
@@ -715,6 +715,7 @@ def test_h2_requests_with_trailers_are_each_audited_once(gate, fault_upstream, f
         # Headers, then trailers, no DATA at all: decided in the trailers callback too.
         ("POST", "/sql", fault_keys.reader, b"", 403, "deny"),
     ]
+    key_ids = {fault_keys.reader: "fault-reader", fault_keys.support: "fault-support"}
     tag = harness.new_key("fault-h2t-")
     c = H2(gate.port)
     try:
@@ -730,13 +731,17 @@ def test_h2_requests_with_trailers_are_each_audited_once(gate, fault_upstream, f
     finally:
         c.close()
     assert got == [case[4] for case in cases]
-    for i, (method, path, _, body, status, decision) in enumerate(cases):
+    for i, (method, path, key, body, status, decision) in enumerate(cases):
         rid = f"{tag}-{i}"
         rec, line = audited(gate, collector, rid)
         assert (rec["decision"], rec["status"], rec["method"]) == (decision, status, method), rec
-        assert (line["scopegate_decision"], line["status"]) == (decision, status)
+        assert (line["scopegate"]["decision"], line["status"]) == (decision, status)
         seen = fault_upstream.seen(rid)
         if decision == "allow":
             assert len(seen) == 1 and seen[0]["body_bytes"] == len(body), seen
+            # Decided in the trailers callback, the held headers rewritten there: the
+            # agent's credential stripped, its identity added.
+            h = seen[0]["headers"]
+            assert "authorization" not in h and h["x-scopegate-key"] == key_ids[key], h
         else:
             assert seen == [], seen

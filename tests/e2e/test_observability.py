@@ -61,28 +61,39 @@ def test_access_log_carries_the_decision(observed, keys):
         return {x["request_id"]: x for x in observed.access_log() if str(x.get("request_id", "")).startswith("al-")}
     harness.wait_for(lambda: len(lines()) == 6, 5, "access log lines")
     got = lines()
-    assert [got[f"al-{i}"]["scopegate_decision"] for i in range(6)] == \
+    assert [got[f"al-{i}"]["scopegate"]["decision"] for i in range(6)] == \
         ["allow", "deny", "unauthenticated", "challenge", "allow", "deny"]
     deny = got["al-1"]
-    assert (deny["status"], deny["scopegate_key"], deny["scopegate_role"], deny["scopegate_service"]) == \
-        (403, "agent-reader", "reader", "rentals")
-    assert deny["scopegate_operations"] == "delete reservations" and "not covered" in deny["scopegate_reason"]
-    assert got["al-3"]["scopegate_rule"] == "roles[1].allow[1]"
-    assert got["al-0"]["scopegate_enforced"] == "true"
+    assert deny["status"] == 403
+    assert (deny["scopegate"]["key"], deny["scopegate"]["role"], deny["scopegate"]["service"]) == \
+        ("agent-reader", "reader", "rentals")
+    assert deny["scopegate"]["operations"] == "delete reservations" and "not covered" in deny["scopegate"]["reason"]
+    assert got["al-3"]["scopegate"]["rule"] == "roles[1].allow[1]"
+    assert got["al-0"]["scopegate"]["enforced"] is True
+    assert got["al-2"]["scopegate"]["key"] is None
 
 
 def test_prometheus_counters(observed, keys):
+    # Counts reach Envoy's counters on the VM's tick (every second): let earlier tests' settle.
+    time.sleep(1.2)
     before = observed.stats()
     for m, p, h, status in mixed(keys):
         assert http1(observed.port, m, p, h).status == status
     bad = http1(observed.port, "POST", "/rest/reservations", {**bearer(keys.support), "content-type": "application/json"},
                 "{not json")
     assert bad.status in (403, 428)
-    time.sleep(0.3)
-    after = observed.stats()
+    after = {}
 
     def delta(name):
         return after.get(name + "{}", 0) - before.get(name + "{}", 0)
+
+    def counted():
+        # Counts reach Envoy's counters on the VM's next tick (within a second).
+        after.update(observed.stats())
+        return delta("scopegate_requests_total") >= 7
+    harness.wait_for(counted, 5, "scopegate_requests_total + 7")
+    time.sleep(0.3)
+    after.update(observed.stats())
     assert delta("scopegate_requests_total") == 7
     assert (delta("scopegate_requests_allow"), delta("scopegate_requests_deny"),
             delta("scopegate_requests_unauthenticated"), delta("scopegate_challenges")) == (2, 2, 1, 1 + (bad.status == 428))
@@ -122,9 +133,8 @@ def test_required_audit_fails_closed_when_the_collector_is_down(upstream, keys):
         body = r.json()
         assert body["decision"] == "unavailable" and "audit is required" in body["reason"]
         assert upstream.seen() == [], "not forwarded"
-        stats = e.stats()
-        assert stats["scopegate_audit_records_dropped{}"] >= 1
-        assert stats["scopegate_audit_sink_failures{}"] >= 1
+        harness.wait_for(lambda: e.stats().get("scopegate_audit_records_dropped{}", 0) >= 1, 5, "a drop counted")
+        assert e.stats()["scopegate_audit_sink_failures{}"] >= 1
     finally:
         e.stop()
 
@@ -160,6 +170,9 @@ def test_shadow_mode_forwards_and_records_what_it_would_refuse(upstream, pg, key
         harness.wait_for(mine, 5, "shadow audit record")
         [rec] = mine()
         assert (rec["decision"], rec["enforced"], rec["status"]) == ("deny", False, 200)
+        # Counts reach Envoy's counters on the VM's next tick (within a second).
+        harness.wait_for(lambda: e.stats().get("scopegate_shadow_not_enforced{}", 0) >= 1, 5, "the counter")
+        time.sleep(0.3)
         assert e.stats()["scopegate_shadow_not_enforced{}"] == 1
     finally:
         e.stop()
