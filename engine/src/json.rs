@@ -78,19 +78,18 @@ pub fn parse_strict(body: &[u8]) -> Result<Value, DecodeError> {
 /// runs before any parsing (strings and their escapes skipped), so a deep body costs one
 /// pass, not a recursive descent. Text that is not JSON is left to the parser.
 pub fn nests_deeper_than(body: &[u8], limit: usize) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in body {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    // No more opening brackets in all than the limit: it cannot nest deeper. One
+    // branch-free pass decides the common body (`[` is 0x5b, `{` 0x7b: they, and only
+    // they, are `{` with bit 0x20 set).
+    let opening: usize = body.iter().map(|&b| usize::from((b | 0x20) == b'{')).sum();
+    if opening <= limit {
+        return false;
+    }
+    let (mut depth, mut rest) = (0usize, body);
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = tail;
         match b {
-            b'"' => in_string = true,
+            b'"' => rest = after_string(rest),
             b'[' | b'{' => {
                 depth += 1;
                 if depth > limit {
@@ -102,6 +101,21 @@ pub fn nests_deeper_than(body: &[u8], limit: usize) -> bool {
         }
     }
     false
+}
+
+/// What follows the string whose opening quote was just read (empty if it never closes).
+fn after_string(mut rest: &[u8]) -> &[u8] {
+    loop {
+        let Some(i) = rest.iter().position(|&c| c == b'"' || c == b'\\') else {
+            return &[];
+        };
+        let (quote, after) = (rest.get(i) == Some(&b'"'), rest.get(i + 1..).unwrap_or(&[]));
+        if quote {
+            return after;
+        }
+        // A backslash: the next byte is escaped, whatever it is.
+        rest = after.get(1..).unwrap_or(&[]);
+    }
 }
 
 #[cfg(test)]
@@ -116,6 +130,72 @@ mod tests {
         let deep = format!("{}{}", "[".repeat(65), "]".repeat(65));
         assert!(nests_deeper_than(deep.as_bytes(), 64));
         assert!(!nests_deeper_than(deep.as_bytes(), 65));
+    }
+
+    /// The scan before the counting shortcut and the string skip, kept as the oracle.
+    fn reference(body: &[u8], limit: usize) -> bool {
+        let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+        for &b in body {
+            if in_string {
+                match (escaped, b) {
+                    (true, _) => escaped = false,
+                    (false, b'\\') => escaped = true,
+                    (false, b'"') => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > limit {
+                        return true;
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn nesting_scan_agrees_with_the_plain_scan() {
+        // Every string over a small alphabet rich in the bytes that matter, up to length 7,
+        // at every limit that can differ; then long pseudo-random texts.
+        let alphabet = b"[]{}\"\\a";
+        let mut text = Vec::new();
+        for len in 0..=7u32 {
+            for mut n in 0..(alphabet.len() as u64).pow(len) {
+                text.clear();
+                for _ in 0..len {
+                    text.push(alphabet[(n % alphabet.len() as u64) as usize]);
+                    n /= alphabet.len() as u64;
+                }
+                for limit in 0..5 {
+                    assert_eq!(
+                        nests_deeper_than(&text, limit),
+                        reference(&text, limit),
+                        "{:?} {limit}",
+                        String::from_utf8_lossy(&text)
+                    );
+                }
+            }
+        }
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..2000 {
+            text.clear();
+            for _ in 0..300 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                text.push(alphabet[(x % alphabet.len() as u64) as usize]);
+            }
+            for limit in [1, 3, 8, 64] {
+                assert_eq!(nests_deeper_than(&text, limit), reference(&text, limit));
+            }
+        }
     }
 
     #[test]
