@@ -8,9 +8,11 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 TARGET := wasm32-wasip1
 WASM   := target/$(TARGET)/release/scopegate_filter.wasm
+# The module without the SQL decoder (own target dir: features would otherwise unify).
+LITE   := target/lite/$(TARGET)/release/scopegate_filter.wasm
 CLI    := target/release/scopegate
 
-.PHONY: all build wasm cli toolchain venv mcp-venvs demo test lint unit e2e policies bench bench-wasm bench-vm test-wasm fuzz fuzz-build fuzz-smoke clean
+.PHONY: all build wasm wasm-lite e2e-lite cli toolchain venv mcp-venvs demo test lint unit e2e policies bench bench-wasm bench-vm test-wasm fuzz fuzz-build fuzz-smoke clean
 
 all: build
 
@@ -37,6 +39,12 @@ wasm: toolchain
 	cargo build --release --target $(TARGET) -p scopegate-filter
 	@ls -l $(WASM) | awk '{print "module: $(WASM) (" $$5 " bytes)"}'
 
+## The module without the SQL decoder (sqlparser): ~1 MB, for gateways that front no SQL.
+## A bundle with a SQL service (or an MCP tool carrying SQL) is refused at configure time.
+wasm-lite: toolchain
+	cargo build --release --target $(TARGET) -p scopegate-filter --no-default-features --target-dir target/lite
+	@ls -l $(LITE) | awk '{print "module: $(LITE) (" $$5 " bytes)"}'
+
 cli:
 	cargo build --release -p scopegate-cli
 
@@ -49,6 +57,7 @@ lint: toolchain
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --target $(TARGET) -p scopegate-filter -p scopegate-test-faulty -- -D warnings
+	cargo clippy --target $(TARGET) -p scopegate-filter --no-default-features --target-dir target/lite -- -D warnings
 
 unit:
 	cargo test --workspace
@@ -64,10 +73,16 @@ policies: cli
 test-wasm: toolchain
 	cargo build --release --target $(TARGET) -p scopegate-test-faulty
 
-e2e: wasm test-wasm cli venv mcp-venvs
+e2e: wasm wasm-lite test-wasm cli venv mcp-venvs
 	$(PY) -m pytest -c tests/pytest.ini tests/e2e
 
-test: lint unit policies fuzz-smoke e2e
+## The suites whose bundles hold no SQL (REST, GraphQL, approval, observability), again
+## against the module without the SQL decoder.
+e2e-lite: wasm-lite cli venv
+	SCOPEGATE_WASM=$(LITE) $(PY) -m pytest -c tests/pytest.ini tests/e2e/test_rest.py tests/e2e/test_graphql.py \
+	  tests/e2e/test_approval.py tests/e2e/test_observability.py
+
+test: lint unit policies fuzz-smoke e2e e2e-lite
 
 ## Fuzzing (cargo-fuzz, nightly): fuzz/fuzz_targets/ — the envelope and whole decision
 ## (decide), each decoder (rest, sql, graphql, mcp), strict JSON against serde_json (json),
@@ -115,7 +130,7 @@ bench-vm: toolchain
 ## Native decision time per protocol and bundle scale (criterion), then scopegate side by
 ## side with bare Envoy, a no-op Wasm filter, native RBAC and a body-buffering Wasm filter
 ## (wrk; BENCH_SECONDS, BENCH_ROUNDS); the table goes to bench/results.md.
-bench: wasm bench-wasm venv
+bench: wasm wasm-lite bench-wasm venv
 	cargo bench -p scopegate-engine --bench decide
 	$(PY) bench/run.py
 

@@ -29,6 +29,7 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 SCOPEGATE = ROOT / "target" / "wasm32-wasip1" / "release" / "scopegate_filter.wasm"
 NOOP = ROOT / "target" / "wasm32-wasip1" / "release" / "scopegate_bench_noop.wasm"
+LITE = ROOT / "target" / "lite" / "wasm32-wasip1" / "release" / "scopegate_filter.wasm"  # make wasm-lite
 KEY = "sgk_bench_key_0123456789abcdefghijklmnopqrstuv"
 DENIED_KEY = "sgk_bench_denied_0123456789abcdefghijklmnopqr"
 
@@ -273,15 +274,32 @@ def rss_mb(pid):
     return 0.0
 
 
-def optimized_size():
-    """scopegate.wasm's size after `wasm-opt -Oz` (Debian's binaryen), if it is installed."""
+def optimized_size(module):
+    """A module's size after `wasm-opt -Oz` (Debian's binaryen), if it is installed."""
     if not shutil.which("wasm-opt"):
         return "wasm-opt not installed"
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "oz.wasm"
         subprocess.run(["wasm-opt", "-Oz", "--enable-bulk-memory", "--enable-sign-ext", "--enable-nontrapping-float-to-int",
-                        "--enable-mutable-globals", str(SCOPEGATE), "-o", str(out)], check=True, capture_output=True)
+                        "--enable-mutable-globals", str(module), "-o", str(out)], check=True, capture_output=True)
         return f"{out.stat().st_size:,} after `wasm-opt -Oz`"
+
+
+def lite_facts():
+    """The module without the SQL decoder: its size, and Envoy's memory once it is configured
+    with the bench bundle less its SQL service (which that module refuses)."""
+    if not LITE.exists():
+        return "The module without the SQL decoder was not built (`make wasm-lite`).\n"
+    bundle = {**BUNDLE, "services": [s for s in BUNDLE["services"] if s["protocol"] != "sql"],
+              "roles": [{**r, "allow": [g for g in r["allow"] if g["service"] != "sql"]} for r in BUNDLE["roles"]]}
+    gw = Gateway("scopegate lite", wasm_filter(LITE, json.dumps(bundle), "sg_lite")).start()
+    try:
+        time.sleep(1)
+        rss = rss_mb(gw.proc.pid)
+    finally:
+        gw.stop()
+    return (f"The module without the SQL decoder (`make wasm-lite`): {LITE.stat().st_size:,} bytes "
+            f"({optimized_size(LITE)}); Envoy resident memory once configured {rss:.0f} MiB.\n")
 
 
 def fmt_us(us):
@@ -348,11 +366,11 @@ def main():
               f"Machine: {os.cpu_count()} cores, {cpu}; {platform.system()} {platform.release()}.\n"
               f"Envoy: {envoy_version}, `--concurrency 1`, upstream = a `direct_response` listener of the same Envoy. "
               f"Load: `wrk -t1 -c8 -d{SECONDS}s --latency`, {ROUNDS} interleaved rounds, medians. "
-              f"scopegate.wasm {SCOPEGATE.stat().st_size:,} bytes ({optimized_size()}); "
+              f"scopegate.wasm {SCOPEGATE.stat().st_size:,} bytes ({optimized_size(SCOPEGATE)}); "
               f"the no-op module {NOOP.stat().st_size:,} bytes.\n"
               f"The denied scenario answers 403 locally under scopegate and 200 elsewhere.\n"
               f"Envoy resident memory once configured (before load): "
-              + ", ".join(f"{c} {m:.0f} MiB" for c, m in rss_loaded.items()) + ".\n\n")
+              + ", ".join(f"{c} {m:.0f} MiB" for c, m in rss_loaded.items()) + ".\n" + lite_facts() + "\n")
     table = "\n".join(lines) + "\n"
     print("\n" + table)
     (ROOT / "bench" / "results.md").write_text(header + table)

@@ -27,6 +27,8 @@ TEMPLATE = ROOT / "envoy" / "scopegate.yaml.tmpl"
 # tests play the human with `scopegate approve` holding the same key.
 APPROVAL_KEY = "scopegate-test-approval-key-" + os.urandom(16).hex()
 WASM = Path(os.environ.get("SCOPEGATE_WASM", ROOT / "target" / "wasm32-wasip1" / "release" / "scopegate_filter.wasm"))
+# The module without the SQL decoder (`make wasm-lite`).
+LITE_WASM = ROOT / "target" / "lite" / "wasm32-wasip1" / "release" / "scopegate_filter.wasm"
 
 SCHEMA = """
 CREATE TABLE vehicles (id text PRIMARY KEY, model text NOT NULL);

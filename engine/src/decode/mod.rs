@@ -5,6 +5,10 @@ pub mod graphql;
 pub mod mcp;
 pub mod memo;
 pub mod rest;
+#[cfg(feature = "sql")]
+pub mod sql;
+#[cfg(not(feature = "sql"))]
+#[path = "sql_off.rs"]
 pub mod sql;
 
 use crate::operation::Records;

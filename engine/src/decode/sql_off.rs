@@ -1,0 +1,40 @@
+//! The SQL decoder left out: the engine built without its `sql` feature (`make wasm-lite`,
+//! the module for gateways that front no SQL, without sqlparser's 2.6 MB). A bundle with a
+//! SQL service — or MCP tools that carry SQL, which name one — is refused when it is
+//! compiled, so this module is never asked to decide SQL it cannot read.
+
+use crate::bundle::{BundleError, SqlConfig};
+use crate::operation::Operation;
+use crate::request::{DecodeError, RequestHead, Target};
+use serde_json::Value as Json;
+
+/// Never built: `compile` refuses every configuration, so no value of this type exists
+/// and its methods cannot be reached.
+#[derive(Debug, Clone)]
+pub enum SqlDecoder {}
+
+impl SqlDecoder {
+    pub fn compile(_: &SqlConfig, at: &str, errs: &mut Vec<BundleError>) -> Option<SqlDecoder> {
+        errs.push(BundleError {
+            path: at.to_string(),
+            message: "this scopegate module was built without the SQL decoder (the `sql` \
+                      feature): load the full scopegate.wasm to front SQL services"
+                .to_string(),
+        });
+        None
+    }
+
+    pub fn decode(
+        &self,
+        _: &str,
+        _: &RequestHead,
+        _: &Target,
+        _: &[u8],
+    ) -> Result<Vec<Operation>, DecodeError> {
+        match *self {}
+    }
+
+    pub fn classify(&self, _: &str, _: &str, _: &[Json]) -> Result<Vec<Operation>, DecodeError> {
+        match *self {}
+    }
+}
