@@ -282,10 +282,24 @@ class Envoy:
 
     def run_until_exit(self, timeout=30):
         """Starts an Envoy expected to refuse its configuration: (exit code, its log)."""
+        code, log, _ = self.knock_until_exit(None, timeout)
+        return code, log
+
+    def knock_until_exit(self, knock, timeout=30):
+        """Starts an Envoy expected to refuse its configuration and, for as long as it lives,
+        calls `knock()` (a request to its listener; refused connections are retried):
+        (exit code, its log, what the knocks answered — empty if nothing ever did)."""
+        answered = []
         try:
             self.start(wait=False)
+            deadline = time.monotonic() + timeout
+            while knock is not None and self.proc.poll() is None and time.monotonic() < deadline:
+                try:
+                    answered.append(knock())
+                except OSError:
+                    time.sleep(0.02)
             code = self.wait_exit(timeout=timeout)
-            return code, self.log()
+            return code, self.log(), answered
         finally:
             self.stop()
 

@@ -302,20 +302,9 @@ def test_a_module_that_cannot_load_keeps_envoy_down(request, modules, fault_upst
         wasm, bundle = modules[kind], fault_bundle(fault_keys)
     e = with_policy(harness.Envoy(bundle, fault_upstream.port, wasm=wasm), policy)
     before = len(fault_upstream.seen())
-    answered = []
-    try:
-        e.start(wait=False)
-        # Knock on the listener for as long as Envoy lives: nothing may ever answer.
-        deadline = time.monotonic() + 30
-        while e.proc.poll() is None and time.monotonic() < deadline:
-            try:
-                answered.append(http1(e.port, "GET", "/rest/vehicles", bearer(fault_keys.reader)).status)
-            except OSError:
-                time.sleep(0.02)
-        code = e.wait_exit(timeout=5)
-        log = e.log()
-    finally:
-        e.stop()
+    # Knock on the listener for as long as Envoy lives: nothing may ever answer.
+    code, log, answered = e.knock_until_exit(
+        lambda: http1(e.port, "GET", "/rest/vehicles", bearer(fault_keys.reader)).status)
     assert code != 0, "Envoy must refuse to start"
     assert LOAD_FAILURES[kind] in log, log[-3000:]
     assert "Plugin scopegate failed to load" in log

@@ -5,8 +5,6 @@ GraphQL, approval and observability suites against it (the MCP suite's bundle ha
 tool) — and refuses, when Envoy configures it, a bundle that asks it to decide SQL: Envoy
 does not start, so nothing is ever forwarded undecided."""
 
-import time
-
 import pytest
 
 import harness
@@ -46,19 +44,8 @@ def test_the_lite_module_refuses_a_bundle_with_sql(upstream, keys, where):
         b["services"].append({"name": "tools", "protocol": "mcp", "match": {"path_prefix": "/mcp"},
                               "mcp": {"tools": {"query": {"sql_argument": "sql", "sql_service": "warehouse"}}}})
     e = harness.Envoy(b, upstream.port, env={"RENTALS_UPSTREAM_TOKEN": UPSTREAM_TOKEN}, wasm=harness.LITE_WASM)
-    answered = []
-    try:
-        e.start(wait=False)
-        deadline = time.monotonic() + 30
-        while e.proc.poll() is None and time.monotonic() < deadline:
-            try:
-                answered.append(http1(e.port, "GET", "/rest/vehicles", bearer(keys.reader)).status)
-            except OSError:
-                time.sleep(0.02)
-        code = e.wait_exit(timeout=5)
-        log = e.log()
-    finally:
-        e.stop()
+    code, log, answered = e.knock_until_exit(
+        lambda: http1(e.port, "GET", "/rest/vehicles", bearer(keys.reader)).status)
     assert code != 0, "Envoy must refuse the configuration"
     assert "built without the SQL decoder" in log, log[-3000:]
     assert answered == [] and upstream.seen() == []
