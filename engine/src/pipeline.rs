@@ -184,7 +184,7 @@ impl Engine {
                     operations: Vec::new(),
                     friction: None,
                     digest: None,
-                    forward: Some(self.forward(svc, None)),
+                    forward: Some(self.forward(svc, None, |h| head.has_header(h))),
                     list_filter: None,
                     approvals_needed: 0,
                     approval: None,
@@ -218,8 +218,7 @@ impl Engine {
             subject.jsonrpc = Some(JsonRpc::default());
         }
         // Removals only for headers the request has: each is a host call in the filter.
-        let mut forward = self.forward(service, Some(&caller));
-        forward.remove.retain(|h| head.has_header(h));
+        let forward = self.forward(service, Some(&caller), |h| head.has_header(h));
         let pending = Pending {
             forward,
             key_id: caller.key.id.clone(),
@@ -396,6 +395,8 @@ impl Engine {
                     key,
                     role_name: &role.name,
                 }),
+                // The head is gone: every removal (one of an absent header is a no-op).
+                |_| true,
             ),
             _ => Forward::default(),
         };
@@ -666,13 +667,22 @@ impl Engine {
     }
 
     /// Header changes on the way to the upstream: the agent's credential and any
-    /// `x-scopegate-*` it sent are removed; identity and upstream auth are set.
-    fn forward(&self, service: &Service, caller: Option<&Caller>) -> Forward {
+    /// `x-scopegate-*` it sent are removed (those `present` says the request has); identity
+    /// and upstream auth are set.
+    fn forward(
+        &self,
+        service: &Service,
+        caller: Option<&Caller>,
+        present: impl Fn(&str) -> bool,
+    ) -> Forward {
         let mut f = Forward::default();
-        f.remove
-            .extend(self.policy.credential_headers.iter().cloned());
-        f.remove
-            .extend(SCOPEGATE_HEADERS.iter().map(|h| h.to_string()));
+        let credentials = self.policy.credential_headers.iter().map(String::as_str);
+        f.remove.extend(
+            credentials
+                .chain(SCOPEGATE_HEADERS)
+                .filter(|h| present(h))
+                .map(str::to_string),
+        );
         if let Some(c) = caller {
             f.set.push(("x-scopegate-key".into(), c.key.id.clone()));
             f.set

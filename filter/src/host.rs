@@ -1,11 +1,11 @@
 //! Every host call the filter makes, behind one trait. `ProxyWasmHost` is the only
 //! code that touches proxy-wasm's hostcalls; tests use a fake.
 
+use hashbrown::HashMap;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, LogLevel, MapType, MetricType};
 use scopegate_engine::HeaderList;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::time::Duration;
 use std::time::UNIX_EPOCH;
 
@@ -75,6 +75,19 @@ pub const COUNTS_EVERY_MS: u64 = 1000;
 thread_local! {
     /// Counters by name: the metric id (defined on first flush) and what is not yet added.
     static COUNTS: RefCell<HashMap<String, (Option<u32>, u64)>> = RefCell::new(HashMap::new());
+}
+
+/// Counts in the VM, for the next [`flush_counts`].
+pub fn tally(metric: &str, n: u64) {
+    COUNTS.with(|c| {
+        let mut c = c.borrow_mut();
+        match c.get_mut(metric) {
+            Some((_, pending)) => *pending = pending.saturating_add(n),
+            None => {
+                c.insert(metric.to_string(), (None, n));
+            }
+        }
+    });
 }
 
 /// Adds the VM's pending counts to Envoy's counters (root context, on tick).
@@ -181,15 +194,7 @@ impl Host for ProxyWasmHost {
     }
 
     fn count(&self, metric: &str, n: u64) {
-        COUNTS.with(|c| {
-            let mut c = c.borrow_mut();
-            match c.get_mut(metric) {
-                Some((_, pending)) => *pending = pending.saturating_add(n),
-                None => {
-                    c.insert(metric.to_string(), (None, n));
-                }
-            }
-        });
+        tally(metric, n);
     }
 
     fn dispatch(
