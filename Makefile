@@ -55,6 +55,7 @@ demo: build venv
 
 lint: toolchain
 	cargo fmt --all --check
+	python3 engine/tools/check-dialect.py
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --target $(TARGET) -p scopegate-filter -p scopegate-test-faulty -- -D warnings
 	cargo clippy --target $(TARGET) -p scopegate-filter --no-default-features --target-dir target/lite -- -D warnings

@@ -10,6 +10,8 @@ pub mod sql;
 #[cfg(not(feature = "sql"))]
 #[path = "sql_off.rs"]
 pub mod sql;
+#[cfg(feature = "sql")]
+pub mod sql_fast;
 
 use crate::operation::Records;
 use serde_json::Value as Json;

@@ -16,6 +16,7 @@
 
 use super::expr::{Cmp, Expr as Filter};
 use super::memo::{self, Memo};
+use super::sql_fast;
 use crate::bundle::{BundleError, SqlConfig, SqlDialectName};
 use crate::json::parse_strict;
 use crate::operation::{Action, Operation, Records, Scope};
@@ -27,7 +28,7 @@ use sqlparser::ast::{
     ObjectName, ObjectNamePart, OnConflictAction, OnInsert, Query, Select, SetExpr, Statement,
     TableFactor, TableObject, TableWithJoins, UnaryOperator, Value, Visit, Visitor,
 };
-use sqlparser::dialect::{Dialect, GenericDialect, MySqlDialect, PostgreSqlDialect, SQLiteDialect};
+use sqlparser::dialect::{Dialect, GenericDialect, MySqlDialect, SQLiteDialect};
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
@@ -619,15 +620,20 @@ impl SqlDecoder {
         sql: &str,
         params: &[Json],
     ) -> Result<Vec<Operation>, DecodeError> {
-        let dialect: &dyn Dialect = match self.flavor {
-            Flavor::Postgres => &PostgreSqlDialect {},
-            Flavor::MySql => &MySqlDialect {},
-            Flavor::Sqlite => &SQLiteDialect {},
-            Flavor::Generic => &GenericDialect {},
+        // PostgreSQL text takes the shortcuts of `sql_fast.rs` (the same tokens and
+        // statements as sqlparser's own, sooner); the other dialects sqlparser's path.
+        let (dialect, tokens): (&dyn Dialect, _) = match self.flavor {
+            Flavor::Postgres => (&sql_fast::Postgres::DIALECT, sql_fast::tokenize(sql)),
+            Flavor::MySql => (&MySqlDialect {}, None),
+            Flavor::Sqlite => (&SQLiteDialect {}, None),
+            Flavor::Generic => (&GenericDialect {}, None),
         };
-        let tokens = Tokenizer::new(dialect, sql)
-            .tokenize_with_location()
-            .or_else(|e| undecodable(format!("SQL does not parse: {e}")))?;
+        let tokens = match tokens {
+            Some(tokens) => tokens,
+            None => Tokenizer::new(dialect, sql)
+                .tokenize_with_location()
+                .or_else(|e| undecodable(format!("SQL does not parse: {e}")))?,
+        };
         let operators = count_operators(&tokens);
         if operators > MAX_OPERATORS {
             return undecodable(format!(
