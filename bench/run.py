@@ -6,7 +6,9 @@ is a second listener of the same Envoy answering from `direct_response` (no upst
 to measure; the body is read, so POSTs keep their connections). Each scenario is
 driven by wrk (`-t1 -c8 --latency`) for BENCH_SECONDS (default 5) seconds; configurations
 are interleaved and repeated BENCH_ROUNDS (default 3) times so machine drift cancels, and the
-median of the rounds is reported. The table goes to stdout and to bench/results.md."""
+median of the rounds is reported. Then the latency at light load (one connection, a pause
+between requests: no queue) for the Wasm floors and scopegate, BENCH_LIGHT_SECONDS (default 3;
+0 skips it) per run. The tables go to stdout and to bench/results.md."""
 
 import hashlib
 import json
@@ -26,6 +28,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 import harness  # noqa: E402
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+# The light-load latency phase (one connection, LIGHT_GAP_MS between requests): seconds per
+# run, 0 to skip it.
+LIGHT_SECONDS = int(os.environ.get("BENCH_LIGHT_SECONDS", "3"))
+LIGHT_GAP_MS = 1
+LIGHT_CONFIGS = ["no-op Wasm", "buffering Wasm", "host-call floor", "scopegate", "scopegate, filter_state off"]
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 SCOPEGATE = ROOT / "target" / "wasm32-wasip1" / "release" / "scopegate_filter.wasm"
 NOOP = ROOT / "target" / "wasm32-wasip1" / "release" / "scopegate_bench_noop.wasm"
@@ -223,8 +230,11 @@ class Gateway:
         harness.stop_process(self.proc)
 
 
-def lua(method, headers, body):
+def lua(method, headers, body, gap_ms=0):
     lines = [f'wrk.method = "{method}"']
+    if gap_ms:
+        # wrk waits this long before each request and does not count it in the latency.
+        lines.append(f"delay = function() return {gap_ms} end")
     for k, v in headers.items():
         lines.append(f'wrk.headers["{k}"] = "{v}"')
     if body is VARY_SQL:
@@ -242,12 +252,15 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(port, scenario, pid):
+def wrk(port, scenario, pid, light=False):
+    """Saturating load (8 connections, back to back), or with `light` one connection and a
+    pause between requests: latency without queueing, what a request costs end to end."""
     name, method, path, headers, body = scenario
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(lua(method, headers, body))
+        f.write(lua(method, headers, body, LIGHT_GAP_MS if light else 0))
     cpu0 = cpu_seconds(pid)
-    out = subprocess.run(["wrk", "-t1", "-c8", f"-d{SECONDS}s", "--latency", "-s", f.name,
+    load = ["-c1", f"-d{LIGHT_SECONDS}s"] if light else ["-c8", f"-d{SECONDS}s"]
+    out = subprocess.run(["wrk", "-t1", *load, "--latency", "-s", f.name,
                           f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True).stdout
     cpu = cpu_seconds(pid) - cpu0
     os.unlink(f.name)
@@ -331,15 +344,26 @@ def main():
     time.sleep(1)
     rss_loaded = {name: rss_mb(gw.proc.pid) for name, gw in gateways.items()}
     results = {(c, s[0]): [] for c in configs for s in scenarios}
+    light = {(c, s[0]): [] for c in configs if c in LIGHT_CONFIGS for s in scenarios} if LIGHT_SECONDS else {}
+
+    def report(r, scenario, name, res, what):
+        print(f"{what} {r + 1} {scenario[0]:<22} {name:<15} {res['rps']:>9.0f} req/s  p50 {fmt_us(res['p50']):>9}"
+              f"  p99 {fmt_us(res['p99']):>9}  Envoy CPU {res['cpu_us']:5.1f} µs/req  non-2xx {res['non2xx']}",
+              flush=True)
     try:
         for r in range(ROUNDS):
             for scenario in scenarios:
                 for name, gw in gateways.items():  # interleaved
                     res = wrk(gw.port, scenario, gw.proc.pid)
                     results[(name, scenario[0])].append(res)
-                    print(f"round {r + 1} {scenario[0]:<22} {name:<15} {res['rps']:>9.0f} req/s  p50 {fmt_us(res['p50']):>9}"
-                          f"  p99 {fmt_us(res['p99']):>9}  Envoy CPU {res['cpu_us']:5.1f} µs/req  non-2xx {res['non2xx']}",
-                          flush=True)
+                    report(r, scenario, name, res, "round")
+        for r in range(ROUNDS if light else 0):
+            for scenario in scenarios:
+                for name, gw in gateways.items():
+                    if (name, scenario[0]) in light:
+                        res = wrk(gw.port, scenario, gw.proc.pid, light=True)
+                        light[(name, scenario[0])].append(res)
+                        report(r, scenario, name, res, "light")
     finally:
         for gw in gateways.values():
             gw.stop()
@@ -358,6 +382,21 @@ def main():
                          f"{med(c, s[0], 'cpu_us'):.1f} µs | "
                          f"{rps / base['bare Envoy']:.0%} | {rps / base['no-op Wasm']:.0%} | {rps / base['buffering Wasm']:.0%} | "
                          f"{rps / base['host-call floor']:.0%} |")
+    if light:
+        def lmed(c, s, k):
+            return statistics.median(x[k] for x in light[(c, s)])
+        lines += ["", f"Latency at light load: one connection, {LIGHT_GAP_MS} ms between requests "
+                  f"(`wrk -t1 -c1 -d{LIGHT_SECONDS}s --latency`, a Lua `delay`), {ROUNDS} interleaved rounds, "
+                  "medians. No request waits for another here, so p99 is what a request costs end to end, "
+                  "not a queue.", "",
+                  "| scenario | configuration | p50 | p99 | p99 added over no-op Wasm | p99 added over buffering Wasm |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for s in SCENARIOS:
+            for c in LIGHT_CONFIGS:
+                p99 = lmed(c, s[0], "p99")
+                lines.append(f"| {s[0]} | {c} | {fmt_us(lmed(c, s[0], 'p50'))} | {fmt_us(p99)} | "
+                             f"{p99 - lmed('no-op Wasm', s[0], 'p99'):+.0f} µs | "
+                             f"{p99 - lmed('buffering Wasm', s[0], 'p99'):+.0f} µs |")
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
                 if l.startswith("model name")), platform.processor())
     envoy_version = subprocess.run([harness.find_binary("envoy", "ENVOY_BIN"), "--version"], capture_output=True,
