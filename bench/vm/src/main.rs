@@ -7,6 +7,9 @@
 //! stream and of `Engine::decide` alone, and the host calls one request makes: inside
 //! Envoy each host call costs extra (≈ 0.3–3 µs, README), which this harness cannot see.
 //! Also builds natively (`cargo run -p scopegate-bench-vm --release`) for comparison.
+//! It counts the heap allocations one request makes too (a counting global allocator):
+//! each one touches the allocator's bookkeeping and fresh memory, which inside Envoy is
+//! mostly cold (README, performance).
 
 use scopegate_engine::{Engine, HeaderList, Secrets};
 use scopegate_filter::host::{Host, Level};
@@ -19,6 +22,46 @@ use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+/// The system allocator, counting allocations (`alloc`, `alloc_zeroed`, `realloc`).
+#[allow(unsafe_code)] // GlobalAlloc is an unsafe trait; this only forwards and counts.
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    pub static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+    pub struct Counting;
+
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: the caller's contract for `alloc` is passed on unchanged.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: as for `alloc`.
+            unsafe { System.alloc_zeroed(layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: as for `alloc`; `ptr` came from this allocator.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: as for `alloc`; `ptr` came from this allocator.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    #[global_allocator]
+    static GLOBAL: Counting = Counting;
+
+    pub fn now() -> u64 {
+        ALLOCATIONS.load(Ordering::Relaxed)
+    }
+}
+
 /// An in-memory host that counts the calls the stream makes.
 #[derive(Default)]
 struct VmHost {
@@ -26,6 +69,8 @@ struct VmHost {
     body: Vec<u8>,
     calls: RefCell<BTreeMap<&'static str, u64>>,
     counting: Cell<bool>,
+    /// Heap allocations of the last request, from the stream's start to its drop.
+    allocations: Cell<u64>,
 }
 
 impl VmHost {
@@ -178,6 +223,7 @@ fn scenario(s: &Value) -> Option<Scenario> {
 fn one(engine: &Rc<Engine>, host: &mut VmHost, s: &Scenario, n: u64) -> u16 {
     *host.headers.get_mut() = s.headers.clone();
     host.body = s.body(n);
+    let allocations = counting::now();
     let mut stream = Stream::new(Some(engine.clone()), &*host);
     let body_follows = !host.body.is_empty();
     let mut flow = stream.on_request_headers(!body_follows);
@@ -185,6 +231,8 @@ fn one(engine: &Rc<Engine>, host: &mut VmHost, s: &Scenario, n: u64) -> u16 {
         flow = stream.on_request_body(host.body.len(), true);
     }
     stream.on_log();
+    drop(stream);
+    host.allocations.set(counting::now() - allocations);
     if flow == Flow::Continue {
         200
     } else {
@@ -252,8 +300,8 @@ fn main() -> ExitCode {
         "natively"
     };
     println!("scopegate per-request work {where_} (median of 7 batches)\n");
-    println!("| scenario | status | stream µs/req | decide µs/req | host calls per request |");
-    println!("| --- | --- | --- | --- | --- |");
+    println!("| scenario | status | stream µs/req | decide µs/req | allocations per request | host calls per request |");
+    println!("| --- | --- | --- | --- | --- | --- |");
     let mut host = VmHost::default();
     for s in scenarios
         .iter()
@@ -263,6 +311,10 @@ fn main() -> ExitCode {
         host.calls.get_mut().clear();
         let status = one(&engine, &mut host, s, u64::MAX);
         host.counting.set(false);
+        // A second request: the first of a scenario fills caches (the decoded-statement
+        // memo), which a repeated request finds and a new one (`vary`) does not.
+        one(&engine, &mut host, s, u64::MAX - 1);
+        let allocations = host.allocations.get();
         let calls: Vec<String> = host
             .calls
             .get_mut()
@@ -278,7 +330,7 @@ fn main() -> ExitCode {
             black_box(engine.decide(s.headers.clone(), &body, 1_764_547_200_000));
         });
         println!(
-            "| {} | {status} | {:.1} | {:.1} | {total}: {} |",
+            "| {} | {status} | {:.1} | {:.1} | {allocations} | {total}: {} |",
             s.name,
             stream.as_secs_f64() * 1e6,
             decide.as_secs_f64() * 1e6,
