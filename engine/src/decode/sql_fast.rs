@@ -247,33 +247,23 @@ pub fn tokenize(sql: &str) -> Option<Vec<TokenWithSpan>> {
     let b = sql.as_bytes();
     let at = |i: usize| b.get(i).copied();
     let mut out = Vec::with_capacity(sql.len() / 2 + 8);
-    let (mut i, mut line, mut col) = (0usize, 1u64, 1u64);
+    let (mut i, mut at_loc) = (0usize, Location { line: 1, column: 1 });
     while let Some(c) = at(i) {
-        let start = Location { line, column: col };
-        // `(token, bytes consumed)` for tokens on one line with one column per byte.
-        let (token, len) = match c {
-            b' ' => (Token::Whitespace(Whitespace::Space), 1),
-            b'\t' => (Token::Whitespace(Whitespace::Tab), 1),
-            b'\n' => {
-                i += 1;
-                line += 1;
-                col = 1;
-                out.push(TokenWithSpan::new(
-                    Token::Whitespace(Whitespace::Newline),
-                    start.span_to(Location { line, column: col }),
-                ));
-                continue;
-            }
+        // `(token, the byte after it)`.
+        let (token, end) = match c {
+            b' ' => (Token::Whitespace(Whitespace::Space), i + 1),
+            b'\t' => (Token::Whitespace(Whitespace::Tab), i + 1),
+            b'\n' => (Token::Whitespace(Whitespace::Newline), i + 1),
             b'a'..=b'z' | b'A'..=b'Z' | b'_' => {
                 let end = (i..=b.len())
                     .find(|&j| !at(j).is_some_and(continues_word))
                     .unwrap_or(b.len());
+                let value = sql.get(i..end)?;
                 // A quote or `&` right after a word may make it a prefixed literal
                 // (`E'..'`, `B'..'`, `X'..'`, `N'..'`, `U&'..'`); non-ASCII continues it.
-                if matches!(at(end), Some(b'\'' | b'"' | b'&')) || !sql.get(i..end)?.is_ascii() {
+                if matches!(at(end), Some(b'\'' | b'"' | b'&')) || !value.is_ascii() {
                     return None;
                 }
-                let value = sql.get(i..end)?;
                 let keyword = keyword(value);
                 // COPY ... FROM STDIN carries data after its `;` that sqlparser reads raw.
                 if keyword == Keyword::COPY {
@@ -284,7 +274,7 @@ pub fn tokenize(sql: &str) -> Option<Vec<TokenWithSpan>> {
                     quote_style: None,
                     keyword,
                 };
-                (Token::Word(word), end - i)
+                (Token::Word(word), end)
             }
             b'0'..=b'9' => {
                 let digits = |from: usize| {
@@ -300,7 +290,7 @@ pub fn tokenize(sql: &str) -> Option<Vec<TokenWithSpan>> {
                 if at(end).is_some_and(|n| continues_word(n) || matches!(n, b'.' | b'\'' | b'"')) {
                     return None;
                 }
-                (Token::Number(sql.get(i..end)?.to_string(), false), end - i)
+                (Token::Number(sql.get(i..end)?.to_string(), false), end)
             }
             b'$' => {
                 let end = (i + 1..=b.len())
@@ -310,60 +300,42 @@ pub fn tokenize(sql: &str) -> Option<Vec<TokenWithSpan>> {
                 if end == i + 1 || at(end).is_some_and(continues_word) {
                     return None;
                 }
-                (Token::Placeholder(sql.get(i..end)?.to_string()), end - i)
+                (Token::Placeholder(sql.get(i..end)?.to_string()), end)
             }
             b'.' => match at(i + 1) {
                 Some(d) if d.is_ascii_digit() || d == b'_' => return None,
-                _ => (Token::Period, 1),
+                _ => (Token::Period, i + 1),
             },
-            b'(' => (Token::LParen, 1),
-            b')' => (Token::RParen, 1),
-            b',' => (Token::Comma, 1),
-            b';' => (Token::SemiColon, 1),
-            b'[' => (Token::LBracket, 1),
-            b']' => (Token::RBracket, 1),
-            b':' if at(i + 1) == Some(b':') => (Token::DoubleColon, 2),
+            b'(' => (Token::LParen, i + 1),
+            b')' => (Token::RParen, i + 1),
+            b',' => (Token::Comma, i + 1),
+            b';' => (Token::SemiColon, i + 1),
+            b'[' => (Token::LBracket, i + 1),
+            b']' => (Token::RBracket, i + 1),
+            b':' if at(i + 1) == Some(b':') => (Token::DoubleColon, i + 2),
             b'-' if at(i + 1) == Some(b'-') => {
                 // A comment runs to the end of the line (PostgreSQL: `\n` or `\r`).
                 let end = (i + 2..=b.len())
                     .find(|&j| matches!(at(j), None | Some(b'\n' | b'\r')))
                     .unwrap_or(b.len());
-                let comment = sql.get(i + 2..end)?;
-                let token = Token::Whitespace(Whitespace::SingleLineComment {
-                    comment: comment.to_string(),
+                let comment = Whitespace::SingleLineComment {
+                    comment: sql.get(i + 2..end)?.to_string(),
                     prefix: "--".to_string(),
-                });
-                i = end;
-                col += 2 + comment.chars().count() as u64;
-                out.push(TokenWithSpan::new(
-                    token,
-                    start.span_to(Location { line, column: col }),
-                ));
-                continue;
+                };
+                (Token::Whitespace(comment), end)
             }
             b'\'' | b'"' => {
                 // A string or a quoted identifier; a doubled quote stands for one.
                 let mut value = String::new();
                 let mut j = i + 1;
-                let (mut l, mut k) = (line, col + 1);
                 loop {
-                    let rest = sql.get(j..)?;
-                    let ch = rest.chars().next()?; // unterminated: sqlparser's error
+                    let ch = sql.get(j..)?.chars().next()?; // unterminated: sqlparser's error
                     j += ch.len_utf8();
-                    if ch == '\n' {
-                        l += 1;
-                        k = 1;
-                    } else {
-                        k += 1;
-                    }
                     if u32::from(ch) == u32::from(c) {
-                        if at(j) == Some(c) {
-                            value.push(ch);
-                            j += 1;
-                            k += 1;
-                            continue;
+                        if at(j) != Some(c) {
+                            break;
                         }
-                        break;
+                        j += 1;
                     }
                     value.push(ch);
                 }
@@ -372,14 +344,7 @@ pub fn tokenize(sql: &str) -> Option<Vec<TokenWithSpan>> {
                 } else {
                     Token::make_word(&value, Some('"'))
                 };
-                i = j;
-                line = l;
-                col = k;
-                out.push(TokenWithSpan::new(
-                    token,
-                    start.span_to(Location { line, column: col }),
-                ));
-                continue;
+                (token, j)
             }
             _ => {
                 let (token, len) = match (c, at(i + 1)) {
@@ -401,15 +366,21 @@ pub fn tokenize(sql: &str) -> Option<Vec<TokenWithSpan>> {
                 if at(i + len).is_some_and(extends_operator) {
                     return None;
                 }
-                (token, len)
+                (token, i + len)
             }
         };
-        i += len;
-        col += len as u64;
-        out.push(TokenWithSpan::new(
-            token,
-            start.span_to(Location { line, column: col }),
-        ));
+        // sqlparser's location rule: one column per character, `\n` starts a line.
+        let start = at_loc;
+        for ch in sql.get(i..end)?.chars() {
+            if ch == '\n' {
+                at_loc.line += 1;
+                at_loc.column = 1;
+            } else {
+                at_loc.column += 1;
+            }
+        }
+        out.push(TokenWithSpan::new(token, start.span_to(at_loc)));
+        i = end;
     }
     Some(out)
 }
