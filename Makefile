@@ -130,7 +130,8 @@ bench-vm: toolchain
 
 ## Native decision time per protocol and bundle scale (criterion), then scopegate side by
 ## side with bare Envoy, a no-op Wasm filter, native RBAC and a body-buffering Wasm filter
-## (wrk; BENCH_SECONDS, BENCH_ROUNDS); the table goes to bench/results.md.
+## (wrk; BENCH_SECONDS, BENCH_ROUNDS), then latency at light load (BENCH_LIGHT_SECONDS, 0 skips);
+## the tables go to bench/results.md.
 bench: wasm wasm-lite bench-wasm venv
 	cargo bench -p scopegate-engine --bench decide
 	$(PY) bench/run.py

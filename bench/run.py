@@ -370,8 +370,8 @@ def main():
     if only_s or only_c:
         return
 
-    def med(c, s, k):
-        return statistics.median(x[k] for x in results[(c, s)])
+    def med(c, s, k, runs=results):
+        return statistics.median(x[k] for x in runs[(c, s)])
     lines = ["| scenario | configuration | req/s (median) | p50 | p99 | Envoy CPU/req | vs bare | vs no-op Wasm | vs buffering Wasm | vs host-call floor |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for s in SCENARIOS:
@@ -384,7 +384,7 @@ def main():
                          f"{rps / base['host-call floor']:.0%} |")
     if light:
         def lmed(c, s, k):
-            return statistics.median(x[k] for x in light[(c, s)])
+            return med(c, s, k, light)
         lines += ["", f"Latency at light load: one connection, {LIGHT_GAP_MS} ms between requests "
                   f"(`wrk -t1 -c1 -d{LIGHT_SECONDS}s --latency`, a Lua `delay`), {ROUNDS} interleaved rounds, "
                   "medians. No request waits for another here, so p99 is what a request costs end to end, "
