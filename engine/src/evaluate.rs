@@ -45,8 +45,10 @@ impl Evaluation {
 ///    role: same service, a resource pattern that matches, an action the grant names;
 ///    `scope: all` also needs `unbounded: true`; a grant's `records` constraint needs
 ///    the operation's *proven* record keys to be a subset of the allowed values
-///    (unproven keys are not covered). Any uncovered operation denies the whole request:
-///    friction never unlocks what no grant covers.
+///    (unproven keys are not covered), and every value a write assigns to such a key
+///    (its post-image, `Operation::sets`) to be allowed too. A read of no relation
+///    (`SELECT 1`) is covered by any `read` grant of its service. Any uncovered
+///    operation denies the whole request: friction never unlocks what no grant covers.
 /// 2. **Least friction among grants.** When several grants cover an operation, the
 ///    one owing the least friction applies (none < confirm < approval < deny).
 /// 3. **Guards only add.** Every guard matching the operation (services, resources,
@@ -134,10 +136,13 @@ fn service_name(policy: &Policy, idx: usize) -> &str {
         .unwrap_or_default()
 }
 
+/// Whether a grant names the operation: its service, its action, a resource pattern that
+/// matches. A statement that reads no relation (`Operation::reads_nothing`) is named by
+/// every grant of its service that names `read`.
 fn names(policy: &Policy, g: &Grant, op: &Operation) -> bool {
     service_name(policy, g.service) == op.service
         && g.actions.contains(op.action)
-        && g.resources.iter().any(|r| r.matches(&op.resource))
+        && (op.reads_nothing() || g.resources.iter().any(|r| r.matches(&op.resource)))
 }
 
 /// Whether one grant covers one operation (rule 1).
@@ -155,12 +160,17 @@ fn covers(policy: &Policy, g: &Grant, op: &Operation) -> bool {
     }
     match &g.records {
         None => true,
-        // An empty proven set is no proof: `id=eq.c-1&id=eq.c-9` intersects to nothing,
-        // and an upstream that takes the last value of a repeated parameter acts on c-9.
+        // Reading nothing touches no record.
+        Some(_) if op.reads_nothing() => true,
         Some(allowed) => allowed.iter().all(|(key, values)| {
-            op.records.get(key).is_some_and(|proven| {
-                !proven.is_empty() && proven.iter().all(|v| values.contains(v))
-            })
+            let within = |vs: &Vec<String>| !vs.is_empty() && vs.iter().all(|v| values.contains(v));
+            // The rows touched: an empty proven set is no proof (`id=eq.c-1&id=eq.c-9`
+            // intersects to nothing, and an upstream that takes the last value of a
+            // repeated parameter acts on c-9).
+            op.records.get(key).is_some_and(within)
+                // The post-image: a write that assigns the column must assign values the
+                // grant allows; a value the decoder could not read is no proof.
+                && op.sets.get(key).is_none_or(|set| set.as_ref().is_some_and(within))
         }),
     }
 }
@@ -189,6 +199,13 @@ fn not_covered_reason(policy: &Policy, role: &Role, op: &Operation) -> String {
         .filter_map(|g| g.records.as_ref())
         .flat_map(|r| r.keys().cloned())
         .collect();
+    if let Some(col) = keys.iter().find(|k| op.sets.contains_key(*k)) {
+        return format!(
+            "not covered: role `{}` allows {what} only for proven records ({}); the request assigns `{col}` a value the grant does not allow, or one that cannot be known before it runs",
+            role.name,
+            keys.join(", ")
+        );
+    }
     format!(
         "not covered: role `{}` allows {what} only for proven records ({}); the request does not prove them",
         role.name,
@@ -255,6 +272,14 @@ mod tests {
     fn op(service: &str, action: Action, resource: &str) -> Operation {
         Operation::new(service, action, resource)
     }
+    fn sets(k: &str, v: Option<&[&str]>) -> crate::operation::Sets {
+        let mut s = crate::operation::Sets::new();
+        s.insert(
+            k.into(),
+            v.map(|v| v.iter().map(|s| s.to_string()).collect()),
+        );
+        s
+    }
     fn recs(k: &str, v: &[&str]) -> Records {
         let mut r = Records::new();
         r.insert(k.into(), v.iter().map(|s| s.to_string()).collect());
@@ -318,6 +343,51 @@ mod tests {
                 writer,
                 vec![op("rentals", Action::Update, "reservations")],
                 Err("only for proven records"),
+            ),
+            // The post-image: what a write assigns to a record column must be allowed too.
+            (
+                writer,
+                vec![op("rentals", Action::Update, "reservations")
+                    .with_records(recs("tenant_id", &["acme"]))
+                    .with_sets(sets("tenant_id", Some(&["acme"])))],
+                Ok((Friction::None, "roles[1].allow[0]")),
+            ),
+            (
+                writer,
+                vec![op("rentals", Action::Update, "reservations")
+                    .with_records(recs("tenant_id", &["acme"]))
+                    .with_sets(sets("tenant_id", Some(&["globex"])))],
+                Err("assigns `tenant_id` a value the grant does not allow"),
+            ),
+            (
+                writer,
+                vec![op("rentals", Action::Update, "reservations")
+                    .with_records(recs("tenant_id", &["acme"]))
+                    .with_sets(sets("tenant_id", None))],
+                Err("cannot be known before it runs"),
+            ),
+            (
+                writer,
+                vec![op("rentals", Action::Update, "reservations")
+                    .with_records(recs("tenant_id", &["acme"]))
+                    .with_sets(sets("customer", None))],
+                Ok((Friction::None, "roles[1].allow[0]")),
+            ),
+            // A read of no relation: any read grant of the service, records or not.
+            (
+                writer,
+                vec![op("rentals", Action::Read, crate::operation::NO_RELATION)],
+                Ok((Friction::None, "roles[1].allow[0]")),
+            ),
+            (
+                domains,
+                vec![op("rentals", Action::Read, crate::operation::NO_RELATION)],
+                Err("grants no read"),
+            ),
+            (
+                writer,
+                vec![op("rentals", Action::Delete, crate::operation::NO_RELATION)],
+                Err("grants no delete"),
             ),
             // Scope all needs unbounded.
             (

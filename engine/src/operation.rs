@@ -82,6 +82,17 @@ pub enum Scope {
 /// Record keys a decoder proved: column/argument name -> the only values it can touch.
 pub type Records = BTreeMap<String, Vec<String>>;
 
+/// The post-image of a write: each column (or field) it assigns -> the values it can
+/// assign (`Some`: literals the decoder read) or `None` (a value the decoder cannot know:
+/// another column, a subquery, a function, `DEFAULT`). A grant with `records` on a
+/// column is satisfied only when every value assigned to it is one it allows.
+pub type Sets = BTreeMap<String, Option<Vec<String>>>;
+
+/// The resource of a statement that reads no relation (`SELECT 1`, `SELECT now()`, a
+/// query over VALUES or CTEs only): a `read` of it is covered by any grant of the
+/// service that names `read`, whatever its resources and records.
+pub const NO_RELATION: &str = "sql:constant";
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Operation {
     pub service: String,
@@ -90,6 +101,9 @@ pub struct Operation {
     pub scope: Scope,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub records: Records,
+    /// What a write assigns (its post-image), for grants with `records`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sets: Sets,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub detail: String,
     /// The environments the operation touches, resolved from its records (or the filter
@@ -106,6 +120,7 @@ impl Operation {
             resource: resource.into(),
             scope: Scope::Some,
             records: Records::new(),
+            sets: Sets::new(),
             detail: String::new(),
             environments: Vec::new(),
         }
@@ -119,6 +134,16 @@ impl Operation {
     pub fn with_records(mut self, records: Records) -> Self {
         self.records = records;
         self
+    }
+
+    pub fn with_sets(mut self, sets: Sets) -> Self {
+        self.sets = sets;
+        self
+    }
+
+    /// A read of nothing: a statement that touches no relation.
+    pub fn reads_nothing(&self) -> bool {
+        self.action == Action::Read && self.resource == NO_RELATION
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {

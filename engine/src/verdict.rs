@@ -357,9 +357,12 @@ pub fn op_json(op: &Operation) -> Value {
         "resource": op.resource,
         "scope": op.scope,
     });
-    if !op.records.is_empty() {
-        if let Some(obj) = v.as_object_mut() {
+    if let Some(obj) = v.as_object_mut() {
+        if !op.records.is_empty() {
             obj.insert("records".into(), json!(op.records));
+        }
+        if !op.sets.is_empty() {
+            obj.insert("sets".into(), json!(op.sets));
         }
     }
     v

@@ -38,15 +38,13 @@ impl Expr {
         }
     }
 
-    /// Whether the filter provably excludes rows: a conjunction is bounded when any
-    /// part is, a disjunction when every branch is; negations and `<>` bound nothing.
+    /// Whether the filter bounds the rows it selects to proven record keys: some
+    /// conjunct is an equality or `IN` on a column (`Expr::records` is not empty). Ranges,
+    /// `<>`, patterns, tautologies (`id > 0`, `x = x`) and disjunctions whose branches do
+    /// not all prove the same column select an unknown share of the rows, possibly all of
+    /// them: `scope: all`, never `some`.
     pub fn bounded(&self) -> bool {
-        match self {
-            Expr::And(parts) => parts.iter().any(Expr::bounded),
-            Expr::Or(parts) => !parts.is_empty() && parts.iter().all(Expr::bounded),
-            Expr::Not(_) => false,
-            Expr::Term { cmp, .. } => matches!(cmp, Cmp::Eq | Cmp::Bounding),
-        }
+        self.records().values().any(|v| !v.is_empty())
     }
 
     /// Record keys the filter proves: `col = v` and `col IN (…)` in a conjunction
@@ -127,7 +125,7 @@ mod tests {
             (eq("id", &["2", "1", "1"]), true, r(&[("id", &["1", "2"])])),
             (other("id", Cmp::NotEq), false, r(&[])),
             (other("name", Cmp::Wildcard), false, r(&[])),
-            (other("ts", Cmp::Bounding), true, r(&[])),
+            (other("ts", Cmp::Bounding), false, r(&[])),
             (
                 Expr::And(vec![eq("tenant", &["acme"]), other("ts", Cmp::Bounding)]),
                 true,
@@ -145,7 +143,7 @@ mod tests {
             ),
             (
                 Expr::Or(vec![eq("id", &["1"]), eq("tenant", &["acme"])]),
-                true,
+                false,
                 r(&[]),
             ),
             (
@@ -155,6 +153,11 @@ mod tests {
             ),
             (Expr::Not(Box::new(eq("id", &["1"]))), false, r(&[])),
             (Expr::And(vec![]), false, r(&[])),
+            (
+                Expr::And(vec![eq("id", &["1"]), eq("id", &["2"])]),
+                false,
+                r(&[("id", &[])]),
+            ),
             (Expr::Or(vec![]), false, r(&[])),
         ];
         for (expr, bounded, records) in cases {

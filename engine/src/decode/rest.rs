@@ -1498,13 +1498,13 @@ mod tests {
                 "DELETE",
                 "/rest/reservations?customer=like.A*",
                 &[],
-                &["delete reservations some"],
+                &["delete reservations all"],
             ),
             (
                 "DELETE",
                 "/rest/reservations?starts_at=lt.2024-01-01",
                 &[],
-                &["delete reservations some"],
+                &["delete reservations all"],
             ),
             (
                 "DELETE",
@@ -1540,7 +1540,7 @@ mod tests {
                 "PATCH",
                 "/rest/reservations?tenant_id=eq.acme&tenant_id=eq.globex",
                 &[],
-                &[r#"update reservations some {"tenant_id": []}"#],
+                &[r#"update reservations all {"tenant_id": []}"#],
             ),
             (
                 "PATCH",
