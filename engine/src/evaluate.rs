@@ -169,8 +169,14 @@ fn covers(policy: &Policy, g: &Grant, op: &Operation) -> bool {
             // repeated parameter acts on c-9).
             op.records.get(key).is_some_and(within)
                 // The post-image: a write that assigns the column must assign values the
-                // grant allows; a value the decoder could not read is no proof.
-                && op.sets.get(key).is_none_or(|set| set.as_ref().is_some_and(within))
+                // grant allows; a value the decoder could not read is no proof. Column
+                // names compare case-insensitively here (DreamFactory and MySQL match
+                // them so): another spelling of the column assigns it too.
+                && op
+                    .sets
+                    .iter()
+                    .filter(|(column, _)| column.eq_ignore_ascii_case(key))
+                    .all(|(_, set)| set.as_ref().is_some_and(within))
         }),
     }
 }
@@ -199,7 +205,10 @@ fn not_covered_reason(policy: &Policy, role: &Role, op: &Operation) -> String {
         .filter_map(|g| g.records.as_ref())
         .flat_map(|r| r.keys().cloned())
         .collect();
-    if let Some(col) = keys.iter().find(|k| op.sets.contains_key(*k)) {
+    if let Some(col) = keys
+        .iter()
+        .find(|k| op.sets.keys().any(|c| c.eq_ignore_ascii_case(k)))
+    {
         return format!(
             "not covered: role `{}` allows {what} only for proven records ({}); the request assigns `{col}` a value the grant does not allow, or one that cannot be known before it runs",
             role.name,
@@ -365,6 +374,14 @@ mod tests {
                     .with_records(recs("tenant_id", &["acme"]))
                     .with_sets(sets("tenant_id", None))],
                 Err("cannot be known before it runs"),
+            ),
+            // Another spelling of the column assigns it too (DreamFactory, MySQL).
+            (
+                writer,
+                vec![op("rentals", Action::Update, "reservations")
+                    .with_records(recs("tenant_id", &["acme"]))
+                    .with_sets(sets("TENANT_ID", Some(&["globex"])))],
+                Err("assigns `tenant_id` a value the grant does not allow"),
             ),
             (
                 writer,

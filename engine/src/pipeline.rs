@@ -75,8 +75,10 @@ pub struct Pending {
     budget: Option<crate::policy::Budget>,
     /// Operations and the friction they owe, once decoded and evaluated: from the head
     /// alone (REST, then held only so a challenge can bind the body), or `None` while
-    /// decoding waits for the body (SQL).
+    /// decoding waits for the body (SQL, and REST writes whose rows a grant checks).
     judged: Option<Judged>,
+    /// The decoder reads the body (`body_needed`).
+    body_needed: bool,
 }
 
 /// Decoded operations, the strictest friction owed, and the operations that owe a
@@ -219,6 +221,7 @@ impl Engine {
         }
         // Removals only for headers the request has: each is a host call in the filter.
         let forward = self.forward(service, Some(&caller), |h| head.has_header(h));
+        let body_needed = self.body_needed(service_idx, service, caller.key.role, &head, &target);
         let pending = Pending {
             forward,
             key_id: caller.key.id.clone(),
@@ -231,9 +234,11 @@ impl Engine {
             now_ms,
             budget: caller.key.budget,
             judged: None,
+            body_needed,
         };
-        if service.decoder.needs_body() && body_follows {
-            // The operations are in the body: hold the request until it has arrived.
+        if body_needed && body_follows {
+            // The operations (or what a write assigns) are in the body: hold the request
+            // until it has arrived.
             return Step::NeedBody(pending);
         }
         let pending = match self.judge(pending, &[]) {
@@ -280,12 +285,12 @@ impl Engine {
             return Err(Box::new(refuse(p.subject, r, Vec::new())));
         };
         let ops = match &service.decoder {
-            _ if service.decoder.needs_body() && !identity_encoded(&p.head) => undecodable(
+            _ if p.body_needed && !identity_encoded(&p.head) => undecodable(
                 "request body with a content-encoding: scopegate decides on bodies it reads as sent (identity only)",
             ),
             // Only where the decoder will read the body as JSON (the media type it checks).
-            _ if service.decoder.needs_body()
-                && content_type(&p.head, &["application/json"], "JSON").is_ok()
+            _ if p.body_needed
+                && reads_json(&service.decoder, &p.head)
                 && nests_deeper_than(body, service.max_json_depth) =>
             {
                 undecodable(format!(
@@ -293,7 +298,12 @@ impl Engine {
                     service.max_json_depth
                 ))
             }
-            Decoder::Rest(d) => d.decode(&service.name, &p.head, &p.target),
+            Decoder::Rest(d) => d.decode(
+                &service.name,
+                &p.head,
+                &p.target,
+                p.body_needed.then_some(body),
+            ),
             Decoder::Sql(d) => d.decode(&service.name, &p.head, &p.target, body),
             Decoder::Graphql(d) => d.decode(&service.name, &p.head, &p.target, body),
             Decoder::Mcp(d) => {
@@ -345,6 +355,32 @@ impl Engine {
         };
         p.judged = Some(Judged { ops, owed, confirm });
         Ok(p)
+    }
+
+    /// Whether deciding reads the body. SQL, GraphQL and MCP always do. A REST request
+    /// does when it writes rows its body holds and the caller's role has a grant with
+    /// `records` on the service: such a grant checks what the write assigns (the values
+    /// of the rows it creates, the post-image of the rows it updates). Anything else is
+    /// decided on its head, its body streaming through.
+    fn body_needed(
+        &self,
+        service_idx: usize,
+        service: &Service,
+        role: usize,
+        head: &RequestHead,
+        target: &Target,
+    ) -> bool {
+        match &service.decoder {
+            Decoder::Rest(d) => {
+                d.body_holds_rows(&head.method, target)
+                    && self.policy.role(role).is_some_and(|r| {
+                        r.grants
+                            .iter()
+                            .any(|g| g.service == service_idx && g.records.is_some())
+                    })
+            }
+            other => other.needs_body(),
+        }
     }
 
     /// The body could not be read from the host: refused, never forwarded unread.
@@ -803,6 +839,14 @@ fn check_envelope(head: &RequestHead, target: &Target) -> Result<(), DecodeError
         return undecodable("method override parameter `_method`");
     }
     Ok(())
+}
+
+/// Whether the decoder reads a held body as JSON (where the JSON depth limit applies).
+fn reads_json(decoder: &Decoder, head: &RequestHead) -> bool {
+    match decoder {
+        Decoder::Rest(d) => d.body_is_json(head),
+        _ => content_type(head, &["application/json"], "JSON").is_ok(),
+    }
 }
 
 /// No `content-encoding`, or exactly `identity`: the body's bytes are what the upstream

@@ -133,10 +133,11 @@ pub enum Decoder {
 }
 
 impl Decoder {
-    /// Whether deciding needs the request body (the filter then holds the request).
+    /// Whether deciding always needs the request body (the filter then holds the request).
     /// SQL and GraphQL always do, even with the statement or document in the query
     /// string: a body beside it must be seen (some servers append or prefer it) to be
-    /// refused.
+    /// refused. REST reads the body of a write only when a grant of the caller's role
+    /// checks record values (`Engine::begin`).
     pub fn needs_body(&self) -> bool {
         match self {
             Decoder::Rest(_) => false,

@@ -1,11 +1,18 @@
 //! REST decoding: DreamFactory, PostgREST, and route templates declared in the bundle.
-//! Works on the normalised target only (the body is never needed to know what a REST
-//! request does); anything a style's grammar does not know is denied, not guessed.
+//! Which rows a request touches is read from the normalised target; what a write puts in
+//! them (its rows and post-image) from its body, which the pipeline hands over only when
+//! a grant of the caller's role checks record values (`RestDecoder::body_holds_rows`).
+//! Anything a style's grammar does not know is denied, not guessed.
 
 use super::expr::{Cmp, Expr};
 use crate::bundle::{BundleError, RestConfig, RestStyle};
-use crate::operation::{Action, Operation, Records, Scope};
-use crate::request::{config_segments, undecodable, DecodeError, RequestHead, Target};
+use crate::json::parse_strict;
+use crate::operation::{Action, Operation, Records, Scope, Sets};
+use crate::request::{
+    config_segments, content_type, undecodable, DecodeError, HeaderValue, RequestHead, Target,
+};
+use serde_json::{Map, Value as Json};
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone)]
 pub struct RestDecoder {
@@ -148,11 +155,16 @@ impl RestDecoder {
         Some(RestDecoder { base, style })
     }
 
+    /// Decodes a request. `body` is the request body when the pipeline read it for its
+    /// rows (`body_holds_rows`, and a grant of the role checks record values): creates then
+    /// prove the records of the rows they write and updates carry their post-image
+    /// (`Operation::sets`). `None` decides on the head alone.
     pub fn decode(
         &self,
         service: &str,
         head: &RequestHead,
         target: &Target,
+        body: Option<&[u8]>,
     ) -> Result<Vec<Operation>, DecodeError> {
         let Some(rest) = target.strip_prefix(&self.base) else {
             return undecodable("path is outside the service's base path");
@@ -160,15 +172,44 @@ impl RestDecoder {
         let method = head.method.as_str();
         let mut ops = match &self.style {
             Style::DreamFactory { id_field } => {
-                dreamfactory(service, id_field, method, rest, target)?
+                dreamfactory(service, id_field, head, rest, target, body)?
             }
             Style::PostgRest { default_schema } => {
-                postgrest(service, default_schema, head, rest, target)?
+                postgrest(service, default_schema, head, rest, target, body)?
             }
             Style::Routes(routes) => route(service, routes, method, rest)?,
         };
         ops.dedup();
         Ok(ops)
+    }
+
+    /// Whether the request writes rows its body holds: PostgREST POST/PATCH/PUT on a
+    /// table, DreamFactory POST/PATCH/PUT on `_table/{t}` or `_table/{t}/{id}`. Only these
+    /// bodies say what a write assigns; route templates never read one.
+    pub fn body_holds_rows(&self, method: &str, target: &Target) -> bool {
+        if !matches!(method, "POST" | "PATCH" | "PUT") {
+            return false;
+        }
+        let Some(rest) = target.strip_prefix(&self.base) else {
+            return false;
+        };
+        match &self.style {
+            Style::PostgRest { .. } => rest.len() == 1,
+            Style::DreamFactory { .. } => {
+                rest.first().is_some_and(|s| s == "_table") && matches!(rest.len(), 2 | 3)
+            }
+            Style::Routes(_) => false,
+        }
+    }
+
+    /// Whether `decode` reads a held body as JSON (for the pipeline's depth limit):
+    /// `application/json`, or no content-type at all on PostgREST, which reads that as
+    /// JSON too.
+    pub fn body_is_json(&self, head: &RequestHead) -> bool {
+        match head.header("content-type") {
+            HeaderValue::Absent => matches!(self.style, Style::PostgRest { .. }),
+            _ => content_type(head, &["application/json"], "JSON").is_ok(),
+        }
     }
 }
 
@@ -392,10 +433,12 @@ const DF_PARAMS: &[&str] = &[
 fn dreamfactory(
     service: &str,
     default_id: &str,
-    method: &str,
+    head: &RequestHead,
     rest: &[String],
     target: &Target,
+    body: Option<&[u8]>,
 ) -> Result<Vec<Operation>, DecodeError> {
+    let method = head.method.as_str();
     for (name, _) in &target.query {
         if name == "related" {
             return undecodable(
@@ -451,9 +494,14 @@ fn dreamfactory(
             } else {
                 Scope::Some
             };
-            Ok(vec![op(action, table)
-                .with_scope(scope)
-                .with_records(records)])
+            let op = op(action, table).with_scope(scope);
+            // With the body: a create proves what it writes (`ids`/`filter` select no row
+            // of a create), an update carries its post-image.
+            Ok(vec![match df_rows(head, method, action, body, false)? {
+                Some(rows) if action == Action::Create => op.with_records(rows.records()),
+                Some(rows) => op.with_records(records).with_sets(rows.sets()),
+                None => op.with_records(records),
+            }])
         }
         ["_table", table, id] => {
             if ids.is_some() || filter.is_some() {
@@ -470,7 +518,11 @@ fn dreamfactory(
             }
             let mut records = Records::new();
             records.insert(id_field.to_string(), vec![id.to_string()]);
-            Ok(vec![op(action, table).with_records(records)])
+            let op = op(action, table).with_records(records);
+            Ok(vec![match df_rows(head, method, action, body, true)? {
+                Some(rows) => op.with_sets(rows.sets()),
+                None => op,
+            }])
         }
         ["_schema"] => match method {
             "GET" | "HEAD" => Ok(vec![op(Action::Read, "_schema")]),
@@ -853,6 +905,7 @@ fn postgrest(
     head: &RequestHead,
     rest: &[String],
     target: &Target,
+    body: Option<&[u8]>,
 ) -> Result<Vec<Operation>, DecodeError> {
     let method = head.method.as_str();
     let segs: Vec<&str> = rest.iter().map(String::as_str).collect();
@@ -894,17 +947,53 @@ fn postgrest(
             let mut ops = match method {
                 "GET" | "HEAD" | "OPTIONS" => vec![op(Action::Read, Scope::Some)],
                 "POST" => {
-                    let mut v = vec![Operation::new(service, Action::Create, resource.clone())];
-                    if prefers_merge(head)? {
-                        v.push(Operation::new(service, Action::Update, resource.clone()));
+                    let merge = prefers_merge(head)?;
+                    let rows = pgrst_rows(head, target, body, false)?;
+                    let create = Operation::new(service, Action::Create, resource.clone());
+                    let update = Operation::new(service, Action::Update, resource.clone());
+                    match rows {
+                        None if merge => vec![create, update],
+                        None => vec![create],
+                        Some(rows) => {
+                            let mut v = vec![create.with_records(rows.records())];
+                            if merge {
+                                // `ON CONFLICT (…) DO UPDATE SET c = EXCLUDED.c` for every
+                                // column written: the row updated is the one whose conflict
+                                // key equals a new row's (`on_conflict=`; the primary key,
+                                // which the decoder does not know, without it).
+                                let keys = conflict_columns(target)?;
+                                let records = rows
+                                    .records()
+                                    .into_iter()
+                                    .filter(|(k, _)| keys.contains(k))
+                                    .collect();
+                                v.push(update.with_records(records).with_sets(rows.sets()));
+                            }
+                            v
+                        }
                     }
-                    v
                 }
-                "PUT" => vec![
-                    op(Action::Create, Scope::Some),
-                    op(Action::Update, write_scope),
-                ],
-                "PATCH" => vec![op(Action::Update, write_scope)],
+                "PUT" => {
+                    let rows = pgrst_rows(head, target, body, true)?;
+                    let create = op(Action::Create, Scope::Some);
+                    let update = op(Action::Update, write_scope);
+                    match rows {
+                        None => vec![create, update],
+                        // The row is inserted only if it satisfies the filter: it proves
+                        // both what the filter and what the body say.
+                        Some(rows) => vec![
+                            create.with_records(both(&records, rows.records())),
+                            update.with_sets(rows.sets()),
+                        ],
+                    }
+                }
+                "PATCH" => {
+                    let update = op(Action::Update, write_scope);
+                    match pgrst_rows(head, target, body, false)? {
+                        Some(rows) => vec![update.with_sets(rows.sets())],
+                        None => vec![update],
+                    }
+                }
                 "DELETE" => vec![op(Action::Delete, write_scope)],
                 _ => return undecodable(format!("method {method} on a PostgREST table")),
             };
@@ -1212,6 +1301,280 @@ fn collect_embeds(
     Ok(())
 }
 
+// ---------------------------------------------------------------- Write bodies
+
+/// Which upstream reads a write body: how it treats nested values and strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    PostgRest,
+    DreamFactory,
+}
+
+/// The rows a write's body holds.
+#[derive(Debug, Default)]
+struct Rows {
+    /// Each row: column → its value as text, `None` when the value proves nothing (JSON
+    /// null, a nested value, a fraction, a DreamFactory lookup).
+    rows: Vec<BTreeMap<String, Option<String>>>,
+    /// The columns the write assigns: PostgREST's `columns=`, else every key of the rows.
+    columns: BTreeSet<String>,
+}
+
+impl Rows {
+    /// The values every row gives `column`, when each gives it a scalar.
+    fn values(&self, column: &str) -> Option<Vec<String>> {
+        let mut values: Vec<String> = self
+            .rows
+            .iter()
+            .map(|r| r.get(column).cloned().flatten())
+            .collect::<Option<_>>()?;
+        values.sort();
+        values.dedup();
+        Some(values)
+    }
+
+    /// What a create proves about the rows it makes, as `INSERT … VALUES` does: each
+    /// column every row gives a scalar, with those values. A column a row leaves out, or
+    /// gives null or a nested value, proves nothing.
+    fn records(&self) -> Records {
+        if self.rows.is_empty() {
+            return Records::new();
+        }
+        self.columns
+            .iter()
+            .filter_map(|c| Some((c.clone(), self.values(c)?)))
+            .collect()
+    }
+
+    /// What an update assigns: each column written → the scalar values it gets, or `None`
+    /// (null, a nested value, or a row that leaves it out and so writes NULL or the default).
+    fn sets(&self) -> Sets {
+        if self.rows.is_empty() {
+            return Sets::new();
+        }
+        self.columns
+            .iter()
+            .map(|c| (c.clone(), self.values(c)))
+            .collect()
+    }
+
+    fn from_objects(
+        objects: Vec<Map<String, Json>>,
+        columns: Option<Vec<String>>,
+        reader: Reader,
+    ) -> Result<Rows, DecodeError> {
+        let mut rows = Vec::with_capacity(objects.len());
+        let mut keys = BTreeSet::new();
+        for object in objects {
+            let mut folded = BTreeSet::new();
+            let mut row = BTreeMap::new();
+            for (key, value) in object {
+                if !is_identifier(&key) {
+                    return undecodable(format!("body key {key:?} is not a plain column name"));
+                }
+                // DreamFactory matches keys to columns case-insensitively (so do some
+                // databases): two spellings of one column are two values for it.
+                if !folded.insert(key.to_ascii_lowercase()) {
+                    return undecodable(format!(
+                        "body keys that differ only in case ({key:?}) may name one column"
+                    ));
+                }
+                let value = scalar(&key, &value, reader)?;
+                keys.insert(key.clone());
+                row.insert(key, value);
+            }
+            rows.push(row);
+        }
+        let columns = match columns {
+            Some(listed) => listed.into_iter().collect(),
+            None => keys,
+        };
+        Ok(Rows { rows, columns })
+    }
+}
+
+/// A body value as the text a grant compares, `None` when it proves nothing.
+fn scalar(key: &str, value: &Json, reader: Reader) -> Result<Option<String>, DecodeError> {
+    Ok(match value {
+        // DreamFactory replaces `{lookup}` references in record values server-side.
+        Json::String(s) if reader == Reader::DreamFactory && s.contains('{') => None,
+        Json::String(s) => Some(s.clone()),
+        Json::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+        // A fraction or an exponent: its text here need not be the value stored.
+        Json::Number(_) => None,
+        Json::Bool(b) => Some(b.to_string()),
+        Json::Null => None,
+        Json::Array(_) | Json::Object(_) if reader == Reader::DreamFactory => {
+            return undecodable(format!(
+                "nested value for {key:?}: DreamFactory writes related tables from nested records; write each table itself"
+            ))
+        }
+        // A json/array column: written, but with no value a grant can compare.
+        Json::Array(_) | Json::Object(_) => None,
+    })
+}
+
+/// The body's media type: JSON only. PostgREST also reads a body without content-type as
+/// JSON; its form and CSV bodies are refused rather than modelled.
+fn body_media(head: &RequestHead, reader: Reader) -> Result<(), DecodeError> {
+    let raw =
+        match head.header("content-type") {
+            HeaderValue::Absent if reader == Reader::PostgRest => return Ok(()),
+            HeaderValue::Absent => return undecodable(
+                "a DreamFactory write without content-type: send its records as application/json",
+            ),
+            HeaderValue::Repeated => return undecodable("repeated content-type header"),
+            HeaderValue::One(v) => String::from_utf8_lossy(v).to_ascii_lowercase(),
+        };
+    let media = raw.split(';').next().unwrap_or_default().trim();
+    match media {
+        "application/json" => content_type(head, &["application/json"], "JSON").map(|_| ()),
+        "application/x-www-form-urlencoded" | "text/csv" => undecodable(format!(
+            "a `{media}` write body is not decoded: this role's grants check the values a write assigns, which scopegate reads from JSON only; send the rows as application/json"
+        )),
+        _ => undecodable(format!(
+            "content-type `{raw}`: a write body is decoded as application/json only"
+        )),
+    }
+}
+
+/// The body as strict JSON; an empty one is refused (PostgREST and DreamFactory refuse a
+/// write without rows too, and no rows prove nothing).
+fn parse_body(body: &[u8]) -> Result<Json, DecodeError> {
+    if body.is_empty() {
+        return undecodable("the write has no body: the rows it writes must be read to decide");
+    }
+    parse_strict(body)
+}
+
+/// The rows of a PostgREST POST/PATCH/PUT body (`None`: the body was not read).
+fn pgrst_rows(
+    head: &RequestHead,
+    target: &Target,
+    body: Option<&[u8]>,
+    put: bool,
+) -> Result<Option<Rows>, DecodeError> {
+    let Some(body) = body else {
+        return Ok(None);
+    };
+    body_media(head, Reader::PostgRest)?;
+    // `columns=`: only the listed keys are written (a listed key a row lacks gets NULL or
+    // its default). PostgREST ignores it on PUT, where every key is written.
+    let columns = match target.single_param("columns")? {
+        None => None,
+        Some(_) if put => {
+            return undecodable(
+                "`columns` on a PUT: PostgREST ignores it there and writes every key of the body; leave it out",
+            )
+        }
+        Some(list) => Some(identifier_list(list, "columns")?),
+    };
+    let objects = match parse_body(body)? {
+        Json::Object(m) => vec![m],
+        Json::Array(items) => items
+            .into_iter()
+            .map(|i| match i {
+                Json::Object(m) => Ok(m),
+                _ => undecodable("a PostgREST write body array holds objects only"),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return undecodable("a PostgREST write body is an object or an array of objects"),
+    };
+    Rows::from_objects(objects, columns, Reader::PostgRest).map(Some)
+}
+
+/// The records of a DreamFactory POST/PATCH on `_table/{t}` (a JSON array of records,
+/// `{"resource": [...]}`, or one record) or on `_table/{t}/{id}` (one record object).
+/// `None` when the body was not read or the action writes no rows.
+fn df_rows(
+    head: &RequestHead,
+    method: &str,
+    action: Action,
+    body: Option<&[u8]>,
+    record_path: bool,
+) -> Result<Option<Rows>, DecodeError> {
+    let Some(body) = body else {
+        return Ok(None);
+    };
+    if !matches!(action, Action::Create | Action::Update) {
+        return Ok(None);
+    }
+    if method == "PUT" {
+        return undecodable(
+            "DreamFactory PUT replaces whole records on some databases (MongoDB), clearing the fields it leaves out: what it assigns cannot be read from the body; use PATCH",
+        );
+    }
+    body_media(head, Reader::DreamFactory)?;
+    let doc = parse_body(body)?;
+    let records = |items: Vec<Json>| -> Result<Vec<Map<String, Json>>, DecodeError> {
+        items
+            .into_iter()
+            .map(|i| match i {
+                Json::Object(m) => Ok(m),
+                _ => undecodable("a DreamFactory record list holds objects only"),
+            })
+            .collect()
+    };
+    let objects = match doc {
+        Json::Object(m) if record_path => vec![m],
+        _ if record_path => {
+            return undecodable("a DreamFactory record path takes one record object")
+        }
+        Json::Array(items) => records(items)?,
+        Json::Object(mut m) if m.contains_key("resource") => {
+            if m.len() != 1 {
+                return undecodable(
+                    "members beside `resource` in a DreamFactory body are read as request options: send them as query parameters",
+                );
+            }
+            match m.remove("resource") {
+                Some(Json::Array(items)) => records(items)?,
+                _ => return undecodable("`resource` is not an array of records"),
+            }
+        }
+        Json::Object(m) => vec![m],
+        _ => return undecodable(
+            "a DreamFactory write body is a record, a list of records, or {\"resource\": [...]}",
+        ),
+    };
+    Rows::from_objects(objects, None, Reader::DreamFactory).map(Some)
+}
+
+/// `a,b,c` where each is a plain column name.
+fn identifier_list(list: &str, what: &str) -> Result<Vec<String>, DecodeError> {
+    list.split(',')
+        .map(|c| {
+            if is_identifier(c) {
+                Ok(c.to_string())
+            } else {
+                undecodable(format!("`{what}` lists {c:?}, not a plain column name"))
+            }
+        })
+        .collect()
+}
+
+/// The columns of PostgREST's `on_conflict=` (none: the primary key, unknown here).
+fn conflict_columns(target: &Target) -> Result<Vec<String>, DecodeError> {
+    match target.single_param("on_conflict")? {
+        Some(list) => identifier_list(list, "on_conflict"),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// What a row proves that satisfies both `a` and `b`: per column, the values in both.
+fn both(a: &Records, b: Records) -> Records {
+    let mut out = a.clone();
+    for (column, values) in b {
+        match out.get_mut(&column) {
+            Some(known) => known.retain(|v| values.contains(v)),
+            None => {
+                out.insert(column, values);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1257,6 +1620,9 @@ mod tests {
                 if !o.records.is_empty() {
                     s.push_str(&format!(" {:?}", o.records));
                 }
+                if !o.sets.is_empty() {
+                    s.push_str(&format!(" sets {:?}", o.sets));
+                }
                 s
             })
             .collect()
@@ -1268,9 +1634,20 @@ mod tests {
         path: &str,
         headers: &[(&str, &str)],
     ) -> Result<Vec<String>, String> {
+        run_body(d, method, path, headers, None)
+    }
+
+    /// `run` with the body the pipeline hands over when a grant checks record values.
+    fn run_body(
+        d: &RestDecoder,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Result<Vec<String>, String> {
         let h = head(method, path, headers);
         let t = Target::parse(&h.path).map_err(|e| e.0)?;
-        d.decode("svc", &h, &t)
+        d.decode("svc", &h, &t, body.map(str::as_bytes))
             .map(|ops| show(&ops))
             .map_err(|e| e.0)
     }
@@ -1768,5 +2145,495 @@ mod tests {
                 "services[2].rest.routes[2].scope",
             ]
         );
+    }
+    const JSON_CT: (&str, &str) = ("content-type", "application/json");
+
+    #[test]
+    fn postgrest_write_bodies() {
+        let d = decoder(RestStyle::Postgrest, "/rest", None);
+        let json: Headers = &[JSON_CT];
+        let ok: &[(&str, &str, Headers, &str, &[&str])] = &[
+            // PATCH: the filter says which rows, the body what they become.
+            (
+                "PATCH",
+                "/rest/reservations?tenant_id=eq.acme",
+                json,
+                r#"{"tenant_id":"globex"}"#,
+                &[
+                    r#"update reservations some {"tenant_id": ["acme"]} sets {"tenant_id": Some(["globex"])}"#,
+                ],
+            ),
+            (
+                "PATCH",
+                "/rest/reservations?tenant_id=eq.acme",
+                json,
+                r#"{"customer":"Ada"}"#,
+                &[
+                    r#"update reservations some {"tenant_id": ["acme"]} sets {"customer": Some(["Ada"])}"#,
+                ],
+            ),
+            (
+                "PATCH",
+                "/rest/reservations?tenant_id=eq.acme",
+                json,
+                r#"{"tenant_id":null}"#,
+                &[r#"update reservations some {"tenant_id": ["acme"]} sets {"tenant_id": None}"#],
+            ),
+            (
+                "PATCH",
+                "/rest/reservations?id=eq.1",
+                &[("content-type", "application/json; charset=utf-8")],
+                r#"{"meta":{"a":1},"tags":["x"],"n":1.5,"e":1e2,"ok":true,"seats":7,"big":-9}"#,
+                &[
+                    r#"update reservations some {"id": ["1"]} sets {"big": Some(["-9"]), "e": None, "meta": None, "n": None, "ok": Some(["true"]), "seats": Some(["7"]), "tags": None}"#,
+                ],
+            ),
+            // No content-type: PostgREST reads the body as JSON.
+            (
+                "PATCH",
+                "/rest/reservations?id=eq.1",
+                &[],
+                r#"{"tenant_id":"acme"}"#,
+                &[r#"update reservations some {"id": ["1"]} sets {"tenant_id": Some(["acme"])}"#],
+            ),
+            // `{}` assigns nothing (PostgREST runs no UPDATE).
+            (
+                "PATCH",
+                "/rest/reservations?id=eq.1",
+                json,
+                "{}",
+                &[r#"update reservations some {"id": ["1"]}"#],
+            ),
+            // Several rows: any of them may be the one applied.
+            (
+                "PATCH",
+                "/rest/reservations?id=eq.1",
+                json,
+                r#"[{"tenant_id":"acme"},{"tenant_id":"globex"}]"#,
+                &[
+                    r#"update reservations some {"id": ["1"]} sets {"tenant_id": Some(["acme", "globex"])}"#,
+                ],
+            ),
+            (
+                "PATCH",
+                "/rest/reservations?id=eq.1",
+                json,
+                r#"[{"a":"1"},{"b":"2"}]"#,
+                &[r#"update reservations some {"id": ["1"]} sets {"a": None, "b": None}"#],
+            ),
+            // `columns=`: only the listed keys are written; a listed key a row lacks is
+            // NULL or its default.
+            (
+                "PATCH",
+                "/rest/reservations?id=eq.1&columns=customer,tenant_id",
+                json,
+                r#"{"customer":"Ada","id":"9"}"#,
+                &[
+                    r#"update reservations some {"id": ["1"]} sets {"customer": Some(["Ada"]), "tenant_id": None}"#,
+                ],
+            ),
+            // POST: the rows created prove their values, as INSERT … VALUES does.
+            (
+                "POST",
+                "/rest/reservations",
+                json,
+                r#"[{"id":"r-1","tenant_id":"acme"},{"id":"r-2","tenant_id":"acme"}]"#,
+                &[r#"create reservations some {"id": ["r-1", "r-2"], "tenant_id": ["acme"]}"#],
+            ),
+            (
+                "POST",
+                "/rest/reservations",
+                json,
+                r#"[{"id":"r-1","tenant_id":"acme"},{"id":"r-2"}]"#,
+                &[r#"create reservations some {"id": ["r-1", "r-2"]}"#],
+            ),
+            (
+                "POST",
+                "/rest/reservations",
+                json,
+                r#"{"id":"r-1","tenant_id":null,"meta":{"a":"acme"}}"#,
+                &[r#"create reservations some {"id": ["r-1"]}"#],
+            ),
+            (
+                "POST",
+                "/rest/reservations",
+                json,
+                "[]",
+                &["create reservations some"],
+            ),
+            (
+                "POST",
+                "/rest/reservations?columns=id,tenant_id",
+                json,
+                r#"[{"id":"r-1","tenant_id":"acme","customer":"Ada"}]"#,
+                &[r#"create reservations some {"id": ["r-1"], "tenant_id": ["acme"]}"#],
+            ),
+            (
+                "POST",
+                "/rest/reservations?columns=id,tenant_id",
+                json,
+                r#"{"id":"r-1"}"#,
+                &[r#"create reservations some {"id": ["r-1"]}"#],
+            ),
+            // Upsert: the update half assigns every column written, to the rows whose
+            // conflict key equals a new row's.
+            (
+                "POST",
+                "/rest/reservations?on_conflict=id,tenant_id",
+                &[JSON_CT, ("prefer", "resolution=merge-duplicates")],
+                r#"{"id":"r-1","tenant_id":"acme","customer":"Ada"}"#,
+                &[
+                    r#"create reservations some {"customer": ["Ada"], "id": ["r-1"], "tenant_id": ["acme"]}"#,
+                    r#"update reservations some {"id": ["r-1"], "tenant_id": ["acme"]} sets {"customer": Some(["Ada"]), "id": Some(["r-1"]), "tenant_id": Some(["acme"])}"#,
+                ],
+            ),
+            (
+                "POST",
+                "/rest/reservations",
+                &[JSON_CT, ("prefer", "resolution=merge-duplicates")],
+                r#"{"id":"r-1","tenant_id":"globex"}"#,
+                &[
+                    r#"create reservations some {"id": ["r-1"], "tenant_id": ["globex"]}"#,
+                    r#"update reservations some sets {"id": Some(["r-1"]), "tenant_id": Some(["globex"])}"#,
+                ],
+            ),
+            // PUT: the row is written only if it satisfies the filter.
+            (
+                "PUT",
+                "/rest/reservations?id=eq.r-1",
+                json,
+                r#"{"id":"r-1","tenant_id":"acme"}"#,
+                &[
+                    r#"create reservations some {"id": ["r-1"], "tenant_id": ["acme"]}"#,
+                    r#"update reservations some {"id": ["r-1"]} sets {"id": Some(["r-1"]), "tenant_id": Some(["acme"])}"#,
+                ],
+            ),
+            (
+                "PUT",
+                "/rest/reservations?id=eq.r-1",
+                json,
+                r#"{"id":"r-2"}"#,
+                &[
+                    r#"create reservations some {"id": []}"#,
+                    r#"update reservations some {"id": ["r-1"]} sets {"id": Some(["r-2"])}"#,
+                ],
+            ),
+            // Bodies of other methods are not rows.
+            (
+                "DELETE",
+                "/rest/reservations?id=eq.1",
+                &[],
+                "anything",
+                &[r#"delete reservations some {"id": ["1"]}"#],
+            ),
+        ];
+        for (m, p, h, body, want) in ok {
+            assert_eq!(
+                run_body(&d, m, p, h, Some(body)).unwrap(),
+                *want,
+                "{m} {p} {body}"
+            );
+        }
+        let denied: &[(&str, &str, Headers, &str, &str)] = &[
+            (
+                "PATCH",
+                "/rest/reservations?id=eq.1",
+                &[("content-type", "application/x-www-form-urlencoded")],
+                "tenant_id=globex",
+                "not decoded",
+            ),
+            (
+                "POST",
+                "/rest/reservations",
+                &[("content-type", "text/csv")],
+                "id,tenant_id\nr-1,globex",
+                "not decoded",
+            ),
+            (
+                "PATCH",
+                "/rest/reservations?id=eq.1",
+                &[("content-type", "text/plain")],
+                "{}",
+                "application/json only",
+            ),
+            (
+                "PATCH",
+                "/rest/reservations?id=eq.1",
+                &[("content-type", "application/json; charset=latin1")],
+                "{}",
+                "charset",
+            ),
+            ("PATCH", "/rest/reservations?id=eq.1", json, "", "no body"),
+            ("POST", "/rest/reservations", &[], "", "no body"),
+            (
+                "PATCH",
+                "/rest/reservations?id=eq.1",
+                json,
+                "tenant_id",
+                "not strict JSON",
+            ),
+            (
+                "PATCH",
+                "/rest/reservations?id=eq.1",
+                json,
+                r#"{"tenant_id":"acme","tenant_id":"globex"}"#,
+                "duplicate key",
+            ),
+            (
+                "PATCH",
+                "/rest/reservations?id=eq.1",
+                json,
+                r#"{"tenant id":"globex"}"#,
+                "not a plain column name",
+            ),
+            (
+                "PATCH",
+                "/rest/reservations?id=eq.1",
+                json,
+                r#"{"tenant_id":"acme","Tenant_Id":"globex"}"#,
+                "differ only in case",
+            ),
+            ("POST", "/rest/reservations", json, "[1]", "objects only"),
+            (
+                "POST",
+                "/rest/reservations",
+                json,
+                r#""r-1""#,
+                "object or an array",
+            ),
+            (
+                "POST",
+                "/rest/reservations?columns=id,bad-col",
+                json,
+                "{}",
+                "not a plain column name",
+            ),
+            (
+                "POST",
+                "/rest/reservations?columns=id&columns=tenant_id",
+                json,
+                "{}",
+                "repeated",
+            ),
+            (
+                "PUT",
+                "/rest/reservations?id=eq.r-1&columns=id",
+                json,
+                r#"{"id":"r-1"}"#,
+                "`columns` on a PUT",
+            ),
+            (
+                "POST",
+                "/rest/reservations?on_conflict=id,%22x%22",
+                &[JSON_CT, ("prefer", "resolution=merge-duplicates")],
+                r#"{"id":"r-1"}"#,
+                "not a plain column name",
+            ),
+        ];
+        for (m, p, h, body, why) in denied {
+            let err = run_body(&d, m, p, h, Some(body)).unwrap_err();
+            assert!(err.contains(why), "{m} {p} {body}: {err}");
+        }
+    }
+
+    #[test]
+    fn dreamfactory_write_bodies() {
+        let d = decoder(RestStyle::Dreamfactory, "/api/v2/rentals", None);
+        let t = "/api/v2/rentals/_table/reservations";
+        let acme = format!("{t}?filter=tenant_id%3D'acme'");
+        let ok: &[(&str, &str, &str, &[&str])] = &[
+            (
+                "PATCH",
+                &acme,
+                r#"{"resource":[{"id":1,"tenant_id":"globex"}]}"#,
+                &[
+                    r#"update reservations some {"tenant_id": ["acme"]} sets {"id": Some(["1"]), "tenant_id": Some(["globex"])}"#,
+                ],
+            ),
+            (
+                "PATCH",
+                &acme,
+                r#"[{"customer":"Ada"}]"#,
+                &[
+                    r#"update reservations some {"tenant_id": ["acme"]} sets {"customer": Some(["Ada"])}"#,
+                ],
+            ),
+            // A lookup (`{…}`) is replaced server-side: its value is not known.
+            (
+                "PATCH",
+                &acme,
+                r#"{"resource":[{"tenant_id":"{user.tenant}"}]}"#,
+                &[r#"update reservations some {"tenant_id": ["acme"]} sets {"tenant_id": None}"#],
+            ),
+            (
+                "PATCH",
+                "/api/v2/rentals/_table/reservations/r-1",
+                r#"{"customer":"Ada","tenant_id":null}"#,
+                &[
+                    r#"update reservations some {"id": ["r-1"]} sets {"customer": Some(["Ada"]), "tenant_id": None}"#,
+                ],
+            ),
+            (
+                "PATCH",
+                t,
+                r#"{"resource":[{"id":1,"tenant_id":"acme"}]}"#,
+                &[
+                    r#"update reservations all sets {"id": Some(["1"]), "tenant_id": Some(["acme"])}"#,
+                ],
+            ),
+            // A create proves what it writes; `ids`/`filter` select no row of a create.
+            (
+                "POST",
+                t,
+                r#"{"resource":[{"tenant_id":"acme"},{"tenant_id":"acme","id":2}]}"#,
+                &[r#"create reservations some {"tenant_id": ["acme"]}"#],
+            ),
+            (
+                "POST",
+                &format!("{t}?ids=x"),
+                r#"[{"tenant_id":"acme"}]"#,
+                &[r#"create reservations some {"tenant_id": ["acme"]}"#],
+            ),
+            (
+                "POST",
+                t,
+                r#"{"tenant_id":"acme"}"#,
+                &[r#"create reservations some {"tenant_id": ["acme"]}"#],
+            ),
+        ];
+        for (m, p, body, want) in ok {
+            assert_eq!(
+                run_body(&d, m, p, &[JSON_CT], Some(body)).unwrap(),
+                *want,
+                "{m} {p} {body}"
+            );
+        }
+        let denied: &[(&str, &str, Headers, &str, &str)] = &[
+            (
+                "PUT",
+                "/api/v2/rentals/_table/reservations/r-1",
+                &[JSON_CT],
+                r#"{"tenant_id":"acme"}"#,
+                "use PATCH",
+            ),
+            (
+                "PUT",
+                t,
+                &[JSON_CT],
+                r#"[{"tenant_id":"acme"}]"#,
+                "use PATCH",
+            ),
+            (
+                "PATCH",
+                "/api/v2/rentals/_table/reservations/r-1",
+                &[JSON_CT],
+                r#"[{"customer":"Ada"}]"#,
+                "one record object",
+            ),
+            (
+                "PATCH",
+                &acme,
+                &[JSON_CT],
+                r#"{"resource":[{"customer":"Ada"}],"ids":"1"}"#,
+                "beside `resource`",
+            ),
+            (
+                "PATCH",
+                &acme,
+                &[JSON_CT],
+                r#"{"resource":{"customer":"Ada"}}"#,
+                "not an array",
+            ),
+            (
+                "POST",
+                t,
+                &[JSON_CT],
+                r#"{"resource":[{"id":1,"vehicle_by_vehicle_id":{"id":9}}]}"#,
+                "nested value",
+            ),
+            (
+                "PATCH",
+                "/api/v2/rentals/_table/reservations/r-1",
+                &[JSON_CT],
+                r#"{"resource":[{"tenant_id":"globex"}]}"#,
+                "nested value",
+            ),
+            (
+                "PATCH",
+                &acme,
+                &[JSON_CT],
+                r#"[{"tenant_id":"acme","TENANT_ID":"globex"}]"#,
+                "differ only in case",
+            ),
+            (
+                "PATCH",
+                &acme,
+                &[JSON_CT],
+                r#"[{"$set":{"tenant_id":"globex"}}]"#,
+                "not a plain column name",
+            ),
+            (
+                "POST",
+                t,
+                &[],
+                r#"[{"tenant_id":"acme"}]"#,
+                "without content-type",
+            ),
+            (
+                "POST",
+                t,
+                &[("content-type", "application/xml")],
+                "<resource/>",
+                "application/json only",
+            ),
+            ("POST", t, &[JSON_CT], "", "no body"),
+            ("POST", t, &[JSON_CT], "true", "a record, a list of records"),
+        ];
+        for (m, p, h, body, why) in denied {
+            let err = run_body(&d, m, p, h, Some(body)).unwrap_err();
+            assert!(err.contains(why), "{m} {p} {body}: {err}");
+        }
+    }
+
+    #[test]
+    fn which_bodies_hold_rows() {
+        let pg = decoder(RestStyle::Postgrest, "/rest", None);
+        let df = decoder(RestStyle::Dreamfactory, "/api/v2/rentals", None);
+        let routes = decoder(
+            RestStyle::Routes,
+            "/v1",
+            Some(vec![RouteCfg {
+                methods: vec!["POST".into()],
+                path: "/reservations".into(),
+                resource: "reservations".into(),
+                action: None,
+                scope: None,
+            }]),
+        );
+        let cases: &[(&RestDecoder, &str, &str, bool)] = &[
+            (&pg, "POST", "/rest/reservations", true),
+            (&pg, "PATCH", "/rest/reservations?id=eq.1", true),
+            (&pg, "PUT", "/rest/reservations?id=eq.1", true),
+            (&pg, "GET", "/rest/reservations", false),
+            (&pg, "DELETE", "/rest/reservations", false),
+            (&pg, "POST", "/rest/rpc/purge", false),
+            (&pg, "POST", "/other/reservations", false),
+            (&df, "POST", "/api/v2/rentals/_table/reservations", true),
+            (
+                &df,
+                "PATCH",
+                "/api/v2/rentals/_table/reservations/r-1",
+                true,
+            ),
+            (&df, "PUT", "/api/v2/rentals/_table/reservations", true),
+            (&df, "DELETE", "/api/v2/rentals/_table/reservations", false),
+            (&df, "POST", "/api/v2/rentals/_proc/cleanup", false),
+            (&df, "PATCH", "/api/v2/rentals/_schema/reservations", false),
+            (&routes, "POST", "/v1/reservations", false),
+        ];
+        for (d, m, p, want) in cases {
+            let t = Target::parse(p).unwrap();
+            assert_eq!(d.body_holds_rows(m, &t), *want, "{m} {p}");
+        }
     }
 }
