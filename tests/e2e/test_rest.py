@@ -99,6 +99,25 @@ def test_record_scoped_update(gateway, upstream, pg, keys):
     assert pg.execute("SELECT customer FROM reservations WHERE id IN ('r-1', 'r-3') ORDER BY id") == [("Ada L.",), ("Linus",)]
 
 
+@pytest.mark.parametrize("body", ['{"tenant_id": "globex"}', '{"tenant_id": null}', '{"customer": "x", "TENANT_ID": "globex"}'])
+def test_record_scoped_update_cannot_move_rows_out_of_the_tenant(gateway, upstream, pg, keys, body):
+    """Issue 17, class 5: the rows the filter names are acme's, but the body would make them
+    another tenant's (or nobody's). The post-image is checked against the grant's records."""
+    r = http1(gateway.port, "PATCH", "/rest/reservations?tenant_id=eq.acme&id=eq.r-1",
+              {**bearer(keys.support), "content-type": "application/json"}, body)
+    assert r.status == 403, r
+    assert "tenant_id" in r.json()["reason"]
+    assert not reached(upstream, "PATCH")
+    assert pg.execute("SELECT tenant_id, customer FROM reservations WHERE id = 'r-1'") == [("acme", "Ada")]
+
+
+def test_record_scoped_update_keeping_the_tenant_is_forwarded_with_its_body(gateway, upstream, pg, keys):
+    r = http1(gateway.port, "PATCH", "/rest/reservations?tenant_id=eq.acme&id=eq.r-1",
+              {**bearer(keys.support), "content-type": "application/json"}, '{"tenant_id": "acme", "customer": "Ada B."}')
+    assert r.status == 200, r
+    assert pg.execute("SELECT tenant_id, customer FROM reservations WHERE id = 'r-1'") == [("acme", "Ada B.")]
+
+
 def test_unbounded_grant_allows_collection_delete(gateway, upstream, pg, keys):
     r = http1(gateway.port, "DELETE", "/rest/scratch", bearer(keys.janitor))
     assert r.status == 200, r
