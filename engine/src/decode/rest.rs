@@ -962,12 +962,25 @@ fn postgrest(
                                 // key equals a new row's (`on_conflict=`; the primary key,
                                 // which the decoder does not know, without it).
                                 let keys = conflict_columns(target)?;
-                                let records = rows
+                                let records: Records = rows
                                     .records()
                                     .into_iter()
                                     .filter(|(k, _)| keys.contains(k))
                                     .collect();
-                                v.push(update.with_records(records).with_sets(rows.sets()));
+                                // Bounded only by keys read from every row.
+                                let scope = if !keys.is_empty()
+                                    && keys.iter().all(|k| records.contains_key(k))
+                                {
+                                    Scope::Some
+                                } else {
+                                    Scope::All
+                                };
+                                v.push(
+                                    update
+                                        .with_scope(scope)
+                                        .with_records(records)
+                                        .with_sets(rows.sets()),
+                                );
                             }
                             v
                         }
@@ -1917,7 +1930,7 @@ mod tests {
                 "PATCH",
                 "/rest/reservations?tenant_id=eq.acme&tenant_id=eq.globex",
                 &[],
-                &[r#"update reservations all {"tenant_id": []}"#],
+                &["update reservations all"],
             ),
             (
                 "PATCH",
@@ -2294,7 +2307,7 @@ mod tests {
                 r#"{"id":"r-1","tenant_id":"globex"}"#,
                 &[
                     r#"create reservations some {"id": ["r-1"], "tenant_id": ["globex"]}"#,
-                    r#"update reservations some sets {"id": Some(["r-1"]), "tenant_id": Some(["globex"])}"#,
+                    r#"update reservations all sets {"id": Some(["r-1"]), "tenant_id": Some(["globex"])}"#,
                 ],
             ),
             // PUT: the row is written only if it satisfies the filter.

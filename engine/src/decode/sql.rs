@@ -903,7 +903,11 @@ fn valid_name(s: &str) -> bool {
 }
 
 fn same_effect(a: &Operation, b: &Operation) -> bool {
-    a.action == b.action && a.resource == b.resource && a.scope == b.scope && a.records == b.records
+    a.action == b.action
+        && a.resource == b.resource
+        && a.scope == b.scope
+        && a.records == b.records
+        && a.sets == b.sets
 }
 
 /// The statement's text as sqlparser normalises it, cut at `DETAIL_CHARS`.
@@ -1374,8 +1378,8 @@ impl<'d> Collector<'d> {
         let values = self.values_records(ins);
         let sqlite_replace = matches!(ins.or, Some(sqlparser::ast::SqliteOnConflict::Replace));
         if ins.replace_into || sqlite_replace {
-            // REPLACE deletes the conflicting rows first.
-            self.on_object(Delete, name, Scope::Some, Records::new())?;
+            // REPLACE deletes the rows that collide on any unique key: not proven rows.
+            self.on_object(Delete, name, Scope::All, Records::new())?;
         }
         if ins.overwrite {
             self.on_object(Delete, name, Scope::All, Records::new())?;
@@ -1398,14 +1402,23 @@ impl<'d> Collector<'d> {
                         .into_iter()
                         .filter(|(k, _)| keys.contains(k))
                         .collect();
-                    self.on_write(Update, name, Scope::Some, records, sets)?;
+                    // Bounded only by the proposed rows' conflict keys: from `INSERT …
+                    // SELECT`, or with keys the decoder could not read, any row may be hit.
+                    let scope = if !keys.is_empty() && keys.iter().all(|k| records.contains_key(k))
+                    {
+                        Scope::Some
+                    } else {
+                        Scope::All
+                    };
+                    self.on_write(Update, name, scope, records, sets)?;
                 }
             }
             Some(OnInsert::DuplicateKeyUpdate(assignments)) => {
+                // Which unique key collides is not known: the rows hit are not proven.
                 let sets = self.post_image(assignments, None);
-                self.on_write(Update, name, Scope::Some, Records::new(), sets)?
+                self.on_write(Update, name, Scope::All, Records::new(), sets)?
             }
-            Some(_) => self.on_object(Update, name, Scope::Some, Records::new())?,
+            Some(_) => self.on_object(Update, name, Scope::All, Records::new())?,
             None => {}
         }
         if ins.returning.is_some() {
@@ -1437,7 +1450,7 @@ impl<'d> Collector<'d> {
             let vals: Option<Vec<String>> = values
                 .rows
                 .iter()
-                .map(|row| row.get(i).and_then(|e| self.literal(e)))
+                .map(|row| row.get(i).and_then(|e| self.assigned_literal(e)))
                 .collect();
             if let Some(mut vals) = vals {
                 vals.sort();
@@ -1576,9 +1589,14 @@ impl<'d> Collector<'d> {
         sets
     }
 
+    /// A literal that a column stores as written (`stored_as_written`).
+    fn assigned_literal(&self, e: &Expr) -> Option<String> {
+        self.literal(e).filter(|v| stored_as_written(v))
+    }
+
     /// The values one assignment gives: a literal, or `EXCLUDED.c` of an upsert.
     fn assigned(&self, v: &Expr, excluded: Option<&Records>) -> Option<Vec<String>> {
-        if let Some(l) = self.literal(v) {
+        if let Some(l) = self.assigned_literal(v) {
             return Some(vec![l]);
         }
         match (v, excluded) {
@@ -1849,6 +1867,15 @@ fn value_kept(t: &DataType, v: &str) -> bool {
         DataType::Uuid => canonical_uuid(v),
         _ => false,
     }
+}
+
+/// Whether a literal assigned to a column (INSERT values, SET) is stored as its text,
+/// whatever the column's type: PostgreSQL coerces on assignment, so `2.6` into an integer
+/// column is 3, `'1.555'` into `numeric(8,2)` is 1.56, and `'ab  '` into `varchar(2)` loses
+/// its blanks. Numbers (and text that reads as one) prove only as canonical integers; text
+/// with surrounding whitespace proves nothing.
+fn stored_as_written(v: &str) -> bool {
+    v.trim() == v && (v.parse::<f64>().is_err() || canonical_integer(v))
 }
 
 fn canonical_integer(v: &str) -> bool {
