@@ -12,7 +12,7 @@ WASM   := target/$(TARGET)/release/scopegate_filter.wasm
 LITE   := target/lite/$(TARGET)/release/scopegate_filter.wasm
 CLI    := target/release/scopegate
 
-.PHONY: all build wasm wasm-lite e2e-lite cli toolchain venv mcp-venvs demo test lint unit e2e policies bench bench-wasm bench-vm test-wasm fuzz fuzz-build fuzz-smoke clean
+.PHONY: all build wasm wasm-lite e2e-lite cli toolchain venv mcp-venvs demo test lint unit e2e policies bench bench-wasm bench-vm test-wasm fuzz fuzz-build fuzz-smoke clean oracle
 
 all: build
 
@@ -84,6 +84,14 @@ e2e-lite: wasm-lite cli venv
 	  tests/e2e/test_approval.py tests/e2e/test_observability.py
 
 test: lint unit policies fuzz-smoke e2e e2e-lite
+
+## The SQL decoder's effect oracle, long run (tests/oracle/): ORACLE_STATEMENTS (default 50000)
+## generated statements with a new seed (printed; `make oracle ORACLE_SEED=…` reproduces a run),
+## each run on a real PostgreSQL in a rolled-back transaction and compared with the decoder's
+## operations; under-claims are printed, the first few minimised. The fixed-seed run is
+## tests/e2e/test_sql_oracle.py.
+oracle: cli venv
+	PYTHONPATH=tests $(PY) -m oracle $(if $(ORACLE_SEED),--seed $(ORACLE_SEED)) --statements $(or $(ORACLE_STATEMENTS),50000)
 
 ## Fuzzing (cargo-fuzz, nightly): fuzz/fuzz_targets/ — the envelope and whole decision
 ## (decide), each decoder (rest, sql, graphql, mcp), strict JSON against serde_json (json),
