@@ -100,7 +100,7 @@ const POSTGRES: &[(&str, &[&str])] = &[
     ("SELECT * FROM dblink('host=x', 'DELETE FROM payments') AS t(a int)", &["admin public.dblink"]),
     ("SELECT lo_unlink(1)", &["admin public.lo_unlink"]),
     // Row locks write lock state.
-    ("SELECT * FROM reservations FOR UPDATE", &["update public.reservations", "read public.reservations"]),
+    ("SELECT * FROM reservations FOR UPDATE", &["update public.reservations ALL", "read public.reservations"]),
     // INSERT.
     ("INSERT INTO reservations (id, tenant_id, customer) VALUES ('r-9', 'acme', 'Q')", &["create public.reservations customer=Q id=r-9 tenant_id=acme"]),
     ("INSERT INTO reservations (id, tenant_id) VALUES ('r-9', 'acme'), ('r-10', now()::text)", &["create public.reservations id=r-10|r-9"]),
@@ -333,7 +333,10 @@ fn other_dialects() {
         (
             "mysql",
             "INSERT INTO vehicles (id) VALUES ('v-1') ON DUPLICATE KEY UPDATE model = 'x'",
-            Ok(&["create rentals.vehicles id=v-1", "update rentals.vehicles ALL"]),
+            Ok(&[
+                "create rentals.vehicles id=v-1",
+                "update rentals.vehicles ALL",
+            ]),
         ),
         (
             "mysql",
@@ -529,6 +532,14 @@ const SOUNDNESS: &[(&str, &str, &[&str])] = &[
     ("post-image", "UPDATE docs SET n = 0 WHERE tenant_id = 'acme'; UPDATE docs SET tenant_id = 'evil' WHERE tenant_id = 'acme'", &["update public.docs tenant_id=acme set:n=0", "update public.docs tenant_id=acme set:tenant_id=evil"]),
     ("bound", "INSERT INTO docs (id) SELECT id FROM docs ON CONFLICT (id) DO UPDATE SET title = EXCLUDED.id", &["create public.docs", "update public.docs ALL set:title=?", "read public.docs"]),
     ("proof", "DELETE FROM items WHERE id = 1 AND id = 1.0", &["delete public.items ALL"]),
+    // Found by the red-team review: locks, catalog reads, cursors, quoted syntax names.
+    ("bound", "SELECT id FROM orders FOR SHARE", &["update public.orders ALL", "read public.orders"]),
+    ("bound", "SELECT * FROM orders WHERE id = 'o-1' FOR UPDATE", &["update public.orders id=o-1", "read public.orders id=o-1"]),
+    ("usability", "SELECT pg_relation_size('payments'), row_to_json(jsonb_populate_record(NULL::payments, '{}'))", &["read sql:catalog", "read public.payments"]),
+    ("usability", "SELECT 'payments'::regclass, 'x'::public.mood, NULL::payments[]", &["read sql:catalog", "read public.mood", "read public.payments"]),
+    ("usability", "SELECT coalesce(1, 2), now()::timestamptz, '[1,2)'::int4range, 'a'::text", &["read sql:constant"]),
+    ("usability", "SELECT \"coalesce\"(1), ifnull(1, 2), uuid_generate_v4()", &["execute public.coalesce", "execute public.ifnull", "execute public.uuid_generate_v4"]),
+    ("usability", "DECLARE c CURSOR FOR SELECT * FROM orders; FETCH ALL FROM c", &["read public.orders"]),
     // 6. Usability.
     ("usability", "SELECT 1", &["read sql:constant"]),
     ("usability", "SELECT now(), pg_typeof(1)", &["read sql:constant"]),
@@ -558,6 +569,12 @@ fn soundness_classes() {
         failures.len(),
         failures.join("\n")
     );
+    // Refused: a cursor this request did not declare (another request's query).
+    assert!(d
+        .classify("db", "SELECT 1; FETCH ALL FROM c", &[])
+        .unwrap_err()
+        .0
+        .contains("which this request does not declare"));
     // Refused: an EXPLAIN option the decoder does not model.
     assert!(d
         .classify("db", "EXPLAIN (COSTS off, EXECUTE on) SELECT 1", &[])

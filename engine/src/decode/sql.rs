@@ -294,10 +294,6 @@ const SAFE_FUNCTIONS: &[&str] = &[
     "pg_backend_pid",
     "txid_current_if_assigned",
     "pg_size_pretty",
-    "pg_relation_size",
-    "pg_total_relation_size",
-    "pg_table_size",
-    "pg_indexes_size",
     // types, regular expressions, full-text search, JSON/JSONB set-returning functions
     "pg_typeof",
     "regexp_count",
@@ -368,6 +364,113 @@ const EXPLAIN_PLAN_OPTIONS: &[&str] = &[
 
 /// Functions that read settings: the operation `SHOW` has (`read sql:settings`).
 const SETTINGS_FUNCTIONS: &[&str] = &["current_setting"];
+
+/// Functions that read the catalog or storage of any relation by name, without the
+/// relation's privileges (its size, so roughly its row count): `read sql:catalog`, as
+/// `SHOW TABLES` is.
+const CATALOG_FUNCTIONS: &[&str] = &[
+    "pg_relation_size",
+    "pg_total_relation_size",
+    "pg_table_size",
+    "pg_indexes_size",
+    "pg_database_size",
+    "pg_tablespace_size",
+    "to_regclass",
+    "to_regtype",
+    "to_regproc",
+    "to_regnamespace",
+];
+
+/// Names in `SAFE_FUNCTIONS` that PostgreSQL parses as syntax, not as a call
+/// (`COALESCE(…)`, `GREATEST(…)`, `CURRENT_DATE`): not functions of `pg_catalog`, so the
+/// quoted spelling (`"coalesce"(…)`) calls whatever the search path finds.
+const PG_SYNTAX_FUNCTIONS: &[&str] = &[
+    "trim",
+    "greatest",
+    "least",
+    "coalesce",
+    "nullif",
+    "cast",
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "localtime",
+    "localtimestamp",
+    "grouping",
+    "array",
+    "current_role",
+    "user",
+    "current_catalog",
+];
+
+/// Names in `SAFE_FUNCTIONS` that are MySQL's or SQLite's (or an extension's) and not in
+/// PostgreSQL 15's `pg_catalog`: on postgres an unqualified call finds a user function of
+/// that name on the search path, which can do anything.
+const NOT_POSTGRES_FUNCTIONS: &[&str] = &[
+    "instr",
+    "ifnull",
+    "iif",
+    "group_concat",
+    "to_days",
+    "datetime",
+    "strftime",
+    "julianday",
+    "unixepoch",
+    "date_format",
+    "date_add",
+    "date_sub",
+    "datediff",
+    "json_extract",
+    "json_array",
+    "json_scalar",
+    "uuid_generate_v4",
+];
+
+/// Type names a cast may use without reading anything: PostgreSQL's built-in types that
+/// sqlparser does not name itself (the `reg*` lookups read the catalog: `read sql:catalog`).
+const BUILTIN_TYPE_NAMES: &[&str] = &[
+    "oid",
+    "name",
+    "xid",
+    "cid",
+    "tid",
+    "xid8",
+    "money",
+    "inet",
+    "cidr",
+    "macaddr",
+    "macaddr8",
+    "tsvector",
+    "tsquery",
+    "point",
+    "line",
+    "lseg",
+    "box",
+    "path",
+    "polygon",
+    "circle",
+    "int4range",
+    "int8range",
+    "numrange",
+    "tsrange",
+    "tstzrange",
+    "daterange",
+    "pg_lsn",
+    "txid_snapshot",
+    "pg_snapshot",
+    "jsonpath",
+    "varbit",
+    "bool",
+    "float4",
+    "float8",
+    "serial",
+    "bigserial",
+    "smallserial",
+    "timetz",
+    "timestamptz",
+    "record",
+    "void",
+];
 
 /// Functions that act on the server, its files, other sessions, or run SQL text the
 /// decoder cannot see: always `admin`, whatever schema they are called in.
@@ -764,7 +867,26 @@ impl SqlDecoder {
             );
         }
         let mut ops: Vec<Operation> = Vec::new();
+        let mut cursors: Vec<&sqlparser::ast::Ident> = Vec::new();
         for stmt in &statements {
+            match stmt {
+                Statement::Declare { stmts, .. } => {
+                    cursors.extend(stmts.iter().flat_map(|d| d.names.iter()));
+                }
+                // A cursor this request did not declare is another request's query (a
+                // session the upstream kept): what it reads cannot be known.
+                Statement::Fetch { name, .. }
+                    if !cursors
+                        .iter()
+                        .any(|c| self.ident(c).ok() == self.ident(name).ok()) =>
+                {
+                    return undecodable(format!(
+                        "FETCH from cursor `{}`, which this request does not declare",
+                        name.value
+                    ));
+                }
+                _ => {}
+            }
             let mut c = Collector::new(self, service, params);
             if let ControlFlow::Break(e) = stmt.visit(&mut c) {
                 return Err(e);
@@ -1099,14 +1221,20 @@ impl<'d> Collector<'d> {
             None => self.dec.unqualified(&fname),
         };
         let builtin = matches!(schema.as_deref(), None | Some("pg_catalog"));
-        if builtin && SETTINGS_FUNCTIONS.contains(&lower.as_str()) {
+        let quoted = matches!(name.0.last(), Some(ObjectNamePart::Identifier(id)) if id.quote_style.is_some());
+        let safe_name = SAFE_FUNCTIONS.contains(&lower.as_str())
+            && !(self.dec.flavor == Flavor::Postgres
+                && (NOT_POSTGRES_FUNCTIONS.contains(&lower.as_str())
+                    || (quoted && PG_SYNTAX_FUNCTIONS.contains(&lower.as_str()))));
+        if builtin && CATALOG_FUNCTIONS.contains(&lower.as_str()) {
+            self.on_kind(Action::Read, "catalog");
+        } else if builtin && SETTINGS_FUNCTIONS.contains(&lower.as_str()) {
             // Reads a server or session setting, as `SHOW` does (settings hold secrets
             // in some stacks: `app.settings.jwt_secret`).
             self.on_kind(Action::Read, "settings");
         } else if ADMIN_FUNCTIONS.contains(&lower.as_str()) {
             self.push(Action::Admin, qualified, Scope::Some, Records::new());
-        } else if (builtin
-            && (SAFE_FUNCTIONS.contains(&lower.as_str()) || self.dec.extra_safe.contains(&lower)))
+        } else if (builtin && (safe_name || self.dec.extra_safe.contains(&lower)))
             || self
                 .dec
                 .extra_safe
@@ -1115,6 +1243,40 @@ impl<'d> Collector<'d> {
             // pure computation: no operation
         } else {
             self.push(Action::Execute, qualified, Scope::Some, Records::new());
+        }
+        Ok(())
+    }
+
+    /// A cast to a type: a named type that is not built in is read (its definition; a
+    /// table's row type is the table's columns: `NULL::payments` lists them), a `reg*`
+    /// lookup reads the catalog.
+    fn type_use(&mut self, t: &DataType) -> Result<(), DecodeError> {
+        match t {
+            DataType::Regclass => self.on_kind(Action::Read, "catalog"),
+            DataType::Array(
+                sqlparser::ast::ArrayElemTypeDef::AngleBracket(inner)
+                | sqlparser::ast::ArrayElemTypeDef::SquareBracket(inner, _)
+                | sqlparser::ast::ArrayElemTypeDef::Parenthesis(inner)
+                | sqlparser::ast::ArrayElemTypeDef::ParenthesisNotNull(inner)
+                | sqlparser::ast::ArrayElemTypeDef::Qualified(inner, _),
+            ) => self.type_use(inner)?,
+            DataType::Custom(name, _) => {
+                let parts = self.dec.parts(name)?;
+                let builtin = match parts.as_slice() {
+                    [t] => Some(t.as_str()),
+                    [s, t] if s == "pg_catalog" => Some(t.as_str()),
+                    _ => None,
+                };
+                match builtin {
+                    Some(t) if t.starts_with("reg") => self.on_kind(Action::Read, "catalog"),
+                    Some(t) if BUILTIN_TYPE_NAMES.contains(&t) => {}
+                    _ => {
+                        let resource = self.dec.resource(name)?;
+                        self.push(Action::Read, resource, Scope::Some, Records::new());
+                    }
+                }
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -2143,13 +2305,14 @@ impl Visitor for Collector<'_> {
             .map(|(_, r)| r.clone())
             .unwrap_or_default();
         if self.locking > 0 {
-            // SELECT … FOR UPDATE/SHARE locks the rows it reads.
-            self.push(
-                Action::Update,
-                resource.clone(),
-                Scope::Some,
-                records.clone(),
-            );
+            // SELECT … FOR UPDATE/SHARE locks the rows it reads: every row unless a proof
+            // bounds them.
+            let scope = if records.values().any(|v| !v.is_empty()) {
+                Scope::Some
+            } else {
+                Scope::All
+            };
+            self.push(Action::Update, resource.clone(), scope, records.clone());
         }
         self.push(Action::Read, resource, Scope::Some, records);
         ControlFlow::Continue(())
@@ -2157,6 +2320,8 @@ impl Visitor for Collector<'_> {
 
     fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<DecodeError> {
         match e {
+            Expr::Cast { data_type, .. } => brk(self.type_use(data_type)),
+            Expr::TypedString(ts) => brk(self.type_use(&ts.data_type)),
             // Arguments, including `f(SELECT …)` subqueries, are walked like any other.
             Expr::Function(f) => brk(self.function(&f.name)),
             Expr::In {
