@@ -226,7 +226,7 @@ fn guard_matches(g: &Guard, op: &Operation) -> bool {
     g.services.iter().any(|s| s.matches(&op.service))
         && g.resources
             .as_ref()
-            .is_none_or(|rs| rs.iter().any(|r| r.matches(&op.resource)))
+            .is_none_or(|rs| rs.iter().any(|r| r.matches_folded(&op.resource)))
         && g.actions.as_ref().is_none_or(|a| a.matches(op))
         && g.environments
             .as_ref()
@@ -461,6 +461,31 @@ mod tests {
                 (want, got) => panic!("{ops:?}: want {want:?}, got {got:?}"),
             }
         }
+    }
+
+    #[test]
+    fn guards_match_whatever_the_case() {
+        let p = compile_json(BUNDLE.as_bytes(), &Secrets::Unchecked).unwrap();
+        let domains = &p.roles[0];
+        let bundle = BUNDLE.replace(
+            r#""customDomain*", "domains""#,
+            r#""customDomain*", "volumeInstanceBackupDelete""#,
+        );
+        let p2 = compile_json(bundle.as_bytes(), &Secrets::Unchecked).unwrap();
+        // The guard `*backup*` (lower case) denies `volumeInstanceBackupDelete`.
+        let e = evaluate(
+            &p2,
+            &p2.roles[0],
+            &[op("railway", Action::Delete, "volumeInstanceBackupDelete")],
+        );
+        assert_eq!(e.strictest().map(|(_, o)| o.friction), Some(Friction::Deny));
+        // Grants stay exact: `customDomain*` does not grant `CUSTOMDOMAINCREATE`.
+        let e = evaluate(
+            &p,
+            domains,
+            &[op("railway", Action::Create, "CUSTOMDOMAINCREATE")],
+        );
+        assert!(matches!(e, Evaluation::NotCovered { .. }));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Resource and host patterns: `*` matches any run of characters (including none),
-//! `?` exactly one character; everything else matches itself, case-sensitively.
+//! `?` exactly one character; everything else matches itself, case-sensitively (grants:
+//! a grant names exactly what it allows) or, for guards, whatever the case (`Glob::folded`).
 
 /// A compiled glob. Patterns without metacharacters compare by equality.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +26,21 @@ impl Glob {
             Glob::Any => true,
             Glob::Exact(s) => s == text,
             Glob::Pattern(p) => wildcard_match(p, text),
+        }
+    }
+
+    /// A pattern that matches whatever the case (guards: the deny side of a bundle, where
+    /// `*backup*` must catch `volumeInstanceBackupDelete`). Match with `matches_folded`.
+    pub fn folded(pattern: &str) -> Self {
+        Glob::new(&pattern.to_lowercase())
+    }
+
+    /// Matching for a `folded` pattern: the text is compared in lower case.
+    pub fn matches_folded(&self, text: &str) -> bool {
+        if text.chars().any(char::is_uppercase) {
+            self.matches(&text.to_lowercase())
+        } else {
+            self.matches(text)
         }
     }
 

@@ -899,10 +899,12 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
                 );
             }
         }
-        let resources = g
-            .resources
-            .as_ref()
-            .map(|r| errs.globs(&format!("{at}.resources"), r));
+        // Deny-side names match whatever the case: a guard on `*backup*` catches
+        // `volumeInstanceBackupDelete` (grants stay exact).
+        let resources = g.resources.as_ref().map(|r| {
+            errs.globs(&format!("{at}.resources"), r);
+            r.iter().map(|p| Glob::folded(p)).collect()
+        });
         let actions = g
             .actions
             .as_ref()
