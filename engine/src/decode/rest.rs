@@ -1023,16 +1023,20 @@ fn postgrest(
 /// The schema a request addresses through `Accept-Profile`/`Content-Profile`,
 /// `None` when it is the default one.
 fn profile(head: &RequestHead, default_schema: &str) -> Result<Option<String>, DecodeError> {
-    let accept = head.single_header("accept-profile")?;
-    let content = head.single_header("content-profile")?;
-    let chosen = match (accept, content) {
-        (Some(a), Some(c)) if a != c => {
-            return undecodable("Accept-Profile and Content-Profile name different schemas")
-        }
-        (Some(a), _) => Some(a),
-        (None, c) => c,
+    // PostgREST reads the schema from `Accept-Profile` on GET and HEAD, from
+    // `Content-Profile` on every other method (RPC included): the other header would be
+    // ignored upstream while the decoder read it, so it is refused, not guessed.
+    let (used, ignored) = match head.method.as_str() {
+        "GET" | "HEAD" | "OPTIONS" => ("accept-profile", "content-profile"),
+        _ => ("content-profile", "accept-profile"),
     };
-    match chosen {
+    if head.single_header(ignored)?.is_some() {
+        return undecodable(format!(
+            "`{ignored}` on a {} request: PostgREST picks the schema from `{used}` here and would ignore it",
+            head.method
+        ));
+    }
+    match head.single_header(used)? {
         None => Ok(None),
         Some(s) if s == default_schema => Ok(None),
         Some(s) if is_identifier(&s) => Ok(Some(s)),
@@ -2025,7 +2029,26 @@ mod tests {
                 "GET",
                 "/rest/reservations",
                 &[("accept-profile", "a"), ("content-profile", "b")],
-                "different schemas",
+                "would ignore it",
+            ),
+            // Issue 18, class 3: the header the method does not use is refused.
+            (
+                "GET",
+                "/rest/reservations",
+                &[("content-profile", "private")],
+                "`content-profile` on a GET request",
+            ),
+            (
+                "DELETE",
+                "/rest/reservations?id=eq.1",
+                &[("accept-profile", "audit")],
+                "`accept-profile` on a DELETE request",
+            ),
+            (
+                "POST",
+                "/rest/rpc/purge_old",
+                &[("accept-profile", "audit")],
+                "`accept-profile` on a POST request",
             ),
             (
                 "GET",
