@@ -1,9 +1,13 @@
 //! The request digest: what an approval is bound to.
 //!
 //! SHA-256 over a canonical, length-prefixed form of (key id, method, authority,
-//! normalised path, query as received, SHA-256 of the body). Length prefixes make the
-//! encoding injective: no two different requests share a canonical form.
+//! normalised path, query as received, SHA-256 of the body, and the decoded operations).
+//! Length prefixes make the encoding injective: no two different requests share a
+//! canonical form. The operations are bound too (issue 18): a header that changes what a
+//! request does (a schema profile, a `Prefer` resolution, a content type) changes them,
+//! so one human approval never covers a request that does something else.
 
+use crate::operation::Operation;
 use sha2::{Digest, Sha256};
 
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -27,17 +31,57 @@ pub struct DigestInput<'a> {
     pub path: &'a str,
     pub query: &'a str,
     pub body: &'a [u8],
+    /// What the request was decoded to do.
+    pub operations: &'a [Operation],
 }
 
 /// `sha256:<hex>` of the canonical request.
 pub fn request_digest(r: &DigestInput) -> String {
     let mut h = Sha256::new();
-    h.update(b"scopegate-request-v1\n");
+    h.update(b"scopegate-request-v2\n");
+    let mut field = |f: &str| {
+        h.update((f.len() as u64).to_be_bytes());
+        h.update(f.as_bytes());
+    };
     let authority = r.authority.to_ascii_lowercase();
-    for field in [r.key_id, r.method, &authority, r.path, r.query] {
-        h.update((field.len() as u64).to_be_bytes());
-        h.update(field.as_bytes());
+    for f in [r.key_id, r.method, &authority, r.path, r.query] {
+        field(f);
     }
+    // Each operation as marker-tagged, length-prefixed fields (records and sets are
+    // ordered maps, their value lists sorted by the decoders).
+    for op in r.operations {
+        for f in [
+            "op",
+            &op.service,
+            op.action.as_str(),
+            &op.resource,
+            if op.scope == crate::operation::Scope::All {
+                "all"
+            } else {
+                "some"
+            },
+        ] {
+            field(f);
+        }
+        for (k, vs) in &op.records {
+            field("record");
+            field(k);
+            field(&vs.len().to_string());
+            vs.iter().for_each(|v| field(v));
+        }
+        for (k, vs) in &op.sets {
+            field("set");
+            field(k);
+            match vs {
+                Some(vs) => {
+                    field(&vs.len().to_string());
+                    vs.iter().for_each(|v| field(v));
+                }
+                None => field("unknown"),
+            }
+        }
+    }
+    field("body");
     h.update(sha256(r.body));
     let out: [u8; 32] = h.finalize().into();
     format!("sha256:{}", hex(&out))
@@ -49,6 +93,13 @@ mod tests {
 
     #[test]
     fn digest_binds_every_field() {
+        use crate::operation::{Action, Operation};
+        let ops = [Operation::new("rentals", Action::Delete, "reservations")];
+        let other_schema = [Operation::new(
+            "rentals",
+            Action::Delete,
+            "audit.reservations",
+        )];
         let base = DigestInput {
             key_id: "k",
             method: "DELETE",
@@ -56,6 +107,7 @@ mod tests {
             path: "/rest/reservations",
             query: "id=eq.1",
             body: b"",
+            operations: &[],
         };
         let d0 = request_digest(&base);
         assert!(d0.starts_with("sha256:") && d0.len() == 71);
@@ -88,6 +140,15 @@ mod tests {
                 ..base
             },
             DigestInput { body: b"x", ..base },
+            // The same bytes decoded to other operations (a header changed them).
+            DigestInput {
+                operations: &ops,
+                ..base
+            },
+            DigestInput {
+                operations: &other_schema,
+                ..base
+            },
             // Shifting bytes between fields changes the digest (length prefixes).
             DigestInput {
                 path: "/rest/reservations?id=eq.1",

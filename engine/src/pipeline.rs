@@ -459,7 +459,7 @@ impl Engine {
         });
         // What a challenge binds: computed only when friction is owed.
         let digest = matches!(owed.friction, Friction::Confirm | Friction::Approval)
-            .then(|| digest_of(&p.key_id, &p.head, &p.target, body))
+            .then(|| digest_of(&p.key_id, &p.head, &p.target, body, &judged.ops))
             .unwrap_or_default();
         let base = Verdict {
             decision: Decision::Allow,
@@ -754,7 +754,13 @@ fn budget_use(
     })
 }
 
-fn digest_of(key_id: &str, head: &RequestHead, target: &Target, body: &[u8]) -> String {
+fn digest_of(
+    key_id: &str,
+    head: &RequestHead,
+    target: &Target,
+    body: &[u8],
+    operations: &[Operation],
+) -> String {
     request_digest(&DigestInput {
         key_id,
         method: &head.method,
@@ -762,6 +768,7 @@ fn digest_of(key_id: &str, head: &RequestHead, target: &Target, body: &[u8]) -> 
         path: &target.path(),
         query: &target.raw_query,
         body,
+        operations,
     })
 }
 
