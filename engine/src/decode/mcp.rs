@@ -83,10 +83,35 @@ const MESSAGE_KEYS: [&str; 6] = ["jsonrpc", "id", "method", "params", "result", 
 
 /// Built-in tool name rules, by the words of the name (`get_and_delete_rows` → get, and,
 /// delete, rows). A destructive word anywhere wins; then update, then create words
-/// anywhere; then a read word first; anything else is `execute`.
-const DELETE_WORDS: [&str; 8] = [
-    "delete", "drop", "remove", "purge", "destroy", "erase", "wipe", "truncate",
+/// anywhere; then `read` only when every verb is a read word (the first word, and each
+/// word after `and`/`then`/`or`: `get_and_frobnicate_order` is not a read); anything
+/// else is `execute`. A name of several verbs takes its most destructive one.
+const DELETE_WORDS: [&str; 22] = [
+    "delete",
+    "drop",
+    "remove",
+    "purge",
+    "destroy",
+    "erase",
+    "wipe",
+    "truncate",
+    "cancel",
+    "revoke",
+    "terminate",
+    "kill",
+    "disable",
+    "deactivate",
+    "suspend",
+    "expire",
+    "invalidate",
+    "abort",
+    "detach",
+    "unlink",
+    "ban",
+    "evict",
 ];
+/// Words that join verbs in a tool name.
+const CONJUNCTIONS: [&str; 4] = ["and", "then", "or", "plus"];
 const UPDATE_WORDS: [&str; 7] = [
     "update", "set", "upsert", "patch", "edit", "modify", "rename",
 ];
@@ -535,9 +560,17 @@ pub fn builtin_tool_action(name: &str) -> Action {
         Action::Update
     } else if has(&CREATE_WORDS) {
         Action::Create
-    } else if words
-        .first()
-        .is_some_and(|w| READ_FIRST_WORDS.contains(&w.as_str()))
+    } else if !words.is_empty()
+        && words
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                *i == 0
+                    || i.checked_sub(1)
+                        .and_then(|p| words.get(p))
+                        .is_some_and(|p| CONJUNCTIONS.contains(&p.as_str()))
+            })
+            .all(|(_, w)| READ_FIRST_WORDS.contains(&w.as_str()))
     {
         Action::Read
     } else {
@@ -793,6 +826,13 @@ mod tests {
             ("send_email", Action::Execute),
             ("get_settings", Action::Read),
             ("reset_password", Action::Execute),
+            // Issue 18, class 2: several verbs take the most destructive one.
+            ("get_and_cancel_order", Action::Delete),
+            ("list_and_revoke_tokens", Action::Delete),
+            ("getAndTerminateSession", Action::Delete),
+            ("get_and_frobnicate_order", Action::Execute),
+            ("list_then_get_rows", Action::Read),
+            ("find_and_read_docs", Action::Read),
         ];
         for (name, action) in cases {
             assert_eq!(builtin_tool_action(name), action, "{name}");
