@@ -98,7 +98,7 @@ fn the_incident_document() {
 const DOCUMENTS: &[(&str, &[&str])] = &[
     ("{ domains(projectId: \"p\") { customDomains { id } } }", &["read domains projectId=p"]),
     ("query { me { name } project(id: \"p1\") { id } }", &["read me", "read project id=p1"]),
-    ("subscription S { deploymentLogs(deploymentId: \"d\") { message } }", &["read deploymentLogs deploymentId=d"]),
+    ("subscription S { deploymentLogs(deploymentId: \"d\") { message } }", &["read subscription/deploymentLogs deploymentId=d"]),
     ("mutation { customDomainCreate(input: {domain: \"a.example.com\", environmentId: \"e1\"}) { id } }",
      &["create customDomainCreate input.domain=a.example.com input.environmentId=e1"]),
     // Aliases: the field counts, never the alias.

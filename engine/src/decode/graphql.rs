@@ -762,7 +762,14 @@ impl GraphqlDecoder {
         if let Some(alias) = field.alias().and_then(|a| a.name()) {
             detail.push_str(&format!(" (alias `{}`)", required(Some(alias), "alias")?));
         }
-        Ok(Operation::new(service, action, name)
+        // A subscription is a standing stream, which schemas give another meaning than the
+        // query field of the same name: its own resource (`subscription/<field>`), which a
+        // grant on the query field does not cover (issue 18, class 5).
+        let resource = match kind {
+            OpKind::Subscription if !meta => format!("subscription/{name}"),
+            _ => name,
+        };
+        Ok(Operation::new(service, action, resource)
             .with_records(records)
             .with_detail(detail))
     }

@@ -530,7 +530,8 @@ fn dreamfactory(
             _ => undecodable(format!("method {method} on `_schema`")),
         },
         ["_schema", table, more @ ..] => match method {
-            "GET" | "HEAD" => Ok(vec![op(Action::Read, table)]),
+            // The table's definition, not its data (issue 18, class 5): its own resource.
+            "GET" | "HEAD" => Ok(vec![op(Action::Read, &format!("_schema/{table}"))]),
             "POST" | "PUT" | "PATCH" => Ok(vec![op(Action::Alter, table)]),
             "DELETE" if more.is_empty() => Ok(vec![op(Action::Drop, table)]),
             "DELETE" => Ok(vec![op(Action::Alter, table)]),
@@ -1694,7 +1695,7 @@ mod tests {
             ("PATCH", "/api/v2/rentals/_schema/reservations", &["alter reservations some"]),
             ("DELETE", "/api/v2/rentals/_schema/reservations/_field/notes", &["alter reservations some"]),
             ("POST", "/api/v2/rentals/_schema", &["alter _schema some"]),
-            ("GET", "/api/v2/rentals/_schema/reservations", &["read reservations some"]),
+            ("GET", "/api/v2/rentals/_schema/reservations", &["read _schema/reservations some"]),
             ("POST", "/api/v2/rentals/_proc/cleanup", &["execute _proc/cleanup some"]),
             ("GET", "/api/v2/rentals/_func/total", &["execute _func/total some"]),
         ];
