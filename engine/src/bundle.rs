@@ -286,11 +286,18 @@ pub struct SqlConfig {
     pub max_statement_bytes: Option<usize>,
     #[serde(default)]
     pub max_statements: Option<usize>,
-    /// With `json_pointer`: top-level body members allowed besides the statement's and
-    /// the parameters' (e.g. `"arrayMode"`); any other member is refused, since an
-    /// upstream might read SQL from it.
+    /// With `json_pointer`: body members allowed besides the statement's and the
+    /// parameters', as top-level names (`"arrayMode"`) or JSON pointers to nested members
+    /// (`"/args/read_only"`); any other member — at the top level or inside an object on the
+    /// way to the statement — is refused, since an upstream might read SQL, a database or
+    /// an option that changes what the SQL does from it.
     #[serde(default)]
     pub body_members: Option<Vec<String>>,
+    /// With `json_pointer`: members the body must hold with exactly this value (JSON
+    /// pointer → value), e.g. Hasura's `{"/type": "run_sql", "/args/source": "default"}`:
+    /// the request type and the database the SQL runs on are decided, not read.
+    #[serde(default)]
+    pub body_values: Option<std::collections::BTreeMap<String, serde_json::Value>>,
     /// Parser recursion limit (default and ceiling 50: the module's stack is sized for it).
     #[serde(default)]
     pub max_recursion: Option<usize>,

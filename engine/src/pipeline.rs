@@ -221,7 +221,14 @@ impl Engine {
         }
         // Removals only for headers the request has: each is a host call in the filter.
         let forward = self.forward(service, Some(&caller), |h| head.has_header(h));
-        let body_needed = self.body_needed(service_idx, service, caller.key.role, &head, &target);
+        let body_needed = self.body_needed(
+            service_idx,
+            service,
+            caller.key.role,
+            &head,
+            &target,
+            body_follows,
+        );
         let pending = Pending {
             forward,
             key_id: caller.key.id.clone(),
@@ -369,8 +376,12 @@ impl Engine {
         role: usize,
         head: &RequestHead,
         target: &Target,
+        body_follows: bool,
     ) -> bool {
         match &service.decoder {
+            // An upstream that reads options from the body of a read or delete (DreamFactory):
+            // the body is read to be refused, never left unseen.
+            Decoder::Rest(d) if body_follows && d.reads_body_options(&head.method) => true,
             Decoder::Rest(d) => {
                 d.body_holds_rows(&head.method, target)
                     && self.policy.role(role).is_some_and(|r| {

@@ -606,7 +606,7 @@ fn sql_sources() {
           {{"name": "neon", "protocol": "sql", "match": {{"path_prefix": "/sql"}},
             "sql": {{"dialect": "postgres", "statement": {{"json_pointer": "/sql"}}, "params": {{"json_pointer": "/params"}}}}}},
           {{"name": "hasura", "protocol": "sql", "match": {{"path_prefix": "/v2/query"}},
-            "sql": {{"dialect": "postgres", "statement": {{"json_pointer": "/args/sql"}}, "body_members": ["type"]}}}},
+            "sql": {{"dialect": "postgres", "statement": {{"json_pointer": "/args/sql"}}, "body_members": ["/args/read_only"], "body_values": {{"/type": "run_sql"}}}}}},
           {{"name": "duck", "protocol": "sql", "match": {{"path_prefix": "/duck"}},
             "sql": {{"dialect": "generic", "default_schema": "main", "statement": {{"raw": true}}}}}},
           {{"name": "ch", "protocol": "sql", "match": {{"path_prefix": "/ch"}},
@@ -646,6 +646,13 @@ fn sql_sources() {
         ("POST", "/sql", br#"{"sql": "SELECT * FROM reservations WHERE tenant_id = 'acme'", "query": "DROP TABLE payments"}"#, Decision::Deny, "unexpected member `query`"),
         ("POST", "/v2/query", br#"{"type": "run_sql", "args": {"sql": "SELECT * FROM vehicles"}, "sql": "DROP TABLE x"}"#, Decision::Deny, "unexpected member `sql`"),
         ("POST", "/duck?q=1", b"SELECT * FROM trips", Decision::Deny, "beside a SQL body"),
+        // Issue 18, class 3: every parameter source decided or refused.
+        ("POST", "/v2/query", br#"{"type": "run_sql", "args": {"sql": "SELECT * FROM vehicles", "source": "other_db"}}"#, Decision::Deny, "unexpected member `/args/source`"),
+        ("POST", "/v2/query", br#"{"type": "citus_run_sql", "args": {"sql": "SELECT * FROM vehicles"}}"#, Decision::Deny, "`/type` is not \"run_sql\""),
+        ("POST", "/v2/query", br#"{"args": {"sql": "SELECT * FROM vehicles"}}"#, Decision::Deny, "`/type` is not"),
+        ("POST", "/v2/query", br#"{"type": "run_sql", "args": {"sql": "SELECT * FROM vehicles", "read_only": true}}"#, Decision::Allow, ""),
+        ("GET", "/ch?query=SELECT%20*%20FROM%20hits&database=system", b"", Decision::Deny, "query parameter `database` beside the SQL"),
+        ("GET", "/ch?query=SELECT%20*%20FROM%20hits&readonly=0", b"", Decision::Deny, "query parameter `readonly`"),
     ];
     for (method, path, body, decision, fragment) in cases {
         let json = path.starts_with("/sql") || path.starts_with("/v2");
@@ -687,6 +694,18 @@ fn sql_sources() {
         assert_eq!(v.decision, decision, "{ct:?}: {}", v.reason);
         assert!(v.reason.contains(fragment), "{ct:?}: {}", v.reason);
     }
+    // ClickHouse reads the database and user from its headers: refused, not guessed.
+    let v = e.decide(
+        headers(
+            "GET",
+            "/ch?query=SELECT%20*%20FROM%20hits",
+            &[auth, ("x-clickhouse-database", "system")],
+        ),
+        b"",
+        now(),
+    );
+    assert_eq!(v.decision, Decision::Deny, "{}", v.reason);
+    assert!(v.reason.contains("x-clickhouse-database"), "{}", v.reason);
     for (ct, decision) in [
         ("text/plain", Decision::Allow),
         ("application/sql", Decision::Allow),

@@ -205,6 +205,15 @@ impl RestDecoder {
     /// Whether `decode` reads a held body as JSON (for the pipeline's depth limit):
     /// `application/json`, or no content-type at all on PostgREST, which reads that as
     /// JSON too.
+    /// Whether the upstream reads options or records from the body of a request with this
+    /// method that the decoder judges by its URL: DreamFactory copies `ids`, `filter`,
+    /// `fields`, … missing from the URL from a JSON body, and acts on body records, also
+    /// on GET and DELETE (where body `ids` or records win over a URL `filter`).
+    pub fn reads_body_options(&self, method: &str) -> bool {
+        matches!(self.style, Style::DreamFactory { .. })
+            && matches!(method, "GET" | "HEAD" | "DELETE" | "OPTIONS")
+    }
+
     pub fn body_is_json(&self, head: &RequestHead) -> bool {
         match head.header("content-type") {
             HeaderValue::Absent => matches!(self.style, Style::PostgRest { .. }),
@@ -439,6 +448,13 @@ fn dreamfactory(
     body: Option<&[u8]>,
 ) -> Result<Vec<Operation>, DecodeError> {
     let method = head.method.as_str();
+    if matches!(method, "GET" | "HEAD" | "DELETE" | "OPTIONS")
+        && body.is_some_and(|b| !b.is_empty())
+    {
+        return undecodable(format!(
+            "a {method} with a body: DreamFactory reads options (ids, filter, …) and records from it, which override the URL; send them in the URL"
+        ));
+    }
     for (name, _) in &target.query {
         if name == "related" {
             return undecodable(
@@ -2471,6 +2487,46 @@ mod tests {
             let err = run_body(&d, m, p, h, Some(body)).unwrap_err();
             assert!(err.contains(why), "{m} {p} {body}: {err}");
         }
+    }
+
+    #[test]
+    fn dreamfactory_reads_and_deletes_with_a_body_are_refused() {
+        // Issue 18, class 3: DreamFactory copies options missing from the URL from a JSON
+        // body and acts on its records; for a DELETE, body `ids` win over a URL filter.
+        let d = decoder(RestStyle::Dreamfactory, "/api/v2/rentals", None);
+        let t = "/api/v2/rentals/_table/reservations";
+        assert!(d.reads_body_options("DELETE") && d.reads_body_options("GET"));
+        assert!(!d.reads_body_options("PATCH"));
+        for (m, path, body) in [
+            (
+                "DELETE",
+                format!("{t}?filter=id%3D'r-1'"),
+                r#"{"ids":"r-2,r-3"}"#,
+            ),
+            ("GET", format!("{t}?ids=r-1"), r#"{"filter":"1=1"}"#),
+            (
+                "DELETE",
+                format!("{t}/r-1"),
+                r#"{"resource":[{"id":"r-9"}]}"#,
+            ),
+        ] {
+            let err = run_body(
+                &d,
+                m,
+                &path,
+                &[("content-type", "application/json")],
+                Some(body),
+            )
+            .unwrap_err();
+            assert!(err.contains("with a body"), "{m} {path}: {err}");
+        }
+        // An empty body is no body.
+        assert_eq!(
+            run_body(&d, "DELETE", &format!("{t}/r-1"), &[], Some("")).unwrap(),
+            [r#"delete reservations some {"id": ["r-1"]}"#]
+        );
+        let pg = decoder(RestStyle::Postgrest, "/rest", None);
+        assert!(!pg.reads_body_options("DELETE"));
     }
 
     #[test]

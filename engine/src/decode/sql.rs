@@ -585,8 +585,12 @@ pub struct SqlDecoder {
     source: Source,
     params: Option<String>,
     extra_safe: Vec<String>,
-    /// Top-level members a JSON body may hold (statement, parameters, `body_members`).
+    /// JSON pointers of the members a JSON body may hold (statement, parameters,
+    /// `body_members`, `body_values`); objects on the way to them are checked member by
+    /// member.
     members: Vec<String>,
+    /// Members that must hold exactly these values (`body_values`).
+    values: Vec<(String, Json)>,
     max_statement_bytes: usize,
     max_statements: usize,
     max_recursion: usize,
@@ -680,11 +684,37 @@ impl SqlDecoder {
             .into_iter()
             .map(|f| f.to_ascii_lowercase())
             .collect();
-        let members = [&source_pointer(&source), &params]
+        let values: Vec<(String, Json)> = cfg
+            .body_values
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        for (p, _) in &values {
+            if !p.starts_with('/') {
+                err(
+                    format!("{at}.body_values"),
+                    &format!("`{p}` is not a JSON pointer (`/…`)"),
+                );
+            }
+        }
+        let members = [source_pointer(&source), params.clone()]
             .into_iter()
             .flatten()
-            .filter_map(|p| first_segment(p))
-            .chain(cfg.body_members.clone().unwrap_or_default())
+            .chain(
+                cfg.body_members
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|m| {
+                        if m.starts_with('/') {
+                            m
+                        } else {
+                            format!("/{}", m.replace('~', "~0").replace('/', "~1"))
+                        }
+                    }),
+            )
+            .chain(values.iter().map(|(p, _)| p.clone()))
             .collect();
         Some(SqlDecoder {
             flavor,
@@ -693,6 +723,7 @@ impl SqlDecoder {
             params,
             extra_safe,
             members,
+            values,
             max_statement_bytes,
             max_statements,
             max_recursion: max_recursion.clamp(1, RECURSION_LIMIT),
@@ -713,6 +744,16 @@ impl SqlDecoder {
         target: &Target,
         body: &[u8],
     ) -> Result<Vec<Operation>, DecodeError> {
+        // ClickHouse reads the database (and the user) from its own headers.
+        if let Some((h, _)) = head
+            .headers
+            .iter()
+            .find(|(n, _)| n.starts_with("x-clickhouse-"))
+        {
+            return undecodable(format!(
+                "header `{h}`: the server may read another database or user from it"
+            ));
+        }
         if !matches!(self.source, Source::QueryParam(_)) {
             if head.method != "POST" {
                 return undecodable(format!("SQL in the body is POSTed (not {})", head.method));
@@ -730,11 +771,13 @@ impl SqlDecoder {
                 let Json::Object(members) = &doc else {
                     return undecodable("SQL body is not a JSON object");
                 };
-                if let Some(m) = members.keys().find(|k| !self.members.contains(k)) {
-                    return undecodable(format!(
-                        "unexpected member `{m}` in the SQL body (allowed: {}; more with `sql.body_members`)",
-                        self.members.join(", ")
-                    ));
+                self.check_members(members, "")?;
+                for (p, want) in &self.values {
+                    if doc.pointer(p) != Some(want) {
+                        return undecodable(format!(
+                            "the SQL body's `{p}` is not {want} (the service's `sql.body_values`)"
+                        ));
+                    }
                 }
                 let Some(sql) = doc.pointer(pointer).and_then(Json::as_str) else {
                     return undecodable(format!("body has no SQL string at `{pointer}`"));
@@ -765,6 +808,13 @@ impl SqlDecoder {
                 if !body.is_empty() {
                     // Some servers (ClickHouse) append the body to the query parameter.
                     return undecodable("SQL in the query string and a request body: ambiguous");
+                }
+                // ClickHouse-style servers read the database, settings (`readonly=0`) and a
+                // session from the other query parameters: not decoded, so refused.
+                if let Some((other, _)) = target.query.iter().find(|(n, _)| n != name) {
+                    return undecodable(format!(
+                        "query parameter `{other}` beside the SQL: the server may read a database, settings or a session from it"
+                    ));
                 }
                 match target.single_param(name)? {
                     Some(sql) => self.classify(service, sql, &[]),
@@ -970,10 +1020,36 @@ fn source_pointer(source: &Source) -> Option<String> {
     }
 }
 
-/// The top-level member a JSON pointer starts with (`/sql/text` → `sql`), unescaped.
-fn first_segment(pointer: &str) -> Option<String> {
-    let first = pointer.strip_prefix('/')?.split('/').next()?;
-    Some(first.replace("~1", "/").replace("~0", "~"))
+impl SqlDecoder {
+    /// Every member of a JSON body object is one the decoder reads (the statement, the
+    /// parameters), one the bundle allows (`body_members`, `body_values`), or an object on
+    /// the way to one of those — whose members are checked the same way.
+    fn check_members(
+        &self,
+        members: &serde_json::Map<String, Json>,
+        at: &str,
+    ) -> Result<(), DecodeError> {
+        for (k, v) in members {
+            let p = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+            if self.members.contains(&p) {
+                continue;
+            }
+            let deeper = format!("{p}/");
+            match v {
+                Json::Object(inner) if self.members.iter().any(|m| m.starts_with(&deeper)) => {
+                    self.check_members(inner, &p)?
+                }
+                _ => {
+                    let shown = if at.is_empty() { k.clone() } else { p };
+                    return undecodable(format!(
+                        "unexpected member `{shown}` in the SQL body (allowed: {}; more with `sql.body_members`)",
+                        self.members.join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Tokens that can extend an expression or query chain by one level.
