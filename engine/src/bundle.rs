@@ -253,6 +253,10 @@ pub struct Route {
     /// `all` when the route touches every record of the resource (default `some`).
     #[serde(default)]
     pub scope: Option<String>,
+    /// Query parameters the route accepts, each read as a record (name → value); a request
+    /// with any other query parameter is refused (the upstream might read it).
+    #[serde(default)]
+    pub query: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

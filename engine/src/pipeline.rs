@@ -175,7 +175,7 @@ impl Engine {
 
         // Public routes need no key.
         if let Ok(t) = &target {
-            if let Some(svc) = self.public_service(&head, t) {
+            if let Some(svc) = self.public_service(&head, t, body_follows) {
                 subject.service = Some(svc.name.clone());
                 let verdict = Verdict {
                     decision: Decision::Allow,
@@ -700,8 +700,16 @@ impl Engine {
         })
     }
 
-    fn public_service(&self, head: &RequestHead, target: &Target) -> Option<&Service> {
-        if self.policy.public.is_empty() {
+    /// The service of a public route this request takes. A query string or a body is an
+    /// input the upstream reads: such a request is not public (it is decided like any
+    /// other, with a key).
+    fn public_service(
+        &self,
+        head: &RequestHead,
+        target: &Target,
+        body_follows: bool,
+    ) -> Option<&Service> {
+        if self.policy.public.is_empty() || !target.query.is_empty() || body_follows {
             return None;
         }
         let (_, routed) = self.route(head, target)?;

@@ -196,6 +196,24 @@ fn decisions_table() {
             Decision::Unauthenticated,
             "no credential",
         ),
+        // Issue 18, class 3: a query string or a body is an input the upstream reads; a
+        // request carrying one is not public (decided like any other, with a key).
+        (
+            "GET",
+            "/rest/health?select=secret",
+            vec![],
+            b"",
+            Decision::Unauthenticated,
+            "no credential",
+        ),
+        (
+            "GET",
+            "/rest/health",
+            vec![],
+            b"{\"probe\": true}",
+            Decision::Unauthenticated,
+            "no credential",
+        ),
         // Method overrides are refused everywhere, public routes included.
         (
             "GET",

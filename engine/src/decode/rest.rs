@@ -34,6 +34,8 @@ struct Route {
     resource: Vec<Seg>,
     action: Option<Action>,
     scope: Scope,
+    /// Query parameters the route accepts (each a record); any other is refused.
+    query: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,7 +179,7 @@ impl RestDecoder {
             Style::PostgRest { default_schema } => {
                 postgrest(service, default_schema, head, rest, target, body)?
             }
-            Style::Routes(routes) => route(service, routes, method, rest)?,
+            Style::Routes(routes) => route(service, routes, method, rest, target)?,
         };
         ops.dedup();
         Ok(ops)
@@ -309,12 +311,34 @@ fn compile_route(
             ok = false;
         }
     }
+    let query = r.query.clone().unwrap_or_default();
+    for (j, q) in query.iter().enumerate() {
+        if !is_identifier(q) {
+            err(
+                format!("{at}.query[{j}]"),
+                format!("`{q}` is not a parameter name"),
+            );
+            ok = false;
+        } else if segments
+            .iter()
+            .any(|s| matches!(s, Seg::Param(p) if p == q))
+        {
+            err(
+                format!("{at}.query[{j}]"),
+                format!(
+                    "`{q}` is also a path parameter: which one the upstream reads is ambiguous"
+                ),
+            );
+            ok = false;
+        }
+    }
     ok.then(|| Route {
         methods: r.methods.clone(),
         segments,
         resource: resource.unwrap_or_default(),
         action,
         scope,
+        query,
     })
 }
 
@@ -366,6 +390,7 @@ fn route(
     routes: &[Route],
     method: &str,
     rest: &[String],
+    target: &Target,
 ) -> Result<Vec<Operation>, DecodeError> {
     for r in routes {
         if !r.methods.iter().any(|m| m == method) || r.segments.len() != rest.len() {
@@ -387,6 +412,21 @@ fn route(
         }
         if !matched {
             continue;
+        }
+        // The query string is an input the upstream reads (frameworks merge it into the
+        // path's parameters, `?force=true` changes an action): only the parameters the
+        // route declares pass, each a record; any other is refused.
+        for (name, _) in &target.query {
+            if !r.query.contains(name) {
+                return undecodable(format!(
+                    "query parameter `{name}` is not declared by the route (`query` in the bundle)"
+                ));
+            }
+        }
+        for name in &r.query {
+            if let Some(v) = target.single_param(name)? {
+                records.insert(name.clone(), vec![v.to_string()]);
+            }
         }
         let resource: String = r
             .resource
@@ -2105,6 +2145,7 @@ mod tests {
             resource: resource.to_string(),
             action: action.map(str::to_string),
             scope: scope.map(str::to_string),
+            query: None,
         };
         let d = decoder(
             RestStyle::Routes,
@@ -2133,6 +2174,10 @@ mod tests {
                     None,
                 ),
                 r(&["GET"], "/tables/{table}/rows", "db.{table}", None, None),
+                RouteCfg {
+                    query: Some(vec!["limit".into(), "tenant".into()]),
+                    ..r(&["GET"], "/orders", "orders", None, None)
+                },
             ]),
         );
         let ok: &[(&str, &str, &[&str])] = &[
@@ -2153,9 +2198,33 @@ mod tests {
                 "/v1/tables/payments/rows",
                 &[r#"read db.payments some {"table": ["payments"]}"#],
             ),
+            // Declared query parameters are records.
+            (
+                "GET",
+                "/v1/orders?tenant=acme&limit=5",
+                &[r#"read orders some {"limit": ["5"], "tenant": ["acme"]}"#],
+            ),
         ];
         for (m, p, want) in ok {
             assert_eq!(run(&d, m, p, &[]).unwrap(), *want, "{m} {p}");
+        }
+        // Issue 18, class 3: a query parameter the route does not declare is refused (a
+        // framework may merge `?id=` into the path's `{id}`, `?force=true` changes an action).
+        for (m, p, want) in [
+            (
+                "DELETE",
+                "/v1/reservations/r-1?id=r-2",
+                "`id` is not declared",
+            ),
+            (
+                "POST",
+                "/v1/reservations/r-1/cancel?force=true",
+                "`force` is not declared",
+            ),
+            ("GET", "/v1/orders?tenant=acme&tenant=globex", "repeated"),
+        ] {
+            let e = run(&d, m, p, &[]).unwrap_err();
+            assert!(e.contains(want), "{m} {p}: {e}");
         }
         for (m, p) in [
             ("PUT", "/v1/reservations/r-1"),
@@ -2701,6 +2770,7 @@ mod tests {
                 resource: "reservations".into(),
                 action: None,
                 scope: None,
+                query: None,
             }]),
         );
         let cases: &[(&RestDecoder, &str, &str, bool)] = &[
