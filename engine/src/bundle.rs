@@ -496,6 +496,14 @@ pub struct Guard {
     /// With `effect: approval`: how many approvers (1 or 2, from different people).
     #[serde(default)]
     pub approvals: Option<u8>,
+    /// Argument conditions (GraphQL): argument name (`input.field` for a field of an
+    /// input object) -> the values that make the guard match, as JSON scalars, e.g.
+    /// `{"decryptVariables": [true]}`. The guard matches an operation, or a field
+    /// selected below it, only when each named argument has one of these values — or a
+    /// value the decoder cannot know (a variable without value or default), fail closed.
+    /// Without it, arguments do not matter.
+    #[serde(default)]
+    pub arguments: Option<BTreeMap<String, Vec<Value>>>,
     #[serde(default)]
     pub description: Option<String>,
 }

@@ -1,7 +1,7 @@
 //! Rule precedence, written once. Pure: no clock, no host.
 
 use crate::bundle::Friction;
-use crate::operation::{Operation, Scope};
+use crate::operation::{Action, Field, Operation, Records, Scope};
 use crate::policy::{Grant, Guard, Policy, Role};
 
 /// What one operation owes, and the bundle rule that decided it.
@@ -52,9 +52,12 @@ impl Evaluation {
 /// 2. **Least friction among grants.** When several grants cover an operation, the
 ///    one owing the least friction applies (none < confirm < approval < deny).
 /// 3. **Guards only add.** Every guard matching the operation (services, resources,
-///    actions — `destructive` also matches `scope: all`) raises its friction to the
-///    guard's effect if that is stricter. Guards apply to every role and no grant
-///    lifts them.
+///    actions — `destructive` also matches `scope: all`; `arguments`: each named
+///    argument has a listed value or one the decoder cannot know) raises its friction
+///    to the guard's effect if that is stricter. A guard also matches an operation when
+///    it matches a GraphQL field selected below it (`Operation::fields`: its resource,
+///    the action `read`, its arguments). Guards apply to every role and no grant lifts
+///    them.
 /// 4. **Strictest operation wins.** The request owes the strictest friction of its
 ///    operations (`Evaluation::strictest`); for approval, the most approvers any
 ///    operation needs (`"approvals": 2` on a grant or guard: two different people).
@@ -88,7 +91,11 @@ pub fn evaluate(policy: &Policy, role: &Role, ops: &[Operation]) -> Evaluation {
                 grant.rule, role.name, op.action, op.resource
             ),
         };
-        for guard in policy.guards.iter().filter(|g| guard_matches(g, op)) {
+        for (guard, hit) in policy
+            .guards
+            .iter()
+            .filter_map(|g| guard_hit(g, op).map(|h| (g, h)))
+        {
             // A stricter guard takes over; an approval guard asking for more approvers
             // than the grant raises the count.
             if guard.effect > o.friction
@@ -100,7 +107,7 @@ pub fn evaluate(policy: &Policy, role: &Role, ops: &[Operation]) -> Evaluation {
                     friction: guard.effect,
                     approvals: guard.approvals,
                     rule: guard.rule.clone(),
-                    reason: format!("guard {}: {}", guard.rule, describe_guard(guard, op)),
+                    reason: format!("guard {}: {}", guard.rule, describe_guard(guard, op, hit)),
                 };
             }
         }
@@ -222,23 +229,84 @@ fn not_covered_reason(policy: &Policy, role: &Role, op: &Operation) -> String {
     )
 }
 
-fn guard_matches(g: &Guard, op: &Operation) -> bool {
-    g.services.iter().any(|s| s.matches(&op.service))
-        && g.resources
-            .as_ref()
-            .is_none_or(|rs| rs.iter().any(|r| r.matches_folded(&op.resource)))
-        && g.actions.as_ref().is_none_or(|a| a.matches(op))
-        && g.environments
-            .as_ref()
-            .is_none_or(|envs| op.environments.iter().any(|e| envs.contains(e)))
+/// What a guard matched: the operation itself, or a field selected below it.
+#[derive(Debug, Clone, Copy)]
+enum Hit<'a> {
+    Operation,
+    Field(&'a Field),
 }
 
-fn describe_guard(g: &Guard, op: &Operation) -> String {
-    let what = if op.scope == Scope::All {
-        format!("{} of every row of `{}`", op.action, op.resource)
-    } else {
-        format!("{} on `{}`", op.action, op.resource)
+fn guard_matches(g: &Guard, op: &Operation) -> bool {
+    guard_hit(g, op).is_some()
+}
+
+/// Whether a guard matches the operation, or else one of the fields selected below it
+/// (read by selecting them).
+fn guard_hit<'a>(g: &Guard, op: &'a Operation) -> Option<Hit<'a>> {
+    if !g.services.iter().any(|s| s.matches(&op.service))
+        || !g
+            .environments
+            .as_ref()
+            .is_none_or(|envs| op.environments.iter().any(|e| envs.contains(e)))
+    {
+        return None;
+    }
+    let resource = |r: &str| {
+        g.resources
+            .as_ref()
+            .is_none_or(|rs| rs.iter().any(|p| p.matches_folded(r)))
     };
+    if resource(&op.resource)
+        && g.actions.as_ref().is_none_or(|a| a.matches(op))
+        && arguments_match(g, &op.records, &op.unknown)
+    {
+        return Some(Hit::Operation);
+    }
+    if !g.actions.as_ref().is_none_or(|a| a.contains(Action::Read)) {
+        return None;
+    }
+    op.fields
+        .iter()
+        .find(|f| resource(&f.resource) && arguments_match(g, &f.records, &f.unknown))
+        .map(Hit::Field)
+}
+
+/// A guard's `arguments`: each named argument holds one of the listed values, or a value
+/// the decoder cannot know (the argument itself, or the input object holding it, or a
+/// field of it) — fail closed.
+fn arguments_match(g: &Guard, records: &Records, unknown: &[String]) -> bool {
+    let Some(args) = &g.arguments else {
+        return true;
+    };
+    args.iter().all(|(name, values)| {
+        let related = |u: &String| {
+            u == name
+                || name
+                    .strip_prefix(u.as_str())
+                    .is_some_and(|rest| rest.starts_with('.'))
+                || u.strip_prefix(name.as_str())
+                    .is_some_and(|rest| rest.starts_with('.'))
+        };
+        unknown.iter().any(related)
+            || records
+                .get(name)
+                .is_some_and(|vs| vs.iter().any(|v| values.contains(v)))
+    })
+}
+
+fn describe_guard(g: &Guard, op: &Operation, hit: Hit) -> String {
+    let mut what = match hit {
+        Hit::Field(f) => format!("{} on `{}`", Action::Read, f.resource),
+        Hit::Operation if op.scope == Scope::All => {
+            format!("{} of every row of `{}`", op.action, op.resource)
+        }
+        Hit::Operation => format!("{} on `{}`", op.action, op.resource),
+    };
+    if let Some(args) = &g.arguments {
+        let names: Vec<&str> = args.keys().map(String::as_str).collect();
+        what.push_str(&format!(" ({})", names.join(", ")));
+    }
+
     format!(
         "{} for every key",
         match g.effect {
@@ -519,5 +587,121 @@ mod tests {
             "{}",
             owed.reason
         );
+    }
+
+    #[test]
+    fn guards_match_nested_fields_and_arguments() {
+        use crate::operation::Field;
+        let bundle = r#"{
+          "bundle": "t", "version": 1, "environment": "production",
+          "services": [{"name": "railway", "protocol": "graphql", "match": {"path_prefix": "/gql"}}],
+          "roles": [{"name": "reader", "allow": [
+            {"service": "railway", "resources": ["project", "variableUpsert", "Environment.config"], "actions": ["read", "update"]}]}],
+          "guards": [
+            {"services": ["railway"], "resources": ["*.variables"], "actions": ["read"], "effect": "deny"},
+            {"services": ["railway"], "resources": ["Environment.config", "*.environments.*config"],
+             "actions": ["read"], "arguments": {"decryptVariables": [true]}, "effect": "deny"},
+            {"services": ["railway"], "resources": ["*.name"], "actions": ["update"], "effect": "deny"}
+          ]
+        }"#;
+        let p = compile_json(bundle.as_bytes(), &Secrets::Unchecked).unwrap();
+        let reader = &p.roles[0];
+        let field = |resource: &str, records: Records, unknown: &[&str]| Field {
+            resource: resource.into(),
+            records,
+            unknown: unknown.iter().map(|s| s.to_string()).collect(),
+        };
+        let project =
+            |fields: Vec<Field>| vec![op("railway", Action::Read, "project").with_fields(fields)];
+        let verdict = |ops: Vec<Operation>| {
+            let e = evaluate(&p, reader, &ops);
+            let (_, o) = e.strictest().unwrap();
+            (o.friction, o.rule.clone(), o.reason.clone())
+        };
+        // Nothing secret below the root: allowed.
+        let (f, _, _) = verdict(project(vec![
+            field("Project.name", Records::new(), &[]),
+            field(
+                "Environment.config",
+                recs("decryptVariables", &["false"]),
+                &[],
+            ),
+        ]));
+        assert_eq!(f, Friction::None);
+        // A nested field a guard names, by type or by path, whatever the case.
+        for resource in [
+            "Environment.variables",
+            "project.environments.edges.node.VARIABLES",
+        ] {
+            let (f, rule, reason) = verdict(project(vec![field(resource, Records::new(), &[])]));
+            assert_eq!(
+                (f, rule.as_str()),
+                (Friction::Deny, "guards[0]"),
+                "{resource}"
+            );
+            assert!(
+                reason.contains(&format!("denies read on `{resource}`")),
+                "{reason}"
+            );
+        }
+        // The argument condition: the flag set, or unknown, matches; absent or false not.
+        let cases: [(Records, &[&str], Friction); 5] = [
+            (recs("decryptVariables", &["true"]), &[], Friction::Deny),
+            (
+                recs("decryptVariables", &["false", "true"]),
+                &[],
+                Friction::Deny,
+            ),
+            (Records::new(), &["decryptVariables"], Friction::Deny),
+            (recs("decryptVariables", &["false"]), &[], Friction::None),
+            (Records::new(), &[], Friction::None),
+        ];
+        for (records, unknown, want) in cases {
+            for resource in ["Environment.config", "project.environments.config"] {
+                let (f, _, reason) =
+                    verdict(project(vec![field(resource, records.clone(), unknown)]));
+                assert_eq!(f, want, "{resource} {records:?} {unknown:?}: {reason}");
+                if want == Friction::Deny {
+                    assert_eq!(
+                        reason,
+                        format!("guard guards[1]: denies read on `{resource}` (decryptVariables) for every key")
+                    );
+                }
+            }
+        }
+        // On the root operation too.
+        let (f, _, _) = verdict(vec![op("railway", Action::Read, "Environment.config")
+            .with_unknown(vec!["decryptVariables".into()])]);
+        assert_eq!(f, Friction::Deny);
+        let (f, _, _) = verdict(vec![op("railway", Action::Read, "Environment.config")
+            .with_records(recs("decryptVariables", &["false"]))]);
+        assert_eq!(f, Friction::None);
+        // Nested fields are reads: a guard on another action does not see them, and a
+        // mutation's selection is read too.
+        let (f, _, _) = verdict(vec![op("railway", Action::Update, "variableUpsert")
+            .with_fields(vec![field("Variable.name", Records::new(), &[])])]);
+        assert_eq!(f, Friction::None);
+        let (f, rule, _) = verdict(vec![op("railway", Action::Update, "variableUpsert")
+            .with_fields(vec![field("Project.variables", Records::new(), &[])])]);
+        assert_eq!((f, rule.as_str()), (Friction::Deny, "guards[0]"));
+    }
+
+    #[test]
+    fn guard_arguments_are_validated() {
+        let bundle = BUNDLE.replace(
+            r#""actions": ["drop", "admin"], "effect": "approval""#,
+            r#""actions": ["drop", "admin"], "arguments": {"a": [], "b": [{"x": 1}], "c": [true, 1, "s"]}, "effect": "approval""#,
+        );
+        let e = compile_json(bundle.as_bytes(), &Secrets::Unchecked).unwrap_err();
+        let text = format!("{e:?}");
+        assert!(text.contains("guards[1].arguments.a"), "{text}");
+        assert!(text.contains("guards[1].arguments.b[0]"), "{text}");
+        assert!(!text.contains("arguments.c"), "{text}");
+        let bundle = BUNDLE.replace(
+            r#""actions": ["drop", "admin"], "effect": "approval""#,
+            r#""actions": ["drop", "admin"], "arguments": {}, "effect": "approval""#,
+        );
+        let e = compile_json(bundle.as_bytes(), &Secrets::Unchecked).unwrap_err();
+        assert!(format!("{e:?}").contains("guards[1].arguments"), "{e:?}");
     }
 }

@@ -217,8 +217,15 @@ pub fn explain(
                         .any(|p| crate::glob::Glob::new(p).matches(&s.name))
                 })
                 .map(|(k, g)| {
+                    // Argument conditions (GraphQL), e.g. `decryptVariables` true.
+                    let when = g.arguments.as_ref().map_or(String::new(), |a| {
+                        format!(
+                            " when arguments {}",
+                            serde_json::to_string(a).unwrap_or_default()
+                        )
+                    });
                     format!(
-                        "guards[{k}] {} {} on {}",
+                        "guards[{k}] {} {} on {}{when}",
                         match g.effect {
                             Friction::Deny => "denies",
                             Friction::Approval => "requires approval for",

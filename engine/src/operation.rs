@@ -3,6 +3,7 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// What an operation does. `destructive` (in bundles) is shorthand for
 /// `delete drop alter admin execute` plus any operation with `scope: all`.
@@ -110,6 +111,36 @@ pub struct Operation {
     /// instance's), set by the pipeline before evaluation.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub environments: Vec<String>,
+    /// Arguments whose value the decoder cannot know (a variable neither given nor
+    /// defaulted): a guard's `arguments` condition on them matches, fail closed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<String>,
+    /// GraphQL: every field selected below the root field (through fragments), each
+    /// once, sorted. Guards match them as reads; grants name root fields only.
+    /// Shared: decoded once, cloned with the operation (memo hits, verdicts) for free.
+    #[serde(skip_serializing_if = "no_fields", serialize_with = "fields_seq")]
+    pub fields: Arc<[Field]>,
+}
+
+fn no_fields(f: &Arc<[Field]>) -> bool {
+    f.is_empty()
+}
+
+fn fields_seq<S: serde::Serializer>(f: &Arc<[Field]>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(f.iter())
+}
+
+/// A field selected below a GraphQL root field: its resource (`Type.field` with a
+/// schema, else the dotted path of field names from the root, aliases ignored) and its
+/// arguments as records.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Field {
+    pub resource: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub records: Records,
+    /// Arguments whose value the decoder cannot know.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<String>,
 }
 
 impl Operation {
@@ -123,7 +154,19 @@ impl Operation {
             sets: Sets::new(),
             detail: String::new(),
             environments: Vec::new(),
+            unknown: Vec::new(),
+            fields: Arc::from(Vec::new()),
         }
+    }
+
+    pub fn with_unknown(mut self, unknown: Vec<String>) -> Self {
+        self.unknown = unknown;
+        self
+    }
+
+    pub fn with_fields(mut self, fields: Vec<Field>) -> Self {
+        self.fields = Arc::from(fields);
+        self
     }
 
     pub fn with_scope(mut self, scope: Scope) -> Self {

@@ -199,6 +199,8 @@ pub struct Guard {
     pub environments: Option<Vec<String>>,
     /// Approvers needed when `effect` is approval (1 or 2).
     pub approvals: u8,
+    /// Argument name -> values (as the decoder's records hold them) that make it match.
+    pub arguments: Option<Records>,
     pub rule: String,
 }
 
@@ -916,6 +918,32 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
             );
         }
         let approvals = approvals(&at, g.approvals, g.effect, &mut errs);
+        let arguments = g.arguments.as_ref().map(|args| {
+            if args.is_empty() {
+                errs.push(format!("{at}.arguments"), "must not be empty");
+            }
+            let mut out = Records::new();
+            for (name, values) in args {
+                let here = format!("{at}.arguments.{name}");
+                if name.is_empty() {
+                    errs.push(here.clone(), "empty argument name");
+                }
+                if values.is_empty() {
+                    errs.push(here.clone(), "must not be empty");
+                }
+                let mut strings = Vec::new();
+                for (j, v) in values.iter().enumerate() {
+                    match v {
+                        Value::String(s) => strings.push(s.clone()),
+                        Value::Bool(b) => strings.push(b.to_string()),
+                        Value::Number(n) => strings.push(n.to_string()),
+                        _ => errs.push(format!("{here}[{j}]"), "a string, number or boolean"),
+                    }
+                }
+                out.insert(name.clone(), strings);
+            }
+            out
+        });
         guards.push(Guard {
             services: services_globs,
             resources,
@@ -923,6 +951,7 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
             effect: g.effect,
             environments: env_names(&format!("{at}.environments"), &g.environments, &mut errs),
             approvals,
+            arguments,
             rule: at,
         });
     }
@@ -1009,6 +1038,17 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
     if !errs.0.is_empty() {
         return Err(BundleErrors(errs.0));
     }
+    // GraphQL fields below the root matter only to guards that can match a read: the
+    // decoder walks selection sets only for services such a guard names.
+    for s in &mut services {
+        if let Decoder::Graphql(d) = &mut s.decoder {
+            d.set_nested(guards.iter().any(|g| {
+                g.services.iter().any(|p| p.matches(&s.name))
+                    && g.actions
+                        .is_none_or(|a| a.contains(crate::operation::Action::Read))
+            }));
+        }
+    }
     // Services whose decoder failed to compile were reported above; indexes are stable
     // only when none failed, which holds here.
     Ok(Policy {
@@ -1083,6 +1123,43 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn graphql_walks_nested_fields_only_for_read_guards() {
+        let bundle = |guards: &str| {
+            format!(
+                r#"{{"bundle": "t", "version": 1, "environment": "production",
+                "services": [{{"name": "gql", "protocol": "graphql", "match": {{"path_prefix": "/g"}}}},
+                             {{"name": "other", "protocol": "graphql", "match": {{"path_prefix": "/o"}}}}],
+                "roles": [], "keys": [], "guards": [{guards}]}}"#
+            )
+        };
+        let walks = |guards: &str| -> Vec<bool> {
+            let p = compile_json(bundle(guards).as_bytes(), &Secrets::Unchecked).unwrap();
+            p.services
+                .iter()
+                .map(|s| match &s.decoder {
+                    Decoder::Graphql(d) => d.walks_nested(),
+                    _ => panic!("not graphql"),
+                })
+                .collect()
+        };
+        assert_eq!(walks(""), [false, false]);
+        assert_eq!(
+            walks(r#"{"services": ["*"], "actions": ["destructive"], "effect": "deny"}"#),
+            [false, false]
+        );
+        assert_eq!(
+            walks(
+                r#"{"services": ["gql"], "resources": ["*.variables"], "actions": ["read"], "effect": "deny"}"#
+            ),
+            [true, false]
+        );
+        assert_eq!(
+            walks(r#"{"services": ["*"], "resources": ["x"], "effect": "approval"}"#),
+            [true, true]
+        );
+    }
 
     const GOOD: &str = r#"{
       "bundle": "t", "version": 1, "environment": "production",

@@ -578,7 +578,7 @@ fn schema_validates_root_fields() {
         decoder(json!({"schema": {"introspection": intro}})),
     ] {
         assert_eq!(
-            post(&d, &json!({"query": "{ me { id } __typename }"})).unwrap(),
+            post(&d, &json!({"query": "{ me __typename }"})).unwrap(),
             ["read me", "read __typename"]
         );
         assert_eq!(
@@ -779,4 +779,180 @@ fn fragment_cycle_reason_is_deterministic() {
         let err = doc(query).unwrap_err();
         assert!(err.contains("fragment `A` spreads itself"), "{err}");
     }
+}
+
+/// Nested fields of each operation: `resource k=v|v ?unknown`, in the decoder's order.
+fn nested(d: &GraphqlDecoder, body: &Value) -> Result<Vec<Vec<String>>, String> {
+    let head = RequestHead::from_headers(vec![
+        (":method".to_string(), b"POST".to_vec()),
+        (":path".to_string(), b"/graphql".to_vec()),
+        ("content-type".to_string(), b"application/json".to_vec()),
+    ])
+    .unwrap();
+    let target = Target::parse("/graphql").unwrap();
+    let ops = d
+        .decode("api", &head, &target, body.to_string().as_bytes())
+        .map_err(|e| e.0)?;
+    Ok(ops
+        .iter()
+        .map(|o| {
+            o.fields
+                .iter()
+                .map(|f| {
+                    let mut s = f.resource.clone();
+                    for (k, v) in &f.records {
+                        s.push_str(&format!(" {k}={}", v.join("|")));
+                    }
+                    for u in &f.unknown {
+                        s.push_str(&format!(" ?{u}"));
+                    }
+                    s
+                })
+                .collect()
+        })
+        .collect())
+}
+
+const NESTED_SDL: &str = r#"
+type Query { project(id: String!): Project, node(id: ID!): Node }
+interface Node { id: ID! }
+type Project implements Node { id: ID!, name: String, environments: [Environment!]! }
+type Environment implements Node {
+  id: ID!
+  name: String
+  config(decryptVariables: Boolean): String
+  variables: [Variable!]
+}
+type Variable { name: String }
+"#;
+
+const SECRET_QUERY: &str = r#"query Q($d: Boolean, $e: Boolean) {
+  project(id: "p-1") {
+    name
+    envs: environments {
+      __typename
+      ...Env
+      ... on Environment { config(decryptVariables: $d) }
+    }
+  }
+  other: project(id: "p-2") { environments { config(decryptVariables: $e) } }
+}
+fragment Env on Environment { id cfg: config(decryptVariables: true) variables { name } }"#;
+
+#[test]
+fn nested_fields_without_schema_are_paths() {
+    let d = decoder(json!({}));
+    let got = nested(
+        &d,
+        &json!({"query": SECRET_QUERY, "variables": {"d": false}}),
+    )
+    .unwrap();
+    assert_eq!(
+        got,
+        vec![
+            vec![
+                "project.environments",
+                "project.environments.config decryptVariables=false",
+                "project.environments.config decryptVariables=true",
+                "project.environments.id",
+                "project.environments.variables",
+                "project.environments.variables.name",
+                "project.name",
+            ],
+            // `$e` is neither given nor defaulted: unknown.
+            vec![
+                "project.environments",
+                "project.environments.config ?decryptVariables",
+            ],
+        ]
+    );
+}
+
+#[test]
+fn nested_fields_with_schema_are_type_fields() {
+    let d = decoder(json!({"schema": {"sdl": NESTED_SDL}}));
+    let got = nested(
+        &d,
+        &json!({"query": SECRET_QUERY, "variables": {"d": false, "e": true}}),
+    )
+    .unwrap();
+    assert_eq!(
+        got,
+        vec![
+            vec![
+                "Environment.config decryptVariables=false",
+                "Environment.config decryptVariables=true",
+                "Environment.id",
+                "Environment.variables",
+                "Project.environments",
+                "Project.name",
+                "Variable.name",
+            ],
+            vec![
+                "Environment.config decryptVariables=true",
+                "Project.environments",
+            ],
+        ]
+    );
+    // An inline fragment's type condition types the fields below an interface.
+    let got = nested(
+        &d,
+        &json!({"query": "query($v: Boolean = true) { node(id: \"e\") { id ... on Environment { config(decryptVariables: $v) } } }"}),
+    )
+    .unwrap();
+    assert_eq!(
+        got,
+        vec![vec!["Environment.config decryptVariables=true", "Node.id"]]
+    );
+    // A field the type does not have is refused (fail closed), as is a meta field below
+    // the root.
+    let e = nested(
+        &d,
+        &json!({"query": "{ node(id: \"e\") { config(decryptVariables: true) } }"}),
+    )
+    .unwrap_err();
+    assert!(e.contains("`config` is not a field of `Node`"), "{e}");
+    let e = nested(
+        &d,
+        &json!({"query": "{ project(id: \"p\") { __schema { types { name } } } }"}),
+    )
+    .unwrap_err();
+    assert!(e.contains("`__schema` below the root"), "{e}");
+}
+
+#[test]
+fn nested_fields_arguments_and_inputs() {
+    let d = decoder(json!({}));
+    let got = nested(
+        &d,
+        &json!({"query": "query($i: In) { a { b(x: 1, y: [\"u\", \"v\"], o: {p: $i, q: ENUM}) { c } } }"}),
+    )
+    .unwrap();
+    assert_eq!(got, vec![vec!["a.b o.q=ENUM x=1 y=u|v ?o.p", "a.b.c"]]);
+    let got = nested(
+        &d,
+        &json!({"query": "query($i: In) { a { b(o: $i) } }", "variables": {"i": {"p": true}}}),
+    )
+    .unwrap();
+    assert_eq!(got, vec![vec!["a.b o.p=true"]]);
+    // An argument given twice below the root is refused, as at the root.
+    let e = nested(&d, &json!({"query": "{ a { b(x: 1, x: 2) } }"})).unwrap_err();
+    assert!(e.contains("given twice"), "{e}");
+}
+
+#[test]
+fn nested_walk_is_bounded() {
+    // Fragments that spread the one below twice: 2^n selections once expanded.
+    let mut q = String::from("{ a { ...F0 } }\nfragment F0 on T { x y }\n");
+    for i in 1..20 {
+        q.push_str(&format!(
+            "fragment F{i} on T {{ b {{ ...F{} }} c {{ ...F{} }} }}\n",
+            i - 1,
+            i - 1
+        ));
+    }
+    q = q.replace("{ a { ...F0 } }", "{ a { ...F19 } }");
+    let d = decoder(json!({"max_depth": 100}));
+    let e = nested(&d, &json!({ "query": q })).unwrap_err();
+    assert!(e.contains("selections once fragments are expanded"), "{e}");
 }

@@ -279,6 +279,38 @@ def test_domains_key_manages_domains(gql_gateway, pg):
     assert r.status == 403, r
 
 
+# Issue 18, class 1: a granted root field (`project`) reaches an environment's decrypted
+# variables below it. Guards match nested fields (railway.json names them by type and by
+# path): the request is refused and the secrets never leave the upstream.
+SECRET_QUERIES = [
+    "{ project(id: \"proj-1\") { name environments { name variables } } }",
+    "{ project(id: \"proj-1\") { environments { config(decryptVariables: true) } } }",
+    "query Q($d: Boolean) { project(id: \"proj-1\") { ...P } } fragment P on Project { environments { ... on Environment { config(decryptVariables: $d) } } }",
+]
+
+
+@pytest.mark.parametrize("key", ["domains", "readonly", "operator"])
+@pytest.mark.parametrize("query", SECRET_QUERIES)
+def test_secrets_below_a_granted_root_never_leave_the_upstream(gql_gateway, gql_upstream, key, query):
+    k = {"domains": DOMAINS, "readonly": READONLY, "operator": OPERATOR}[key]
+    r = post(gql_gateway, k, {"query": query})
+    assert r.status == 403, r
+    assert r.json()["rule"].startswith("guards["), r
+    assert "s3cret" not in r.body.decode()
+    assert gql_upstream.seen() == []
+
+
+def test_a_granted_root_without_secrets_still_answers(gql_gateway, gql_upstream):
+    r = post(gql_gateway, DOMAINS, {"query": "{ project(id: \"proj-1\") { name environments { id name "
+                                             "config(decryptVariables: false) } } }"})
+    assert r.status == 200, r
+    envs = r.json()["data"]["project"]["environments"]
+    assert [e["id"] for e in envs] == ["env-prod", "env-staging"]
+    assert all("s3cret" not in e["config"] and "*****" in e["config"] for e in envs)
+    # The same query without the gateway shows what was at stake.
+    assert len(gql_upstream.seen()) == 1
+
+
 CLI_CORPUS = [
     ("domains", {"query": VOLUME_DELETE_TEXT, "variables": {"id": "vol-prod-1"}}),
     ("domains", {"query": CREATE, "variables": {"input": DOMAIN_INPUT}}),

@@ -59,10 +59,10 @@ def sql(query, params=None):
         return cur.fetchall() if cur.description else cur.rowcount
 
 
-@strawberry.type
-class Project:
-    id: str
-    name: str
+def secrets(environment_id):
+    """An environment's variables, as Railway returns them (the values are secrets)."""
+    return {"DATABASE_URL": f"postgres://app:s3cret-{environment_id}@db.internal/app",
+            "STRIPE_KEY": f"sk_live_{environment_id}"}
 
 
 @strawberry.type
@@ -70,6 +70,29 @@ class Environment:
     id: str
     name: str
     projectId: str
+
+    @strawberry.field
+    def variables(self) -> str:
+        # Railway: decrypted variable values under a field any project read reaches.
+        return json.dumps(secrets(self.id))
+
+    @strawberry.field
+    def config(self, decryptVariables: Optional[bool] = None) -> str:
+        values = secrets(self.id)
+        if not decryptVariables:
+            values = {k: "*****" for k in values}
+        return json.dumps({"variables": values})
+
+
+@strawberry.type
+class Project:
+    id: str
+    name: str
+
+    @strawberry.field
+    def environments(self) -> List[Environment]:
+        rows = sql("SELECT id, name, project_id FROM railway.environments WHERE project_id = %s ORDER BY id", (self.id,))
+        return [Environment(id=i, name=n, projectId=p) for i, n, p in rows]
 
 
 @strawberry.type

@@ -13,10 +13,10 @@ use crate::bundle::{BundleError, GraphqlConfig, GraphqlSchema};
 use crate::digest::{hex, sha256};
 use crate::glob::Glob;
 use crate::json::parse_strict;
-use crate::operation::{Action, Operation, Records};
+use crate::operation::{Action, Field, Operation, Records};
 use crate::request::{content_type, undecodable, DecodeError, RequestHead, Target};
 use apollo_parser::cst::{self, CstNode};
-use apollo_parser::Parser;
+use apollo_parser::{Parser, SyntaxKind};
 use hashbrown::{HashMap, HashSet};
 use serde_json::{Map, Value as Json};
 
@@ -60,12 +60,18 @@ impl OpKind {
     }
 }
 
-/// Root field names per operation type, from the service's schema.
+/// Root field names per operation type, from the service's schema, and the field types
+/// of its object and interface types (to name nested fields `Type.field`).
 #[derive(Debug, Clone, Default)]
 pub struct RootFields {
     query: HashSet<String>,
     mutation: HashSet<String>,
     subscription: HashSet<String>,
+    /// Root type names: query, mutation, subscription.
+    root_types: [String; 3],
+    /// Object or interface type -> field -> the named type it returns (lists and
+    /// non-null unwrapped).
+    types: HashMap<String, HashMap<String, String>>,
 }
 
 impl RootFields {
@@ -81,6 +87,20 @@ impl RootFields {
             sorted(&self.mutation),
             sorted(&self.subscription),
         ]
+    }
+
+    fn root_type(&self, kind: OpKind) -> &str {
+        let [q, m, s] = &self.root_types;
+        match kind {
+            OpKind::Query => q,
+            OpKind::Mutation => m,
+            OpKind::Subscription => s,
+        }
+    }
+
+    /// The named type `field` of type `ty` returns, when the schema defines it.
+    pub fn field_type(&self, ty: &str, field: &str) -> Option<&str> {
+        self.types.get(ty)?.get(field).map(String::as_str)
     }
 
     fn of(&self, kind: OpKind) -> &HashSet<String> {
@@ -134,15 +154,36 @@ impl RootFields {
             }
         }
         let mut out = RootFields::default();
+        for (slot, (name, _)) in out.root_types.iter_mut().zip(&names) {
+            slot.clone_from(name);
+        }
         for def in doc.definitions() {
             let (name, fields) = match &def {
                 cst::Definition::ObjectTypeDefinition(o) => (o.name(), o.fields_definition()),
                 cst::Definition::ObjectTypeExtension(o) => (o.name(), o.fields_definition()),
+                cst::Definition::InterfaceTypeDefinition(o) => (o.name(), o.fields_definition()),
+                cst::Definition::InterfaceTypeExtension(o) => (o.name(), o.fields_definition()),
                 _ => continue,
             };
             let Some(name) = name.and_then(|n| text(&n)) else {
                 continue;
             };
+            let types = out.types.entry(name.clone()).or_default();
+            for f in fields.iter().flat_map(|f| f.field_definitions()) {
+                if let (Some(field), Some(ty)) = (
+                    f.name().and_then(|n| text(&n)),
+                    f.ty().and_then(sdl_named_type),
+                ) {
+                    types.insert(field, ty);
+                }
+            }
+            if matches!(
+                def,
+                cst::Definition::InterfaceTypeDefinition(_)
+                    | cst::Definition::InterfaceTypeExtension(_)
+            ) {
+                continue;
+            }
             for (_, kind) in names.iter().filter(|(n, _)| *n == name) {
                 for f in fields.iter().flat_map(|f| f.field_definitions()) {
                     if let Some(field) = f.name().and_then(|n| text(&n)) {
@@ -168,17 +209,40 @@ impl RootFields {
             .and_then(Json::as_array)
             .ok_or("`__schema.types` is not an array")?;
         let mut out = RootFields::default();
-        for (slot, kind) in [
+        for t in types {
+            let (Some(name), Some(fields)) = (
+                t.get("name").and_then(Json::as_str),
+                t.get("fields").and_then(Json::as_array),
+            ) else {
+                continue;
+            };
+            let map = out.types.entry(name.to_string()).or_default();
+            for f in fields {
+                if let (Some(field), Some(ty)) = (
+                    f.get("name").and_then(Json::as_str),
+                    f.get("type").and_then(introspection_named_type),
+                ) {
+                    map.insert(field.to_string(), ty.to_string());
+                }
+            }
+        }
+        for (i, (slot, kind)) in [
             ("queryType", OpKind::Query),
             ("mutationType", OpKind::Mutation),
             ("subscriptionType", OpKind::Subscription),
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let Some(root) = schema
                 .pointer(&format!("/{slot}/name"))
                 .and_then(Json::as_str)
             else {
                 continue;
             };
+            if let Some(r) = out.root_types.get_mut(i) {
+                *r = root.to_string();
+            }
             let ty = types
                 .iter()
                 .find(|t| t.get("name").and_then(Json::as_str) == Some(root))
@@ -209,6 +273,34 @@ impl RootFields {
     }
 }
 
+/// The named type of an SDL type reference (`[Foo!]!` -> `Foo`).
+fn sdl_named_type(t: cst::Type) -> Option<String> {
+    match t {
+        cst::Type::NamedType(n) => n.name().and_then(|n| text(&n)),
+        cst::Type::ListType(l) => l.ty().and_then(sdl_named_type),
+        cst::Type::NonNullType(n) => match n.named_type() {
+            Some(named) => named.name().and_then(|n| text(&n)),
+            None => n.list_type().and_then(|l| l.ty()).and_then(sdl_named_type),
+        },
+    }
+}
+
+/// The named type of an introspection type reference (`ofType` unwrapped), bounded.
+fn introspection_named_type(t: &Json) -> Option<&str> {
+    let mut t = t;
+    for _ in 0..16 {
+        match t.get("ofType") {
+            Some(inner) if !inner.is_null() => t = inner,
+            _ => return t.get("name").and_then(Json::as_str),
+        }
+    }
+    None
+}
+
+/// Selections the nested-field walk visits in one document at most (fragments spread
+/// in many places multiply them); a document over it is refused.
+const MAX_SELECTION_VISITS: usize = 16 * 1024;
+
 #[derive(Debug, Clone)]
 struct Limits {
     document_bytes: usize,
@@ -226,8 +318,13 @@ pub struct GraphqlDecoder {
     exact: HashMap<String, Action>,
     patterns: Vec<(Glob, Action)>,
     persisted: HashMap<String, String>,
-    schema: Option<RootFields>,
+    /// Boxed: the schema's types are large, and most services have none.
+    schema: Option<Box<RootFields>>,
     limits: Limits,
+    /// Whether to walk below root fields (`Operation::fields`): only when some guard
+    /// can match a read on the service (`policy::compile` sets it); nothing else looks
+    /// at nested fields.
+    nested: bool,
     /// Requests already decoded by this VM (see `memo.rs`).
     memo: Memo<Vec<Operation>>,
 }
@@ -292,13 +389,15 @@ impl GraphqlDecoder {
                 introspection: None,
             }) => RootFields::from_sdl(sdl)
                 .map_err(|e| err(format!("{at}.schema.sdl"), e))
-                .ok(),
+                .ok()
+                .map(Box::new),
             Some(GraphqlSchema {
                 sdl: None,
                 introspection: Some(json),
             }) => RootFields::from_introspection(json)
                 .map_err(|e| err(format!("{at}.schema.introspection"), e))
-                .ok(),
+                .ok()
+                .map(Box::new),
             Some(_) => {
                 err(
                     format!("{at}.schema"),
@@ -347,13 +446,24 @@ impl GraphqlDecoder {
             persisted,
             schema,
             limits,
+            nested: true,
             memo: Memo::new(),
         })
     }
 
+    /// Walk below root fields or not (see `nested`).
+    pub fn set_nested(&mut self, nested: bool) {
+        self.nested = nested;
+    }
+
+    /// Whether the decoder walks below root fields.
+    pub fn walks_nested(&self) -> bool {
+        self.nested
+    }
+
     /// The schema's root fields, when the service has one.
     pub fn schema(&self) -> Option<&RootFields> {
-        self.schema.as_ref()
+        self.schema.as_deref()
     }
 
     /// Every root field of every operation of every request in the HTTP request.
@@ -646,6 +756,12 @@ impl GraphqlDecoder {
             walk.fragment_depth(name)?;
         }
         let mut out = Vec::new();
+        let mut nested = Nested {
+            schema: self.schema.as_deref(),
+            fragments: &fragments,
+            visits: 0,
+            spreading: Vec::new(),
+        };
         for op in &operations {
             let kind = op.operation_type().map_or(OpKind::Query, |t| op_kind(&t));
             if kind == OpKind::Mutation && r.over_get {
@@ -673,7 +789,14 @@ impl GraphqlDecoder {
                         self.limits.root_fields
                     ));
                 }
-                out.push(self.field_operation(service, kind, &op_name, &field, &vars)?);
+                out.push(self.field_operation(
+                    service,
+                    kind,
+                    &op_name,
+                    &field,
+                    &vars,
+                    &mut nested,
+                )?);
             }
         }
         if walk.aliases > self.limits.aliases {
@@ -728,6 +851,7 @@ impl GraphqlDecoder {
         op_name: &str,
         field: &cst::Field,
         vars: &Variables,
+        nested: &mut Nested,
     ) -> Result<Operation, DecodeError> {
         let name = required(field.name(), "field name")?;
         let meta = name.starts_with("__");
@@ -743,21 +867,31 @@ impl GraphqlDecoder {
             OpKind::Mutation if !meta => self.mutation_action(&name),
             _ => Action::Read,
         };
-        let mut records = Records::new();
-        let mut seen = HashSet::new();
-        for arg in field.arguments().iter().flat_map(|a| a.arguments()) {
-            let arg_name = required(arg.name(), "argument name")?;
-            if !seen.insert(arg_name.clone()) {
-                return undecodable(format!("argument `{arg_name}` of `{name}` is given twice"));
+        let (records, unknown) = arguments(field.arguments(), &name, vars)?;
+        // Everything selected below the root field, as `Type.field` (with a schema) or
+        // its path of names.
+        let mut fields = Vec::new();
+        if let Some(set) = field.selection_set().filter(|_| self.nested) {
+            let ty = match &self.schema {
+                Some(schema) if !meta => {
+                    let root = schema.root_type(kind);
+                    match schema.field_type(root, &name) {
+                        Some(t) => Some(t.to_string()),
+                        None => {
+                            return undecodable(format!(
+                                "the type of root field `{name}` is not in the service's schema"
+                            ))
+                        }
+                    }
+                }
+                _ => None,
+            };
+            if !meta {
+                nested.collect(&set, ty.as_deref(), &name, vars, &mut fields)?;
             }
-            let value = required_node(arg.value(), "argument value")?;
-            vars.record(&arg_name, &value, &mut records)?;
+            fields.sort();
+            fields.dedup();
         }
-        records.retain(|_, values| {
-            values.sort();
-            values.dedup();
-            !values.is_empty()
-        });
         let mut detail = format!("{} {op_name}", kind.as_str());
         if let Some(alias) = field.alias().and_then(|a| a.name()) {
             detail.push_str(&format!(" (alias `{}`)", required(Some(alias), "alias")?));
@@ -771,12 +905,14 @@ impl GraphqlDecoder {
         };
         Ok(Operation::new(service, action, resource)
             .with_records(records)
+            .with_unknown(unknown)
+            .with_fields(fields)
             .with_detail(detail))
     }
 
     /// The service's schema, when one was given.
     pub fn root_fields(&self) -> Option<&RootFields> {
-        self.schema.as_ref()
+        self.schema.as_deref()
     }
 
     /// The action of a mutation: the bundle's exact names, then its patterns in order,
@@ -973,6 +1109,161 @@ fn root_fields(
     Ok(())
 }
 
+/// A field's arguments as records (values sorted, deduplicated), and the names of the
+/// arguments whose value cannot be known (a variable neither given nor defaulted).
+fn arguments(
+    args: Option<cst::Arguments>,
+    name: &str,
+    vars: &Variables,
+) -> Result<(Records, Vec<String>), DecodeError> {
+    let mut records = Records::new();
+    let mut unknown = Vec::new();
+    let Some(args) = args else {
+        return Ok((records, unknown));
+    };
+    let mut seen = HashSet::new();
+    for arg in args.arguments() {
+        let arg_name = required(arg.name(), "argument name")?;
+        if !seen.insert(arg_name.clone()) {
+            return undecodable(format!("argument `{arg_name}` of `{name}` is given twice"));
+        }
+        let value = required_node(arg.value(), "argument value")?;
+        vars.record(&arg_name, &value, &mut records)?;
+        vars.unknown(&arg_name, &value, &mut unknown);
+    }
+    records.retain(|_, values| {
+        values.sort();
+        values.dedup();
+        !values.is_empty()
+    });
+    unknown.sort();
+    unknown.dedup();
+    Ok((records, unknown))
+}
+
+/// The walk below root fields: every selected field, through named and inline
+/// fragments, typed by the schema when there is one.
+struct Nested<'a> {
+    schema: Option<&'a RootFields>,
+    fragments: &'a HashMap<String, cst::FragmentDefinition>,
+    visits: usize,
+    /// Fragments being expanded (a cycle is refused; `Walk` refuses them first).
+    spreading: Vec<String>,
+}
+
+impl Nested<'_> {
+    /// Adds the fields of `set`, selected on type `ty` (with a schema) at `path`.
+    fn collect(
+        &mut self,
+        set: &cst::SelectionSet,
+        ty: Option<&str>,
+        path: &str,
+        vars: &Variables,
+        out: &mut Vec<Field>,
+    ) -> Result<(), DecodeError> {
+        for sel in set.selections() {
+            self.visits += 1;
+            if self.visits > MAX_SELECTION_VISITS {
+                return undecodable(format!(
+                    "more than {MAX_SELECTION_VISITS} selections once fragments are expanded"
+                ));
+            }
+            match sel {
+                cst::Selection::Field(f) => {
+                    // One pass over the field's children (each accessor would walk them
+                    // again); the name's token borrowed, not copied.
+                    let (mut token, mut args, mut sub) = (None, None, None);
+                    for child in f.syntax().children() {
+                        match child.kind() {
+                            SyntaxKind::NAME => token = child.first_token(),
+                            SyntaxKind::ARGUMENTS => args = cst::Arguments::cast(child),
+                            SyntaxKind::SELECTION_SET => sub = cst::SelectionSet::cast(child),
+                            _ => {}
+                        }
+                    }
+                    let Some(token) = token else {
+                        return undecodable("GraphQL field name missing");
+                    };
+                    let name = token.text();
+                    if name == "__typename" {
+                        continue;
+                    }
+                    if name.starts_with("__") {
+                        return undecodable(format!("`{name}` below the root (at `{path}`)"));
+                    }
+                    let child_path = format!("{path}.{name}");
+                    let (resource, child_ty) = match (self.schema, ty) {
+                        (None, _) => (None, None),
+                        (Some(schema), Some(t)) => match schema.field_type(t, name) {
+                            Some(ct) => (Some(format!("{t}.{name}")), Some(ct)),
+                            None => {
+                                return undecodable(format!(
+                                    "`{name}` is not a field of `{t}` in the service's schema (at `{path}`)"
+                                ))
+                            }
+                        },
+                        (Some(_), None) => {
+                            return undecodable(format!(
+                                "the type of `{path}` is not in the service's schema"
+                            ))
+                        }
+                    };
+                    let (records, unknown) = arguments(args, name, vars)?;
+                    if let Some(s) = sub {
+                        self.collect(&s, child_ty, &child_path, vars, out)?;
+                    }
+                    out.push(Field {
+                        resource: resource.unwrap_or(child_path),
+                        records,
+                        unknown,
+                    });
+                }
+                cst::Selection::InlineFragment(i) => {
+                    let s = required_node(i.selection_set(), "inline fragment selection set")?;
+                    let cond = type_condition(i.type_condition())?;
+                    let ty = if self.schema.is_some() {
+                        cond.as_deref().or(ty)
+                    } else {
+                        ty
+                    };
+                    self.collect(&s, ty, path, vars, out)?;
+                }
+                cst::Selection::FragmentSpread(s) => {
+                    let name = required(s.fragment_name().and_then(|n| n.name()), "spread name")?;
+                    let Some(def) = self.fragments.get(&name) else {
+                        return undecodable(format!("fragment `{name}` is not defined"));
+                    };
+                    if self.spreading.contains(&name) {
+                        return undecodable(format!("fragment `{name}` spreads itself (cycle)"));
+                    }
+                    let set = required_node(def.selection_set(), "fragment selection set")?;
+                    let cond = type_condition(def.type_condition())?;
+                    let ty = if self.schema.is_some() {
+                        cond.as_deref().or(ty)
+                    } else {
+                        ty
+                    };
+                    self.spreading.push(name);
+                    let r = self.collect(&set, ty, path, vars, out);
+                    self.spreading.pop();
+                    r?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn type_condition(c: Option<cst::TypeCondition>) -> Result<Option<String>, DecodeError> {
+    match c {
+        None => Ok(None),
+        Some(c) => Ok(Some(required(
+            c.named_type().and_then(|n| n.name()),
+            "type condition",
+        )?)),
+    }
+}
+
 /// An operation's variables: the request's values, else the definitions' defaults.
 struct Variables<'a> {
     given: &'a Map<String, Json>,
@@ -997,6 +1288,40 @@ impl<'a> Variables<'a> {
             }
         }
         Ok(Variables { given, defaults })
+    }
+
+    /// Adds the keys (nested input fields as `arg.field`) whose value is a variable
+    /// neither given nor defaulted.
+    fn unknown(&self, key: &str, v: &cst::Value, out: &mut Vec<String>) {
+        match v {
+            cst::Value::Variable(var) => {
+                let Some(name) = var.name().and_then(|n| text(&n)) else {
+                    out.push(key.to_string());
+                    return;
+                };
+                match (self.given.get(&name), self.defaults.get(&name)) {
+                    (Some(_), _) => {}
+                    (None, Some(Some(d))) => self.unknown(key, d, out),
+                    (None, _) => out.push(key.to_string()),
+                }
+            }
+            cst::Value::ListValue(l) => {
+                for item in l.values() {
+                    self.unknown(key, &item, out);
+                }
+            }
+            cst::Value::ObjectValue(o) => {
+                for field in o.object_fields() {
+                    match (field.name().and_then(|n| text(&n)), field.value()) {
+                        (Some(name), Some(value)) => {
+                            self.unknown(&format!("{key}.{name}"), &value, out)
+                        }
+                        _ => out.push(key.to_string()),
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Adds the scalar values of an argument (nested input fields as `arg.field`).
