@@ -1128,8 +1128,7 @@ fn arguments(
             return undecodable(format!("argument `{arg_name}` of `{name}` is given twice"));
         }
         let value = required_node(arg.value(), "argument value")?;
-        vars.record(&arg_name, &value, &mut records)?;
-        vars.unknown(&arg_name, &value, &mut unknown);
+        vars.record(&arg_name, &value, &mut records, &mut unknown)?;
     }
     records.retain(|_, values| {
         values.sort();
@@ -1290,42 +1289,16 @@ impl<'a> Variables<'a> {
         Ok(Variables { given, defaults })
     }
 
-    /// Adds the keys (nested input fields as `arg.field`) whose value is a variable
-    /// neither given nor defaulted.
-    fn unknown(&self, key: &str, v: &cst::Value, out: &mut Vec<String>) {
-        match v {
-            cst::Value::Variable(var) => {
-                let Some(name) = var.name().and_then(|n| text(&n)) else {
-                    out.push(key.to_string());
-                    return;
-                };
-                match (self.given.get(&name), self.defaults.get(&name)) {
-                    (Some(_), _) => {}
-                    (None, Some(Some(d))) => self.unknown(key, d, out),
-                    (None, _) => out.push(key.to_string()),
-                }
-            }
-            cst::Value::ListValue(l) => {
-                for item in l.values() {
-                    self.unknown(key, &item, out);
-                }
-            }
-            cst::Value::ObjectValue(o) => {
-                for field in o.object_fields() {
-                    match (field.name().and_then(|n| text(&n)), field.value()) {
-                        (Some(name), Some(value)) => {
-                            self.unknown(&format!("{key}.{name}"), &value, out)
-                        }
-                        _ => out.push(key.to_string()),
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// Adds the scalar values of an argument (nested input fields as `arg.field`).
-    fn record(&self, key: &str, v: &cst::Value, out: &mut Records) -> Result<(), DecodeError> {
+    /// Adds the scalar values of an argument (nested input fields as `arg.field`) to
+    /// `out`, and to `unknown` the keys whose value is a variable neither given nor
+    /// defaulted.
+    fn record(
+        &self,
+        key: &str,
+        v: &cst::Value,
+        out: &mut Records,
+        unknown: &mut Vec<String>,
+    ) -> Result<(), DecodeError> {
         let mut push = |s: String| out.entry(key.to_string()).or_default().push(s);
         match v {
             cst::Value::Variable(var) => {
@@ -1337,9 +1310,10 @@ impl<'a> Variables<'a> {
                 };
                 match (self.given.get(&name), default) {
                     (Some(json), _) => record_json(key, json, out),
-                    (None, Some(d)) => self.record(key, d, out)?,
-                    // Not given, no default: proves nothing (a records grant will not match).
-                    (None, None) => {}
+                    (None, Some(d)) => self.record(key, d, out, unknown)?,
+                    // Not given, no default: proves nothing (a records grant will not match),
+                    // and its value is unknown (an argument guard matches it).
+                    (None, None) => unknown.push(key.to_string()),
                 }
             }
             cst::Value::StringValue(s) => push(String::from(s)),
@@ -1350,7 +1324,7 @@ impl<'a> Variables<'a> {
             cst::Value::NullValue(_) => {}
             cst::Value::ListValue(l) => {
                 for item in l.values() {
-                    self.record(key, &item, out)?;
+                    self.record(key, &item, out, unknown)?;
                 }
             }
             cst::Value::ObjectValue(o) => {
@@ -1361,7 +1335,7 @@ impl<'a> Variables<'a> {
                         return undecodable(format!("input field `{key}.{name}` is given twice"));
                     }
                     let value = required_node(field.value(), "input field value")?;
-                    self.record(&format!("{key}.{name}"), &value, out)?;
+                    self.record(&format!("{key}.{name}"), &value, out, unknown)?;
                 }
             }
         }
