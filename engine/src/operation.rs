@@ -83,6 +83,22 @@ pub enum Scope {
 /// Record keys a decoder proved: column/argument name -> the only values it can touch.
 pub type Records = BTreeMap<String, Vec<String>>;
 
+/// Whether proven records bound the rows an operation touches: some key has values
+/// (`scope: some` needs it; a range or pattern proves none).
+pub fn proves_rows(records: &Records) -> bool {
+    records.values().any(|v| !v.is_empty())
+}
+
+/// The scope of an upsert's update: the rows hit are those whose conflict keys equal a
+/// proposed row's, so it is bounded only when every conflict key's values were read.
+pub fn upsert_scope(keys: &[String], records: &Records) -> Scope {
+    if !keys.is_empty() && keys.iter().all(|k| records.contains_key(k)) {
+        Scope::Some
+    } else {
+        Scope::All
+    }
+}
+
 /// The post-image of a write: each column (or field) it assigns -> the values it can
 /// assign (`Some`: literals the decoder read) or `None` (a value the decoder cannot know:
 /// another column, a subquery, a function, `DEFAULT`). A grant with `records` on a

@@ -44,7 +44,7 @@ impl Expr {
     /// not all prove the same column select an unknown share of the rows, possibly all of
     /// them: `scope: all`, never `some`.
     pub fn bounded(&self) -> bool {
-        self.records().values().any(|v| !v.is_empty())
+        crate::operation::proves_rows(&self.records())
     }
 
     /// Record keys the filter proves: `col = v` and `col IN (…)` in a conjunction

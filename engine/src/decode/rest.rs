@@ -7,7 +7,7 @@
 use super::expr::{Cmp, Expr};
 use crate::bundle::{BundleError, RestConfig, RestStyle};
 use crate::json::parse_strict;
-use crate::operation::{Action, Operation, Records, Scope, Sets};
+use crate::operation::{upsert_scope, Action, Operation, Records, Scope, Sets};
 use crate::request::{
     config_segments, content_type, undecodable, DecodeError, HeaderValue, RequestHead, Target,
 };
@@ -1025,13 +1025,7 @@ fn postgrest(
                                     .filter(|(k, _)| keys.contains(k))
                                     .collect();
                                 // Bounded only by keys read from every row.
-                                let scope = if !keys.is_empty()
-                                    && keys.iter().all(|k| records.contains_key(k))
-                                {
-                                    Scope::Some
-                                } else {
-                                    Scope::All
-                                };
+                                let scope = upsert_scope(&keys, &records);
                                 v.push(
                                     update
                                         .with_scope(scope)

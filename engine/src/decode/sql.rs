@@ -39,7 +39,9 @@ use super::memo::{self, Memo};
 use super::sql_fast;
 use crate::bundle::{BundleError, SqlConfig, SqlDialectName};
 use crate::json::parse_strict;
-use crate::operation::{Action, Operation, Records, Scope, Sets, NO_RELATION};
+use crate::operation::{
+    proves_rows, upsert_scope, Action, Operation, Records, Scope, Sets, NO_RELATION,
+};
 use crate::request::{content_type, undecodable, DecodeError, HeaderValue, RequestHead, Target};
 use hashbrown::HashSet;
 use serde_json::Value as Json;
@@ -116,10 +118,6 @@ const SAFE_FUNCTIONS: &[&str] = &[
     "to_hex",
     "string_to_array",
     "array_to_string",
-    "instr",
-    "ifnull",
-    "iif",
-    "group_concat",
     // numbers
     "abs",
     "ceil",
@@ -184,16 +182,7 @@ const SAFE_FUNCTIONS: &[&str] = &[
     "justify_days",
     "justify_hours",
     "justify_interval",
-    "to_days",
     "date",
-    "datetime",
-    "strftime",
-    "julianday",
-    "unixepoch",
-    "date_format",
-    "date_add",
-    "date_sub",
-    "datediff",
     // aggregates and windows
     "count",
     "sum",
@@ -261,9 +250,7 @@ const SAFE_FUNCTIONS: &[&str] = &[
     "jsonb_each",
     "jsonb_path_query",
     "jsonb_path_exists",
-    "json_extract",
     "json_object",
-    "json_array",
     "array_length",
     "array_upper",
     "array_lower",
@@ -278,7 +265,6 @@ const SAFE_FUNCTIONS: &[&str] = &[
     "generate_subscripts",
     // misc pure
     "gen_random_uuid",
-    "uuid_generate_v4",
     "num_nulls",
     "num_nonnulls",
     "version",
@@ -337,7 +323,6 @@ const SAFE_FUNCTIONS: &[&str] = &[
     "jsonb_path_query_first",
     "jsonb_path_match",
     "array_to_json",
-    "json_scalar",
 ];
 
 /// Collations that compare exactly as the bytes do (PostgreSQL's built-in deterministic
@@ -403,10 +388,10 @@ const PG_SYNTAX_FUNCTIONS: &[&str] = &[
     "current_catalog",
 ];
 
-/// Names in `SAFE_FUNCTIONS` that are MySQL's or SQLite's (or an extension's) and not in
-/// PostgreSQL 15's `pg_catalog`: on postgres an unqualified call finds a user function of
-/// that name on the search path, which can do anything.
-const NOT_POSTGRES_FUNCTIONS: &[&str] = &[
+/// Pure built-ins of MySQL and SQLite (and an extension's) that are not in PostgreSQL 15's
+/// `pg_catalog`: free in those dialects; on postgres an unqualified call finds a user
+/// function of that name on the search path, which can do anything (`execute`).
+const OTHER_DIALECT_SAFE_FUNCTIONS: &[&str] = &[
     "instr",
     "ifnull",
     "iif",
@@ -422,7 +407,6 @@ const NOT_POSTGRES_FUNCTIONS: &[&str] = &[
     "datediff",
     "json_extract",
     "json_array",
-    "json_scalar",
     "uuid_generate_v4",
 ];
 
@@ -1298,10 +1282,13 @@ impl<'d> Collector<'d> {
         };
         let builtin = matches!(schema.as_deref(), None | Some("pg_catalog"));
         let quoted = matches!(name.0.last(), Some(ObjectNamePart::Identifier(id)) if id.quote_style.is_some());
-        let safe_name = SAFE_FUNCTIONS.contains(&lower.as_str())
-            && !(self.dec.flavor == Flavor::Postgres
-                && (NOT_POSTGRES_FUNCTIONS.contains(&lower.as_str())
-                    || (quoted && PG_SYNTAX_FUNCTIONS.contains(&lower.as_str()))));
+        let safe_name = if self.dec.flavor == Flavor::Postgres {
+            SAFE_FUNCTIONS.contains(&lower.as_str())
+                && !(quoted && PG_SYNTAX_FUNCTIONS.contains(&lower.as_str()))
+        } else {
+            SAFE_FUNCTIONS.contains(&lower.as_str())
+                || OTHER_DIALECT_SAFE_FUNCTIONS.contains(&lower.as_str())
+        };
         if builtin && CATALOG_FUNCTIONS.contains(&lower.as_str()) {
             self.on_kind(Action::Read, "catalog");
         } else if builtin && SETTINGS_FUNCTIONS.contains(&lower.as_str()) {
@@ -1642,12 +1629,7 @@ impl<'d> Collector<'d> {
                         .collect();
                     // Bounded only by the proposed rows' conflict keys: from `INSERT …
                     // SELECT`, or with keys the decoder could not read, any row may be hit.
-                    let scope = if !keys.is_empty() && keys.iter().all(|k| records.contains_key(k))
-                    {
-                        Scope::Some
-                    } else {
-                        Scope::All
-                    };
+                    let scope = upsert_scope(&keys, &records);
                     self.on_write(Update, name, scope, records, sets)?;
                 }
             }
@@ -2383,7 +2365,7 @@ impl Visitor for Collector<'_> {
         if self.locking > 0 {
             // SELECT … FOR UPDATE/SHARE locks the rows it reads: every row unless a proof
             // bounds them.
-            let scope = if records.values().any(|v| !v.is_empty()) {
+            let scope = if proves_rows(&records) {
                 Scope::Some
             } else {
                 Scope::All
