@@ -381,7 +381,7 @@ impl Engine {
         match &service.decoder {
             // An upstream that reads options from the body of a read or delete (DreamFactory):
             // the body is read to be refused, never left unseen.
-            Decoder::Rest(d) if body_follows && d.reads_body_options(&head.method) => true,
+            Decoder::Rest(d) if body_follows && d.reads_body_options() => true,
             Decoder::Rest(d) => {
                 d.body_holds_rows(&head.method, target)
                     && self.policy.role(role).is_some_and(|r| {

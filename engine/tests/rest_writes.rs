@@ -402,13 +402,31 @@ fn the_body_is_held_only_when_a_grant_checks_records() {
         ("POST", "/rest/reservations"),
         ("PATCH", "/rest/reservations?id=eq.r-1"),
         ("PUT", "/rest/reservations?id=eq.r-1"),
-        ("PATCH", "/api/v2/rentals/_table/reservations"),
     ] {
         match begin(m, p, "plain-key") {
             Step::Decided(v) => assert_eq!(v.decision, Decision::Allow, "{m} {p}: {}", v.reason),
             Step::NeedBody(_) => panic!("{m} {p}: a role without records grants must not wait"),
         }
     }
+    // DreamFactory reads request options from any body (issue 18, class 3): its bodies are
+    // read for every role, and an option at the body's top level is refused.
+    let df = "/api/v2/rentals/_table/reservations?filter=tenant_id%3D'acme'";
+    let Step::NeedBody(p) = begin("PATCH", df, "plain-key") else {
+        panic!("a DreamFactory body is always read");
+    };
+    let v = e.finish(p, br#"{"ids":"9","note":"x"}"#);
+    assert_eq!(v.decision, Decision::Deny, "{}", v.reason);
+    assert!(
+        v.reason.contains("`ids` at the top of a DreamFactory body"),
+        "{}",
+        v.reason
+    );
+    let v = e.decide(
+        headers("PATCH", df, "plain-key", &[JSON]),
+        br#"{"resource":[{"ids":"a column named ids","note":"x"}]}"#,
+        NOW,
+    );
+    assert_eq!(v.decision, Decision::Allow, "{}", v.reason);
     // A records grant on the service: writes wait for their rows ...
     for (m, p) in [
         ("POST", "/rest/reservations"),

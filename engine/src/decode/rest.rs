@@ -204,18 +204,18 @@ impl RestDecoder {
         }
     }
 
+    /// Whether the upstream reads request options from a body, whatever the method:
+    /// DreamFactory copies `ids`, `filter`, `fields`, … missing from the URL from a JSON
+    /// body and acts on body records (on a DELETE, body `ids` or records win over a URL
+    /// `filter`), so its bodies are always held and read: refused on GET/HEAD/DELETE,
+    /// decoded (options refused) on writes.
+    pub fn reads_body_options(&self) -> bool {
+        matches!(self.style, Style::DreamFactory { .. })
+    }
+
     /// Whether `decode` reads a held body as JSON (for the pipeline's depth limit):
     /// `application/json`, or no content-type at all on PostgREST, which reads that as
     /// JSON too.
-    /// Whether the upstream reads options or records from the body of a request with this
-    /// method that the decoder judges by its URL: DreamFactory copies `ids`, `filter`,
-    /// `fields`, … missing from the URL from a JSON body, and acts on body records, also
-    /// on GET and DELETE (where body `ids` or records win over a URL `filter`).
-    pub fn reads_body_options(&self, method: &str) -> bool {
-        matches!(self.style, Style::DreamFactory { .. })
-            && matches!(method, "GET" | "HEAD" | "DELETE" | "OPTIONS")
-    }
-
     pub fn body_is_json(&self, head: &RequestHead) -> bool {
         match head.header("content-type") {
             HeaderValue::Absent => matches!(self.style, Style::PostgRest { .. }),
@@ -1583,6 +1583,16 @@ fn df_rows(
             })
             .collect()
     };
+    // Whether the records came in a list (`[…]` or `{"resource": […]}`) or bare.
+    enum DocKind {
+        List,
+        Bare,
+    }
+    let doc_kind = match &doc {
+        Json::Array(_) => DocKind::List,
+        Json::Object(m) if !record_path && m.contains_key("resource") => DocKind::List,
+        _ => DocKind::Bare,
+    };
     let objects = match doc {
         Json::Object(m) if record_path => vec![m],
         _ if record_path => {
@@ -1605,6 +1615,19 @@ fn df_rows(
             "a DreamFactory write body is a record, a list of records, or {\"resource\": [...]}",
         ),
     };
+    // A record sent bare (not in a list or `resource`) shares the body's top level with
+    // request options: DreamFactory would read `ids`, `filter`, … there as options.
+    if !matches!(doc_kind, DocKind::List) {
+        if let Some(k) = objects
+            .iter()
+            .flat_map(|o| o.keys())
+            .find(|k| DF_PARAMS.contains(&k.as_str()) || k.as_str() == "related")
+        {
+            return undecodable(format!(
+                "`{k}` at the top of a DreamFactory body is read as a request option: send options as query parameters and records as {{\"resource\": [...]}}"
+            ));
+        }
+    }
     Rows::from_objects(objects, None, Reader::DreamFactory).map(Some)
 }
 
@@ -2558,8 +2581,7 @@ mod tests {
         // body and acts on its records; for a DELETE, body `ids` win over a URL filter.
         let d = decoder(RestStyle::Dreamfactory, "/api/v2/rentals", None);
         let t = "/api/v2/rentals/_table/reservations";
-        assert!(d.reads_body_options("DELETE") && d.reads_body_options("GET"));
-        assert!(!d.reads_body_options("PATCH"));
+        assert!(d.reads_body_options());
         for (m, path, body) in [
             (
                 "DELETE",
@@ -2589,7 +2611,7 @@ mod tests {
             [r#"delete reservations some {"id": ["r-1"]}"#]
         );
         let pg = decoder(RestStyle::Postgrest, "/rest", None);
-        assert!(!pg.reads_body_options("DELETE"));
+        assert!(!pg.reads_body_options());
     }
 
     #[test]
