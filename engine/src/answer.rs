@@ -45,9 +45,11 @@ impl Engine {
         };
         match kind {
             Listed::Tool => match d.tool_rule(name) {
-                ToolRule::Action(a) => {
-                    may_reach(policy, role, &Operation::new(&service.name, a, name))
-                }
+                // Listed when some action the tool can have (its arguments decide which)
+                // may be reached.
+                ToolRule::Action(rule) => rule
+                    .possible()
+                    .any(|a| may_reach(policy, role, &Operation::new(&service.name, a, name))),
                 // A SQL tool is scoped statement by statement: shown to roles that may do
                 // anything on its SQL service.
                 ToolRule::Sql { service, .. } => has_grant_on(policy, role, &service),

@@ -330,8 +330,13 @@ pub struct SqlParams {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GraphqlConfig {
-    /// Mutation name (or `*` pattern) -> action. Exact names win over patterns;
-    /// patterns are tried in the order written; then the built-in name rules.
+    /// Mutation name (or `*` pattern) -> an action (`"delete"`), or an action that hinges
+    /// on the arguments: `{"action": "update", "when": [{"arguments": {"input.replace":
+    /// [true]}, "action": "delete"}]}` (a case holds when each argument in `arguments` has
+    /// a listed value, each in `present` has any value, each in `unless` a value outside
+    /// its list; an argument whose value cannot be known makes both actions apply). Exact
+    /// names win over patterns; patterns are tried in the order written; then the
+    /// built-in name rules.
     #[serde(default)]
     pub mutations: Option<serde_json::Map<String, Value>>,
     /// Persisted queries a hash-only request may name: lower-case SHA-256 hex of the
@@ -363,10 +368,13 @@ pub struct GraphqlConfig {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct McpConfig {
-    /// Tool name (or `*` pattern) -> an action (`"delete"`), or
-    /// `{"sql_argument": "sql", "sql_service": "rentals-sql"}`: the tool runs the SQL in
-    /// that argument, decoded and scoped as the named SQL service. Exact names win over
-    /// patterns; patterns are tried in the order written; then the built-in name rules.
+    /// Tool name (or `*` pattern) -> an action (`"delete"`); or an action that hinges on
+    /// the arguments, as for GraphQL mutations (`{"action": "update", "when": [{"unless":
+    /// {"remove": [false]}, "action": "delete"}]}` — servers coerce, so name the harmless
+    /// values); or `{"sql_argument": "sql", "sql_service": "rentals-sql"}`: the tool runs
+    /// the SQL in that argument, decoded and scoped as the named SQL service. Exact names
+    /// win over patterns; patterns are tried in the order written; then the built-in name
+    /// rules.
     #[serde(default)]
     pub tools: Option<serde_json::Map<String, Value>>,
     /// Protocol plumbing (`initialize`, `ping`, `notifications/*`, `*/list`,

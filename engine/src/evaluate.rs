@@ -1,6 +1,7 @@
 //! Rule precedence, written once. Pure: no clock, no host.
 
 use crate::bundle::Friction;
+use crate::decode::actions::{holds, Holds};
 use crate::operation::{Action, Field, Operation, Records, Scope};
 use crate::policy::{Grant, Guard, Policy, Role};
 
@@ -275,23 +276,9 @@ fn guard_hit<'a>(g: &Guard, op: &'a Operation) -> Option<Hit<'a>> {
 /// the decoder cannot know (the argument itself, or the input object holding it, or a
 /// field of it) — fail closed.
 fn arguments_match(g: &Guard, records: &Records, unknown: &[String]) -> bool {
-    let Some(args) = &g.arguments else {
-        return true;
-    };
-    args.iter().all(|(name, values)| {
-        let related = |u: &String| {
-            u == name
-                || name
-                    .strip_prefix(u.as_str())
-                    .is_some_and(|rest| rest.starts_with('.'))
-                || u.strip_prefix(name.as_str())
-                    .is_some_and(|rest| rest.starts_with('.'))
-        };
-        unknown.iter().any(related)
-            || records
-                .get(name)
-                .is_some_and(|vs| vs.iter().any(|v| values.contains(v)))
-    })
+    g.arguments
+        .as_ref()
+        .is_none_or(|args| holds(args, records, unknown) != Holds::No)
 }
 
 fn describe_guard(g: &Guard, op: &Operation, hit: Hit) -> String {

@@ -3,7 +3,8 @@
 //! has are known (a GraphQL schema, a table list), every (name, action) is run through the
 //! filter's own `evaluate`, so guards and friction are applied exactly as in Envoy.
 
-use crate::bundle::{Bundle, Friction};
+use crate::bundle::{Bundle, Friction, Service as ServiceConfig};
+use crate::decode::actions::parse_rule;
 use crate::decode::graphql::GraphqlDecoder;
 use crate::evaluate::{evaluate, Evaluation};
 use crate::operation::{Action, ActionSet, Operation};
@@ -32,6 +33,10 @@ pub struct ServiceReport {
     pub grants: Vec<GrantReport>,
     /// Guards that apply on this service: what they take away or gate.
     pub guards: Vec<String>,
+    /// Mutations and tools whose action hinges on their arguments
+    /// (`variableCollectionUpsert: update (delete when input.replace = true)`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub argument_actions: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reach: Option<Reach>,
 }
@@ -108,15 +113,24 @@ fn graphql_universe(d: &GraphqlDecoder) -> Option<(String, Vec<(String, Action)>
         mutations.len(),
         subscriptions.len()
     );
+    // A subscription is its own resource (`subscription/<field>`), as the decoder makes it.
     let mut pairs: Vec<(String, Action)> = queries
         .into_iter()
-        .chain(subscriptions)
         .map(|q| (q, Action::Read))
+        .chain(
+            subscriptions
+                .into_iter()
+                .map(|s| (format!("subscription/{s}"), Action::Read)),
+        )
         .collect();
-    pairs.extend(mutations.into_iter().map(|m| {
-        let a = d.mutation_action(&m);
-        (m, a)
-    }));
+    // Every action a mutation can have: its own and, when its arguments decide, each case's.
+    for m in mutations {
+        let rule = d.mutation_rule(&m);
+        let mut actions: Vec<Action> = rule.possible().collect();
+        actions.sort();
+        actions.dedup();
+        pairs.extend(actions.into_iter().map(|a| (m.clone(), a)));
+    }
     Some((label, pairs))
 }
 
@@ -249,6 +263,7 @@ pub fn explain(
                 protocol: s.protocol.as_str().to_string(),
                 grants,
                 guards,
+                argument_actions: argument_actions(s),
                 reach,
             });
         }
@@ -264,6 +279,23 @@ pub fn explain(
         });
     }
     Ok(out)
+}
+
+/// The service's names whose action hinges on arguments, described.
+fn argument_actions(s: &ServiceConfig) -> Vec<String> {
+    let rules = s
+        .graphql
+        .as_ref()
+        .and_then(|g| g.mutations.as_ref())
+        .or(s.mcp.as_ref().and_then(|m| m.tools.as_ref()));
+    rules
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| v.get("when").is_some())
+        .filter_map(|(name, v)| {
+            parse_rule(v, name, &mut Vec::new()).map(|r| format!("{name}: {}", r.describe()))
+        })
+        .collect()
 }
 
 fn reach(
@@ -418,6 +450,9 @@ pub fn render_table(reports: &[KeyReport]) -> String {
             for gd in &s.guards {
                 let _ = writeln!(o, "    {gd}");
             }
+            for a in &s.argument_actions {
+                let _ = writeln!(o, "    action by arguments: {a}");
+            }
             if let Some(reach) = &s.reach {
                 let _ = writeln!(o, "    reaches ({}):", reach.universe);
                 for l in &reach.reached {
@@ -488,6 +523,9 @@ pub fn render_markdown(reports: &[KeyReport]) -> String {
             let _ = writeln!(o);
             for gd in &s.guards {
                 let _ = writeln!(o, "- {gd}");
+            }
+            for a in &s.argument_actions {
+                let _ = writeln!(o, "- action by arguments: {a}");
             }
             if let Some(reach) = &s.reach {
                 let _ = writeln!(o, "- reaches ({}):", reach.universe);

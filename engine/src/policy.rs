@@ -4,6 +4,7 @@
 
 use crate::approval::{ApprovalKey, APPROVAL_KEY_ENV};
 use crate::bundle::{self, Bundle, BundleError, BundleErrors, Friction, Protocol};
+use crate::decode::actions::argument_values;
 use crate::decode::graphql::GraphqlDecoder;
 use crate::decode::mcp::{McpDecoder, PLUMBING};
 use crate::decode::rest::RestDecoder;
@@ -918,32 +919,10 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
             );
         }
         let approvals = approvals(&at, g.approvals, g.effect, &mut errs);
-        let arguments = g.arguments.as_ref().map(|args| {
-            if args.is_empty() {
-                errs.push(format!("{at}.arguments"), "must not be empty");
-            }
-            let mut out = Records::new();
-            for (name, values) in args {
-                let here = format!("{at}.arguments.{name}");
-                if name.is_empty() {
-                    errs.push(here.clone(), "empty argument name");
-                }
-                if values.is_empty() {
-                    errs.push(here.clone(), "must not be empty");
-                }
-                let mut strings = Vec::new();
-                for (j, v) in values.iter().enumerate() {
-                    match v {
-                        Value::String(s) => strings.push(s.clone()),
-                        Value::Bool(b) => strings.push(b.to_string()),
-                        Value::Number(n) => strings.push(n.to_string()),
-                        _ => errs.push(format!("{here}[{j}]"), "a string, number or boolean"),
-                    }
-                }
-                out.insert(name.clone(), strings);
-            }
-            out
-        });
+        let arguments = g
+            .arguments
+            .as_ref()
+            .map(|args| argument_values(&format!("{at}.arguments"), args, &mut errs.0));
         guards.push(Guard {
             services: services_globs,
             resources,

@@ -42,7 +42,8 @@ SELECT json_build_object(
   'backups', (SELECT json_agg(id ORDER BY id) FROM railway.volume_backups),
   'custom_domains', (SELECT json_agg(domain ORDER BY domain) FROM railway.custom_domains),
   'projects', (SELECT json_agg(id ORDER BY id) FROM railway.projects),
-  'environments', (SELECT json_agg(id ORDER BY id) FROM railway.environments))
+  'environments', (SELECT json_agg(id ORDER BY id) FROM railway.environments),
+  'variables', (SELECT json_agg(name ORDER BY name) FROM railway.variables))
 """
 
 
@@ -328,3 +329,65 @@ def test_cli_eval_matches_the_filter(gql_gateway, tmp_path, who, body):
     headers = {"authorization": f"Bearer {key}", "content-type": "application/json", "x-request-id": "cli-agrees"}
     assert_cli_agrees(gql_gateway.port, harness.ROOT / "policies" / "railway.json", tmp_path,
                       "POST", "/graphql/v2", headers, json.dumps(body))
+
+
+# Issue 18, class 2: an action that hinges on an argument. Railway documents that
+# `variableCollectionUpsert` with `input.replace: true` removes every existing variable
+# first; railway.json maps that case to `delete`, which the operator's grant puts behind
+# a human's approval — whichever way the flag is written, and when its variable has no
+# value. Without the flag the upsert is the update it looks like.
+UPSERT = "mutation Up($input: VariableCollectionUpsertInput!) { variableCollectionUpsert(input: $input) }"
+UPSERT_INPUT = {"environmentId": "env-prod", "projectId": "proj-1", "variables": {"NEW_FLAG": "on"}}
+REPLACING = [
+    ("flag in the variables", {"query": UPSERT, "variables": {"input": {**UPSERT_INPUT, "replace": True}}}),
+    ("flag inline", {"query": 'mutation { variableCollectionUpsert(input: {environmentId: "env-prod", projectId: "proj-1", '
+                              'variables: {NEW_FLAG: "on"}, replace: true}) }'}),
+    ("flag in its own variable, given", {
+        "query": "mutation Up($r: Boolean, $v: JSON!) { variableCollectionUpsert(input: {environmentId: \"env-prod\", "
+                 "projectId: \"proj-1\", variables: $v, replace: $r}) }",
+        "variables": {"r": True, "v": {"NEW_FLAG": "on"}}}),
+    ("flag under an alias", {"query": 'mutation { setFlags: variableCollectionUpsert(input: {environmentId: "env-prod", '
+                                                'projectId: "proj-1", variables: {NEW_FLAG: "on"}, replace: true}) }'}),
+]
+
+
+@pytest.mark.parametrize("name", [n for n, _ in REPLACING])
+def test_an_upsert_that_replaces_waits_for_a_human(gql_gateway, gql_upstream, pg, name):
+    body = dict(REPLACING)[name]
+    before = state(pg)
+    r = post(gql_gateway, OPERATOR, body)
+    assert r.status == 428, r
+    assert r.json()["friction"] == "approval", r
+    assert state(pg) == before and "STRIPE_KEY" in state(pg)["variables"]
+    assert gql_upstream.seen() == []
+
+
+def test_an_upsert_whose_flag_has_no_value_waits_too(gql_gateway, gql_upstream, pg):
+    before = state(pg)
+    body = {"query": "mutation Up($r: Boolean, $v: JSON!) { variableCollectionUpsert(input: {environmentId: \"env-prod\", "
+                     "projectId: \"proj-1\", variables: $v, replace: $r}) }", "variables": {"v": {"NEW_FLAG": "on"}}}
+    r = post(gql_gateway, OPERATOR, body)
+    assert r.status == 428, r
+    assert state(pg) == before and gql_upstream.seen() == []
+
+
+def test_an_upsert_that_merges_goes_through(gql_gateway, pg):
+    r = post(gql_gateway, OPERATOR, {"query": UPSERT, "variables": {"input": {**UPSERT_INPUT, "replace": False}}})
+    assert r.status == 200 and r.json()["data"]["variableCollectionUpsert"] is True, r
+    assert state(pg)["variables"] == ["DATABASE_URL", "NEW_FLAG", "STRIPE_KEY"]
+
+
+def test_the_replace_flag_is_real(gql_upstream, pg):
+    """Straight to the server: the flag does remove every other variable."""
+    body = dict(REPLACING)["flag in the variables"]
+    r = http1(gql_upstream.port, "POST", "/graphql/v2",
+              {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"}, json.dumps(body))
+    assert r.status == 200 and "errors" not in r.json(), r
+    assert state(pg)["variables"] == ["NEW_FLAG"]
+
+
+def test_a_restore_that_wipes_volumes_is_refused(gql_gateway, gql_upstream):
+    r = post(gql_gateway, OPERATOR, {"query": 'mutation { volumeInstanceBackupRestore(volumeInstanceBackupId: "bak-1", '
+                                              'volumeInstanceId: "vi-1", wipeServiceIds: ["svc-db"]) }'})
+    assert r.status == 403 and r.json()["rule"] == "guards[3]", r
+    assert gql_upstream.seen() == []

@@ -153,6 +153,25 @@ def test_agent_delete_waits_for_a_human(combo, pg):
     assert "delete_reservation" not in stack.calls()
 
 
+# Issue 18, class 2: update_reservation deletes the reservation when `remove` is true.
+# mcp.json maps every value but `false` to `delete` (the SDK's pydantic reads "yes", 1,
+# "on" as true), which the agent's grant puts behind a human's approval.
+def test_an_update_that_removes_waits_for_a_human(combo, pg):
+    stack, client = combo
+    steps = run_client(client, stack, AGENT, [
+        ["call", "update_reservation", {"reservation_id": "r-1", "remove": True}],
+        ["call", "update_reservation", {"reservation_id": "r-1", "remove": "yes"}],
+        ["call", "update_reservation", {"reservation_id": "r-1", "customer": "Barbara", "remove": False}],
+    ])
+    removing, spelled, update = steps
+    for s in (removing, spelled):
+        assert not s["ok"] and "scopegate: challenge" in s["error"], s
+    assert update["ok"], update
+    assert "r-1" in reservations(pg)
+    assert pg.execute("SELECT customer FROM reservations WHERE id = 'r-1'")[0][0] == "Barbara"
+    assert stack.calls() == ["update_reservation"]
+
+
 # Raw requests as the 2.x client sends them on the stateless wire.
 def modern(method, params=None, id_=1, name=None):
     body = {"jsonrpc": "2.0", "id": id_, "method": method,
@@ -224,12 +243,17 @@ def test_disguises_are_refused(mcp2, pg, name):
 # Sent straight to the server (no gateway), these run delete_reservation: a gateway that
 # read the header, the first duplicate key, the first message of a batch, or skipped
 # notifications would be bypassed.
-REAL = ["duplicate name: first harmless, last deletes", "unicode-escaped method and name"]
+REAL = ["duplicate name: first harmless, last deletes", "unicode-escaped method and name",
+        "remove spelled yes"]
 
 
 @pytest.mark.parametrize("name", REAL)
 def test_the_disguises_are_real(mcp2, pg, name):
-    headers, body = next((h, b) for n, h, b in disguises() if n == name)
+    if name == "remove spelled yes":
+        headers, body = call("update_reservation", {"reservation_id": "r-1", "remove": "yes"})
+        body = json.dumps(body)
+    else:
+        headers, body = next((h, b) for n, h, b in disguises() if n == name)
     if name.startswith("unicode"):
         headers = call("delete_reservation", DELETE_R1)[0]
         body = body.replace('"arguments"', '"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", '

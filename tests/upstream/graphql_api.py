@@ -23,6 +23,7 @@ import psycopg
 import strawberry
 import uvicorn
 from strawberry.asgi import GraphQL
+from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 
 DSN = None
@@ -38,11 +39,13 @@ CREATE TABLE IF NOT EXISTS railway.custom_domains (id text PRIMARY KEY, domain t
     project_id text, service_id text, target_port int);
 CREATE TABLE IF NOT EXISTS railway.service_domains (id text PRIMARY KEY, domain text NOT NULL, environment_id text,
     service_id text);
+CREATE TABLE IF NOT EXISTS railway.variables (environment_id text NOT NULL, name text NOT NULL, value text NOT NULL,
+    PRIMARY KEY (environment_id, name));
 """
 
 SEED_SQL = """
 TRUNCATE railway.projects, railway.environments, railway.volumes, railway.volume_backups,
-         railway.custom_domains, railway.service_domains;
+         railway.custom_domains, railway.service_domains, railway.variables;
 INSERT INTO railway.projects VALUES ('proj-1', 'rentals');
 INSERT INTO railway.environments VALUES ('env-prod', 'proj-1', 'production'), ('env-staging', 'proj-1', 'staging');
 INSERT INTO railway.volumes VALUES ('vol-prod-1', 'proj-1', 'postgres-data (production)', '/var/lib/postgresql/data'),
@@ -50,6 +53,8 @@ INSERT INTO railway.volumes VALUES ('vol-prod-1', 'proj-1', 'postgres-data (prod
 INSERT INTO railway.volume_backups VALUES ('bak-1', 'vol-prod-1', 'nightly'), ('bak-2', 'vol-prod-1', 'weekly');
 INSERT INTO railway.custom_domains VALUES ('cd-1', 'api.example.com', 'env-prod', 'proj-1', 'svc-web', 8080);
 INSERT INTO railway.service_domains VALUES ('sd-1', 'web-production.up.railway.app', 'env-prod', 'svc-web');
+INSERT INTO railway.variables VALUES ('env-prod', 'DATABASE_URL', 'postgres://app@db.internal/app'),
+                                     ('env-prod', 'STRIPE_KEY', 'sk_live_env-prod');
 """
 
 
@@ -151,6 +156,17 @@ class VolumeCreateInput:
     serviceId: Optional[str] = None
 
 
+@strawberry.input
+class VariableCollectionUpsertInput:
+    environmentId: str
+    projectId: str
+    serviceId: Optional[str] = None
+    skipDeploys: Optional[bool] = None
+    variables: JSON
+    replace: Optional[bool] = None
+    """When set to true, removes all existing variables before upserting the new collection."""
+
+
 def custom_domain(row):
     return CustomDomain(id=row[0], domain=row[1], environmentId=row[2], projectId=row[3], serviceId=row[4],
                         targetPort=row[5])
@@ -229,6 +245,17 @@ class Mutation:
         domain = f"{input.serviceId}-{sid}.up.railway.app"
         sql("INSERT INTO railway.service_domains VALUES (%s, %s, %s, %s)", (sid, domain, input.environmentId, input.serviceId))
         return ServiceDomain(id=sid, domain=domain, environmentId=input.environmentId, serviceId=input.serviceId)
+
+    @strawberry.mutation
+    def variableCollectionUpsert(self, input: VariableCollectionUpsertInput) -> bool:
+        # Railway's documented semantics: `replace: true` removes every existing variable
+        # of the environment before the collection is written.
+        if input.replace:
+            sql("DELETE FROM railway.variables WHERE environment_id = %s", (input.environmentId,))
+        for name, value in dict(input.variables).items():
+            sql("INSERT INTO railway.variables VALUES (%s, %s, %s) ON CONFLICT (environment_id, name) "
+                "DO UPDATE SET value = EXCLUDED.value", (input.environmentId, name, str(value)))
+        return True
 
     @strawberry.mutation
     def projectDelete(self, id: str) -> bool:

@@ -63,6 +63,13 @@ def build(dsn):
         return json.dumps(rows("DELETE FROM reservations WHERE id = %s", (reservation_id,)))
 
     @server.tool()
+    def update_reservation(reservation_id: str, customer: str | None = None, remove: bool = False) -> str:
+        """Changes a reservation's customer; with remove, deletes the reservation instead."""
+        if remove:
+            return json.dumps(rows("DELETE FROM reservations WHERE id = %s", (reservation_id,)))
+        return json.dumps(rows("UPDATE reservations SET customer = %s WHERE id = %s", (customer, reservation_id)))
+
+    @server.tool()
     def purge_reservations() -> str:
         """Deletes every reservation."""
         return json.dumps(rows("DELETE FROM reservations"))

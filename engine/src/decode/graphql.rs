@@ -7,6 +7,7 @@
 //! Parsing is apollo-parser's (spec-compliant, recursion and token limits); a document
 //! with any syntax error is refused, and only error-free trees are walked.
 
+use super::actions::{parse_rule, ActionRule};
 use super::memo::{self, Memo};
 use super::{name_words, record_json};
 use crate::bundle::{BundleError, GraphqlConfig, GraphqlSchema};
@@ -19,6 +20,7 @@ use apollo_parser::cst::{self, CstNode};
 use apollo_parser::{Parser, SyntaxKind};
 use hashbrown::{HashMap, HashSet};
 use serde_json::{Map, Value as Json};
+use std::borrow::Cow;
 
 pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 64 * 1024;
 pub const DEFAULT_MAX_DEPTH: usize = 24;
@@ -315,8 +317,8 @@ struct Limits {
 pub struct GraphqlDecoder {
     /// The endpoint: the service's path prefix, exactly.
     endpoint: Vec<String>,
-    exact: HashMap<String, Action>,
-    patterns: Vec<(Glob, Action)>,
+    exact: HashMap<String, ActionRule>,
+    patterns: Vec<(Glob, ActionRule)>,
     persisted: HashMap<String, String>,
     /// Boxed: the schema's types are large, and most services have none.
     schema: Option<Box<RootFields>>,
@@ -346,31 +348,27 @@ impl GraphqlDecoder {
     ) -> Option<GraphqlDecoder> {
         let default = GraphqlConfig::default();
         let cfg = cfg.unwrap_or(&default);
-        let mut err = |path: String, message: String| errs.push(BundleError { path, message });
         let mut exact = HashMap::new();
         let mut patterns = Vec::new();
-        for (name, action) in cfg.mutations.iter().flatten() {
+        for (name, value) in cfg.mutations.iter().flatten() {
             let here = format!("{at}.mutations.{name}");
-            let action = match action.as_str().and_then(Action::parse) {
-                Some(a) => a,
-                None => {
-                    err(
-                        here,
-                        "an action: read create update delete drop alter admin execute".into(),
-                    );
-                    continue;
-                }
-            };
             if name.is_empty() {
-                err(here, "empty mutation name".into());
+                errs.push(BundleError {
+                    path: here.clone(),
+                    message: "empty mutation name".into(),
+                });
             }
+            let Some(rule) = parse_rule(value, &here, errs) else {
+                continue;
+            };
             let glob = Glob::new(name);
             if glob.is_wildcard() {
-                patterns.push((glob, action));
+                patterns.push((glob, rule));
             } else {
-                exact.insert(name.clone(), action);
+                exact.insert(name.clone(), rule);
             }
         }
+        let mut err = |path: String, message: String| errs.push(BundleError { path, message });
         let mut persisted = HashMap::new();
         for (hash, document) in cfg.persisted_queries.iter().flatten() {
             let actual = hex(&sha256(document.as_bytes()));
@@ -789,14 +787,15 @@ impl GraphqlDecoder {
                         self.limits.root_fields
                     ));
                 }
-                out.push(self.field_operation(
+                self.field_operations(
                     service,
                     kind,
                     &op_name,
                     &field,
                     &vars,
                     &mut nested,
-                )?);
+                    &mut out,
+                )?;
             }
         }
         if walk.aliases > self.limits.aliases {
@@ -844,7 +843,10 @@ impl GraphqlDecoder {
         }
     }
 
-    fn field_operation(
+    /// The operation of one root field — one per action, when the mutation's action
+    /// hinges on its arguments (`actions.rs`).
+    #[allow(clippy::too_many_arguments)]
+    fn field_operations(
         &self,
         service: &str,
         kind: OpKind,
@@ -852,7 +854,8 @@ impl GraphqlDecoder {
         field: &cst::Field,
         vars: &Variables,
         nested: &mut Nested,
-    ) -> Result<Operation, DecodeError> {
+        out: &mut Vec<Operation>,
+    ) -> Result<(), DecodeError> {
         let name = required(field.name(), "field name")?;
         let meta = name.starts_with("__");
         if let Some(schema) = &self.schema {
@@ -863,11 +866,11 @@ impl GraphqlDecoder {
                 ));
             }
         }
-        let action = match kind {
-            OpKind::Mutation if !meta => self.mutation_action(&name),
-            _ => Action::Read,
-        };
         let (records, unknown) = arguments(field.arguments(), &name, vars)?;
+        let actions = match kind {
+            OpKind::Mutation if !meta => self.mutation_rule(&name).resolve(&records, &unknown),
+            _ => vec![Action::Read],
+        };
         // Everything selected below the root field, as `Type.field` (with a schema) or
         // its path of names.
         let mut fields = Vec::new();
@@ -903,11 +906,21 @@ impl GraphqlDecoder {
             OpKind::Subscription if !meta => format!("subscription/{name}"),
             _ => name,
         };
-        Ok(Operation::new(service, action, resource)
+        let mut op = Operation::new(service, Action::Read, resource)
             .with_records(records)
             .with_unknown(unknown)
             .with_fields(fields)
-            .with_detail(detail))
+            .with_detail(detail);
+        if let Some((last, others)) = actions.split_last() {
+            for action in others {
+                let mut other = op.clone();
+                other.action = *action;
+                out.push(other);
+            }
+            op.action = *last;
+            out.push(op);
+        }
+        Ok(())
     }
 
     /// The service's schema, when one was given.
@@ -915,16 +928,16 @@ impl GraphqlDecoder {
         self.schema.as_deref()
     }
 
-    /// The action of a mutation: the bundle's exact names, then its patterns in order,
+    /// The rule of a mutation: the bundle's exact names, then its patterns in order,
     /// then the built-in name rules.
-    pub fn mutation_action(&self, name: &str) -> Action {
-        if let Some(a) = self.exact.get(name) {
-            return *a;
+    pub fn mutation_rule(&self, name: &str) -> Cow<'_, ActionRule> {
+        if let Some(r) = self.exact.get(name) {
+            return Cow::Borrowed(r);
         }
-        if let Some((_, a)) = self.patterns.iter().find(|(g, _)| g.matches(name)) {
-            return *a;
+        if let Some((_, r)) = self.patterns.iter().find(|(g, _)| g.matches(name)) {
+            return Cow::Borrowed(r);
         }
-        builtin_action(name)
+        Cow::Owned(ActionRule::plain(builtin_action(name)))
     }
 }
 

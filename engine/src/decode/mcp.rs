@@ -12,6 +12,7 @@
 //! service); `resources/read` → `read` on the URI; `prompts/get` → `read` on the prompt;
 //! plumbing → `read` on `mcp:<method>`.
 
+use super::actions::{parse_rule, ActionRule};
 use super::sql::SqlDecoder;
 use super::{name_words, record_json};
 use crate::bundle::{BundleError, McpConfig, Protocol, Service as ServiceConfig};
@@ -123,7 +124,8 @@ const READ_FIRST_WORDS: [&str; 10] = [
 /// What a tool call does.
 #[derive(Debug, Clone)]
 pub enum ToolRule {
-    Action(Action),
+    /// An action, possibly hinging on the call's arguments (`actions.rs`).
+    Action(ActionRule),
     /// The SQL in `argument`, decoded and scoped as SQL service `service`.
     Sql {
         argument: String,
@@ -192,27 +194,24 @@ impl McpDecoder {
         for (name, value) in cfg.tools.iter().flatten() {
             let here = format!("{at}.tools.{name}");
             let rule = match value {
-                Json::String(a) => match Action::parse(a) {
-                    Some(a) => ToolRule::Action(a),
-                    None => {
-                        err(here, format!("unknown action `{a}`"));
-                        continue;
+                Json::Object(o)
+                    if o.contains_key("sql_argument") || o.contains_key("sql_service") =>
+                {
+                    match sql_rule(o, services) {
+                        Ok(r) => r,
+                        Err(message) => {
+                            errs.push(BundleError {
+                                path: here,
+                                message,
+                            });
+                            continue;
+                        }
                     }
-                },
-                Json::Object(o) => match sql_rule(o, services) {
-                    Ok(r) => r,
-                    Err(m) => {
-                        err(here, m);
-                        continue;
-                    }
-                },
-                _ => {
-                    err(
-                        here,
-                        "an action, or {\"sql_argument\": …, \"sql_service\": …}".into(),
-                    );
-                    continue;
                 }
+                _ => match parse_rule(value, &here, errs) {
+                    Some(r) => ToolRule::Action(r),
+                    None => continue,
+                },
             };
             let glob = Glob::new(name);
             if glob.is_wildcard() {
@@ -240,7 +239,7 @@ impl McpDecoder {
         if let Some((_, r)) = self.patterns.iter().find(|(g, _)| g.matches(name)) {
             return r.clone();
         }
-        ToolRule::Action(builtin_tool_action(name))
+        ToolRule::Action(ActionRule::plain(builtin_tool_action(name)))
     }
 
     /// Decodes a request. The ids read before a refusal are kept in `Decoded::ids`, so
@@ -491,13 +490,15 @@ impl McpDecoder {
             return undecodable("empty tool name");
         }
         match self.tool_rule(name) {
-            ToolRule::Action(action) => {
+            ToolRule::Action(rule) => {
                 let records = arguments.map(records_of_map).unwrap_or_default();
-                ops.push(
-                    Operation::new(service, action, name)
-                        .with_records(records)
-                        .with_detail("tools/call"),
-                );
+                for action in rule.resolve(&records, &[]) {
+                    ops.push(
+                        Operation::new(service, action, name)
+                            .with_records(records.clone())
+                            .with_detail("tools/call"),
+                    );
+                }
             }
             ToolRule::Sql {
                 argument,

@@ -1,5 +1,6 @@
 //! Decoders: protocol-specific, pure functions from a request to operations.
 
+pub mod actions;
 pub mod expr;
 pub mod graphql;
 pub mod mcp;
