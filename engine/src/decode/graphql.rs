@@ -9,7 +9,7 @@
 
 use super::actions::{parse_rule, ActionRule};
 use super::memo::{self, Memo};
-use super::{name_words, record_json};
+use super::{joined_verbs_known, name_words, record_json};
 use crate::bundle::{BundleError, GraphqlConfig, GraphqlSchema};
 use crate::digest::{hex, sha256};
 use crate::glob::Glob;
@@ -42,8 +42,10 @@ const REQUEST_KEYS: [&str; 4] = ["query", "variables", "operationName", "extensi
 const DELETE_WORDS: [&str; 9] = [
     "delete", "remove", "destroy", "purge", "drop", "erase", "wipe", "clear", "truncate",
 ];
-const UPDATE_WORDS: [&str; 3] = ["update", "upsert", "rename"];
+const UPDATE_WORDS: [&str; 5] = ["update", "upsert", "rename", "replace", "overwrite"];
 const CREATE_WORDS: [&str; 3] = ["create", "add", "insert"];
+/// Read verbs, known only as the other verb of a joined name (`orderGetOrCreate`).
+const READ_WORDS: [&str; 5] = ["get", "read", "fetch", "find", "list"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OpKind {
@@ -943,11 +945,19 @@ impl GraphqlDecoder {
 
 /// Built-in mutation rules by the words of the name (`volumeInstanceBackupDelete` →
 /// volume, instance, backup, delete): a delete word anywhere makes a delete, then
-/// update, then create; anything else is `execute`.
+/// update, then create; anything else is `execute` — as is a name joining a verb no
+/// list knows (`orderCreateOrFrobnicate`).
 pub fn builtin_action(name: &str) -> Action {
     let words = name_words(name);
     let has = |list: &[&str]| words.iter().any(|w| list.contains(&w.as_str()));
-    if has(&DELETE_WORDS) {
+    let known = |w: &str| {
+        [&DELETE_WORDS[..], &UPDATE_WORDS, &CREATE_WORDS, &READ_WORDS]
+            .iter()
+            .any(|l| l.contains(&w))
+    };
+    if !joined_verbs_known(&words, known) {
+        Action::Execute
+    } else if has(&DELETE_WORDS) {
         Action::Delete
     } else if has(&UPDATE_WORDS) {
         Action::Update
@@ -1387,6 +1397,11 @@ mod tests {
             ("environmentPatchCommit", Action::Execute),
             ("dropdownSettingsUpdate", Action::Update),
             ("templateDeployV2", Action::Execute),
+            // Issue 18, class 2: joined verbs.
+            ("orderCreateOrReplace", Action::Update),
+            ("orderCreateOrFrobnicate", Action::Execute),
+            ("orderGetOrCreate", Action::Create),
+            ("orderUpdateAndRemoveItems", Action::Delete),
         ];
         for (name, action) in cases {
             assert_eq!(builtin_action(name), action, "{name}");

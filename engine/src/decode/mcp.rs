@@ -14,7 +14,7 @@
 
 use super::actions::{parse_rule, ActionRule};
 use super::sql::SqlDecoder;
-use super::{name_words, record_json};
+use super::{joined_verbs_known, name_words, record_json, CONJUNCTIONS};
 use crate::bundle::{BundleError, McpConfig, Protocol, Service as ServiceConfig};
 use crate::glob::Glob;
 use crate::json::parse_strict;
@@ -86,7 +86,8 @@ const MESSAGE_KEYS: [&str; 6] = ["jsonrpc", "id", "method", "params", "result", 
 /// delete, rows). A destructive word anywhere wins; then update, then create words
 /// anywhere; then `read` only when every verb is a read word (the first word, and each
 /// word after `and`/`then`/`or`: `get_and_frobnicate_order` is not a read); anything
-/// else is `execute`. A name of several verbs takes its most destructive one.
+/// else is `execute`. A name of several verbs takes its most destructive one, and one
+/// joining a verb no list knows (`create_and_frobnicate_order`) is `execute`.
 const DELETE_WORDS: [&str; 22] = [
     "delete",
     "drop",
@@ -111,10 +112,16 @@ const DELETE_WORDS: [&str; 22] = [
     "ban",
     "evict",
 ];
-/// Words that join verbs in a tool name.
-const CONJUNCTIONS: [&str; 4] = ["and", "then", "or", "plus"];
-const UPDATE_WORDS: [&str; 7] = [
-    "update", "set", "upsert", "patch", "edit", "modify", "rename",
+const UPDATE_WORDS: [&str; 9] = [
+    "update",
+    "set",
+    "upsert",
+    "patch",
+    "edit",
+    "modify",
+    "rename",
+    "replace",
+    "overwrite",
 ];
 const CREATE_WORDS: [&str; 3] = ["create", "add", "insert"];
 const READ_FIRST_WORDS: [&str; 10] = [
@@ -555,7 +562,19 @@ fn sql_rule(o: &Map<String, Json>, services: &[ServiceConfig]) -> Result<ToolRul
 pub fn builtin_tool_action(name: &str) -> Action {
     let words = name_words(name);
     let has = |list: &[&str]| words.iter().any(|w| list.contains(&w.as_str()));
-    if has(&DELETE_WORDS) {
+    let known = |w: &str| {
+        [
+            &DELETE_WORDS[..],
+            &UPDATE_WORDS,
+            &CREATE_WORDS,
+            &READ_FIRST_WORDS,
+        ]
+        .iter()
+        .any(|l| l.contains(&w))
+    };
+    if !joined_verbs_known(&words, known) {
+        Action::Execute
+    } else if has(&DELETE_WORDS) {
         Action::Delete
     } else if has(&UPDATE_WORDS) {
         Action::Update
@@ -834,6 +853,10 @@ mod tests {
             ("get_and_frobnicate_order", Action::Execute),
             ("list_then_get_rows", Action::Read),
             ("find_and_read_docs", Action::Read),
+            ("create_or_replace_order", Action::Update),
+            ("create_and_frobnicate_order", Action::Execute),
+            ("update_then_frobnicate", Action::Execute),
+            ("get_or_create_user", Action::Create),
         ];
         for (name, action) in cases {
             assert_eq!(builtin_tool_action(name), action, "{name}");

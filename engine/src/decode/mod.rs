@@ -32,6 +32,23 @@ pub fn record_json(key: &str, v: &Json, out: &mut Records) {
     }
 }
 
+/// Words that join verbs in a name (`get_and_delete_rows`, `orderCreateOrReplace`).
+pub const CONJUNCTIONS: [&str; 4] = ["and", "then", "or", "plus"];
+
+/// Whether each word right after a conjunction is a verb `known` describes: a name of
+/// several verbs whose other verb no list knows (`create_and_frobnicate_order`) does
+/// something no rule can name, so the built-in rules make it `execute` (issue 18,
+/// class 2).
+pub fn joined_verbs_known(words: &[String], known: impl Fn(&str) -> bool) -> bool {
+    words
+        .windows(2)
+        .filter(|w| {
+            w.first()
+                .is_some_and(|c| CONJUNCTIONS.contains(&c.as_str()))
+        })
+        .all(|w| w.get(1).is_some_and(|v| known(v)))
+}
+
 /// Lower-cased words of a camelCase, PascalCase or snake_case name (`URLDelete` → url, delete).
 pub fn name_words(name: &str) -> Vec<String> {
     let chars: Vec<char> = name.chars().collect();

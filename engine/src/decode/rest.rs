@@ -973,9 +973,13 @@ fn postgrest(
     };
     match segs.as_slice() {
         [] => match method {
-            "GET" | "HEAD" | "OPTIONS" => {
-                Ok(vec![Operation::new(service, Action::Read, "_openapi")])
-            }
+            // The description of the schema the profile selects (PostgREST switches the
+            // OpenAPI output with Accept-Profile): `private._openapi`, not the default's.
+            "GET" | "HEAD" | "OPTIONS" => Ok(vec![Operation::new(
+                service,
+                Action::Read,
+                qualify("_openapi"),
+            )]),
             _ => undecodable(format!("{method} on the PostgREST root")),
         },
         ["rpc", function] => match method {
