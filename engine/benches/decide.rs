@@ -25,7 +25,8 @@ fn engine() -> Engine {
           {{"service": "gql", "resources": ["volumeDelete"], "actions": ["delete"], "records": {{"volumeId": ["vol-staging-1"]}}}},
           {{"service": "tools", "resources": ["create_*"], "actions": ["create"]}}]}}],
         "keys": [{{"id": "k", "sha256": "{}", "role": "r"}}],
-        "guards": [{{"services": ["*"], "resources": ["*backup*"], "actions": ["destructive"], "effect": "deny"}}]}}"#,
+        "guards": [{{"services": ["*"], "resources": ["*backup*"], "actions": ["destructive"], "effect": "deny"}},
+          {{"services": ["gql"], "resources": ["*.password", "*.apiKey"], "actions": ["read"], "effect": "deny"}}]}}"#,
         hex(&sha256(KEY.as_bytes()))
     );
     Engine::from_json(bundle.as_bytes(), &Secrets::Unchecked).expect("bench bundle")

@@ -2,29 +2,51 @@
 //! `?` exactly one character; everything else matches itself, case-sensitively (grants:
 //! a grant names exactly what it allows) or, for guards, whatever the case (`Glob::folded`).
 
-/// A compiled glob. Patterns without metacharacters compare by equality.
+/// A compiled glob. Patterns without metacharacters compare by equality; the common
+/// shapes (`p*`, `*s`, `*x*`) by one prefix, suffix or substring test; the rest by
+/// wildcard matching.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Glob {
     Any,
     Exact(String),
+    Prefix(String),
+    Suffix(String),
+    Contains(String),
     Pattern(Vec<char>),
 }
 
 impl Glob {
     pub fn new(pattern: &str) -> Self {
-        if pattern == "*" {
-            Glob::Any
-        } else if pattern.contains(['*', '?']) {
-            Glob::Pattern(pattern.chars().collect())
-        } else {
-            Glob::Exact(pattern.to_string())
+        if pattern.chars().all(|c| c == '*') && !pattern.is_empty() {
+            return Glob::Any;
         }
+        if !pattern.contains(['*', '?']) {
+            return Glob::Exact(pattern.to_string());
+        }
+        let literal = |s: &str| !s.is_empty() && !s.contains(['*', '?']);
+        if let Some(inner) = pattern
+            .strip_prefix('*')
+            .and_then(|p| p.strip_suffix('*'))
+            .filter(|i| literal(i))
+        {
+            return Glob::Contains(inner.to_string());
+        }
+        if let Some(suffix) = pattern.strip_prefix('*').filter(|s| literal(s)) {
+            return Glob::Suffix(suffix.to_string());
+        }
+        if let Some(prefix) = pattern.strip_suffix('*').filter(|p| literal(p)) {
+            return Glob::Prefix(prefix.to_string());
+        }
+        Glob::Pattern(pattern.chars().collect())
     }
 
     pub fn matches(&self, text: &str) -> bool {
         match self {
             Glob::Any => true,
             Glob::Exact(s) => s == text,
+            Glob::Prefix(p) => text.starts_with(p.as_str()),
+            Glob::Suffix(s) => text.ends_with(s.as_str()),
+            Glob::Contains(x) => text.contains(x.as_str()),
             Glob::Pattern(p) => wildcard_match(p, text),
         }
     }
@@ -35,12 +57,32 @@ impl Glob {
         Glob::new(&pattern.to_lowercase())
     }
 
-    /// Matching for a `folded` pattern: the text is compared in lower case.
+    /// Matching for a `folded` pattern: the text is compared in lower case — an ASCII
+    /// text byte by byte without a copy (the pattern is lower case already, so comparing
+    /// ASCII case-insensitively is exact), any other text through `to_lowercase`.
     pub fn matches_folded(&self, text: &str) -> bool {
-        if text.chars().any(char::is_uppercase) {
-            self.matches(&text.to_lowercase())
-        } else {
-            self.matches(text)
+        if !text.is_ascii() {
+            return self.matches(&text.to_lowercase());
+        }
+        let t = text.as_bytes();
+        let eq = |a: &[u8], b: &[u8]| a.eq_ignore_ascii_case(b);
+        match self {
+            Glob::Any => true,
+            Glob::Exact(s) => s.len() == t.len() && eq(s.as_bytes(), t),
+            Glob::Prefix(p) => t.get(..p.len()).is_some_and(|h| eq(p.as_bytes(), h)),
+            Glob::Suffix(s) => t
+                .len()
+                .checked_sub(s.len())
+                .and_then(|at| t.get(at..))
+                .is_some_and(|tail| eq(s.as_bytes(), tail)),
+            Glob::Contains(x) => {
+                let x = x.as_bytes();
+                x.len() <= t.len() && t.windows(x.len()).any(|w| eq(x, w))
+            }
+            Glob::Pattern(_) if t.iter().any(u8::is_ascii_uppercase) => {
+                self.matches(&text.to_ascii_lowercase())
+            }
+            Glob::Pattern(_) => self.matches(text),
         }
     }
 
@@ -51,30 +93,32 @@ impl Glob {
 }
 
 /// Iterative wildcard matching with single-star backtracking: O(|p|·|t|) worst case,
-/// no recursion, no allocation beyond the text's chars.
+/// no recursion, no allocation (the text is walked by byte offsets).
 fn wildcard_match(p: &[char], text: &str) -> bool {
-    let t: Vec<char> = text.chars().collect();
+    let at = |ti: usize| text.get(ti..).and_then(|rest| rest.chars().next());
     let (mut pi, mut ti) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        match (p.get(pi), t.get(ti)) {
-            (Some('*'), _) => {
+    while let Some(tc) = at(ti) {
+        match p.get(pi) {
+            Some('*') => {
                 star = Some((pi, ti));
                 pi += 1;
             }
-            (Some('?'), Some(_)) => {
+            Some('?') => {
                 pi += 1;
-                ti += 1;
+                ti += tc.len_utf8();
             }
-            (Some(pc), Some(tc)) if pc == tc => {
+            Some(pc) if *pc == tc => {
                 pi += 1;
-                ti += 1;
+                ti += tc.len_utf8();
             }
             _ => match star {
                 Some((sp, st)) => {
+                    // The star takes one more character of the text.
+                    let next = st + at(st).map_or(1, char::len_utf8);
                     pi = sp + 1;
-                    ti = st + 1;
-                    star = Some((sp, st + 1));
+                    ti = next;
+                    star = Some((sp, next));
                 }
                 None => return false,
             },
@@ -114,9 +158,71 @@ mod tests {
             ("a*b*c", "aXXbYY", false),
             ("**", "x", true),
             ("é*", "éclair", true),
+            ("*é", "café", true),
+            ("c?fé", "café", true),
+            ("c*é*", "crème brûlée", true),
+            ("?", "é", true),
+            ("??", "é", false),
+            ("*a?", "bab", true),
+            ("*.password", "me.password", true),
+            ("*.password", "password", false),
+            ("*Nuke", "orderNuke", true),
+            ("", "", true),
+            ("", "x", false),
         ];
         for (pattern, text, want) in cases {
             assert_eq!(Glob::new(pattern).matches(text), want, "{pattern} ~ {text}");
+            // The shapes agree with plain wildcard matching.
+            let chars: Vec<char> = pattern.chars().collect();
+            assert_eq!(
+                wildcard_match(&chars, text),
+                want,
+                "wildcard {pattern} ~ {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn folded_matching_equals_lower_casing_the_text() {
+        let patterns = [
+            "*backup*",
+            "backup*",
+            "*backup",
+            "volumeDelete",
+            "*.password",
+            "v?lume*x",
+            "*",
+            "a*b*c",
+            "*ÉTÉ*",
+            "straße*",
+        ];
+        let texts = [
+            "volumeInstanceBackupDelete",
+            "BACKUP",
+            "backupNow",
+            "dbBackup",
+            "VolumeDelete",
+            "me.PASSWORD",
+            "user.password",
+            "VOLUMExx",
+            "vOlumeAx",
+            "AxxBxxC",
+            "été",
+            "ÉTÉ",
+            "STRASSE",
+            "Straße",
+            "",
+            "x",
+        ];
+        for p in patterns {
+            let g = Glob::folded(p);
+            for t in texts {
+                assert_eq!(
+                    g.matches_folded(t),
+                    g.matches(&t.to_lowercase()),
+                    "{p} ~ {t}"
+                );
+            }
         }
     }
 }

@@ -132,7 +132,7 @@ pub struct Operation {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unknown: Vec<String>,
     /// GraphQL: every field selected below the root field (through fragments), each
-    /// once, sorted. Guards match them as reads; grants name root fields only.
+    /// once, in the order selected (a field after the fields below it). Guards match them as reads; grants name root fields only.
     /// Shared: decoded once, cloned with the operation (memo hits, verdicts) for free.
     #[serde(skip_serializing_if = "no_fields", serialize_with = "fields_seq")]
     pub fields: Arc<[Field]>,
@@ -149,7 +149,7 @@ fn fields_seq<S: serde::Serializer>(f: &Arc<[Field]>, s: S) -> Result<S::Ok, S::
 /// A field selected below a GraphQL root field: its resource (`Type.field` with a
 /// schema, else the dotted path of field names from the root, aliases ignored) and its
 /// arguments as records.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Field {
     pub resource: String,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]

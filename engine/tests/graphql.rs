@@ -769,6 +769,51 @@ fn records_grant_admits_one_volume() {
     }
 }
 
+/// The walk below root fields measures depth and aliases itself (one pass); without it
+/// `Walk` does. Both must accept and refuse the same documents, with the same limits.
+#[test]
+fn depth_and_aliases_agree_with_and_without_the_walk_below() {
+    let limited = json!({"max_depth": 4, "max_aliases": 3});
+    let extra: &[&str] = &[
+        "{ a { b { c } } }",
+        "{ a { b { c { d } } } }",
+        "{ a { ...F } } fragment F on A { b { c } }",
+        "{ a { ...F } } fragment F on A { b { c { d } } }",
+        "{ a { ... on A { b { ... on B { c } } } } }",
+        "{ a { ... on A { b { ... on B { c { d } } } } } }",
+        "{ x: a { y: b { z: c } } }",
+        "{ x: a { y: b { z: c w: c } } }",
+        "{ a { ...F ...F } } fragment F on A { y: b z: c }",
+        "{ x: a { ...F } } fragment F on A { y: b }",
+        "{ a { __typename t: __typename } }",
+        "{ __schema { ...T } } fragment T on __Schema { types { name } }",
+        "{ __type(name: \"A\") { fields { type { ofType { name } } } } }",
+        "{ a { ...F } } fragment F on A { ...G } fragment G on A { ...F }",
+        "{ a { ...F } } fragment F on A { b }  fragment G on A { ...G }",
+        "query { ...A } fragment A on Query { ...B } fragment B on Query { ...A }",
+    ];
+    let docs = DOCUMENTS
+        .iter()
+        .map(|(q, _)| *q)
+        .chain(REFUSED.iter().map(|(q, _)| *q))
+        .chain(extra.iter().copied());
+    for cfg in [json!({}), limited] {
+        let below = decoder(cfg.clone());
+        let mut flat = decoder(cfg);
+        flat.set_nested(false);
+        for query in docs.clone() {
+            let body = json!({ "query": query });
+            let (a, b) = (post(&below, &body), post(&flat, &body));
+            assert_eq!(a.is_ok(), b.is_ok(), "{query}: {a:?} / {b:?}");
+            if let (Err(a), Err(b)) = (&a, &b) {
+                for limit in ["max_depth", "max_aliases"] {
+                    assert_eq!(a.contains(limit), b.contains(limit), "{query}: {a} / {b}");
+                }
+            }
+        }
+    }
+}
+
 /// Found by `cargo fuzz` (target `decide`): the fragment-cycle error named whichever
 /// fragment the hash map gave first, so the same request got different reasons (the CLI
 /// and the filter could disagree). Fragments are now checked in document order.
@@ -850,19 +895,20 @@ fn nested_fields_without_schema_are_paths() {
     assert_eq!(
         got,
         vec![
+            // In the order selected, a field after the fields below it.
             vec![
-                "project.environments",
-                "project.environments.config decryptVariables=false",
-                "project.environments.config decryptVariables=true",
-                "project.environments.id",
-                "project.environments.variables",
-                "project.environments.variables.name",
                 "project.name",
+                "project.environments.id",
+                "project.environments.config decryptVariables=true",
+                "project.environments.variables.name",
+                "project.environments.variables",
+                "project.environments.config decryptVariables=false",
+                "project.environments",
             ],
             // `$e` is neither given nor defaulted: unknown.
             vec![
-                "project.environments",
                 "project.environments.config ?decryptVariables",
+                "project.environments",
             ],
         ]
     );
@@ -880,13 +926,13 @@ fn nested_fields_with_schema_are_type_fields() {
         got,
         vec![
             vec![
-                "Environment.config decryptVariables=false",
-                "Environment.config decryptVariables=true",
-                "Environment.id",
-                "Environment.variables",
-                "Project.environments",
                 "Project.name",
+                "Environment.id",
+                "Environment.config decryptVariables=true",
                 "Variable.name",
+                "Environment.variables",
+                "Environment.config decryptVariables=false",
+                "Project.environments",
             ],
             vec![
                 "Environment.config decryptVariables=true",
@@ -902,7 +948,7 @@ fn nested_fields_with_schema_are_type_fields() {
     .unwrap();
     assert_eq!(
         got,
-        vec![vec!["Environment.config decryptVariables=true", "Node.id"]]
+        vec![vec!["Node.id", "Environment.config decryptVariables=true"]]
     );
     // A field the type does not have is refused (fail closed), as is a meta field below
     // the root.
@@ -928,7 +974,7 @@ fn nested_fields_arguments_and_inputs() {
         &json!({"query": "query($i: In) { a { b(x: 1, y: [\"u\", \"v\"], o: {p: $i, q: ENUM}) { c } } }"}),
     )
     .unwrap();
-    assert_eq!(got, vec![vec!["a.b o.q=ENUM x=1 y=u|v ?o.p", "a.b.c"]]);
+    assert_eq!(got, vec![vec!["a.b.c", "a.b o.q=ENUM x=1 y=u|v ?o.p"]]);
     let got = nested(
         &d,
         &json!({"query": "query($i: In) { a { b(o: $i) } }", "variables": {"i": {"p": true}}}),

@@ -752,8 +752,13 @@ impl GraphqlDecoder {
             visiting: Vec::new(),
             aliases: 0,
         };
-        for name in &in_order {
-            walk.fragment_depth(name)?;
+        // Walking below root fields (`nested`) measures depth and aliases on the way, on
+        // every fragment an operation spreads (cycles refused there); otherwise the
+        // fragments are measured here, each once.
+        if !self.nested {
+            for name in &in_order {
+                walk.fragment_depth(name)?;
+            }
         }
         let mut out = Vec::new();
         let mut nested = Nested {
@@ -761,6 +766,8 @@ impl GraphqlDecoder {
             fragments: &fragments,
             visits: 0,
             spreading: Vec::new(),
+            aliases: 0,
+            used: HashSet::new(),
         };
         for op in &operations {
             let kind = op.operation_type().map_or(OpKind::Query, |t| op_kind(&t));
@@ -768,12 +775,9 @@ impl GraphqlDecoder {
                 return undecodable("mutation over GET: GraphQL mutations are POST only");
             }
             let set = required_node(op.selection_set(), "selection set")?;
-            let depth = walk.depth(&set)?;
-            if depth > self.limits.depth {
-                return undecodable(format!(
-                    "GraphQL selection depth {depth}, over the service's max_depth of {}",
-                    self.limits.depth
-                ));
+            if !self.nested {
+                let depth = walk.depth(&set)?;
+                self.check_depth(depth)?;
             }
             let op_name = match op.name() {
                 Some(n) => required(Some(n), "operation name")?,
@@ -781,7 +785,21 @@ impl GraphqlDecoder {
             };
             let vars = Variables::of(op, &r.variables)?;
             let mut fields = Vec::new();
-            root_fields(&set, &fragments, &mut HashSet::new(), &mut fields)?;
+            let mut expanded = HashSet::new();
+            root_fields(
+                &set,
+                &fragments,
+                &mut expanded,
+                &mut Vec::new(),
+                &mut fields,
+            )?;
+            nested.used.extend(expanded);
+            if fields.is_empty() {
+                return undecodable(format!("operation `{op_name}` selects no field"));
+            }
+            // The operation's depth: 1 + the deepest root field's selection (spreads and
+            // inline fragments add no level), when the walk below measures it.
+            let mut deepest = 0;
             for field in fields {
                 if out.len() >= self.limits.root_fields {
                     return undecodable(format!(
@@ -789,24 +807,48 @@ impl GraphqlDecoder {
                         self.limits.root_fields
                     ));
                 }
-                self.field_operations(
+                let below = self.field_operations(
                     service,
                     kind,
                     &op_name,
                     &field,
                     &vars,
-                    &mut nested,
+                    (&mut nested, &mut walk),
                     &mut out,
                 )?;
+                deepest = deepest.max(below);
+            }
+            if self.nested {
+                self.check_depth(deepest + 1)?;
             }
         }
-        if walk.aliases > self.limits.aliases {
+        // Fragments no operation spreads are measured as without the walk below (a
+        // cycle among them refused, their aliases counted): one answer either way.
+        if self.nested {
+            for name in &in_order {
+                if !nested.used.contains(name) && !walk.depth_of.contains_key(name) {
+                    walk.fragment_depth(name)?;
+                }
+            }
+        }
+        let aliases = walk.aliases + nested.aliases;
+        if aliases > self.limits.aliases {
             return undecodable(format!(
-                "{} aliases, over the service's max_aliases of {}",
-                walk.aliases, self.limits.aliases
+                "{aliases} aliases, over the service's max_aliases of {}",
+                self.limits.aliases
             ));
         }
         Ok(out)
+    }
+
+    fn check_depth(&self, depth: usize) -> Result<(), DecodeError> {
+        if depth > self.limits.depth {
+            return undecodable(format!(
+                "GraphQL selection depth {depth}, over the service's max_depth of {}",
+                self.limits.depth
+            ));
+        }
+        Ok(())
     }
 
     /// Operation names: unique, a lone anonymous operation, and an `operationName` that
@@ -846,7 +888,8 @@ impl GraphqlDecoder {
     }
 
     /// The operation of one root field — one per action, when the mutation's action
-    /// hinges on its arguments (`actions.rs`).
+    /// hinges on its arguments (`actions.rs`). With the walk below root fields on, the
+    /// depth of the field's selection (0 without one), its alias counted.
     #[allow(clippy::too_many_arguments)]
     fn field_operations(
         &self,
@@ -855,9 +898,9 @@ impl GraphqlDecoder {
         op_name: &str,
         field: &cst::Field,
         vars: &Variables,
-        nested: &mut Nested,
+        (nested, walk): (&mut Nested, &mut Walk),
         out: &mut Vec<Operation>,
-    ) -> Result<(), DecodeError> {
+    ) -> Result<usize, DecodeError> {
         let name = required(field.name(), "field name")?;
         let meta = name.starts_with("__");
         if let Some(schema) = &self.schema {
@@ -876,6 +919,10 @@ impl GraphqlDecoder {
         // Everything selected below the root field, as `Type.field` (with a schema) or
         // its path of names.
         let mut fields = Vec::new();
+        let mut below = 0;
+        if self.nested && field.alias().is_some() {
+            nested.aliases += 1;
+        }
         if let Some(set) = field.selection_set().filter(|_| self.nested) {
             let ty = match &self.schema {
                 Some(schema) if !meta => {
@@ -891,11 +938,12 @@ impl GraphqlDecoder {
                 }
                 _ => None,
             };
-            if !meta {
-                nested.collect(&set, ty.as_deref(), &name, vars, &mut fields)?;
-            }
-            fields.sort();
-            fields.dedup();
+            below = if meta {
+                walk.depth(&set)?
+            } else {
+                nested.collect(&set, ty.as_deref(), &name, vars, true, &mut fields)?
+            };
+            dedup_in_order(&mut fields);
         }
         let mut detail = format!("{} {op_name}", kind.as_str());
         if let Some(alias) = field.alias().and_then(|a| a.name()) {
@@ -922,7 +970,7 @@ impl GraphqlDecoder {
             op.action = *last;
             out.push(op);
         }
-        Ok(())
+        Ok(below)
     }
 
     /// The service's schema, when one was given.
@@ -1103,11 +1151,13 @@ impl Walk<'_> {
 }
 
 /// Root fields of an operation, through inline fragments and spreads (each named
-/// fragment expanded once: spreading it again adds the same fields).
+/// fragment expanded once: spreading it again adds the same fields; a fragment that
+/// spreads itself is refused).
 fn root_fields(
     set: &cst::SelectionSet,
     fragments: &HashMap<String, cst::FragmentDefinition>,
     expanded: &mut HashSet<String>,
+    visiting: &mut Vec<String>,
     out: &mut Vec<cst::Field>,
 ) -> Result<(), DecodeError> {
     for sel in set.selections() {
@@ -1115,16 +1165,22 @@ fn root_fields(
             cst::Selection::Field(f) => out.push(f),
             cst::Selection::InlineFragment(i) => {
                 let s = required_node(i.selection_set(), "inline fragment selection set")?;
-                root_fields(&s, fragments, expanded, out)?;
+                root_fields(&s, fragments, expanded, visiting, out)?;
             }
             cst::Selection::FragmentSpread(s) => {
                 let name = required(s.fragment_name().and_then(|n| n.name()), "spread name")?;
+                if visiting.contains(&name) {
+                    return undecodable(format!("fragment `{name}` spreads itself (cycle)"));
+                }
                 if expanded.insert(name.clone()) {
                     let Some(def) = fragments.get(&name) else {
                         return undecodable(format!("fragment `{name}` is not defined"));
                     };
                     let s = required_node(def.selection_set(), "fragment selection set")?;
-                    root_fields(&s, fragments, expanded, out)?;
+                    visiting.push(name);
+                    let r = root_fields(&s, fragments, expanded, visiting, out);
+                    visiting.pop();
+                    r?;
                 }
             }
         }
@@ -1169,20 +1225,31 @@ struct Nested<'a> {
     schema: Option<&'a RootFields>,
     fragments: &'a HashMap<String, cst::FragmentDefinition>,
     visits: usize,
-    /// Fragments being expanded (a cycle is refused; `Walk` refuses them first).
+    /// Fragments being expanded (a cycle is refused).
     spreading: Vec<String>,
+    /// Aliases met, each time a fragment is expanded.
+    aliases: usize,
+    /// Fragments spread (below root fields, and at the root).
+    used: HashSet<String>,
 }
 
 impl Nested<'_> {
-    /// Adds the fields of `set`, selected on type `ty` (with a schema) at `path`.
+    /// Adds the fields of `set`, selected on type `ty` (with a schema) at `path`; the
+    /// depth of `set` as `Walk::depth` counts it (1 + the deepest selection; a spread or
+    /// inline fragment adds no level).
+    ///
+    /// Aliases are counted as `Walk` counts them, once per text: a fragment's the first
+    /// time it is spread (`count` says whether this text is being counted).
     fn collect(
         &mut self,
         set: &cst::SelectionSet,
         ty: Option<&str>,
         path: &str,
         vars: &Variables,
+        count: bool,
         out: &mut Vec<Field>,
-    ) -> Result<(), DecodeError> {
+    ) -> Result<usize, DecodeError> {
+        let mut deepest = 0;
         for sel in set.selections() {
             self.visits += 1;
             if self.visits > MAX_SELECTION_VISITS {
@@ -1200,6 +1267,7 @@ impl Nested<'_> {
                             SyntaxKind::NAME => token = child.first_token(),
                             SyntaxKind::ARGUMENTS => args = cst::Arguments::cast(child),
                             SyntaxKind::SELECTION_SET => sub = cst::SelectionSet::cast(child),
+                            SyntaxKind::ALIAS if count => self.aliases += 1,
                             _ => {}
                         }
                     }
@@ -1213,11 +1281,11 @@ impl Nested<'_> {
                     if name.starts_with("__") {
                         return undecodable(format!("`{name}` below the root (at `{path}`)"));
                     }
-                    let child_path = format!("{path}.{name}");
+                    let child_path = dotted(path, name);
                     let (resource, child_ty) = match (self.schema, ty) {
                         (None, _) => (None, None),
                         (Some(schema), Some(t)) => match schema.field_type(t, name) {
-                            Some(ct) => (Some(format!("{t}.{name}")), Some(ct)),
+                            Some(ct) => (Some(dotted(t, name)), Some(ct)),
                             None => {
                                 return undecodable(format!(
                                     "`{name}` is not a field of `{t}` in the service's schema (at `{path}`)"
@@ -1232,7 +1300,8 @@ impl Nested<'_> {
                     };
                     let (records, unknown) = arguments(args, name, vars)?;
                     if let Some(s) = sub {
-                        self.collect(&s, child_ty, &child_path, vars, out)?;
+                        let d = self.collect(&s, child_ty, &child_path, vars, count, out)?;
+                        deepest = deepest.max(d);
                     }
                     out.push(Field {
                         resource: resource.unwrap_or(child_path),
@@ -1248,7 +1317,8 @@ impl Nested<'_> {
                     } else {
                         ty
                     };
-                    self.collect(&s, ty, path, vars, out)?;
+                    let d = self.collect(&s, ty, path, vars, count, out)?;
+                    deepest = deepest.max(d.saturating_sub(1));
                 }
                 cst::Selection::FragmentSpread(s) => {
                     let name = required(s.fragment_name().and_then(|n| n.name()), "spread name")?;
@@ -1265,15 +1335,43 @@ impl Nested<'_> {
                     } else {
                         ty
                     };
+                    let first = !self.used.contains(&name);
+                    if first {
+                        self.used.insert(name.clone());
+                    }
                     self.spreading.push(name);
-                    let r = self.collect(&set, ty, path, vars, out);
+                    let r = self.collect(&set, ty, path, vars, first, out);
                     self.spreading.pop();
-                    r?;
+                    deepest = deepest.max(r?.saturating_sub(1));
                 }
             }
         }
-        Ok(())
+        Ok(deepest + 1)
     }
+}
+
+/// Drops repeated fields (a fragment spread twice, a field selected again), keeping the
+/// first of each in the order selected: hashing, not sorting (the paths share long
+/// prefixes, which sorting compares again and again).
+fn dedup_in_order(fields: &mut Vec<Field>) {
+    if fields.len() < 2 {
+        return;
+    }
+    let keep: Vec<bool> = {
+        let mut seen: HashSet<&Field> = HashSet::with_capacity(fields.len());
+        fields.iter().map(|f| seen.insert(f)).collect()
+    };
+    let mut keep = keep.into_iter();
+    fields.retain(|_| keep.next().unwrap_or(true));
+}
+
+/// `a.b`, in one allocation of the right size.
+fn dotted(a: &str, b: &str) -> String {
+    let mut s = String::with_capacity(a.len() + 1 + b.len());
+    s.push_str(a);
+    s.push('.');
+    s.push_str(b);
+    s
 }
 
 fn type_condition(c: Option<cst::TypeCondition>) -> Result<Option<String>, DecodeError> {
