@@ -128,7 +128,8 @@ pub struct Operation {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub environments: Vec<String>,
     /// Arguments whose value the decoder cannot know (a variable neither given nor
-    /// defaulted): a guard's `arguments` condition on them matches, fail closed.
+    /// defaulted; `*`: every argument, of a body not read): a guard's `arguments`
+    /// condition on them matches, fail closed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unknown: Vec<String>,
     /// GraphQL: every field selected below the root field (through fragments), each

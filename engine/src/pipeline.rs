@@ -396,13 +396,25 @@ impl Engine {
             // An upstream that reads options from the body of a read or delete (DreamFactory):
             // the body is read to be refused, never left unseen.
             Decoder::Rest(d) if body_follows && d.reads_body_options() => true,
+            // Held for a grant with `records` (what the write assigns, what the call is
+            // given), and a function's arguments also for a guard with `arguments` on
+            // the service.
             Decoder::Rest(d) => {
-                d.body_holds_rows(&head.method, target)
-                    && self.policy.role(role).is_some_and(|r| {
+                let records_grant = || {
+                    self.policy.role(role).is_some_and(|r| {
                         r.grants
                             .iter()
                             .any(|g| g.service == service_idx && g.records.is_some())
                     })
+                };
+                let argument_guard = || {
+                    self.policy.guards.iter().any(|g| {
+                        g.arguments.is_some() && g.services.iter().any(|s| s.matches(&service.name))
+                    })
+                };
+                d.body_holds_rows(&head.method, target)
+                    && (records_grant()
+                        || (d.body_holds_arguments(&head.method, target) && argument_guard()))
             }
             other => other.needs_body(),
         }

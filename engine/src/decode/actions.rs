@@ -72,10 +72,12 @@ pub enum Holds {
     No,
 }
 
-/// Whether `name` (or an input object holding it, or a field of it) is among `unknown`.
+/// Whether `name` (or an input object holding it, or a field of it) is among `unknown`;
+/// `*` stands for every argument (a body that was not read).
 fn unknown_touches(unknown: &[String], name: &str) -> bool {
     unknown.iter().any(|u| {
-        u == name
+        u == "*"
+            || u == name
             || name
                 .strip_prefix(u.as_str())
                 .is_some_and(|rest| rest.starts_with('.'))

@@ -5,6 +5,7 @@
 //! Anything a style's grammar does not know is denied, not guessed.
 
 use super::expr::{Cmp, Expr};
+use super::record_json;
 use crate::bundle::{BundleError, RestConfig, RestStyle};
 use crate::json::parse_strict;
 use crate::operation::{upsert_scope, Action, Operation, Records, Scope, Sets};
@@ -185,9 +186,10 @@ impl RestDecoder {
         Ok(ops)
     }
 
-    /// Whether the request writes rows its body holds: PostgREST POST/PATCH/PUT on a
-    /// table, DreamFactory POST/PATCH/PUT on `_table/{t}` or `_table/{t}/{id}`. Only these
-    /// bodies say what a write assigns; route templates never read one.
+    /// Whether the request's body holds rows or arguments: PostgREST POST/PATCH/PUT on a
+    /// table or POST on a function (`body_holds_arguments`), DreamFactory POST/PATCH/PUT
+    /// on `_table/{t}` or `_table/{t}/{id}`. Only these bodies say what a write assigns
+    /// or a call is given; route templates never read one.
     pub fn body_holds_rows(&self, method: &str, target: &Target) -> bool {
         if !matches!(method, "POST" | "PATCH" | "PUT") {
             return false;
@@ -196,12 +198,21 @@ impl RestDecoder {
             return false;
         };
         match &self.style {
-            Style::PostgRest { .. } => rest.len() == 1,
+            Style::PostgRest { .. } => rest.len() == 1 || self.body_holds_arguments(method, target),
             Style::DreamFactory { .. } => {
                 rest.first().is_some_and(|s| s == "_table") && matches!(rest.len(), 2 | 3)
             }
             Style::Routes(_) => false,
         }
+    }
+
+    /// Whether the body holds a function's arguments: a PostgREST POST on `rpc/{f}`.
+    pub fn body_holds_arguments(&self, method: &str, target: &Target) -> bool {
+        method == "POST"
+            && matches!(self.style, Style::PostgRest { .. })
+            && target
+                .strip_prefix(&self.base)
+                .is_some_and(|rest| rest.len() == 2 && rest.first().is_some_and(|s| s == "rpc"))
     }
 
     /// Whether the upstream reads request options from a body, whatever the method:
@@ -984,11 +995,14 @@ fn postgrest(
         },
         ["rpc", function] => match method {
             "GET" | "HEAD" | "POST" => {
+                let (records, unknown) = rpc_arguments(head, target, body)?;
                 let mut ops = vec![Operation::new(
                     service,
                     Action::Execute,
                     format!("rpc/{}", qualify(function)),
-                )];
+                )
+                .with_records(records)
+                .with_unknown(unknown)];
                 ops.extend(embedded_reads(service, target, &qualify)?);
                 Ok(ops)
             }
@@ -1321,6 +1335,57 @@ fn unquote(v: &str) -> Result<String, DecodeError> {
 
 /// Reads of embedded resources named in `select` (`select=*,vehicles(*)`), which
 /// PostgREST joins in: each is a read of that table.
+/// A PostgREST function call's arguments, as records (issue 18, class 3): on a POST the
+/// JSON body's members (an array of objects calls once per object: every object's
+/// values); on GET/HEAD every parameter PostgREST does not reserve — it passes those
+/// naming a parameter of the function as arguments and filters the result on the rest,
+/// and which is which depends on the function's signature, so each counts as both. A
+/// POST body that was not held (no grant or guard needs it) leaves every argument
+/// unknown (`*`): a guard's argument condition then matches, a `records` grant does not.
+fn rpc_arguments(
+    head: &RequestHead,
+    target: &Target,
+    body: Option<&[u8]>,
+) -> Result<(Records, Vec<String>), DecodeError> {
+    let mut records = Records::new();
+    if head.method != "POST" {
+        for (name, value) in &target.query {
+            if !PGRST_RESERVED.contains(&name.as_str()) {
+                records.entry(name.clone()).or_default().push(value.clone());
+            }
+        }
+        return Ok((records, Vec::new()));
+    }
+    let Some(body) = body else {
+        return Ok((records, vec!["*".to_string()]));
+    };
+    if body.is_empty() {
+        return Ok((records, Vec::new()));
+    }
+    body_media(head, Reader::PostgRest)?;
+    let objects = match parse_strict(body)? {
+        Json::Object(m) => vec![m],
+        Json::Array(items) => items
+            .into_iter()
+            .map(|i| match i {
+                Json::Object(m) => Ok(m),
+                _ => undecodable("a PostgREST function body array holds objects only"),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return undecodable("a PostgREST function body is an object or an array of objects"),
+    };
+    for object in &objects {
+        for (name, value) in object {
+            record_json(name, value, &mut records);
+        }
+    }
+    for values in records.values_mut() {
+        values.sort();
+        values.dedup();
+    }
+    Ok((records, Vec::new()))
+}
+
 fn embedded_reads(
     service: &str,
     target: &Target,
@@ -2799,7 +2864,10 @@ mod tests {
             (&pg, "PUT", "/rest/reservations?id=eq.1", true),
             (&pg, "GET", "/rest/reservations", false),
             (&pg, "DELETE", "/rest/reservations", false),
-            (&pg, "POST", "/rest/rpc/purge", false),
+            // A function's arguments (held when a grant or guard needs them).
+            (&pg, "POST", "/rest/rpc/purge", true),
+            (&pg, "GET", "/rest/rpc/purge", false),
+            (&pg, "POST", "/rest/rpc", true), // a table named `rpc`
             (&pg, "POST", "/other/reservations", false),
             (&df, "POST", "/api/v2/rentals/_table/reservations", true),
             (
@@ -2817,6 +2885,11 @@ mod tests {
         for (d, m, p, want) in cases {
             let t = Target::parse(p).unwrap();
             assert_eq!(d.body_holds_rows(m, &t), *want, "{m} {p}");
+            assert_eq!(
+                d.body_holds_arguments(m, &t),
+                *want && p.contains("/rpc/"),
+                "arguments: {m} {p}"
+            );
         }
     }
 }
