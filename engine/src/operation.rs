@@ -133,7 +133,7 @@ pub struct Operation {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unknown: Vec<String>,
     /// GraphQL: every field selected below the root field (through fragments), each
-    /// once, in the order selected (a field after the fields below it). Guards match them as reads; grants name root fields only.
+    /// once, in the order selected (a field before the fields below it). Guards match them as reads; grants name root fields only.
     /// Shared: decoded once, cloned with the operation (memo hits, verdicts) for free.
     #[serde(skip_serializing_if = "no_fields", serialize_with = "fields_seq")]
     pub fields: Arc<[Field]>,

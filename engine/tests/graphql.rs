@@ -895,20 +895,20 @@ fn nested_fields_without_schema_are_paths() {
     assert_eq!(
         got,
         vec![
-            // In the order selected, a field after the fields below it.
+            // In the order selected, a field before the fields below it.
             vec![
                 "project.name",
+                "project.environments",
                 "project.environments.id",
                 "project.environments.config decryptVariables=true",
-                "project.environments.variables.name",
                 "project.environments.variables",
+                "project.environments.variables.name",
                 "project.environments.config decryptVariables=false",
-                "project.environments",
             ],
             // `$e` is neither given nor defaulted: unknown.
             vec![
-                "project.environments.config ?decryptVariables",
                 "project.environments",
+                "project.environments.config ?decryptVariables",
             ],
         ]
     );
@@ -927,16 +927,16 @@ fn nested_fields_with_schema_are_type_fields() {
         vec![
             vec![
                 "Project.name",
+                "Project.environments",
                 "Environment.id",
                 "Environment.config decryptVariables=true",
-                "Variable.name",
                 "Environment.variables",
+                "Variable.name",
                 "Environment.config decryptVariables=false",
-                "Project.environments",
             ],
             vec![
-                "Environment.config decryptVariables=true",
                 "Project.environments",
+                "Environment.config decryptVariables=true",
             ],
         ]
     );
@@ -974,7 +974,7 @@ fn nested_fields_arguments_and_inputs() {
         &json!({"query": "query($i: In) { a { b(x: 1, y: [\"u\", \"v\"], o: {p: $i, q: ENUM}) { c } } }"}),
     )
     .unwrap();
-    assert_eq!(got, vec![vec!["a.b.c", "a.b o.q=ENUM x=1 y=u|v ?o.p"]]);
+    assert_eq!(got, vec![vec!["a.b o.q=ENUM x=1 y=u|v ?o.p", "a.b.c"]]);
     let got = nested(
         &d,
         &json!({"query": "query($i: In) { a { b(o: $i) } }", "variables": {"i": {"p": true}}}),

@@ -1299,15 +1299,21 @@ impl Nested<'_> {
                         }
                     };
                     let (records, unknown) = arguments(args, name, vars)?;
+                    // The field before the fields below it; its path, which the walk
+                    // below still needs, moved in afterwards (no copy).
+                    let at = out.len();
+                    out.push(Field {
+                        resource: resource.unwrap_or_default(),
+                        records,
+                        unknown,
+                    });
                     if let Some(s) = sub {
                         let d = self.collect(&s, child_ty, &child_path, vars, count, out)?;
                         deepest = deepest.max(d);
                     }
-                    out.push(Field {
-                        resource: resource.unwrap_or(child_path),
-                        records,
-                        unknown,
-                    });
+                    if let Some(f) = out.get_mut(at).filter(|f| f.resource.is_empty()) {
+                        f.resource = child_path;
+                    }
                 }
                 cst::Selection::InlineFragment(i) => {
                     let s = required_node(i.selection_set(), "inline fragment selection set")?;
