@@ -382,10 +382,56 @@ fn decisions_table() {
         (
             "POST",
             "/v2/domains/example.com",
-            vec![domains],
+            vec![domains, ("content-type", "application/json")],
             b"{}",
             Decision::Allow,
             "roles[2].allow[0]",
+        ),
+        // Issue 18, class 3: a route's body member named like its parameter may be merged
+        // over the path's value by the framework (Rails, Laravel): refused, as is a body
+        // whose names cannot be read.
+        (
+            "POST",
+            "/v2/domains/example.com",
+            vec![domains, ("content-type", "application/json")],
+            br#"{"Domain": "victim.example"}"#,
+            Decision::Deny,
+            "merge it over",
+        ),
+        (
+            "POST",
+            "/v2/domains/example.com",
+            vec![
+                domains,
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            b"a=1&domain[]=victim.example",
+            Decision::Deny,
+            "merge it over",
+        ),
+        (
+            "POST",
+            "/v2/domains/example.com",
+            vec![domains, ("content-type", "application/json")],
+            br#"{"target_port": 8443}"#,
+            Decision::Allow,
+            "roles[2].allow[0]",
+        ),
+        (
+            "POST",
+            "/v2/domains/example.com",
+            vec![domains, ("content-type", "multipart/form-data; boundary=x")],
+            b"--x--",
+            Decision::Deny,
+            "names must be read",
+        ),
+        (
+            "POST",
+            "/v2/domains/example.com",
+            vec![domains],
+            b"{}",
+            Decision::Deny,
+            "without content-type",
         ),
         (
             "POST",

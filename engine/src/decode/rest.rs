@@ -172,7 +172,6 @@ impl RestDecoder {
         let Some(rest) = target.strip_prefix(&self.base) else {
             return undecodable("path is outside the service's base path");
         };
-        let method = head.method.as_str();
         let mut ops = match &self.style {
             Style::DreamFactory { id_field } => {
                 dreamfactory(service, id_field, head, rest, target, body)?
@@ -180,7 +179,7 @@ impl RestDecoder {
             Style::PostgRest { default_schema } => {
                 postgrest(service, default_schema, head, rest, target, body)?
             }
-            Style::Routes(routes) => route(service, routes, method, rest, target)?,
+            Style::Routes(routes) => route(service, routes, head, rest, target, body)?,
         };
         ops.dedup();
         Ok(ops)
@@ -204,6 +203,12 @@ impl RestDecoder {
             }
             Style::Routes(_) => false,
         }
+    }
+
+    /// Whether a routes-style service reads this request's body (always held: see
+    /// `route_body`).
+    pub fn reads_route_bodies(&self) -> bool {
+        matches!(self.style, Style::Routes(_))
     }
 
     /// Whether the body holds a function's arguments: a PostgREST POST on `rpc/{f}`.
@@ -399,10 +404,12 @@ fn parse_resource_template(s: &str) -> Option<Vec<Seg>> {
 fn route(
     service: &str,
     routes: &[Route],
-    method: &str,
+    head: &RequestHead,
     rest: &[String],
     target: &Target,
+    body: Option<&[u8]>,
 ) -> Result<Vec<Operation>, DecodeError> {
+    let method = head.method.as_str();
     for r in routes {
         if !r.methods.iter().any(|m| m == method) || r.segments.len() != rest.len() {
             continue;
@@ -439,6 +446,7 @@ fn route(
                 records.insert(name.clone(), vec![v.to_string()]);
             }
         }
+        route_body(r, head, body)?;
         let resource: String = r
             .resource
             .iter()
@@ -1384,6 +1392,74 @@ fn rpc_arguments(
         values.dedup();
     }
     Ok((records, Vec::new()))
+}
+
+/// A route's body (issue 18, class 3). Frameworks merge body parameters with the path's
+/// and the query's (Rails `params`, Laravel `input()`, PHP `$_REQUEST`), so a body member
+/// named like a route's `{param}` or a declared query parameter may override what the
+/// decision was made on: refused. A route with no parameters forwards any body; one with
+/// parameters accepts a JSON or form-encoded body (whose names can be read) and no other.
+fn route_body(r: &Route, head: &RequestHead, body: Option<&[u8]>) -> Result<(), DecodeError> {
+    let params: Vec<&str> = r
+        .segments
+        .iter()
+        .filter_map(|s| match s {
+            Seg::Param(p) => Some(p.as_str()),
+            Seg::Lit(_) => None,
+        })
+        .chain(r.query.iter().map(String::as_str))
+        .collect();
+    let Some(body) = body.filter(|b| !b.is_empty()) else {
+        return Ok(());
+    };
+    if params.is_empty() {
+        return Ok(());
+    }
+    let shadow = |name: &str| -> Result<(), DecodeError> {
+        match params.iter().find(|p| p.eq_ignore_ascii_case(name)) {
+            Some(p) => undecodable(format!(
+                "body member `{name}` beside the route's parameter `{p}`: a framework may merge it over the value decided on"
+            )),
+            None => Ok(()),
+        }
+    };
+    let media = content_type(
+        head,
+        &["application/json", "application/x-www-form-urlencoded"],
+        "a body on a route with parameters (whose names must be read)",
+    )?;
+    match media {
+        "application/json" => {
+            let objects = match parse_strict(body)? {
+                Json::Object(m) => vec![m],
+                Json::Array(items) => items
+                    .into_iter()
+                    .filter_map(|i| match i {
+                        Json::Object(m) => Some(m),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for o in &objects {
+                for name in o.keys() {
+                    shadow(name)?;
+                }
+            }
+            Ok(())
+        }
+        _ => {
+            // application/x-www-form-urlencoded
+            let text = std::str::from_utf8(body)
+                .or_else(|_| undecodable("a form body that is not UTF-8"))?;
+            let form = Target::parse(&format!("/?{text}"))?;
+            for (name, _) in &form.query {
+                // `id[]`, `id[x]`: the same parameter to PHP and Rails.
+                shadow(name.split('[').next().unwrap_or(name))?;
+            }
+            Ok(())
+        }
+    }
 }
 
 fn embedded_reads(
