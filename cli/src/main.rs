@@ -10,6 +10,7 @@ use scopegate_engine::approval;
 use scopegate_engine::bundle::GraphqlSchema;
 use scopegate_engine::decode::sql::SqlDecoder;
 use scopegate_engine::digest::{hex, sha256};
+use scopegate_engine::ledger::{settle, MemoryLedger};
 use scopegate_engine::time::{format_rfc3339_millis, parse_rfc3339};
 use scopegate_engine::verdict::op_json;
 use scopegate_engine::{policy, Engine, HeaderList, Secrets};
@@ -449,6 +450,11 @@ struct Case {
     body: Vec<u8>,
     expect: String,
     reason: Option<String>,
+    /// Approvers the runner mints tokens for, for the challenge this request gets.
+    approved_by: Vec<String>,
+    /// A name for the tokens: minted with `approved_by` they are kept under it; without,
+    /// the tokens kept under it are sent again (a replay).
+    token: Option<String>,
 }
 
 fn key_file(path: Option<&Path>) -> Result<Vec<(String, String)>, String> {
@@ -513,6 +519,8 @@ fn load_cases(path: &Path, keys: &[(String, String)]) -> Result<Vec<Case>, Strin
                 body,
                 expect: expect.ok_or_else(|| format!("{}: no `# expect:` line", f.display()))?,
                 reason,
+                approved_by: Vec::new(),
+                token: None,
             });
         }
         return Ok(cases);
@@ -569,6 +577,16 @@ fn load_cases(path: &Path, keys: &[(String, String)]) -> Result<Vec<Case>, Strin
                 .ok_or(format!("{at}: no `expect`"))?
                 .to_string(),
             reason: field("reason").map(str::to_string),
+            approved_by: match c.get("approved_by") {
+                None => Vec::new(),
+                Some(serde_json::Value::Array(names)) => names
+                    .iter()
+                    .map(|n| n.as_str().map(str::to_string))
+                    .collect::<Option<_>>()
+                    .ok_or(format!("{at}: `approved_by` is a list of approver names"))?,
+                Some(_) => return Err(format!("{at}: `approved_by` is a list of approver names")),
+            },
+            token: field("token").map(str::to_string),
         });
     }
     Ok(cases)
@@ -603,10 +621,25 @@ fn policy_test(
     keys: Option<&Path>,
     now: Option<&str>,
 ) -> Result<(), String> {
-    let engine = Engine::new(load(bundle, &[])?);
+    let mut policy = load(bundle, &[])?;
     let keys = key_file(keys)?;
     let cases = load_cases(cases, &keys)?;
     let now_ms = now_or(now)?;
+    // The runner is the approver of `approved_by` cases: a key of its own for the run.
+    let approver = if cases.iter().any(|c| !c.approved_by.is_empty()) {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| format!("no randomness from the OS: {e}"))?;
+        let key = approval::ApprovalKey::new(&secret)?;
+        policy.approval_key = Some(approval::ApprovalKey::new(&secret)?);
+        Some(key)
+    } else {
+        None
+    };
+    let engine = Engine::new(policy);
+    // Cases run in order against one ledger, as requests do against one Envoy: a token is
+    // used once, a budget spent across cases.
+    let ledger = MemoryLedger::new();
+    let mut tokens: std::collections::HashMap<String, String> = Default::default();
     let (mut passed, mut failed) = (0, 0);
     let width = cases
         .iter()
@@ -615,7 +648,29 @@ fn policy_test(
         .unwrap_or(4)
         .min(60);
     for c in cases {
-        let v = engine.decide(c.headers, &c.body, now_ms);
+        let mut headers = c.headers;
+        let sent = match (&approver, c.approved_by.is_empty(), &c.token) {
+            (Some(key), false, name) => {
+                let challenge = engine.decide(headers.clone(), &c.body, now_ms);
+                let minted = mint(key, &challenge, &c.approved_by, now_ms)
+                    .map_err(|e| format!("{}: {e}", c.name))?;
+                if let Some(name) = name {
+                    tokens.insert(name.clone(), minted.clone());
+                }
+                Some(minted)
+            }
+            (_, true, Some(name)) => Some(
+                tokens
+                    .get(name)
+                    .cloned()
+                    .ok_or(format!("{}: no tokens named `{name}` yet", c.name))?,
+            ),
+            _ => None,
+        };
+        if let Some(t) = sent {
+            headers.push(("x-scopegate-approval".into(), t.into_bytes()));
+        }
+        let v = settle(&ledger, engine.decide(headers, &c.body, now_ms));
         let ok = v.decision.as_str() == c.expect
             && c.reason
                 .as_ref()
@@ -840,6 +895,41 @@ fn approve(a: &Approval) -> Result<(), String> {
     );
     println!("{}", approval::issue(&key, &grant));
     Ok(())
+}
+
+/// Tokens for a challenge, one per approver, comma-separated as an agent sends them.
+fn mint(
+    key: &approval::ApprovalKey,
+    challenge: &scopegate_engine::Verdict,
+    approvers: &[String],
+    now_ms: i64,
+) -> Result<String, String> {
+    let body: serde_json::Value =
+        serde_json::from_str(&challenge.response_body()).map_err(|e| e.to_string())?;
+    let body = body.pointer("/error/data").cloned().unwrap_or(body);
+    let field = |k: &str| body.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+    if field("decision") != "challenge" || field("friction") != "approval" {
+        return Err(format!(
+            "`approved_by`, but the request is not awaiting approval (decision `{}`: {})",
+            field("decision"),
+            field("reason")
+        ));
+    }
+    let mut tokens = Vec::new();
+    for approver in approvers {
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|e| format!("no randomness from the OS: {e}"))?;
+        let grant = approval::Grant {
+            v: 1,
+            digest: field("challenge").to_string(),
+            key: field("key").to_string(),
+            exp: now_ms / 1000 + 300,
+            approver: approver.clone(),
+            nonce: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(nonce),
+        };
+        tokens.push(approval::issue(key, &grant));
+    }
+    Ok(tokens.join(","))
 }
 
 /// Asks on the terminal (not stdin, which may carry the challenge).

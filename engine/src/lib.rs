@@ -13,6 +13,7 @@ pub mod evaluate;
 pub mod explain;
 pub mod glob;
 pub mod json;
+pub mod ledger;
 pub mod lint;
 pub mod operation;
 pub mod pipeline;

@@ -227,14 +227,6 @@ pub struct BudgetUse {
     pub now_ms: i64,
 }
 
-impl BudgetUse {
-    /// The shared-data counter of the current window.
-    pub fn counter(&self) -> String {
-        let window = self.now_ms.checked_div(self.window_ms).unwrap_or(0);
-        format!("scopegate:budget:{}:{}:{window}", self.key, self.window_ms)
-    }
-}
-
 /// Seconds a challenge stays answerable (approval tokens carry their own expiry).
 pub const CHALLENGE_TTL_SECS: u64 = 300;
 

@@ -10,6 +10,7 @@
 
 use scopegate_engine::approval::{issue, ApprovalKey, Grant};
 use scopegate_engine::digest::{hex, sha256};
+use scopegate_engine::ledger::budget_key;
 use scopegate_engine::{Decision, Engine, Secrets, Verdict};
 use serde_json::Value;
 
@@ -341,8 +342,8 @@ fn budgets_are_per_key_and_window() {
         NOW + 3_600_000,
     );
     assert_ne!(
-        b.counter(),
-        later.budget.unwrap().counter(),
+        budget_key(&b),
+        budget_key(&later.budget.unwrap()),
         "a new window, a new counter"
     );
     let v2 = decide(

@@ -6,6 +6,7 @@ use crate::sink::Sink;
 use scopegate_engine::answer::{Answer, EventStream, WITHHELD};
 use scopegate_engine::audit::{self, AuditContext, Summary};
 use scopegate_engine::bundle::FilterState;
+use scopegate_engine::ledger::{settle, Ledger};
 use scopegate_engine::verdict::{Forward, ListFilter, Refusal};
 use scopegate_engine::{Decision, Engine, Pending, Secrets, Step, Verdict};
 use std::cell::RefCell;
@@ -341,7 +342,7 @@ impl<H: Host> Stream<H> {
     }
 
     fn act(&mut self, v: Verdict) -> Flow {
-        let v = settle(&self.host, v);
+        let v = settle(&SharedData(&self.host), v);
         if !v.forwards() {
             self.reply_locally(v);
             return Flow::Pause;
@@ -395,62 +396,16 @@ fn local_status(v: &Verdict) -> u16 {
     v.status().unwrap_or(403)
 }
 
-/// What the engine cannot know without state shared by the VM's workers: whether an
-/// approval token was already used, and what the key has spent of its budget. Checked,
-/// then recorded, with compare-and-swap; any doubt refuses.
-fn settle(host: &dyn Host, v: Verdict) -> Verdict {
-    if v.forward.is_none() {
-        return v;
+/// The VM's shared data (every worker of this Envoy) as the engine's ledger.
+struct SharedData<'a>(&'a dyn Host);
+
+impl Ledger for SharedData<'_> {
+    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        self.0.shared_get(key)
     }
-    let nonces: Vec<(String, i64)> = v
-        .approval
-        .as_ref()
-        .map(|a| a.nonces.clone())
-        .unwrap_or_default();
-    let mut claims = Vec::new();
-    for (nonce, exp) in &nonces {
-        let key = format!("scopegate:nonce:{nonce}");
-        match host.shared_get(&key) {
-            (Some(used), _) if !used.is_empty() => {
-                return v.refused(Refusal::BadProof(format!(
-                    "approval token already used (nonce `{nonce}`): a token allows one request"
-                )));
-            }
-            (_, cas) => claims.push((key, exp.to_le_bytes().to_vec(), cas)),
-        }
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+        self.0.shared_set(key, value, cas)
     }
-    if let Some(b) = v.budget.clone() {
-        let counter = b.counter();
-        let (count, cas) = match host.shared_get(&counter) {
-            (Some(bytes), cas) => (
-                bytes
-                    .get(..4)
-                    .and_then(|s| <[u8; 4]>::try_from(s).ok())
-                    .map_or(u32::MAX, u32::from_le_bytes),
-                cas,
-            ),
-            (None, cas) => (0, cas),
-        };
-        let after = count.saturating_add(b.cost);
-        if after > b.limit {
-            return v.refused(Refusal::OverBudget {
-                key: b.key,
-                limit: b.limit,
-                per: b.per,
-            });
-        }
-        claims.push((counter, after.to_le_bytes().to_vec(), cas));
-    }
-    for (key, value, cas) in claims {
-        if !host.shared_set(&key, &value, cas) {
-            // Another worker changed it between our read and write: refuse rather than
-            // double-spend a token or a budget.
-            return v.refused(Refusal::BadProof(
-                "a concurrent request used the same approval or budget; retry".into(),
-            ));
-        }
-    }
-    v
 }
 
 /// The decision as filter state for Envoy's access log (`envoy/scopegate.yaml.tmpl`), in
