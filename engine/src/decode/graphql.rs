@@ -9,7 +9,7 @@
 
 use super::actions::{parse_rule, ActionRule};
 use super::memo::{self, Memo};
-use super::{joined_verbs_known, name_words, record_json};
+use super::{record_json, verb_action};
 use crate::bundle::{BundleError, GraphqlConfig, GraphqlSchema};
 use crate::digest::{hex, sha256};
 use crate::glob::Glob;
@@ -36,16 +36,6 @@ const EXCERPT_CHARS: usize = 80;
 
 /// Request keys of the GraphQL-over-HTTP JSON body; any other key is refused.
 const REQUEST_KEYS: [&str; 4] = ["query", "variables", "operationName", "extensions"];
-
-/// Words of a mutation name that make it a delete, update or create (first rule that
-/// matches wins, in this order); any other mutation is `execute`, which is destructive.
-const DELETE_WORDS: [&str; 9] = [
-    "delete", "remove", "destroy", "purge", "drop", "erase", "wipe", "clear", "truncate",
-];
-const UPDATE_WORDS: [&str; 5] = ["update", "upsert", "rename", "replace", "overwrite"];
-const CREATE_WORDS: [&str; 3] = ["create", "add", "insert"];
-/// Read verbs, known only as the other verb of a joined name (`orderGetOrCreate`).
-const READ_WORDS: [&str; 5] = ["get", "read", "fetch", "find", "list"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OpKind {
@@ -992,28 +982,10 @@ impl GraphqlDecoder {
 }
 
 /// Built-in mutation rules by the words of the name (`volumeInstanceBackupDelete` →
-/// volume, instance, backup, delete): a delete word anywhere makes a delete, then
-/// update, then create; anything else is `execute` — as is a name joining a verb no
-/// list knows (`orderCreateOrFrobnicate`).
+/// volume, instance, backup, delete): the shared vocabulary (`verb_action`), without
+/// reads — a mutation that reads is still a mutation, `execute`.
 pub fn builtin_action(name: &str) -> Action {
-    let words = name_words(name);
-    let has = |list: &[&str]| words.iter().any(|w| list.contains(&w.as_str()));
-    let known = |w: &str| {
-        [&DELETE_WORDS[..], &UPDATE_WORDS, &CREATE_WORDS, &READ_WORDS]
-            .iter()
-            .any(|l| l.contains(&w))
-    };
-    if !joined_verbs_known(&words, known) {
-        Action::Execute
-    } else if has(&DELETE_WORDS) {
-        Action::Delete
-    } else if has(&UPDATE_WORDS) {
-        Action::Update
-    } else if has(&CREATE_WORDS) {
-        Action::Create
-    } else {
-        Action::Execute
-    }
+    verb_action(name, false)
 }
 
 enum Media {
@@ -1479,6 +1451,7 @@ fn token_text(node: &apollo_parser::SyntaxNode) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::name_words;
 
     #[test]
     fn mutation_name_rules() {
@@ -1502,7 +1475,11 @@ mod tests {
             ("dropdownSettingsUpdate", Action::Update),
             ("templateDeployV2", Action::Execute),
             // Issue 18, class 2: joined verbs.
-            ("orderCreateOrReplace", Action::Update),
+            ("orderCreateOrReplace", Action::Delete),
+            ("signalReplace", Action::Delete),
+            ("environmentApplyChangeSet", Action::Execute),
+            ("deploymentCancel", Action::Delete),
+            ("userEdit", Action::Update),
             ("orderCreateOrFrobnicate", Action::Execute),
             ("orderGetOrCreate", Action::Create),
             ("orderUpdateAndRemoveItems", Action::Delete),

@@ -14,7 +14,7 @@
 
 use super::actions::{parse_rule, ActionRule};
 use super::sql::SqlDecoder;
-use super::{joined_verbs_known, name_words, record_json, CONJUNCTIONS};
+use super::{record_json, verb_action};
 use crate::bundle::{BundleError, McpConfig, Protocol, Service as ServiceConfig};
 use crate::glob::Glob;
 use crate::json::parse_strict;
@@ -81,52 +81,6 @@ const ROUTING_HEADERS: [&str; 4] = [
 ];
 const PARAM_HEADER_PREFIX: &str = "mcp-param-";
 const MESSAGE_KEYS: [&str; 6] = ["jsonrpc", "id", "method", "params", "result", "error"];
-
-/// Built-in tool name rules, by the words of the name (`get_and_delete_rows` → get, and,
-/// delete, rows). A destructive word anywhere wins; then update, then create words
-/// anywhere; then `read` only when every verb is a read word (the first word, and each
-/// word after `and`/`then`/`or`: `get_and_frobnicate_order` is not a read); anything
-/// else is `execute`. A name of several verbs takes its most destructive one, and one
-/// joining a verb no list knows (`create_and_frobnicate_order`) is `execute`.
-const DELETE_WORDS: [&str; 22] = [
-    "delete",
-    "drop",
-    "remove",
-    "purge",
-    "destroy",
-    "erase",
-    "wipe",
-    "truncate",
-    "cancel",
-    "revoke",
-    "terminate",
-    "kill",
-    "disable",
-    "deactivate",
-    "suspend",
-    "expire",
-    "invalidate",
-    "abort",
-    "detach",
-    "unlink",
-    "ban",
-    "evict",
-];
-const UPDATE_WORDS: [&str; 9] = [
-    "update",
-    "set",
-    "upsert",
-    "patch",
-    "edit",
-    "modify",
-    "rename",
-    "replace",
-    "overwrite",
-];
-const CREATE_WORDS: [&str; 3] = ["create", "add", "insert"];
-const READ_FIRST_WORDS: [&str; 10] = [
-    "list", "get", "read", "search", "query", "fetch", "find", "describe", "show", "count",
-];
 
 /// What a tool call does.
 #[derive(Debug, Clone)]
@@ -558,44 +512,10 @@ fn sql_rule(o: &Map<String, Json>, services: &[ServiceConfig]) -> Result<ToolRul
     }
 }
 
-/// The built-in rule for a tool name (see the word lists above).
+/// The built-in rule for a tool name: the shared vocabulary (`verb_action`), reads
+/// included (`get_vehicle` is a read; `get_and_cancel_order` a delete).
 pub fn builtin_tool_action(name: &str) -> Action {
-    let words = name_words(name);
-    let has = |list: &[&str]| words.iter().any(|w| list.contains(&w.as_str()));
-    let known = |w: &str| {
-        [
-            &DELETE_WORDS[..],
-            &UPDATE_WORDS,
-            &CREATE_WORDS,
-            &READ_FIRST_WORDS,
-        ]
-        .iter()
-        .any(|l| l.contains(&w))
-    };
-    if !joined_verbs_known(&words, known) {
-        Action::Execute
-    } else if has(&DELETE_WORDS) {
-        Action::Delete
-    } else if has(&UPDATE_WORDS) {
-        Action::Update
-    } else if has(&CREATE_WORDS) {
-        Action::Create
-    } else if !words.is_empty()
-        && words
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| {
-                *i == 0
-                    || i.checked_sub(1)
-                        .and_then(|p| words.get(p))
-                        .is_some_and(|p| CONJUNCTIONS.contains(&p.as_str()))
-            })
-            .all(|(_, w)| READ_FIRST_WORDS.contains(&w.as_str()))
-    {
-        Action::Read
-    } else {
-        Action::Execute
-    }
+    verb_action(name, true)
 }
 
 fn string_param<'a>(
@@ -833,7 +753,10 @@ mod tests {
             ("create_reservation", Action::Create),
             ("add_note", Action::Create),
             ("update_reservation", Action::Update),
-            ("set_status", Action::Update),
+            // `set` and `patch` are as often nouns: no verb (the bundle names them).
+            ("set_status", Action::Execute),
+            ("patch_record", Action::Execute),
+            ("edit_user", Action::Update),
             ("delete_reservation", Action::Delete),
             ("drop_table", Action::Delete),
             ("remove_user", Action::Delete),
@@ -853,7 +776,7 @@ mod tests {
             ("get_and_frobnicate_order", Action::Execute),
             ("list_then_get_rows", Action::Read),
             ("find_and_read_docs", Action::Read),
-            ("create_or_replace_order", Action::Update),
+            ("create_or_replace_order", Action::Delete),
             ("create_and_frobnicate_order", Action::Execute),
             ("update_then_frobnicate", Action::Execute),
             ("get_or_create_user", Action::Create),

@@ -14,7 +14,7 @@ pub mod sql;
 #[cfg(feature = "sql")]
 pub mod sql_fast;
 
-use crate::operation::Records;
+use crate::operation::{Action, Records};
 use serde_json::Value as Json;
 
 /// Scalar leaves of a JSON value as records under `key`: nested objects as `key.field`,
@@ -32,21 +32,94 @@ pub fn record_json(key: &str, v: &Json, out: &mut Records) {
     }
 }
 
+/// One vocabulary for the built-in action of a name, GraphQL mutations and MCP tools
+/// alike (`editUser` and `edit_user` get the same action). A verb that destroys or
+/// overwrites what exists makes a delete; words that are as often nouns (`set` in
+/// `environmentApplyChangeSet`, `patch` in `environmentPatchCommit`) are no verb here, so
+/// such names stay `execute` unless the bundle names their action.
+pub const DELETE_WORDS: [&str; 25] = [
+    "delete",
+    "drop",
+    "remove",
+    "purge",
+    "destroy",
+    "erase",
+    "wipe",
+    "clear",
+    "truncate",
+    "replace",
+    "overwrite",
+    "cancel",
+    "revoke",
+    "terminate",
+    "kill",
+    "disable",
+    "deactivate",
+    "suspend",
+    "expire",
+    "invalidate",
+    "abort",
+    "detach",
+    "unlink",
+    "ban",
+    "evict",
+];
+pub const UPDATE_WORDS: [&str; 5] = ["update", "upsert", "edit", "modify", "rename"];
+pub const CREATE_WORDS: [&str; 3] = ["create", "add", "insert"];
+pub const READ_WORDS: [&str; 10] = [
+    "list", "get", "read", "search", "query", "fetch", "find", "describe", "show", "count",
+];
+
 /// Words that join verbs in a name (`get_and_delete_rows`, `orderCreateOrReplace`).
 pub const CONJUNCTIONS: [&str; 4] = ["and", "then", "or", "plus"];
 
-/// Whether each word right after a conjunction is a verb `known` describes: a name of
-/// several verbs whose other verb no list knows (`create_and_frobnicate_order`) does
-/// something no rule can name, so the built-in rules make it `execute` (issue 18,
-/// class 2).
-pub fn joined_verbs_known(words: &[String], known: impl Fn(&str) -> bool) -> bool {
-    words
+/// The built-in action of a name, by its words (see the lists above): a name joining a
+/// verb no list knows after a conjunction (`create_and_frobnicate_order`) is `execute`;
+/// else a delete word anywhere makes a delete, then an update word, then a create word;
+/// then, where reads are possible (`reads`: tools, not mutations), `read` when every verb
+/// — the first word and each word after a conjunction — is a read word; anything else is
+/// `execute`. A name of several verbs so takes its most destructive one.
+pub fn verb_action(name: &str, reads: bool) -> Action {
+    let words = name_words(name);
+    let has = |list: &[&str]| words.iter().any(|w| list.contains(&w.as_str()));
+    let known = |w: &str| {
+        [&DELETE_WORDS[..], &UPDATE_WORDS, &CREATE_WORDS, &READ_WORDS]
+            .iter()
+            .any(|l| l.contains(&w))
+    };
+    let joined_known = words
         .windows(2)
         .filter(|w| {
             w.first()
                 .is_some_and(|c| CONJUNCTIONS.contains(&c.as_str()))
         })
-        .all(|w| w.get(1).is_some_and(|v| known(v)))
+        .all(|w| w.get(1).is_some_and(|v| known(v)));
+    let verbs_read = || {
+        !words.is_empty()
+            && words
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| {
+                    *i == 0
+                        || i.checked_sub(1)
+                            .and_then(|p| words.get(p))
+                            .is_some_and(|p| CONJUNCTIONS.contains(&p.as_str()))
+                })
+                .all(|(_, w)| READ_WORDS.contains(&w.as_str()))
+    };
+    if !joined_known {
+        Action::Execute
+    } else if has(&DELETE_WORDS) {
+        Action::Delete
+    } else if has(&UPDATE_WORDS) {
+        Action::Update
+    } else if has(&CREATE_WORDS) {
+        Action::Create
+    } else if reads && verbs_read() {
+        Action::Read
+    } else {
+        Action::Execute
+    }
 }
 
 /// Lower-cased words of a camelCase, PascalCase or snake_case name (`URLDelete` → url, delete).
