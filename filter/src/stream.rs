@@ -480,7 +480,7 @@ mod tests {
         logs: RefCell<Vec<(Level, String)>>,
         resp_headers: RefCell<Vec<(String, String)>>,
         resp_body: RefCell<Vec<u8>>,
-        shared: RefCell<std::collections::HashMap<String, (Vec<u8>, u32)>>,
+        shared: scopegate_engine::ledger::MemoryLedger,
         props: RefCell<std::collections::HashMap<String, String>>,
         metrics: RefCell<std::collections::HashMap<String, u64>>,
         calls: RefCell<Vec<(String, String)>>,
@@ -533,19 +533,10 @@ mod tests {
             true
         }
         fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-            match self.shared.borrow().get(key) {
-                Some((v, cas)) => (Some(v.clone()), Some(*cas)),
-                None => (None, Some(0)),
-            }
+            self.shared.get(key)
         }
         fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
-            let mut m = self.shared.borrow_mut();
-            let current = m.get(key).map_or(0, |(_, c)| *c);
-            if cas.is_some_and(|c| c != current) {
-                return false;
-            }
-            m.insert(key.to_string(), (value.to_vec(), current + 1));
-            true
+            self.shared.set(key, value, cas)
         }
         fn set_property(&self, name: &str, value: &str) {
             self.props

@@ -1371,18 +1371,7 @@ fn rpc_arguments(
         return Ok((records, Vec::new()));
     }
     body_media(head, Reader::PostgRest)?;
-    let objects = match parse_strict(body)? {
-        Json::Object(m) => vec![m],
-        Json::Array(items) => items
-            .into_iter()
-            .map(|i| match i {
-                Json::Object(m) => Ok(m),
-                _ => undecodable("a PostgREST function body array holds objects only"),
-            })
-            .collect::<Result<_, _>>()?,
-        _ => return undecodable("a PostgREST function body is an object or an array of objects"),
-    };
-    for object in &objects {
+    for object in &pgrst_objects(parse_strict(body)?, "function")? {
         for (name, value) in object {
             record_json(name, value, &mut records);
         }
@@ -1682,18 +1671,26 @@ fn pgrst_rows(
         }
         Some(list) => Some(identifier_list(list, "columns")?),
     };
-    let objects = match parse_body(body)? {
-        Json::Object(m) => vec![m],
+    let objects = pgrst_objects(parse_body(body)?, "write")?;
+    Rows::from_objects(objects, columns, Reader::PostgRest).map(Some)
+}
+
+/// A PostgREST body's objects: one object, or an array of objects (a bulk write; a
+/// function called once per object).
+fn pgrst_objects(body: Json, what: &str) -> Result<Vec<Map<String, Json>>, DecodeError> {
+    match body {
+        Json::Object(m) => Ok(vec![m]),
         Json::Array(items) => items
             .into_iter()
             .map(|i| match i {
                 Json::Object(m) => Ok(m),
-                _ => undecodable("a PostgREST write body array holds objects only"),
+                _ => undecodable(format!("a PostgREST {what} body array holds objects only")),
             })
-            .collect::<Result<_, _>>()?,
-        _ => return undecodable("a PostgREST write body is an object or an array of objects"),
-    };
-    Rows::from_objects(objects, columns, Reader::PostgRest).map(Some)
+            .collect(),
+        _ => undecodable(format!(
+            "a PostgREST {what} body is an object or an array of objects"
+        )),
+    }
 }
 
 /// The records of a DreamFactory POST/PATCH on `_table/{t}` (a JSON array of records,
