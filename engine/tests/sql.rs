@@ -248,8 +248,9 @@ fn refusals() {
 #[test]
 fn deep_input_is_refused_not_a_crash() {
     // Unoptimised test builds use far bigger stack frames than the release module
-    // (whose stack is sized in filter/build.rs): give this thread room.
-    let t = std::thread::Builder::new().stack_size(256 << 20).spawn(|| {
+    // (whose stack is sized in filter/build.rs): give this thread room — or, compiled to
+    // Wasm (no threads), the module's own stack (`make test-wasm` links it large).
+    with_big_stack(|| {
         let deep = format!("SELECT {}1{}", "(".repeat(500), ")".repeat(500));
         assert!(run("postgres", &deep)
             .unwrap_err()
@@ -278,7 +279,17 @@ fn deep_input_is_refused_not_a_crash() {
         let ok = format!("DELETE FROM t WHERE {}", vec!["id = 1"; 499].join(" OR "));
         assert_eq!(run("postgres", &ok).unwrap(), ["delete public.t id=1"]);
     });
+}
+
+#[cfg(not(target_family = "wasm"))]
+fn with_big_stack(f: impl FnOnce() + Send + 'static) {
+    let t = std::thread::Builder::new().stack_size(256 << 20).spawn(f);
     t.unwrap().join().unwrap();
+}
+
+#[cfg(target_family = "wasm")]
+fn with_big_stack(f: impl FnOnce() + Send + 'static) {
+    f()
 }
 
 #[test]
