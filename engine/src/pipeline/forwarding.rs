@@ -1,0 +1,90 @@
+//! Forwarding: what an allowed request carries upstream (the credential and any
+//! `x-scopegate-*` it sent removed, identity headers set, upstream credentials injected),
+//! and shadow mode (decided and recorded, forwarded whatever the decision).
+
+use super::*;
+
+/// Headers scopegate owns on the upstream side; whatever an agent sends is dropped.
+pub(super) const SCOPEGATE_HEADERS: [&str; 4] = [
+    "x-scopegate-key",
+    "x-scopegate-role",
+    "x-scopegate-approval",
+    "x-scopegate-confirm",
+];
+
+impl Engine {
+    /// Shadow mode (the bundle's `"mode": "shadow"`, or the caller's role's): a refusal
+    /// is recorded as decided, with `enforced: false`, and the request goes on — with
+    /// the usual header changes when a key was recognised, untouched otherwise.
+    pub(super) fn shadowed(&self, v: Verdict) -> Verdict {
+        if v.decision == Decision::Allow {
+            return v;
+        }
+        let role = v
+            .subject
+            .role
+            .as_deref()
+            .and_then(|r| self.policy.roles.iter().find(|x| x.name == r));
+        if !(self.policy.shadow || role.is_some_and(|r| r.shadow)) {
+            return v;
+        }
+        let service = v
+            .subject
+            .service
+            .as_deref()
+            .and_then(|s| self.policy.service_named(s));
+        let key = v
+            .subject
+            .key
+            .as_deref()
+            .and_then(|k| self.policy.key_by_id(k));
+        let forward = match (service, key, role) {
+            (Some(service), Some(key), Some(role)) => self.forward(
+                service,
+                Some(&Caller {
+                    key,
+                    role_name: &role.name,
+                }),
+                // The head is gone: every removal (one of an absent header is a no-op).
+                |_| true,
+            ),
+            _ => Forward::default(),
+        };
+        Verdict {
+            forward: Some(forward),
+            enforced: false,
+            ..v
+        }
+    }
+    /// Header changes on the way to the upstream: the agent's credential and any
+    /// `x-scopegate-*` it sent are removed (those `present` says the request has); identity
+    /// and upstream auth are set.
+    pub(super) fn forward(
+        &self,
+        service: &Service,
+        caller: Option<&Caller>,
+        present: impl Fn(&str) -> bool,
+    ) -> Forward {
+        let mut f = Forward::default();
+        let credentials = self.policy.credential_headers.iter().map(String::as_str);
+        f.remove.extend(
+            credentials
+                .chain(SCOPEGATE_HEADERS)
+                .filter(|h| present(h))
+                .map(str::to_string),
+        );
+        if let Some(c) = caller {
+            f.set.push(("x-scopegate-key".into(), c.key.id.clone()));
+            f.set
+                .push(("x-scopegate-role".into(), c.role_name.to_string()));
+        }
+        if let Some(ua) = &service.upstream_auth {
+            f.set.push((ua.header.clone(), ua.value.clone()));
+        }
+        if matches!(service.decoder, Decoder::Mcp(_)) {
+            // MCP answers may be filtered on the way back: ask for them uncompressed.
+            f.remove.push("accept-encoding".into());
+        }
+        f
+    }
+}

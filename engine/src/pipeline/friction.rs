@@ -1,0 +1,238 @@
+//! Friction: what an evaluated request owes — confirmation, a human's approval bound to
+//! the request and its operations, a destructive budget — and the verdict it gets.
+
+use super::*;
+
+pub(super) const APPROVAL_HEADER: &str = "x-scopegate-approval";
+pub(super) const CONFIRM_HEADER: &str = "x-scopegate-confirm";
+
+impl Engine {
+    /// Turns decoded, evaluated operations into the verdict. `body` is only read for a
+    /// challenge, whose digest binds it (the filter holds the body in that case only).
+    /// A confirmation or approval presented with the request is checked here.
+    pub(super) fn conclude(&self, p: Pending, body: &[u8]) -> Verdict {
+        let Some(judged) = p.judged else {
+            let e = DecodeError("request was not decoded".into());
+            return refuse(p.subject, e.into(), Vec::new());
+        };
+        let owed = judged.owed.unwrap_or(Owed {
+            friction: Friction::None,
+            approvals: 1,
+            rule: String::new(),
+            reason: String::new(),
+        });
+        // What a challenge binds: computed only when friction is owed.
+        let digest = matches!(owed.friction, Friction::Confirm | Friction::Approval)
+            .then(|| digest_of(&p.key_id, &p.head, &p.target, body, &judged.ops))
+            .unwrap_or_default();
+        let base = Verdict {
+            decision: Decision::Allow,
+            reason: owed.reason.clone(),
+            rule: (!owed.rule.is_empty()).then_some(owed.rule.clone()),
+            hint: None,
+            subject: p.subject,
+            operations: judged.ops,
+            friction: None,
+            approvals_needed: 0,
+            digest: None,
+            forward: None,
+            list_filter: None,
+            approval: None,
+            budget: None,
+            enforced: true,
+        };
+        let allow = |v: Verdict, approval: Option<Approved>| {
+            let budget = budget_use(p.budget, &p.key_id, &v.operations, p.now_ms);
+            Verdict {
+                list_filter: answer_is_filtered(&v.operations).then_some(ListFilter {
+                    role: p.role,
+                    service: p.service,
+                }),
+                forward: Some(p.forward.clone()),
+                approval,
+                budget,
+                ..v
+            }
+        };
+        let challenge = |v: Verdict, digest: Option<String>| Verdict {
+            decision: Decision::Challenge,
+            hint: Some(challenge_hint(owed.friction)),
+            friction: Some(owed.friction),
+            approvals_needed: if owed.friction == Friction::Approval {
+                owed.approvals
+            } else {
+                0
+            },
+            digest,
+            ..v
+        };
+        let proof = |v: Verdict, reason: String| v.refused(Refusal::BadProof(reason));
+        match owed.friction {
+            Friction::None => allow(base, None),
+            Friction::Deny => {
+                let r = Refusal::Denied(base.reason.clone());
+                Verdict {
+                    decision: r.decision(),
+                    hint: Some(r.hint()),
+                    ..base
+                }
+            }
+            Friction::Confirm => match p.head.header(CONFIRM_HEADER) {
+                HeaderValue::Absent => challenge(base, Some(digest)),
+                HeaderValue::Repeated => proof(base, format!("repeated {CONFIRM_HEADER}")),
+                HeaderValue::One(v) => {
+                    let given: BTreeSet<String> = String::from_utf8_lossy(v)
+                        .split(',')
+                        .map(|c| c.split_whitespace().collect::<Vec<_>>().join(" "))
+                        .filter(|c| !c.is_empty())
+                        .collect();
+                    let want: BTreeSet<String> = judged.confirm.iter().cloned().collect();
+                    if given == want {
+                        let reason = format!("confirmed: {}", judged.confirm.join(", "));
+                        allow(Verdict { reason, ..base }, None)
+                    } else {
+                        let want = judged.confirm.join(", ");
+                        proof(base, format!("{CONFIRM_HEADER} does not match: this request needs exactly `{want}`"))
+                    }
+                }
+            },
+            Friction::Approval => match p.head.header(APPROVAL_HEADER) {
+                HeaderValue::Absent => challenge(base, Some(digest)),
+                HeaderValue::Repeated => proof(
+                    base,
+                    format!("repeated {APPROVAL_HEADER} (send several tokens comma-separated)"),
+                ),
+                HeaderValue::One(v) => {
+                    match self.check_approval(v, &digest, &p.key_id, p.now_ms, owed.approvals) {
+                        Ok(approved) => {
+                            let reason = format!(
+                                "approved by {} ({})",
+                                approved.approvers.join(" and "),
+                                base.reason
+                            );
+                            allow(
+                                Verdict {
+                                    reason,
+                                    digest: Some(digest),
+                                    ..base
+                                },
+                                Some(approved),
+                            )
+                        }
+                        Err(reason) => proof(
+                            Verdict {
+                                digest: Some(digest),
+                                ..base
+                            },
+                            reason,
+                        ),
+                    }
+                }
+            },
+        }
+    }
+    /// Approval tokens (comma-separated): each must verify; `needed` different approvers.
+    pub(super) fn check_approval(
+        &self,
+        header: &[u8],
+        digest: &str,
+        key_id: &str,
+        now_ms: i64,
+        needed: u8,
+    ) -> Result<Approved, String> {
+        let Some(key) = &self.policy.approval_key else {
+            return Err(
+                "approval tokens cannot be checked here: no approval key is configured".into(),
+            );
+        };
+        let text = String::from_utf8_lossy(header);
+        let tokens: Vec<&str> = text
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect();
+        if tokens.is_empty() || tokens.len() > 2 {
+            return Err(format!("{APPROVAL_HEADER} must hold one or two tokens"));
+        }
+        let mut approved = Approved {
+            approvers: Vec::new(),
+            nonces: Vec::new(),
+        };
+        for (i, t) in tokens.iter().enumerate() {
+            let g = approval::verify(key, t, digest, key_id, now_ms)
+                .map_err(|e| format!("approval token {} rejected: {e}", i + 1))?;
+            if approved.approvers.contains(&g.approver) {
+                return Err(format!(
+                    "two tokens from the same approver `{}`",
+                    g.approver
+                ));
+            }
+            if approved.nonces.iter().any(|(n, _)| *n == g.nonce) {
+                return Err("two tokens with the same nonce".into());
+            }
+            approved.approvers.push(g.approver);
+            approved.nonces.push((g.nonce, g.exp));
+        }
+        if approved.approvers.len() < usize::from(needed) {
+            return Err(format!(
+                "this request needs {needed} approvals from different approvers; {} given",
+                approved.approvers.len()
+            ));
+        }
+        Ok(approved)
+    }
+}
+
+/// The destructive budget a forwarded request spends, if its key has one.
+pub(super) fn budget_use(
+    budget: Option<crate::policy::Budget>,
+    key_id: &str,
+    ops: &[Operation],
+    now_ms: i64,
+) -> Option<BudgetUse> {
+    let budget = budget?;
+    let cost = ops.iter().filter(|o| o.is_destructive()).count();
+    (cost > 0).then(|| BudgetUse {
+        key: key_id.to_string(),
+        limit: budget.limit,
+        window_ms: budget.window_ms,
+        per: human_window(budget.window_ms),
+        cost: u32::try_from(cost).unwrap_or(u32::MAX),
+        now_ms,
+    })
+}
+
+pub(super) fn digest_of(
+    key_id: &str,
+    head: &RequestHead,
+    target: &Target,
+    body: &[u8],
+    operations: &[Operation],
+) -> String {
+    request_digest(&DigestInput {
+        key_id,
+        method: &head.method,
+        authority: &head.authority,
+        path: &target.path(),
+        query: &target.raw_query,
+        body,
+        operations,
+    })
+}
+
+/// `3600000` → `1h`.
+pub(super) fn human_window(ms: i64) -> String {
+    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000)] {
+        if ms % size == 0 {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{}s", ms / 1000)
+}
+
+pub(super) fn challenge_hint(friction: Friction) -> String {
+    match friction {
+        Friction::Confirm => "this operation needs confirmation: only if a human asked for exactly this, retry it unchanged with `x-scopegate-confirm: <action> <resource>`".into(),
+        _ => "this operation needs a human's approval out of band: give the `challenge` to a human who can run `scopegate approve`, then retry the request unchanged with the token in `x-scopegate-approval`; do not try another way".into(),
+    }
+}

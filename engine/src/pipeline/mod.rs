@@ -1,0 +1,308 @@
+//! One request through the pipeline of DESIGN.md:
+//! authenticate → route → (body?) → decode → evaluate → verdict.
+//!
+//! The filter calls `begin` on request headers and, when a body must be read, `finish`
+//! at end of stream (or trailers). The CLI and tests call `decide` with the whole request.
+//! Both paths run the same code, so they cannot disagree.
+//!
+//! One module per stage: `envelope`, `authentication`, `routing`, `decoding` (and
+//! evaluation), `friction`, `forwarding` (and shadow mode); this one orchestrates.
+
+mod authentication;
+mod decoding;
+mod envelope;
+mod forwarding;
+mod friction;
+mod routing;
+
+use crate::approval;
+use crate::bundle::{BundleErrors, Friction};
+use crate::decode::mcp::answer_is_filtered;
+use crate::digest::{request_digest, sha256, DigestInput};
+use crate::evaluate::{evaluate, Evaluation, Owed};
+use crate::json::nests_deeper_than;
+use crate::operation::Operation;
+use crate::policy::{Decoder, Key, Policy, Secrets, Service};
+use crate::request::{
+    content_type, undecodable, DecodeError, HeaderList, HeaderValue, RequestHead, Target,
+};
+use crate::verdict::{
+    Approved, BudgetUse, Decision, Forward, JsonRpc, ListFilter, Refusal, Subject, Verdict,
+};
+use authentication::*;
+use envelope::*;
+use std::collections::BTreeSet;
+
+#[derive(Debug)]
+pub struct Engine {
+    policy: Policy,
+}
+
+/// What `begin` concluded.
+#[derive(Debug)]
+pub enum Step {
+    /// Decided on headers alone.
+    Decided(Verdict),
+    /// The body is needed. Apply `forward()` now (the request is held, so nothing
+    /// reaches the upstream before the decision), buffer up to `max_body_bytes()`,
+    /// then call `finish`.
+    NeedBody(Pending),
+}
+
+/// A request held for its body.
+#[derive(Debug)]
+pub struct Pending {
+    head: RequestHead,
+    target: Target,
+    subject: Subject,
+    key_id: String,
+    role: usize,
+    service: usize,
+    max_body_bytes: usize,
+    forward: Forward,
+    now_ms: i64,
+    /// The key's destructive budget, if any.
+    budget: Option<crate::policy::Budget>,
+    /// Operations and the friction they owe, once decoded and evaluated: from the head
+    /// alone (REST, then held only so a challenge can bind the body), or `None` while
+    /// decoding waits for the body (SQL, and REST writes whose rows a grant checks).
+    judged: Option<Judged>,
+    /// The decoder reads the body (`body_needed`).
+    body_needed: bool,
+}
+
+/// Decoded operations, the strictest friction owed, and the operations that owe a
+/// confirmation (`<action> <resource>`).
+#[derive(Debug)]
+struct Judged {
+    ops: Vec<Operation>,
+    owed: Option<Owed>,
+    confirm: Vec<String>,
+}
+
+impl Pending {
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+    pub fn subject(&self) -> &Subject {
+        &self.subject
+    }
+
+    fn owes_challenge(&self) -> bool {
+        self.judged.as_ref().is_some_and(|j| {
+            j.owed
+                .as_ref()
+                .is_some_and(|o| matches!(o.friction, Friction::Confirm | Friction::Approval))
+        })
+    }
+
+    fn into_ops(self) -> Vec<Operation> {
+        self.judged.map(|j| j.ops).unwrap_or_default()
+    }
+}
+
+impl Engine {
+    pub fn new(policy: Policy) -> Self {
+        Engine { policy }
+    }
+    pub fn from_json(json: &[u8], secrets: &Secrets) -> Result<Self, BundleErrors> {
+        Ok(Engine::new(crate::policy::compile_json(json, secrets)?))
+    }
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+    /// Decides a complete request (CLI, tests): `begin`, then `finish` if needed.
+    pub fn decide(&self, headers: HeaderList, body: &[u8], now_ms: i64) -> Verdict {
+        match self.begin(headers, !body.is_empty(), now_ms) {
+            Step::Decided(v) => v,
+            Step::NeedBody(p) => self.finish(p, body),
+        }
+    }
+    /// Headers phase, from the host's full header list (pseudo-headers included).
+    /// `body_follows` is false when the headers ended the stream.
+    pub fn begin(&self, headers: HeaderList, body_follows: bool, now_ms: i64) -> Step {
+        match self.begin_enforced(headers, body_follows, now_ms) {
+            Step::Decided(v) => Step::Decided(self.shadowed(v)),
+            held => held,
+        }
+    }
+    fn begin_enforced(&self, headers: HeaderList, body_follows: bool, now_ms: i64) -> Step {
+        let head = match RequestHead::from_headers(headers) {
+            Ok(h) => h,
+            Err(e) => {
+                let subject = Subject {
+                    request_id: "-".into(),
+                    path: "<undecodable>".into(),
+                    ..Subject::default()
+                };
+                return Step::Decided(refuse(subject, e.into(), Vec::new()));
+            }
+        };
+        // The target, normalised, and the envelope every protocol shares: a request that
+        // fails either is never public and never reaches a decoder.
+        let parsed = Target::parse(&head.path);
+        let mut subject = Subject {
+            request_id: request_id(&head),
+            method: head.method.clone(),
+            path: parsed
+                .as_ref()
+                .map(Target::path)
+                .unwrap_or_else(|_| "<undecodable>".to_string()),
+            ..Subject::default()
+        };
+        let target = parsed.and_then(|t| check_envelope(&head, &t).map(|()| t));
+
+        // Public routes need no key.
+        if let Ok(t) = &target {
+            if let Some(svc) = self.public_service(&head, t, body_follows) {
+                subject.service = Some(svc.name.clone());
+                let verdict = Verdict {
+                    decision: Decision::Allow,
+                    reason: "public route".into(),
+                    rule: None,
+                    hint: None,
+                    subject,
+                    operations: Vec::new(),
+                    friction: None,
+                    digest: None,
+                    forward: Some(self.forward(svc, None, |h| head.has_header(h))),
+                    list_filter: None,
+                    approvals_needed: 0,
+                    approval: None,
+                    budget: None,
+                    enforced: true,
+                };
+                return Step::Decided(verdict);
+            }
+        }
+
+        let caller = match self.authenticate(&head, now_ms) {
+            Ok(c) => c,
+            Err(r) => return Step::Decided(refuse(subject, r, Vec::new())),
+        };
+        subject.key = Some(caller.key.id.clone());
+        subject.role = Some(caller.role_name.to_string());
+
+        let target = match target {
+            Ok(t) => t,
+            Err(e) => return Step::Decided(refuse(subject, e.into(), Vec::new())),
+        };
+        let Some((service_idx, service)) = self.route(&head, &target) else {
+            let r = Refusal::NoService {
+                method: head.method.clone(),
+                path: subject.path.clone(),
+            };
+            return Step::Decided(refuse(subject, r, Vec::new()));
+        };
+        subject.service = Some(service.name.clone());
+        if matches!(service.decoder, Decoder::Mcp(_)) {
+            subject.jsonrpc = Some(JsonRpc::default());
+        }
+        // Removals only for headers the request has: each is a host call in the filter.
+        let forward = self.forward(service, Some(&caller), |h| head.has_header(h));
+        let body_needed = self.body_needed(
+            service_idx,
+            service,
+            caller.key.role,
+            &head,
+            &target,
+            body_follows,
+        );
+        let pending = Pending {
+            forward,
+            key_id: caller.key.id.clone(),
+            role: caller.key.role,
+            service: service_idx,
+            max_body_bytes: service.max_body_bytes,
+            head,
+            target,
+            subject,
+            now_ms,
+            budget: caller.key.budget,
+            judged: None,
+            body_needed,
+        };
+        if body_needed && body_follows {
+            // The operations (or what a write assigns) are in the body: hold the request
+            // until it has arrived.
+            return Step::NeedBody(pending);
+        }
+        let pending = match self.judge(pending, &[]) {
+            Ok(p) => p,
+            Err(v) => return Step::Decided(*v),
+        };
+        if pending.owes_challenge() && body_follows {
+            // The challenge is bound to the body: read it before answering.
+            return Step::NeedBody(pending);
+        }
+        // Anything but a challenge is decided without the body (a challenge reaching
+        // here has none coming).
+        Step::Decided(self.conclude(pending, &[]))
+    }
+    /// Body phase: the whole body has arrived (end of stream or trailers).
+    pub fn finish(&self, pending: Pending, body: &[u8]) -> Verdict {
+        let v = self.finish_enforced(pending, body);
+        self.shadowed(v)
+    }
+    fn finish_enforced(&self, pending: Pending, body: &[u8]) -> Verdict {
+        if body.len() > pending.max_body_bytes {
+            return self.too_large(pending);
+        }
+        let pending = if pending.judged.is_none() {
+            match self.judge(pending, body) {
+                Ok(p) => p,
+                Err(v) => return *v,
+            }
+        } else {
+            pending
+        };
+        self.conclude(pending, body)
+    }
+    /// The body could not be read from the host: refused, never forwarded unread.
+    pub fn unreadable(&self, pending: Pending) -> Verdict {
+        let e = DecodeError("request body could not be read".into());
+        let subject = pending.subject.clone();
+        self.shadowed(refuse(subject, e.into(), pending.into_ops()))
+    }
+    /// The body grew past the service's limit before it ended.
+    pub fn too_large(&self, pending: Pending) -> Verdict {
+        let r = Refusal::TooLarge {
+            limit: pending.max_body_bytes,
+        };
+        let subject = pending.subject.clone();
+        self.shadowed(refuse(subject, r, pending.into_ops()))
+    }
+}
+
+fn refuse(subject: Subject, r: Refusal, operations: Vec<Operation>) -> Verdict {
+    Verdict {
+        decision: r.decision(),
+        reason: r.to_string(),
+        rule: None,
+        hint: Some(r.hint()),
+        subject,
+        operations,
+        friction: None,
+        digest: None,
+        forward: None,
+        list_filter: None,
+        approvals_needed: 0,
+        approval: None,
+        budget: None,
+        enforced: true,
+    }
+}
+
+fn request_id(head: &RequestHead) -> String {
+    match head.header("x-request-id") {
+        HeaderValue::One(v)
+            if !v.is_empty()
+                && v.len() <= 128
+                && v.iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b)) =>
+        {
+            String::from_utf8_lossy(v).into_owned()
+        }
+        _ => "-".to_string(),
+    }
+}
