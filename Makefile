@@ -78,6 +78,7 @@ unit-wasm: toolchain
 ## policy tests; the committed JSON Schema must be the engine's.
 policies: cli
 	@$(CLI) schema | diff -u schema/bundle-v1.schema.json - || { echo "schema/bundle-v1.schema.json is stale: run $(CLI) schema > schema/bundle-v1.schema.json"; exit 1; }
+	@python3 tools/bundle-reference.py | diff -u docs/bundle-reference.md - || { echo "docs/bundle-reference.md is stale: run tools/bundle-reference.py > docs/bundle-reference.md"; exit 1; }
 	@for b in policies/*.json; do $(CLI) lint --deny-warnings "$$b"; done
 	@for b in policies/*.json; do $(CLI) test "$$b" "$${b%.json}.tests.jsonl" --keys "$${b%.json}.keys"; done
 

@@ -422,7 +422,7 @@ fn set_filter_state(host: &dyn Host, engine: Option<&Engine>, summary: &Summary)
     }
 }
 
-/// Counters per decided request (names listed in the README).
+/// Counters per decided request (names listed in docs/audit-and-observability.md).
 fn count_decision(host: &dyn Host, v: &Verdict) {
     host.count("scopegate_requests_total", 1);
     host.count(&format!("scopegate_requests_{}", v.decision.as_str()), 1);

@@ -9,7 +9,7 @@ front of a recording upstream (tests/upstream/echo.py) that answers everything. 
 
 - the status is the decision's (allow: the upstream's 2xx; deny 403, unauthenticated 401,
   too_large 413, challenge 428; an MCP deny/challenge on the session wire may be a 200
-  carrying the JSON-RPC error — see README "Where this departs from DESIGN.md");
+  carrying the JSON-RPC error — see docs/decision-records.md);
 - `x-scopegate-decision`, when present, is the expected decision (it must be on refusals);
 - a refused request never reached the upstream; an allowed one reached it once, without
   the agent's credential or any `x-scopegate-*` header the agent sent.

@@ -656,7 +656,7 @@ def test_client_leaving_while_required_audit_is_pending_is_audited_once(modules,
     """`audit.mode: required` holds an allowed request until the collector acknowledges
     its record. The collector has received the record but not yet answered when the
     client gives up: nothing is forwarded, and the collector must still hold exactly one
-    record of the request (README: one record per request)."""
+    record of the request (docs/audit-and-observability.md: one record per request)."""
     held = HeldCollector()
     b = fault_bundle(fault_keys)
     b["audit"] = {"mode": "required", "sink": {"cluster": "collector", "flush_ms": 100, "batch": 50,
