@@ -5,6 +5,7 @@
 # the Python side (Envoy from PyPI, the test servers) is `make venv`'s.
 set -euo pipefail
 what="${1:-test}"
+cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 updated=""
@@ -14,7 +15,11 @@ apt_install() {
   echo "setup: installed $*"
 }
 
-# The module's target.
+# The toolchain rust-toolchain.toml pins (rustup may be told not to install it on first
+# use), and the module's target.
+channel="$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)"
+rustup toolchain list | grep -q "^$channel" \
+  || rustup toolchain install "$channel" --profile minimal -c clippy -c rustfmt -t wasm32-wasip1
 rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 
 # PostgreSQL server binaries: the demo and the end-to-end tests start their own throw-away
