@@ -70,7 +70,12 @@ fn relative_links_resolve() {
                 continue;
             }
             let at = page.parent().unwrap().join(file);
-            assert!(at.exists(), "{}: link to {target} ({})", page.display(), at.display());
+            assert!(
+                at.exists(),
+                "{}: link to {target} ({})",
+                page.display(),
+                at.display()
+            );
             checked += 1;
         }
     }
