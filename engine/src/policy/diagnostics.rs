@@ -1,0 +1,57 @@
+//! Problems found while compiling a bundle, each with its JSON path; every section adds
+//! to one list, so a bundle's problems are all reported at once.
+
+use super::*;
+
+pub(super) struct Errs(pub(super) Vec<BundleError>);
+
+impl Errs {
+    pub(super) fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(BundleError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    pub(super) fn globs(&mut self, at: &str, patterns: &[String]) -> Vec<Glob> {
+        if patterns.is_empty() {
+            self.push(at, "must not be empty");
+        }
+        for (i, p) in patterns.iter().enumerate() {
+            if p.is_empty() {
+                self.push(format!("{at}[{i}]"), "empty pattern");
+            }
+        }
+        patterns.iter().map(|p| Glob::new(p)).collect()
+    }
+
+    pub(super) fn actions(&mut self, at: &str, words: &[String]) -> ActionSet {
+        let mut set = ActionSet::default();
+        if words.is_empty() {
+            self.push(at, "must not be empty");
+        }
+        for (i, w) in words.iter().enumerate() {
+            if !set.add_word(w) {
+                self.push(
+                    format!("{at}[{i}]"),
+                    format!("unknown action `{w}` (read create update delete drop alter admin execute destructive *)"),
+                );
+            }
+        }
+        set
+    }
+
+    pub(super) fn methods(&mut self, at: &str, methods: &[String]) {
+        if methods.is_empty() {
+            self.push(at, "must not be empty");
+        }
+        for (i, m) in methods.iter().enumerate() {
+            if !is_method(m) {
+                self.push(
+                    format!("{at}[{i}]"),
+                    format!("`{m}` is not an upper-case HTTP method"),
+                );
+            }
+        }
+    }
+}
