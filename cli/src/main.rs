@@ -881,7 +881,7 @@ fn approve(a: &Approval) -> Result<(), String> {
     }
     let mut nonce = [0u8; 16];
     getrandom::fill(&mut nonce).map_err(|e| format!("no randomness from the OS: {e}"))?;
-    let grant = approval::Grant {
+    let grant = approval::Claims {
         v: 1,
         digest: digest.to_string(),
         key: key_id.to_string(),
@@ -919,7 +919,7 @@ fn mint(
     for approver in approvers {
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce).map_err(|e| format!("no randomness from the OS: {e}"))?;
-        let grant = approval::Grant {
+        let grant = approval::Claims {
             v: 1,
             digest: field("challenge").to_string(),
             key: field("key").to_string(),

@@ -74,7 +74,7 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
 /// What a token says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Grant {
+pub struct Claims {
     pub v: u8,
     pub digest: String,
     pub key: String,
@@ -85,7 +85,7 @@ pub struct Grant {
 }
 
 /// Signs a grant into a token.
-pub fn issue(key: &ApprovalKey, grant: &Grant) -> String {
+pub fn issue(key: &ApprovalKey, grant: &Claims) -> String {
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(grant).unwrap_or_default());
     let signed = format!("v1.{payload}");
     let mac = URL_SAFE_NO_PAD.encode(key.mac(signed.as_bytes()));
@@ -100,7 +100,7 @@ pub fn verify(
     digest: &str,
     key_id: &str,
     now_ms: i64,
-) -> Result<Grant, String> {
+) -> Result<Claims, String> {
     let mut parts = token.trim().split('.');
     let (Some("v1"), Some(payload), Some(mac), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -114,7 +114,7 @@ pub fn verify(
     if !bool::from(want.as_slice().ct_eq(&mac)) {
         return Err("bad signature (not issued with this gateway's approval key)".into());
     }
-    let grant: Grant = URL_SAFE_NO_PAD
+    let grant: Claims = URL_SAFE_NO_PAD
         .decode(payload)
         .ok()
         .and_then(|p| serde_json::from_slice(&p).ok())
@@ -180,8 +180,8 @@ mod tests {
         }
     }
 
-    fn grant(exp: i64) -> Grant {
-        Grant {
+    fn grant(exp: i64) -> Claims {
+        Claims {
             v: 1,
             digest: "sha256:aa".into(),
             key: "writer-1".into(),
@@ -253,7 +253,7 @@ mod tests {
         // A payload edited to another digest fails the signature.
         let mut parts: Vec<&str> = t.split('.').collect();
         let other = URL_SAFE_NO_PAD.encode(
-            serde_json::to_vec(&Grant {
+            serde_json::to_vec(&Claims {
                 digest: "sha256:bb".into(),
                 ..grant(now / 1000 + 60)
             })

@@ -8,7 +8,7 @@
     clippy::indexing_slicing
 )]
 
-use scopegate_engine::approval::{issue, ApprovalKey, Grant};
+use scopegate_engine::approval::{issue, ApprovalKey, Claims};
 use scopegate_engine::digest::{hex, sha256};
 use scopegate_engine::ledger::budget_key;
 use scopegate_engine::{Decision, Engine, Secrets, Verdict};
@@ -83,7 +83,7 @@ fn token(digest: &str, key: &str, approver: &str, nonce: &str, exp: i64, with: &
     let k = ApprovalKey::new(with.as_bytes()).unwrap();
     issue(
         &k,
-        &Grant {
+        &Claims {
             v: 1,
             digest: digest.into(),
             key: key.into(),

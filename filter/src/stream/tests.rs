@@ -1,0 +1,619 @@
+//! The stream's state machine, natively, against an in-memory host.
+
+use super::*;
+use std::cell::RefCell;
+
+#[derive(Default)]
+struct Fake {
+    config: String,
+    headers: RefCell<Vec<(String, Vec<u8>)>>,
+    body: Vec<u8>,
+    sent: RefCell<Option<(u16, String)>>,
+    logs: RefCell<Vec<(Level, String)>>,
+    resp_headers: RefCell<Vec<(String, String)>>,
+    resp_body: RefCell<Vec<u8>>,
+    shared: scopegate_engine::ledger::MemoryLedger,
+    props: RefCell<std::collections::HashMap<String, String>>,
+    metrics: RefCell<std::collections::HashMap<String, u64>>,
+    calls: RefCell<Vec<(String, String)>>,
+    call_status: std::cell::Cell<Option<u16>>,
+    refuse_calls: bool,
+    resumed: std::cell::Cell<bool>,
+}
+
+impl Host for &Fake {
+    fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
+        self.headers.borrow().clone()
+    }
+    fn request_body(&self, size: usize) -> Option<Vec<u8>> {
+        self.body.get(..size).map(<[u8]>::to_vec)
+    }
+    fn remove_request_header(&self, name: &str) {
+        self.headers.borrow_mut().retain(|(n, _)| n != name);
+    }
+    fn set_request_header(&self, name: &str, value: &str) {
+        self.remove_request_header(name);
+        self.headers
+            .borrow_mut()
+            .push((name.to_string(), value.as_bytes().to_vec()));
+    }
+    fn send_response(&self, status: u16, _: &[(&str, &str)], body: &[u8]) {
+        *self.sent.borrow_mut() = Some((status, String::from_utf8_lossy(body).into_owned()));
+    }
+    fn response_header(&self, name: &str) -> Option<String> {
+        let h = self.resp_headers.borrow();
+        h.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+    }
+    fn remove_response_header(&self, name: &str) {
+        self.resp_headers.borrow_mut().retain(|(n, _)| n != name);
+    }
+    fn set_response_header(&self, name: &str, value: &str) {
+        self.remove_response_header(name);
+        self.resp_headers
+            .borrow_mut()
+            .push((name.to_string(), value.to_string()));
+    }
+    fn response_body(&self, size: usize) -> Option<Vec<u8>> {
+        let b = self.resp_body.borrow();
+        Some(b.get(..size.min(b.len()))?.to_vec())
+    }
+    fn set_response_body(&self, size: usize, data: &[u8]) -> bool {
+        let mut b = self.resp_body.borrow_mut();
+        let at = size.min(b.len());
+        let keep = b.split_off(at);
+        *b = [data, &keep].concat();
+        true
+    }
+    fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        self.shared.get(key)
+    }
+    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+        self.shared.set(key, value, cas)
+    }
+    fn set_property(&self, name: &str, value: &str) {
+        self.props
+            .borrow_mut()
+            .insert(name.to_string(), value.to_string());
+    }
+    fn count(&self, metric: &str, n: u64) {
+        *self
+            .metrics
+            .borrow_mut()
+            .entry(metric.to_string())
+            .or_default() += n;
+    }
+    fn dispatch(&self, cluster: &str, _: &[(&str, &str)], body: &[u8], _: u64) -> Option<u32> {
+        if self.refuse_calls {
+            return None;
+        }
+        let mut c = self.calls.borrow_mut();
+        c.push((
+            cluster.to_string(),
+            String::from_utf8_lossy(body).into_owned(),
+        ));
+        Some(c.len() as u32)
+    }
+    fn call_status(&self) -> Option<u16> {
+        self.call_status.get()
+    }
+    fn resume_request(&self) {
+        self.resumed.set(true);
+    }
+    fn tick_every(&self, _: u64) {}
+    fn response_status(&self) -> Option<u16> {
+        self.sent.borrow().as_ref().map(|s| s.0).or(Some(200))
+    }
+    fn now_ms(&self) -> i64 {
+        1_795_543_200_000
+    }
+    fn log(&self, level: Level, message: &str) {
+        self.logs.borrow_mut().push((level, message.to_string()));
+    }
+    fn plugin_configuration(&self) -> Option<Vec<u8>> {
+        Some(self.config.as_bytes().to_vec())
+    }
+    fn env_var(&self, name: &str) -> Option<String> {
+        match name {
+            "UPSTREAM_TOKEN" => Some("upstream-secret".to_string()),
+            "SCOPEGATE_APPROVAL_KEY" => Some(APPROVAL_KEY.to_string()),
+            _ => None,
+        }
+    }
+}
+
+const APPROVAL_KEY: &str = "approval-key-for-filter-tests-0123456789";
+
+// sha256("reader-key") and sha256("writer-key").
+const BUNDLE: &str = r#"{
+  "bundle": "t", "version": 1, "environment": "production",
+  "services": [{"name": "rentals", "protocol": "rest", "match": {"path_prefix": "/rest"},
+    "rest": {"style": "postgrest"}, "limits": {"max_body_bytes": 16},
+    "upstream_auth": {"header": "authorization", "prefix": "Bearer ", "env": "UPSTREAM_TOKEN"}}],
+  "roles": [
+    {"name": "reader", "allow": [{"service": "rentals", "resources": ["reservations"], "actions": ["read"]}]},
+    {"name": "writer", "budget": {"destructive": 1, "per": "1h"}, "allow": [{"service": "rentals", "resources": ["reservations"], "actions": ["read", "create", "delete"], "friction": "approval"}]}],
+  "keys": [
+    {"id": "reader-1", "sha256": "SHA_READER", "role": "reader"},
+    {"id": "writer-1", "sha256": "SHA_WRITER", "role": "writer"}]
+}"#;
+
+fn fake(method: &str, path: &str, key: &str, body: &[u8]) -> Fake {
+    let sha =
+        |k: &str| scopegate_engine::digest::hex(&scopegate_engine::digest::sha256(k.as_bytes()));
+    let h = |n: &str, v: &str| (n.to_string(), v.as_bytes().to_vec());
+    Fake {
+        config: BUNDLE
+            .replace("SHA_READER", &sha("reader-key"))
+            .replace("SHA_WRITER", &sha("writer-key")),
+        headers: RefCell::new(vec![
+            h(":method", method),
+            h(":path", path),
+            h(":authority", "api.test"),
+            h("authorization", &format!("Bearer {key}")),
+            h("x-scopegate-role", "admin"),
+            h("x-request-id", "req-1"),
+        ]),
+        body: body.to_vec(),
+        ..Fake::default()
+    }
+}
+
+fn stream(f: &Fake) -> Stream<&Fake> {
+    Stream::new(configure(&f).map(Rc::new), f)
+}
+
+fn header(f: &Fake, name: &str) -> Option<String> {
+    f.headers
+        .borrow()
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+}
+
+fn audit_line(f: &Fake) -> serde_json::Value {
+    let logs = f.logs.borrow();
+    let (_, line) = logs.last().unwrap();
+    serde_json::from_str(line).unwrap()
+}
+
+#[test]
+fn allowed_get_forwards_with_upstream_auth_and_identity() {
+    let f = fake("GET", "/rest/reservations?id=eq.1", "reader-key", b"");
+    let mut s = stream(&f);
+    assert_eq!(s.on_request_headers(true), Flow::Continue);
+    assert_eq!(
+        header(&f, "authorization").unwrap(),
+        "Bearer upstream-secret"
+    );
+    assert_eq!(header(&f, "x-scopegate-key").unwrap(), "reader-1");
+    assert_eq!(header(&f, "x-scopegate-role").unwrap(), "reader");
+    assert!(f.sent.borrow().is_none());
+    s.on_log();
+    let rec = audit_line(&f);
+    assert_eq!(rec["decision"], "allow");
+    assert_eq!(rec["status"], 200);
+    assert_eq!(rec["key"], "reader-1");
+    assert_eq!(rec["ts"], "2026-11-24T18:00:00.000Z");
+    assert!(!rec.to_string().contains("reader-key"));
+    assert!(!rec.to_string().contains("upstream-secret"));
+}
+
+#[test]
+fn denied_delete_replies_locally() {
+    let f = fake("DELETE", "/rest/reservations?id=eq.1", "reader-key", b"");
+    let mut s = stream(&f);
+    assert_eq!(s.on_request_headers(true), Flow::Pause);
+    let (status, body) = f.sent.borrow().clone().unwrap();
+    assert_eq!(status, 403);
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["decision"], "deny");
+    assert_eq!(body["request_id"], "req-1");
+    s.on_log();
+    assert_eq!(audit_line(&f)["status"], 403);
+}
+
+#[test]
+fn challenge_waits_for_body_and_trailers() {
+    let f = fake("POST", "/rest/reservations", "writer-key", b"{\"id\":1}");
+    let mut s = stream(&f);
+    assert_eq!(s.on_request_headers(false), Flow::Pause);
+    assert!(f.sent.borrow().is_none());
+    assert_eq!(s.on_request_body(4, false), Flow::Pause);
+    assert_eq!(s.on_request_body(8, false), Flow::Pause);
+    assert!(
+        f.sent.borrow().is_none(),
+        "no decision before the body ends"
+    );
+    assert_eq!(s.on_request_trailers(), Flow::Pause);
+    let (status, body) = f.sent.borrow().clone().unwrap();
+    assert_eq!(status, 428);
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["friction"], "approval");
+    assert!(body["challenge"].as_str().unwrap().starts_with("sha256:"));
+}
+
+#[test]
+fn oversized_body_is_413() {
+    let f = fake("POST", "/rest/reservations", "writer-key", &[b'x'; 40]);
+    let mut s = stream(&f);
+    assert_eq!(s.on_request_headers(false), Flow::Pause);
+    assert_eq!(s.on_request_body(17, false), Flow::Pause);
+    assert_eq!(f.sent.borrow().as_ref().unwrap().0, 413);
+    s.on_log();
+    assert_eq!(audit_line(&f)["decision"], "too_large");
+}
+
+#[test]
+fn reset_mid_body_is_audited_incomplete() {
+    let f = fake("POST", "/rest/reservations", "writer-key", b"{}");
+    let mut s = stream(&f);
+    assert_eq!(s.on_request_headers(false), Flow::Pause);
+    s.on_log();
+    assert_eq!(audit_line(&f)["decision"], "incomplete");
+}
+
+#[test]
+fn bad_bundle_refuses_configuration_and_traffic() {
+    let mut f = fake("GET", "/rest/reservations", "reader-key", b"");
+    f.config = f
+        .config
+        .replace("\"role\": \"writer\"}]", "\"role\": \"ghost\"}]");
+    assert!(configure(&&f).is_none());
+    let logs = f.logs.borrow().clone();
+    assert!(
+        logs.iter()
+            .any(|(l, m)| *l == Level::Critical
+                && m.contains("keys[1].role: unknown role `ghost`")),
+        "{logs:?}"
+    );
+    let mut s = Stream::new(None, &f);
+    assert_eq!(s.on_request_headers(true), Flow::Pause);
+    assert_eq!(f.sent.borrow().as_ref().unwrap().0, 503);
+}
+
+const MCP_BUNDLE: &str = r#"{"bundle": "m", "version": 1, "environment": "production",
+  "services": [{"name": "tools", "protocol": "mcp", "match": {"path_prefix": "/mcp"}}],
+  "roles": [{"name": "reader", "allow": [{"service": "tools", "resources": ["get_*"], "actions": ["read"]}]}],
+  "keys": [{"id": "reader-1", "sha256": "SHA_READER", "role": "reader"}]}"#;
+
+const TOOLS: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"get_vehicle"},{"name":"delete_reservation"}]}}"#;
+
+fn mcp_list() -> Fake {
+    let mut f = fake("POST", "/mcp", "reader-key", b"");
+    let sha = scopegate_engine::digest::hex(&scopegate_engine::digest::sha256(b"reader-key"));
+    f.config = MCP_BUNDLE.replace("SHA_READER", &sha);
+    f.body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#.to_vec();
+    f.headers.borrow_mut().extend([
+        ("content-type".to_string(), b"application/json".to_vec()),
+        ("accept-encoding".to_string(), b"gzip".to_vec()),
+    ]);
+    f
+}
+
+fn respond(f: &Fake, content_type: &str, body: &str) {
+    *f.resp_headers.borrow_mut() = vec![
+        ("content-type".into(), content_type.into()),
+        ("content-length".into(), body.len().to_string()),
+    ];
+    *f.resp_body.borrow_mut() = body.as_bytes().to_vec();
+}
+
+#[test]
+fn mcp_json_list_answer_is_filtered_with_its_length() {
+    let f = mcp_list();
+    let mut s = stream(&f);
+    assert_eq!(s.on_request_headers(false), Flow::Pause);
+    assert_eq!(s.on_request_body(f.body.len(), true), Flow::Continue);
+    assert!(
+        header(&f, "accept-encoding").is_none(),
+        "answers are asked for uncompressed"
+    );
+    respond(&f, "application/json", TOOLS);
+    assert_eq!(
+        s.on_response_headers(false),
+        Flow::Pause,
+        "headers wait for the length"
+    );
+    assert_eq!(s.on_response_body(10, false), Flow::Pause);
+    assert_eq!(s.on_response_body(TOOLS.len(), true), Flow::Continue);
+    let body = String::from_utf8(f.resp_body.borrow().clone()).unwrap();
+    assert!(
+        body.contains("get_vehicle") && !body.contains("delete_reservation"),
+        "{body}"
+    );
+    assert_eq!(
+        (&f).response_header("content-length").unwrap(),
+        body.len().to_string()
+    );
+}
+
+#[test]
+fn mcp_event_stream_and_encoded_answers() {
+    let f = mcp_list();
+    let mut s = stream(&f);
+    s.on_request_headers(false);
+    s.on_request_body(f.body.len(), true);
+    let events = format!("event: message\ndata: {TOOLS}\n\n");
+    respond(&f, "text/event-stream", &events);
+    assert_eq!(s.on_response_headers(false), Flow::Continue);
+    assert!((&f).response_header("content-length").is_none());
+    assert_eq!(s.on_response_body(events.len(), true), Flow::Continue);
+    let body = String::from_utf8(f.resp_body.borrow().clone()).unwrap();
+    assert!(body.starts_with("event: message\ndata: {"), "{body}");
+    assert!(!body.contains("delete_reservation"), "{body}");
+
+    // A compressed answer cannot be read: withheld, never passed.
+    let f = mcp_list();
+    let mut s = stream(&f);
+    s.on_request_headers(false);
+    s.on_request_body(f.body.len(), true);
+    respond(&f, "application/json", "\u{1f}\u{8b}gzip");
+    (&f).set_response_header("content-encoding", "gzip");
+    assert_eq!(s.on_response_headers(false), Flow::Pause);
+    assert_eq!(s.on_response_body(6, true), Flow::Continue);
+    let body = String::from_utf8(f.resp_body.borrow().clone()).unwrap();
+    assert!(body.contains("withheld"), "{body}");
+    assert!((&f).response_header("content-encoding").is_none());
+}
+
+#[test]
+fn approval_tokens_are_single_use_and_budgets_count() {
+    use scopegate_engine::approval::{issue, ApprovalKey, Claims};
+    let f = fake("DELETE", "/rest/reservations?id=eq.1", "writer-key", b"");
+    let original = f.headers.borrow().clone();
+    let mut s = stream(&f);
+    assert_eq!(s.on_request_headers(true), Flow::Pause);
+    let (status, body) = f.sent.borrow().clone().unwrap();
+    assert_eq!(status, 428);
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let digest = body["challenge"].as_str().unwrap().to_string();
+    let key = ApprovalKey::new(APPROVAL_KEY.as_bytes()).unwrap();
+    let token = |nonce: &str| {
+        issue(
+            &key,
+            &Claims {
+                v: 1,
+                digest: digest.clone(),
+                key: "writer-1".into(),
+                exp: 1_795_543_200 + 300,
+                approver: "alice".into(),
+                nonce: nonce.into(),
+            },
+        )
+    };
+    // The same filter VM (shared data) sees three retries.
+    let retry = |t: &str| {
+        let mut h = original.clone();
+        h.push(("x-scopegate-approval".to_string(), t.as_bytes().to_vec()));
+        *f.headers.borrow_mut() = h;
+        *f.sent.borrow_mut() = None;
+        let mut s = stream(&f);
+        let flow = s.on_request_headers(true);
+        s.on_log();
+        (flow, f.sent.borrow().clone())
+    };
+    let (flow, sent) = retry(&token("n-1"));
+    assert_eq!((flow, sent), (Flow::Continue, None), "approved: forwarded");
+    assert!(
+        header(&f, "x-scopegate-approval").is_none(),
+        "the token is not forwarded"
+    );
+    assert_eq!(audit_line(&f)["approval"], "alice");
+    let (flow, sent) = retry(&token("n-1"));
+    assert_eq!(flow, Flow::Pause);
+    let (status, body) = sent.unwrap();
+    assert_eq!(status, 403);
+    assert!(body.contains("already used"), "{body}");
+    let (_, sent) = retry(&token("n-2"));
+    let (status, body) = sent.unwrap();
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        body.contains("budget of 1 destructive operations per 1h"),
+        "{body}"
+    );
+    assert_eq!(audit_line(&f)["decision"], "over_budget");
+}
+
+fn with_bundle(mut f: Fake, edit: impl Fn(&mut serde_json::Value)) -> Fake {
+    let mut b: serde_json::Value = serde_json::from_str(&f.config).unwrap();
+    edit(&mut b);
+    f.config = b.to_string();
+    f
+}
+
+fn sink_of(f: &Fake) -> Option<Rc<RefCell<Sink>>> {
+    let engine = configure(&f)?;
+    engine
+        .policy()
+        .audit_sink
+        .clone()
+        .map(|cfg| Rc::new(RefCell::new(Sink::new(cfg))))
+}
+
+#[test]
+fn shadow_mode_records_the_refusal_and_forwards() {
+    let f = with_bundle(
+        fake("DELETE", "/rest/reservations?id=eq.1", "reader-key", b""),
+        |b| {
+            b["mode"] = "shadow".into();
+        },
+    );
+    let mut s = stream(&f);
+    assert_eq!(
+        s.on_request_headers(true),
+        Flow::Continue,
+        "shadow forwards"
+    );
+    assert!(f.sent.borrow().is_none());
+    assert_eq!(
+        header(&f, "authorization").unwrap(),
+        "Bearer upstream-secret"
+    );
+    s.on_log();
+    let rec = audit_line(&f);
+    assert_eq!(
+        (rec["decision"].as_str(), rec["enforced"].as_bool()),
+        (Some("deny"), Some(false))
+    );
+    let state: serde_json::Value = serde_json::from_str(&f.props.borrow()["scopegate"]).unwrap();
+    assert_eq!(state["enforced"], false);
+    assert_eq!(f.metrics.borrow()["scopegate_shadow_not_enforced"], 1);
+    // Per role: only the shadowed role's refusals pass.
+    let f = with_bundle(
+        fake("DELETE", "/rest/reservations?id=eq.1", "reader-key", b""),
+        |b| {
+            b["roles"][1]["mode"] = "shadow".into();
+        },
+    );
+    let mut s = stream(&f);
+    assert_eq!(
+        s.on_request_headers(true),
+        Flow::Pause,
+        "the reader role enforces"
+    );
+}
+
+#[test]
+fn metrics_and_access_log_properties() {
+    let f = fake("DELETE", "/rest/reservations?id=eq.1", "reader-key", b"");
+    let mut s = stream(&f);
+    s.on_request_headers(true);
+    s.on_log();
+    let m = f.metrics.borrow();
+    assert_eq!(
+        (m["scopegate_requests_total"], m["scopegate_requests_deny"]),
+        (1, 1)
+    );
+    assert_eq!(m["scopegate_service_rentals_requests"], 1);
+    // The default `"filter_state": "json"`: one property.
+    let p = f.props.borrow();
+    assert_eq!(p.len(), 1, "{p:?}");
+    let state: serde_json::Value = serde_json::from_str(&p["scopegate"]).unwrap();
+    assert_eq!(
+        (&state["decision"], &state["key"], &state["operations"]),
+        (
+            &serde_json::json!("deny"),
+            &serde_json::json!("reader-1"),
+            &serde_json::json!("delete reservations")
+        )
+    );
+    drop(p);
+
+    // `"fields"`: eight properties; `"off"`: none. The same counters and record.
+    for (form, props) in [("fields", 8), ("off", 0)] {
+        for (method, path) in [
+            ("DELETE", "/rest/reservations?id=eq.1"),
+            ("GET", "/rest/reservations?id=eq.1"),
+        ] {
+            let f = with_bundle(fake(method, path, "reader-key", b""), |b| {
+                b["filter_state"] = serde_json::json!(form);
+            });
+            let mut s = stream(&f);
+            s.on_request_headers(true);
+            s.on_log();
+            let p = f.props.borrow();
+            assert_eq!(p.len(), props, "{form}: {p:?}");
+            if form == "fields" {
+                assert_eq!(p["scopegate_key"], "reader-1");
+                assert!(!p["scopegate_rule"].is_empty());
+            }
+            assert_eq!(f.metrics.borrow()["scopegate_requests_total"], 1);
+            assert!(audit_line(&f)["decision"].is_string());
+        }
+    }
+}
+
+fn sink_bundle(mode: &str) -> impl Fn(&mut serde_json::Value) + '_ {
+    move |b: &mut serde_json::Value| {
+        b["audit"] =
+            serde_json::json!({"mode": mode, "sink": {"cluster": "collector", "batch": 2}});
+    }
+}
+
+#[test]
+fn best_effort_sink_batches_and_counts_what_is_lost() {
+    let f = with_bundle(
+        fake("GET", "/rest/reservations", "reader-key", b""),
+        sink_bundle("best_effort"),
+    );
+    let sink = sink_of(&f).unwrap();
+    let original = f.headers.borrow().clone();
+    for _ in 0..3 {
+        *f.headers.borrow_mut() = original.clone();
+        let mut s = stream(&f).with_sink(Some(sink.clone()));
+        assert_eq!(
+            s.on_request_headers(true),
+            Flow::Continue,
+            "{:?}",
+            f.sent.borrow()
+        );
+        s.on_log();
+    }
+    assert_eq!(sink.borrow().queued(), 3);
+    sink.borrow_mut().flush(&&f);
+    let calls = f.calls.borrow().clone();
+    assert_eq!(calls.len(), 2, "batches of 2");
+    assert_eq!(calls[0].1.lines().count(), 2);
+    f.call_status.set(Some(200));
+    sink.borrow_mut().answered(&&f, 1);
+    f.call_status.set(Some(500));
+    sink.borrow_mut().answered(&&f, 2);
+    let m = f.metrics.borrow();
+    assert_eq!(
+        (
+            m["scopegate_audit_records_sent"],
+            m["scopegate_audit_records_dropped"]
+        ),
+        (2, 1)
+    );
+}
+
+#[test]
+fn required_audit_forwards_only_what_the_collector_took() {
+    let f = with_bundle(
+        fake("GET", "/rest/reservations", "reader-key", b""),
+        sink_bundle("required"),
+    );
+    let sink = sink_of(&f).unwrap();
+    let mut s = stream(&f).with_sink(Some(sink.clone()));
+    assert_eq!(
+        s.on_request_headers(true),
+        Flow::Pause,
+        "held until the record is taken"
+    );
+    assert!(
+        header(&f, "x-scopegate-key").is_none(),
+        "nothing applied yet"
+    );
+    f.call_status.set(Some(204));
+    s.on_audit_answer(1);
+    assert!(f.resumed.get());
+    assert_eq!(header(&f, "x-scopegate-key").unwrap(), "reader-1");
+    s.on_log();
+    assert_eq!(sink.borrow().queued(), 0, "not sent twice");
+
+    // The collector fails: 503, not forwarded.
+    let f = with_bundle(
+        fake("GET", "/rest/reservations", "reader-key", b""),
+        sink_bundle("required"),
+    );
+    let mut s = stream(&f).with_sink(sink_of(&f));
+    s.on_request_headers(true);
+    f.call_status.set(Some(500));
+    s.on_audit_answer(1);
+    assert!(!f.resumed.get());
+    let (status, body) = f.sent.borrow().clone().unwrap();
+    assert_eq!(status, 503);
+    assert!(body.contains("audit is required"), "{body}");
+    assert_eq!(f.metrics.borrow()["scopegate_audit_records_dropped"], 1);
+
+    // The call cannot even be made: 503 at once.
+    let mut f = with_bundle(
+        fake("GET", "/rest/reservations", "reader-key", b""),
+        sink_bundle("required"),
+    );
+    f.refuse_calls = true;
+    let mut s = stream(&f).with_sink(sink_of(&f));
+    assert_eq!(s.on_request_headers(true), Flow::Pause);
+    assert_eq!(f.sent.borrow().as_ref().unwrap().0, 503);
+}
