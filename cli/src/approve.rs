@@ -1,0 +1,160 @@
+//! `scopegate approve`: a human approves one request, out of band.
+
+use crate::*;
+
+#[derive(clap::Args)]
+pub(crate) struct Approval {
+    /// The challenge: the 428 response body (JSON; an MCP JSON-RPC error with it in
+    /// `data` is accepted), a file or `-` for stdin.
+    #[arg(long, conflicts_with = "request", required_unless_present = "request")]
+    challenge: Option<PathBuf>,
+    /// Or the saved raw request (as for `eval`), decided with `--bundle` to find its
+    /// digest and operations.
+    #[arg(long, requires = "bundle")]
+    request: Option<PathBuf>,
+    /// Bundle JSON file (with `--request`).
+    #[arg(long)]
+    bundle: Option<PathBuf>,
+    /// Who approves, as the audit record will name them.
+    #[arg(long)]
+    approver: String,
+    /// How long the token stays valid: e.g. 30s, 10m, 1h (at most 24h).
+    #[arg(long, default_value = "10m")]
+    ttl: String,
+    /// Environment variable holding the approval key.
+    #[arg(long, default_value = "SCOPEGATE_APPROVAL_KEY")]
+    key_env: String,
+    /// Or a file holding the approval key.
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// Approve without asking (scripts, tests).
+    #[arg(long)]
+    yes: bool,
+    /// Issue time (RFC 3339); default: now.
+    #[arg(long)]
+    now: Option<String>,
+}
+
+/// `30s`, `10m`, `1h` → seconds.
+pub(crate) fn parse_ttl(ttl: &str) -> Option<i64> {
+    let (n, unit) = ttl.split_at(ttl.len().checked_sub(1)?);
+    let n: i64 = n.parse().ok()?;
+    let secs = n.checked_mul(match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return None,
+    })?;
+    (1..=approval::MAX_TTL_SECS).contains(&secs).then_some(secs)
+}
+
+pub(crate) fn approve(a: &Approval) -> Result<(), String> {
+    if !approval::valid_label(&a.approver) {
+        return Err("--approver: 1-64 printable characters, no comma or quote".into());
+    }
+    let ttl = parse_ttl(&a.ttl)
+        .ok_or_else(|| format!("--ttl `{}`: e.g. 30s, 10m, 1h (at most 24h)", a.ttl))?;
+    let secret = match &a.key_file {
+        Some(f) => read(f)?,
+        None => std::env::var(&a.key_env)
+            .map_err(|_| format!("no approval key: set {} or pass --key-file", a.key_env))?
+            .into_bytes(),
+    };
+    let key = approval::ApprovalKey::new(&secret)?;
+    let now_ms = now_or(a.now.as_deref())?;
+    // What is being approved: the challenge as the agent received it, or the request
+    // decided afresh by the engine.
+    let challenge = match (&a.challenge, &a.request, &a.bundle) {
+        (Some(c), _, _) => serde_json::from_slice::<serde_json::Value>(&read(c)?)
+            .map_err(|e| format!("{}: not JSON: {e}", c.display()))?,
+        (None, Some(r), Some(b)) => {
+            let (headers, body) = parse_raw_request(&read(r)?)?;
+            let v = Engine::new(load(b, &[])?).decide(headers, &body, now_ms);
+            serde_json::from_str(&v.response_body()).map_err(|e| e.to_string())?
+        }
+        _ => return Err("give --challenge, or --request with --bundle".into()),
+    };
+    let challenge = challenge
+        .pointer("/error/data")
+        .cloned()
+        .unwrap_or(challenge);
+    let field = |k: &str| {
+        challenge
+            .get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+    };
+    if field("decision") != "challenge" || field("friction") != "approval" {
+        return Err(format!(
+            "this request is not awaiting approval (decision `{}`, friction `{}`)",
+            field("decision"),
+            field("friction")
+        ));
+    }
+    let (digest, key_id) = (field("challenge"), field("key"));
+    if !digest.starts_with("sha256:") || key_id.is_empty() {
+        return Err("the challenge has no digest or key".into());
+    }
+    eprintln!("approval requested by key `{key_id}` for:");
+    for op in challenge
+        .get("operations")
+        .and_then(|o| o.as_array())
+        .into_iter()
+        .flatten()
+    {
+        eprintln!("  {op}");
+    }
+    eprintln!("reason: {}", field("reason"));
+    eprintln!("request digest: {digest}");
+    let needed = challenge
+        .get("approvals")
+        .and_then(|n| n.as_u64())
+        .unwrap_or(1);
+    if needed > 1 {
+        eprintln!("this request needs {needed} approvals from different people: the agent sends the tokens comma-separated");
+    }
+    if !a.yes
+        && !confirm_on_tty(&format!(
+            "approve as `{}` for {}? [y/N] ",
+            a.approver, a.ttl
+        ))?
+    {
+        return Err("not approved".into());
+    }
+    let mut nonce = [0u8; 16];
+    getrandom::fill(&mut nonce).map_err(|e| format!("no randomness from the OS: {e}"))?;
+    let grant = approval::Claims {
+        v: 1,
+        digest: digest.to_string(),
+        key: key_id.to_string(),
+        exp: now_ms / 1000 + ttl,
+        approver: a.approver.clone(),
+        nonce: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(nonce),
+    };
+    eprintln!(
+        "token valid until {}, for this request once:",
+        format_rfc3339_millis(grant.exp * 1000)
+    );
+    println!("{}", approval::issue(&key, &grant));
+    Ok(())
+}
+
+/// Asks on the terminal (not stdin, which may carry the challenge).
+pub(crate) fn confirm_on_tty(question: &str) -> Result<bool, String> {
+    use std::io::{BufRead, Write};
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_err(|_| {
+            "no terminal to ask on: pass --yes to approve non-interactively".to_string()
+        })?;
+    let mut w = &tty;
+    w.write_all(question.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    std::io::BufReader::new(&tty)
+        .read_line(&mut answer)
+        .map_err(|e| e.to_string())?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
