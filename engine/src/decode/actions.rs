@@ -16,7 +16,9 @@
 //! A case *holds* when each argument in `arguments` has one of the listed values, each
 //! argument in `present` has any value, and each argument in `unless` has a value
 //! outside its list. It *may hold* when one of those arguments has a value the decoder
-//! cannot know (a GraphQL variable neither given nor defaulted).
+//! cannot know (a GraphQL variable neither given nor defaulted). An object where a value
+//! is expected is given and is no listed value: `present` and `unless` hold, `arguments`
+//! may (both actions).
 //!
 //! Values are compared as JSON scalars written as text (`true`, `1`, `"s"` → `s`).
 //! GraphQL types its arguments, so `[true]` is every way to say true there; an MCP
@@ -111,6 +113,19 @@ fn all_hold<'a>(
         });
         if known {
             continue;
+        }
+        // An object where a value was expected (`"remove": {"$ne": false}`): it is given,
+        // and it is no listed value — what the server makes of it no list can say.
+        let nested = records
+            .keys()
+            .any(|k| k.strip_prefix(name).is_some_and(|r| r.starts_with('.')));
+        match (nested, test) {
+            (true, Test::Any | Test::NotIn(_)) => continue,
+            (true, Test::In(_)) => {
+                maybe = true;
+                continue;
+            }
+            (false, _) => {}
         }
         if unknown_touches(unknown, name) {
             maybe = true;
@@ -496,6 +511,34 @@ mod tests {
         assert_eq!(
             r.describe(),
             "update (delete when remove given and not false)"
+        );
+    }
+
+    #[test]
+    fn an_object_where_a_value_was_expected_holds_or_may() {
+        let unless = rule(json!({"action": "update", "when": [
+            {"unless": {"remove": [false]}, "action": "delete"}]}));
+        assert_eq!(
+            unless.resolve(&recs(&[("remove.$ne", "false")]), &[]),
+            vec![Action::Delete]
+        );
+        let present = rule(json!({"action": "execute", "when": [
+            {"present": ["wipe"], "action": "delete"}]}));
+        assert_eq!(
+            present.resolve(&recs(&[("wipe.ids", "s1")]), &[]),
+            vec![Action::Delete]
+        );
+        // A listed value cannot be an object: both actions apply.
+        let listed = rule(json!({"action": "update", "when": [
+            {"arguments": {"replace": [true]}, "action": "delete"}]}));
+        assert_eq!(
+            listed.resolve(&recs(&[("replace.x", "1")]), &[]),
+            vec![Action::Update, Action::Delete]
+        );
+        // A longer name that merely starts alike is another argument.
+        assert_eq!(
+            unless.resolve(&recs(&[("removed", "true")]), &[]),
+            vec![Action::Update]
         );
     }
 
