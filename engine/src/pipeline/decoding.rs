@@ -118,7 +118,7 @@ impl Engine {
             // the body is read to be refused, never left unseen.
             Decoder::Rest(d) if body_follows && d.reads_body_options() => true,
             // A route's body may shadow its parameters (`route_body`).
-            Decoder::Rest(d) if body_follows && d.reads_route_bodies() => true,
+            Decoder::Rest(d) if body_follows && d.reads_route_body(&head.method, target) => true,
             // Held for a grant with `records` (what the write assigns, what the call is
             // given), and a function's arguments also for a guard with `arguments` on
             // the service.

@@ -201,10 +201,17 @@ impl RestDecoder {
         }
     }
 
-    /// Whether a routes-style service reads this request's body (always held: see
-    /// `route_body`).
-    pub fn reads_route_bodies(&self) -> bool {
-        matches!(self.style, Style::Routes(_))
+    /// Whether a routes-style service reads this request's body: when the route it
+    /// matches has parameters a body member could shadow (`route_body`); a body to a
+    /// route without any streams through unread, whatever its size.
+    pub fn reads_route_body(&self, method: &str, target: &Target) -> bool {
+        let Style::Routes(routes) = &self.style else {
+            return false;
+        };
+        target
+            .strip_prefix(&self.base)
+            .and_then(|rest| matching(routes, method, rest))
+            .is_some_and(|r| !parameters(r).is_empty())
     }
 
     /// Whether the body holds a function's arguments: a PostgREST POST on `rpc/{f}`.

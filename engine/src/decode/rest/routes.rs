@@ -190,26 +190,12 @@ pub(super) fn route(
     body: Option<&[u8]>,
 ) -> Result<Vec<Operation>, DecodeError> {
     let method = head.method.as_str();
-    for r in routes {
-        if !r.methods.iter().any(|m| m == method) || r.segments.len() != rest.len() {
-            continue;
-        }
+    if let Some(r) = matching(routes, method, rest) {
         let mut records = Records::new();
-        let mut matched = true;
         for (seg, value) in r.segments.iter().zip(rest) {
-            match seg {
-                Seg::Lit(l) if l == value => {}
-                Seg::Lit(_) => {
-                    matched = false;
-                    break;
-                }
-                Seg::Param(p) => {
-                    records.insert(p.clone(), vec![value.clone()]);
-                }
+            if let Seg::Param(p) = seg {
+                records.insert(p.clone(), vec![value.clone()]);
             }
-        }
-        if !matched {
-            continue;
         }
         // The query string is an input the upstream reads (frameworks merge it into the
         // path's parameters, `?force=true` changes an action): only the parameters the
@@ -252,6 +238,34 @@ pub(super) fn route(
     ))
 }
 
+/// The first route whose methods and path template match.
+pub(super) fn matching<'r>(
+    routes: &'r [Route],
+    method: &str,
+    rest: &[String],
+) -> Option<&'r Route> {
+    routes.iter().find(|r| {
+        r.methods.iter().any(|m| m == method)
+            && r.segments.len() == rest.len()
+            && r.segments.iter().zip(rest).all(|(seg, value)| match seg {
+                Seg::Lit(l) => l == value,
+                Seg::Param(_) => true,
+            })
+    })
+}
+
+/// The names a route's body could shadow: its `{param}`s and declared query parameters.
+pub(super) fn parameters(r: &Route) -> Vec<&str> {
+    r.segments
+        .iter()
+        .filter_map(|s| match s {
+            Seg::Param(p) => Some(p.as_str()),
+            Seg::Lit(_) => None,
+        })
+        .chain(r.query.iter().map(String::as_str))
+        .collect()
+}
+
 /// A route's body (issue 18, class 3). Frameworks merge body parameters with the path's
 /// and the query's (Rails `params`, Laravel `input()`, PHP `$_REQUEST`), so a body member
 /// named like a route's `{param}` or a declared query parameter may override what the
@@ -262,15 +276,7 @@ pub(super) fn route_body(
     head: &RequestHead,
     body: Option<&[u8]>,
 ) -> Result<(), DecodeError> {
-    let params: Vec<&str> = r
-        .segments
-        .iter()
-        .filter_map(|s| match s {
-            Seg::Param(p) => Some(p.as_str()),
-            Seg::Lit(_) => None,
-        })
-        .chain(r.query.iter().map(String::as_str))
-        .collect();
+    let params = parameters(r);
     let Some(body) = body.filter(|b| !b.is_empty()) else {
         return Ok(());
     };

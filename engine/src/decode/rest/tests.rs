@@ -1151,3 +1151,40 @@ fn which_bodies_hold_rows() {
         );
     }
 }
+
+/// A route's body is held only where a member could shadow a parameter: routes without
+/// parameters stream their bodies (uploads of any size), those with a `{param}` or a
+/// declared query parameter hold them.
+#[test]
+fn which_route_bodies_are_read() {
+    let route = |path: &str, query: Option<Vec<String>>| RouteCfg {
+        methods: vec!["POST".into()],
+        path: path.into(),
+        resource: "r".into(),
+        action: None,
+        scope: None,
+        query,
+    };
+    let routes = decoder(
+        RestStyle::Routes,
+        "/v1",
+        Some(vec![
+            route("/uploads", None),
+            route("/items/{id}", None),
+            route("/search", Some(vec!["tenant".into()])),
+        ]),
+    );
+    for (method, path, want) in [
+        ("POST", "/v1/uploads", false),
+        ("POST", "/v1/items/7", true),
+        ("POST", "/v1/search", true),
+        ("GET", "/v1/items/7", false),
+        ("POST", "/v1/nothing", false),
+        ("POST", "/other/items/7", false),
+    ] {
+        let t = Target::parse(path).unwrap();
+        assert_eq!(routes.reads_route_body(method, &t), want, "{method} {path}");
+    }
+    let pg = decoder(RestStyle::Postgrest, "/rest", None);
+    assert!(!pg.reads_route_body("POST", &Target::parse("/rest/items").unwrap()));
+}
