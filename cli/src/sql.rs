@@ -16,9 +16,9 @@ pub(crate) fn sql(
     });
     let cfg: scopegate_engine::bundle::SqlConfig =
         serde_json::from_value(cfg).map_err(|e| format!("--dialect: {e}"))?;
-    let mut errs = Vec::new();
+    let mut errs = scopegate_engine::bundle::Problems::default();
     let decoder = SqlDecoder::compile(&cfg, "sql", &mut errs);
-    let decoder = match (decoder, errs.first()) {
+    let decoder = match (decoder, errs.0.first()) {
         (Some(d), None) => d,
         (_, Some(e)) => return Err(e.to_string()),
         (None, None) => return Err("SQL settings rejected".into()),

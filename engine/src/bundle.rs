@@ -542,6 +542,25 @@ impl fmt::Display for BundleError {
     }
 }
 
+/// Problems found while compiling a bundle, each with its JSON path: every section of
+/// `policy::compile` and every decoder's `compile` adds to one list, so a bundle's problems
+/// are all reported at once.
+#[derive(Debug, Default)]
+pub struct Problems(pub Vec<BundleError>);
+
+impl Problems {
+    pub fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(BundleError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Every problem found; a bundle with any is rejected as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct BundleErrors(pub Vec<BundleError>);

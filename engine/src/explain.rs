@@ -293,7 +293,8 @@ fn argument_actions(s: &ServiceConfig) -> Vec<String> {
         .flatten()
         .filter(|(_, v)| v.get("when").is_some())
         .filter_map(|(name, v)| {
-            parse_rule(v, name, &mut Vec::new()).map(|r| format!("{name}: {}", r.describe()))
+            parse_rule(v, name, &mut Default::default())
+                .map(|r| format!("{name}: {}", r.describe()))
         })
         .collect()
 }

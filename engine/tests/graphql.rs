@@ -18,7 +18,7 @@ const VOLUME_DELETE: &str =
 
 fn decoder(cfg: Value) -> GraphqlDecoder {
     let cfg: GraphqlConfig = serde_json::from_value(cfg).unwrap();
-    let mut errs = Vec::new();
+    let mut errs = scopegate_engine::bundle::Problems::default();
     let d = GraphqlDecoder::compile(Some(&cfg), &["graphql".to_string()], "graphql", &mut errs)
         .unwrap();
     assert!(errs.is_empty(), "{errs:?}");
@@ -533,10 +533,10 @@ fn persisted_queries() {
     // A bundle whose hash is not its document's is rejected.
     let cfg: GraphqlConfig =
         serde_json::from_value(json!({"persisted_queries": {other: VOLUME_DELETE}})).unwrap();
-    let mut errs = Vec::new();
+    let mut errs = scopegate_engine::bundle::Problems::default();
     GraphqlDecoder::compile(Some(&cfg), &[], "s", &mut errs);
     assert!(
-        errs[0].message.contains("not the lower-case SHA-256"),
+        errs.0[0].message.contains("not the lower-case SHA-256"),
         "{errs:?}"
     );
 }
@@ -560,9 +560,9 @@ fn mutation_rules_from_the_bundle() {
         assert_eq!(ops, [format!("{action} {name}")]);
     }
     let cfg: GraphqlConfig = serde_json::from_value(json!({"mutations": {"x": "nuke"}})).unwrap();
-    let mut errs = Vec::new();
+    let mut errs = scopegate_engine::bundle::Problems::default();
     GraphqlDecoder::compile(Some(&cfg), &[], "s", &mut errs);
-    assert_eq!(errs[0].path, "s.mutations.x");
+    assert_eq!(errs.0[0].path, "s.mutations.x");
 }
 
 #[test]
@@ -620,10 +620,10 @@ fn schema_validates_root_fields() {
         ),
     ] {
         let cfg: GraphqlConfig = serde_json::from_value(json!({"schema": schema})).unwrap();
-        let mut errs = Vec::new();
+        let mut errs = scopegate_engine::bundle::Problems::default();
         GraphqlDecoder::compile(Some(&cfg), &[], "g", &mut errs);
         assert_eq!(
-            errs.first().map(|e| e.path.as_str()),
+            errs.0.first().map(|e| e.path.as_str()),
             Some(path),
             "{schema}: {errs:?}"
         );

@@ -22,7 +22,7 @@ fn decoder(dialect: &str) -> SqlDecoder {
         "safe_functions": ["public.add_one"]
     }))
     .unwrap();
-    let mut errs = Vec::new();
+    let mut errs = scopegate_engine::bundle::Problems::default();
     let d = SqlDecoder::compile(&cfg, "sql", &mut errs).unwrap();
     assert!(errs.is_empty(), "{errs:?}");
     d
@@ -300,7 +300,7 @@ fn limits() {
             "max_statement_bytes": 64, "max_statements": 2
         }))
         .unwrap();
-        SqlDecoder::compile(&cfg, "sql", &mut Vec::new()).unwrap()
+        SqlDecoder::compile(&cfg, "sql", &mut Default::default()).unwrap()
     };
     let e = d
         .classify("db", &format!("SELECT '{}'", "x".repeat(100)), &[])

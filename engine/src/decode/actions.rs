@@ -31,7 +31,7 @@
 //! Argument conditions are read exactly as a guard's `arguments` are
 //! ([`argument_values`], [`holds`]): one syntax, one meaning.
 
-use crate::bundle::BundleError;
+use crate::bundle::Problems;
 use crate::operation::{Action, Records};
 use serde_json::{Map, Value as Json};
 
@@ -226,14 +226,9 @@ impl ActionRule {
 pub fn argument_values<'a>(
     at: &str,
     args: impl IntoIterator<Item = (&'a String, &'a Vec<Json>)>,
-    errs: &mut Vec<BundleError>,
+    errs: &mut Problems,
 ) -> Records {
-    let mut err = |path: String, message: &str| {
-        errs.push(BundleError {
-            path,
-            message: message.into(),
-        })
-    };
+    let mut err = |path: String, message: &str| errs.push(path, message);
     let mut out = Records::new();
     let mut any = false;
     for (name, values) in args {
@@ -267,8 +262,8 @@ const RULE_SHAPE: &str = "an action (read create update delete drop alter admin 
 
 /// A name's rule from the bundle: an action word, or `{"action", "when"}`; `None`, with
 /// the errors pushed, when it is neither.
-pub fn parse_rule(value: &Json, at: &str, errs: &mut Vec<BundleError>) -> Option<ActionRule> {
-    let mut err = |path: String, message: String| errs.push(BundleError { path, message });
+pub fn parse_rule(value: &Json, at: &str, errs: &mut Problems) -> Option<ActionRule> {
+    let mut err = |path: String, message: String| errs.push(path, message);
     match value {
         Json::String(a) => match Action::parse(a) {
             Some(a) => Some(ActionRule::plain(a)),
@@ -288,42 +283,32 @@ pub fn parse_rule(value: &Json, at: &str, errs: &mut Vec<BundleError>) -> Option
     }
 }
 
-fn action_member(o: &Map<String, Json>, at: &str, errs: &mut Vec<BundleError>) -> Option<Action> {
+fn action_member(o: &Map<String, Json>, at: &str, errs: &mut Problems) -> Option<Action> {
     match o.get("action") {
         Some(Json::String(a)) => match Action::parse(a) {
             Some(a) => Some(a),
             None => {
-                errs.push(BundleError {
-                    path: format!("{at}.action"),
-                    message: format!("unknown action `{a}`"),
-                });
+                errs.push(format!("{at}.action"), format!("unknown action `{a}`"));
                 None
             }
         },
         _ => {
-            errs.push(BundleError {
-                path: format!("{at}.action"),
-                message: "an action: read create update delete drop alter admin execute".into(),
-            });
+            errs.push(
+                format!("{at}.action"),
+                "an action: read create update delete drop alter admin execute",
+            );
             None
         }
     }
 }
 
-fn parse_object(
-    o: &Map<String, Json>,
-    at: &str,
-    errs: &mut Vec<BundleError>,
-) -> Option<ActionRule> {
+fn parse_object(o: &Map<String, Json>, at: &str, errs: &mut Problems) -> Option<ActionRule> {
     if let Some(k) = o.keys().find(|k| !matches!(k.as_str(), "action" | "when")) {
-        errs.push(BundleError {
-            path: format!("{at}.{k}"),
-            message: format!("unknown member: {RULE_SHAPE}"),
-        });
+        errs.push(format!("{at}.{k}"), format!("unknown member: {RULE_SHAPE}"));
         return None;
     }
     let action = action_member(o, at, errs);
-    let before = errs.len();
+    let before = errs.0.len();
     let mut when = Vec::new();
     match o.get("when") {
         None => {}
@@ -335,33 +320,30 @@ fn parse_object(
                 }
             }
         }
-        Some(_) => errs.push(BundleError {
-            path: format!("{at}.when"),
-            message: "a non-empty list of cases".into(),
-        }),
+        Some(_) => errs.push(format!("{at}.when"), "a non-empty list of cases"),
     }
     match action {
-        Some(action) if errs.len() == before => Some(ActionRule { action, when }),
+        Some(action) if errs.0.len() == before => Some(ActionRule { action, when }),
         _ => None,
     }
 }
 
-fn parse_case(c: &Json, at: &str, errs: &mut Vec<BundleError>) -> Option<Case> {
+fn parse_case(c: &Json, at: &str, errs: &mut Problems) -> Option<Case> {
     let Json::Object(o) = c else {
-        errs.push(BundleError {
-            path: at.to_string(),
-            message: "{\"arguments\"|\"unless\": {…}, \"present\": […], \"action\": …}".into(),
-        });
+        errs.push(
+            at.to_string(),
+            "{\"arguments\"|\"unless\": {…}, \"present\": […], \"action\": …}",
+        );
         return None;
     };
     if let Some(k) = o
         .keys()
         .find(|k| !matches!(k.as_str(), "arguments" | "present" | "unless" | "action"))
     {
-        errs.push(BundleError {
-            path: format!("{at}.{k}"),
-            message: "unknown member (arguments, present, unless, action)".into(),
-        });
+        errs.push(
+            format!("{at}.{k}"),
+            "unknown member (arguments, present, unless, action)",
+        );
         return None;
     }
     let action = action_member(o, at, errs)?;
@@ -374,27 +356,24 @@ fn parse_case(c: &Json, at: &str, errs: &mut Vec<BundleError>) -> Option<Case> {
             for (j, n) in names.iter().enumerate() {
                 match n {
                     Json::String(s) if !s.is_empty() => out.push(s.clone()),
-                    _ => errs.push(BundleError {
-                        path: format!("{at}.present[{j}]"),
-                        message: "an argument name".into(),
-                    }),
+                    _ => errs.push(format!("{at}.present[{j}]"), "an argument name"),
                 }
             }
             out
         }
         Some(_) => {
-            errs.push(BundleError {
-                path: format!("{at}.present"),
-                message: "a non-empty list of argument names".into(),
-            });
+            errs.push(
+                format!("{at}.present"),
+                "a non-empty list of argument names",
+            );
             return None;
         }
     };
     if arguments.is_empty() && present.is_empty() && unless.is_empty() {
-        errs.push(BundleError {
-            path: at.to_string(),
-            message: "a case needs `arguments`, `present` or `unless`".into(),
-        });
+        errs.push(
+            at.to_string(),
+            "a case needs `arguments`, `present` or `unless`",
+        );
         return None;
     }
     Some(Case {
@@ -410,7 +389,7 @@ fn value_lists(
     o: &Map<String, Json>,
     member: &str,
     at: &str,
-    errs: &mut Vec<BundleError>,
+    errs: &mut Problems,
 ) -> Option<Records> {
     match o.get(member) {
         None => Some(Records::new()),
@@ -419,19 +398,13 @@ fn value_lists(
             for (name, v) in args {
                 match v {
                     Json::Array(values) => lists.push((name, values)),
-                    _ => errs.push(BundleError {
-                        path: format!("{at}.{member}.{name}"),
-                        message: "a list of values".into(),
-                    }),
+                    _ => errs.push(format!("{at}.{member}.{name}"), "a list of values"),
                 }
             }
             Some(argument_values(&format!("{at}.{member}"), lists, errs))
         }
         Some(_) => {
-            errs.push(BundleError {
-                path: format!("{at}.{member}"),
-                message: "argument name -> list of values".into(),
-            });
+            errs.push(format!("{at}.{member}"), "argument name -> list of values");
             None
         }
     }
@@ -443,7 +416,7 @@ mod tests {
     use serde_json::json;
 
     fn rule(v: Json) -> ActionRule {
-        let mut errs = Vec::new();
+        let mut errs = crate::bundle::Problems::default();
         let r = parse_rule(&v, "x", &mut errs);
         assert!(errs.is_empty(), "{errs:?}");
         r.unwrap()
@@ -571,9 +544,9 @@ mod tests {
                 "x.when[0].action",
             ),
         ] {
-            let mut errs = Vec::new();
+            let mut errs = crate::bundle::Problems::default();
             assert!(parse_rule(&v, "x", &mut errs).is_none(), "{v}");
-            assert!(errs.iter().any(|e| e.path == path), "{v}: {errs:?}");
+            assert!(errs.0.iter().any(|e| e.path == path), "{v}: {errs:?}");
         }
     }
 }

@@ -15,7 +15,7 @@
 use super::actions::{parse_rule, ActionRule};
 use super::sql::SqlDecoder;
 use super::{record_json, verb_action};
-use crate::bundle::{BundleError, McpConfig, Protocol, Service as ServiceConfig};
+use crate::bundle::{McpConfig, Problems, Protocol, Service as ServiceConfig};
 use crate::glob::Glob;
 use crate::json::parse_strict;
 use crate::operation::{Action, Operation, Records};
@@ -131,11 +131,11 @@ impl McpDecoder {
         services: &[ServiceConfig],
         endpoint: &[String],
         at: &str,
-        errs: &mut Vec<BundleError>,
+        errs: &mut Problems,
     ) -> Option<McpDecoder> {
         let default = McpConfig::default();
         let cfg = cfg.unwrap_or(&default);
-        let mut err = |path: String, message: String| errs.push(BundleError { path, message });
+        let mut err = |path: String, message: String| errs.push(path, message);
         let max_batch = cfg.max_batch.unwrap_or(DEFAULT_MAX_BATCH);
         if max_batch == 0 || max_batch > MAX_BATCH_CEILING {
             err(
@@ -161,10 +161,7 @@ impl McpDecoder {
                     match sql_rule(o, services) {
                         Ok(r) => r,
                         Err(message) => {
-                            errs.push(BundleError {
-                                path: here,
-                                message,
-                            });
+                            errs.push(here, message);
                             continue;
                         }
                     }
@@ -501,7 +498,7 @@ fn sql_rule(o: &Map<String, Json>, services: &[ServiceConfig]) -> Result<ToolRul
     else {
         return Err(format!("`{svc}` is not a SQL service of this bundle"));
     };
-    let mut scratch = Vec::new();
+    let mut scratch = Problems::default();
     match SqlDecoder::compile(cfg, "", &mut scratch) {
         Some(d) if scratch.is_empty() => Ok(ToolRule::Sql {
             argument: argument.clone(),

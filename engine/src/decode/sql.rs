@@ -37,7 +37,7 @@
 use super::expr::{Cmp, Expr as Filter};
 use super::memo::{self, Memo};
 use super::sql_fast;
-use crate::bundle::{BundleError, SqlConfig, SqlDialectName};
+use crate::bundle::{Problems, SqlConfig, SqlDialectName};
 use crate::json::parse_strict;
 use crate::operation::{
     proves_rows, upsert_scope, Action, Operation, Records, Scope, Sets, NO_RELATION,
@@ -583,13 +583,8 @@ pub struct SqlDecoder {
 }
 
 impl SqlDecoder {
-    pub fn compile(cfg: &SqlConfig, at: &str, errs: &mut Vec<BundleError>) -> Option<SqlDecoder> {
-        let mut err = |path: String, message: &str| {
-            errs.push(BundleError {
-                path,
-                message: message.to_string(),
-            })
-        };
+    pub fn compile(cfg: &SqlConfig, at: &str, errs: &mut Problems) -> Option<SqlDecoder> {
+        let mut err = |path: String, message: &str| errs.push(path, message);
         let flavor = match cfg.dialect {
             SqlDialectName::Postgres => Flavor::Postgres,
             SqlDialectName::Mysql => Flavor::MySql,

@@ -3,7 +3,7 @@
 //! SQL service — or MCP tools that carry SQL, which name one — is refused when it is
 //! compiled, so this module is never asked to decide SQL it cannot read.
 
-use crate::bundle::{BundleError, SqlConfig};
+use crate::bundle::{Problems, SqlConfig};
 use crate::operation::Operation;
 use crate::request::{DecodeError, RequestHead, Target};
 use serde_json::Value as Json;
@@ -14,13 +14,12 @@ use serde_json::Value as Json;
 pub enum SqlDecoder {}
 
 impl SqlDecoder {
-    pub fn compile(_: &SqlConfig, at: &str, errs: &mut Vec<BundleError>) -> Option<SqlDecoder> {
-        errs.push(BundleError {
-            path: at.to_string(),
-            message: "this scopegate module was built without the SQL decoder (the `sql` \
-                      feature): load the full scopegate.wasm to front SQL services"
-                .to_string(),
-        });
+    pub fn compile(_: &SqlConfig, at: &str, errs: &mut Problems) -> Option<SqlDecoder> {
+        errs.push(
+            at.to_string(),
+            "this scopegate module was built without the SQL decoder (the `sql` \
+                      feature): load the full scopegate.wasm to front SQL services",
+        );
         None
     }
 

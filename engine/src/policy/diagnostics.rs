@@ -3,16 +3,10 @@
 
 use super::*;
 
-pub(super) struct Errs(pub(super) Vec<BundleError>);
+/// The bundle's problems (`bundle::Problems`), with the checks every section shares.
+pub(super) type Errs = crate::bundle::Problems;
 
 impl Errs {
-    pub(super) fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(BundleError {
-            path: path.into(),
-            message: message.into(),
-        });
-    }
-
     pub(super) fn globs(&mut self, at: &str, patterns: &[String]) -> Vec<Glob> {
         if patterns.is_empty() {
             self.push(at, "must not be empty");

@@ -39,7 +39,7 @@ pub(super) fn compile(
         let arguments = g
             .arguments
             .as_ref()
-            .map(|args| argument_values(&format!("{at}.arguments"), args, &mut errs.0));
+            .map(|args| argument_values(&format!("{at}.arguments"), args, errs));
         guards.push(Guard {
             services: services_globs,
             resources,

@@ -3,7 +3,7 @@
 //! whole, every problem reported with its JSON path.
 
 use crate::approval::{ApprovalKey, APPROVAL_KEY_ENV};
-use crate::bundle::{self, Bundle, BundleError, BundleErrors, Friction, Protocol};
+use crate::bundle::{self, Bundle, BundleErrors, Friction, Protocol};
 use crate::decode::actions::argument_values;
 use crate::decode::graphql::GraphqlDecoder;
 use crate::decode::mcp::{McpDecoder, PLUMBING};
@@ -328,7 +328,7 @@ fn is_name(s: &str) -> bool {
 
 /// Checks meaning and compiles. Every problem is collected before rejecting.
 pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
-    let mut errs = Errs(Vec::new());
+    let mut errs = Errs::default();
     if b.version != 1 {
         errs.push(
             "version",

@@ -131,7 +131,7 @@ pub(super) fn compile<'b>(
                     );
                     None
                 }
-                Some(cfg) => RestDecoder::compile(cfg, &prefix, &format!("{at}.rest"), &mut errs.0)
+                Some(cfg) => RestDecoder::compile(cfg, &prefix, &format!("{at}.rest"), errs)
                     .map(Decoder::Rest),
             },
             Protocol::Sql => match &s.sql {
@@ -142,23 +142,18 @@ pub(super) fn compile<'b>(
                     );
                     None
                 }
-                Some(cfg) => {
-                    SqlDecoder::compile(cfg, &format!("{at}.sql"), &mut errs.0).map(Decoder::Sql)
-                }
+                Some(cfg) => SqlDecoder::compile(cfg, &format!("{at}.sql"), errs).map(Decoder::Sql),
             },
-            Protocol::Graphql => GraphqlDecoder::compile(
-                s.graphql.as_ref(),
-                &prefix,
-                &format!("{at}.graphql"),
-                &mut errs.0,
-            )
-            .map(Decoder::Graphql),
+            Protocol::Graphql => {
+                GraphqlDecoder::compile(s.graphql.as_ref(), &prefix, &format!("{at}.graphql"), errs)
+                    .map(Decoder::Graphql)
+            }
             Protocol::Mcp => McpDecoder::compile(
                 s.mcp.as_ref(),
                 &b.services,
                 &prefix,
                 &format!("{at}.mcp"),
-                &mut errs.0,
+                errs,
             )
             .map(Decoder::Mcp),
         };

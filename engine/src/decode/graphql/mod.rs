@@ -13,7 +13,7 @@ mod schema;
 mod tests;
 mod transport;
 
-use crate::bundle::{BundleError, GraphqlConfig, GraphqlSchema};
+use crate::bundle::{GraphqlConfig, GraphqlSchema, Problems};
 use crate::decode::actions::{parse_rule, ActionRule};
 use crate::decode::memo::{self, Memo};
 use crate::decode::{record_json, verb_action};
@@ -106,7 +106,7 @@ impl GraphqlDecoder {
         cfg: Option<&GraphqlConfig>,
         endpoint: &[String],
         at: &str,
-        errs: &mut Vec<BundleError>,
+        errs: &mut Problems,
     ) -> Option<GraphqlDecoder> {
         let default = GraphqlConfig::default();
         let cfg = cfg.unwrap_or(&default);
@@ -115,10 +115,7 @@ impl GraphqlDecoder {
         for (name, value) in cfg.mutations.iter().flatten() {
             let here = format!("{at}.mutations.{name}");
             if name.is_empty() {
-                errs.push(BundleError {
-                    path: here.clone(),
-                    message: "empty mutation name".into(),
-                });
+                errs.push(here.clone(), "empty mutation name");
             }
             let Some(rule) = parse_rule(value, &here, errs) else {
                 continue;
@@ -130,7 +127,7 @@ impl GraphqlDecoder {
                 exact.insert(name.clone(), rule);
             }
         }
-        let mut err = |path: String, message: String| errs.push(BundleError { path, message });
+        let mut err = |path: String, message: String| errs.push(path, message);
         let mut persisted = HashMap::new();
         for (hash, document) in cfg.persisted_queries.iter().flatten() {
             let actual = hex(&sha256(document.as_bytes()));

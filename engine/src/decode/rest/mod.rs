@@ -12,7 +12,7 @@ mod routes;
 #[cfg(test)]
 mod tests;
 
-use crate::bundle::{BundleError, RestConfig, RestStyle};
+use crate::bundle::{Problems, RestConfig, RestStyle};
 use crate::decode::expr::{Cmp, Expr};
 use crate::decode::record_json;
 use crate::json::parse_strict;
@@ -66,9 +66,9 @@ impl RestDecoder {
         cfg: &RestConfig,
         prefix: &[String],
         at: &str,
-        errs: &mut Vec<BundleError>,
+        errs: &mut Problems,
     ) -> Option<RestDecoder> {
-        let mut err = |path: String, message: String| errs.push(BundleError { path, message });
+        let mut err = |path: String, message: String| errs.push(path, message);
         let base = match &cfg.base_path {
             Some(p) => match config_segments(p) {
                 Ok(s) => s,

@@ -21,7 +21,7 @@ fn decoder(style: RestStyle, prefix: &str, routes: Option<Vec<RouteCfg>>) -> Res
         default_schema: None,
         routes,
     };
-    let mut errs = Vec::new();
+    let mut errs = crate::bundle::Problems::default();
     let prefix = config_segments(prefix).unwrap();
     let d = RestDecoder::compile(&cfg, &prefix, "services[0].rest", &mut errs);
     assert!(errs.is_empty(), "{errs:?}");
@@ -583,7 +583,7 @@ fn route_templates() {
             "{m} {p}"
         );
     }
-    let mut errs = Vec::new();
+    let mut errs = crate::bundle::Problems::default();
     let bad = RestConfig {
         style: RestStyle::Routes,
         base_path: None,
@@ -602,7 +602,7 @@ fn route_templates() {
         ]),
     };
     RestDecoder::compile(&bad, &[], "services[2].rest", &mut errs);
-    let paths: Vec<String> = errs.iter().map(|e| e.path.clone()).collect();
+    let paths: Vec<String> = errs.0.iter().map(|e| e.path.clone()).collect();
     assert_eq!(
         paths,
         [
