@@ -121,22 +121,33 @@ pub(crate) fn approve(a: &Approval) -> Result<(), String> {
     {
         return Err("not approved".into());
     }
-    let mut nonce = [0u8; 16];
-    getrandom::fill(&mut nonce).map_err(|e| format!("no randomness from the OS: {e}"))?;
-    let grant = approval::Claims {
-        v: 1,
-        digest: digest.to_string(),
-        key: key_id.to_string(),
-        exp: now_ms / 1000 + ttl,
-        approver: a.approver.clone(),
-        nonce: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(nonce),
-    };
+    let grant = claims(digest, key_id, now_ms / 1000 + ttl, &a.approver)?;
     eprintln!(
         "token valid until {}, for this request once:",
         format_rfc3339_millis(grant.exp * 1000)
     );
     println!("{}", approval::issue(&key, &grant));
     Ok(())
+}
+
+/// What a new token says: one approver's approval of the request `digest` asked for by
+/// key `key`, until `exp` (Unix seconds), with a fresh random nonce (single use).
+pub(crate) fn claims(
+    digest: &str,
+    key: &str,
+    exp: i64,
+    approver: &str,
+) -> Result<approval::Claims, String> {
+    let mut nonce = [0u8; 16];
+    getrandom::fill(&mut nonce).map_err(|e| format!("no randomness from the OS: {e}"))?;
+    Ok(approval::Claims {
+        v: 1,
+        digest: digest.to_string(),
+        key: key.to_string(),
+        exp,
+        approver: approver.to_string(),
+        nonce: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(nonce),
+    })
 }
 
 /// Asks on the terminal (not stdin, which may carry the challenge).

@@ -1,6 +1,9 @@
 //! `scopegate test`: policy tests, in order, against one in-memory ledger.
 
 use crate::*;
+use scopegate_engine::bundle::Friction;
+use scopegate_engine::verdict::CHALLENGE_TTL_SECS;
+use scopegate_engine::Decision;
 
 /// One policy test case.
 #[derive(Debug)]
@@ -259,37 +262,30 @@ pub(crate) fn policy_test(
     Ok(())
 }
 
-/// Tokens for a challenge, one per approver, comma-separated as an agent sends them.
+/// Tokens for a challenge, one per approver, comma-separated as an agent sends them; each
+/// valid as long as the challenge is answerable.
 pub(crate) fn mint(
     key: &approval::ApprovalKey,
     challenge: &scopegate_engine::Verdict,
     approvers: &[String],
     now_ms: i64,
 ) -> Result<String, String> {
-    let body: serde_json::Value =
-        serde_json::from_str(&challenge.response_body()).map_err(|e| e.to_string())?;
-    let body = body.pointer("/error/data").cloned().unwrap_or(body);
-    let field = |k: &str| body.get(k).and_then(|v| v.as_str()).unwrap_or_default();
-    if field("decision") != "challenge" || field("friction") != "approval" {
+    let (Decision::Challenge, Some(Friction::Approval), Some(digest), Some(key_id)) = (
+        challenge.decision,
+        challenge.friction,
+        &challenge.digest,
+        &challenge.subject.key,
+    ) else {
         return Err(format!(
             "`approved_by`, but the request is not awaiting approval (decision `{}`: {})",
-            field("decision"),
-            field("reason")
+            challenge.decision.as_str(),
+            challenge.reason
         ));
-    }
-    let mut tokens = Vec::new();
-    for approver in approvers {
-        let mut nonce = [0u8; 16];
-        getrandom::fill(&mut nonce).map_err(|e| format!("no randomness from the OS: {e}"))?;
-        let grant = approval::Claims {
-            v: 1,
-            digest: field("challenge").to_string(),
-            key: field("key").to_string(),
-            exp: now_ms / 1000 + 300,
-            approver: approver.clone(),
-            nonce: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(nonce),
-        };
-        tokens.push(approval::issue(key, &grant));
-    }
+    };
+    let exp = now_ms / 1000 + CHALLENGE_TTL_SECS as i64;
+    let tokens = approvers
+        .iter()
+        .map(|a| claims(digest, key_id, exp, a).map(|c| approval::issue(key, &c)))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(tokens.join(","))
 }

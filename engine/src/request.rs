@@ -248,6 +248,19 @@ impl Target {
         }
     }
 
+    /// Refuses a path other than `endpoint` exactly: a protocol served at one endpoint
+    /// (GraphQL, SQL, MCP) is not also answered below it, where a server may route to
+    /// handlers of its own.
+    pub fn only_at(&self, endpoint: &[String], protocol: &str) -> Result<(), DecodeError> {
+        match self.strip_prefix(endpoint) {
+            Some([]) => Ok(()),
+            _ => undecodable(format!(
+                "{protocol} is served at `/{}` only",
+                endpoint.join("/")
+            )),
+        }
+    }
+
     /// Query parameters with this name.
     pub fn params<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.query

@@ -229,15 +229,7 @@ impl McpDecoder {
         body: &[u8],
         out: &mut Decoded,
     ) -> Result<(), DecodeError> {
-        if target
-            .strip_prefix(&self.endpoint)
-            .is_none_or(|rest| !rest.is_empty())
-        {
-            return undecodable(format!(
-                "MCP is served at `/{}` only",
-                self.endpoint.join("/")
-            ));
-        }
+        target.only_at(&self.endpoint, "MCP")?;
         if let Some((n, _)) = target.query.first() {
             return undecodable(format!(
                 "query parameter `{n}` on the MCP endpoint (MCP carries everything in the body)"

@@ -33,21 +33,12 @@ impl Engine {
                 &p.target,
                 p.body_needed.then_some(body),
             ),
-            // A SQL endpoint is its prefix exactly: a server may route the path below it
-            // to handlers of its own (ClickHouse's `http_handlers`, which run their own
-            // SQL and read path segments as parameters) — issue 18, class 3.
-            Decoder::Sql(_)
-                if p
-                    .target
-                    .strip_prefix(&service.prefix)
-                    .is_none_or(|rest| !rest.is_empty()) =>
-            {
-                undecodable(format!(
-                    "SQL is served at `/{}` only",
-                    service.prefix.join("/")
-                ))
-            }
-            Decoder::Sql(d) => d.decode(&service.name, &p.head, &p.target, body),
+            // A SQL endpoint is its prefix exactly, as GraphQL's and MCP's are: ClickHouse
+            // routes paths below it to `http_handlers` that run SQL of their own.
+            Decoder::Sql(d) => p
+                .target
+                .only_at(&service.prefix, "SQL")
+                .and_then(|()| d.decode(&service.name, &p.head, &p.target, body)),
             Decoder::Graphql(d) => d.decode(&service.name, &p.head, &p.target, body),
             Decoder::Mcp(d) => {
                 let (decoded, result) = d.decode(&service.name, &p.head, &p.target, body);

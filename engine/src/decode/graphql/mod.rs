@@ -231,15 +231,7 @@ impl GraphqlDecoder {
         target: &Target,
         body: &[u8],
     ) -> Result<Vec<Operation>, DecodeError> {
-        if target
-            .strip_prefix(&self.endpoint)
-            .is_none_or(|rest| !rest.is_empty())
-        {
-            return undecodable(format!(
-                "GraphQL is served at `/{}` only",
-                self.endpoint.join("/")
-            ));
-        }
+        target.only_at(&self.endpoint, "GraphQL")?;
         let requests = self.requests(head, target, body)?;
         let batch = requests.len() > 1;
         let mut ops = Vec::new();
