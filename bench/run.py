@@ -34,7 +34,8 @@ LIGHT_SECONDS = int(os.environ.get("BENCH_LIGHT_SECONDS", "3"))
 LIGHT_GAP_MS = 1
 LIGHT_CONFIGS = ["no-op Wasm", "buffering Wasm", "host-call floor", "scopegate", "scopegate, filter_state off"]
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-SCOPEGATE = ROOT / "target" / "wasm32-wasip1" / "release" / "scopegate_filter.wasm"
+# SCOPEGATE_WASM: another build of the module (an earlier commit's, for a before/after).
+SCOPEGATE = Path(os.environ.get("SCOPEGATE_WASM") or ROOT / "target" / "wasm32-wasip1" / "release" / "scopegate_filter.wasm")
 NOOP = ROOT / "target" / "wasm32-wasip1" / "release" / "scopegate_bench_noop.wasm"
 LITE = ROOT / "target" / "lite" / "wasm32-wasip1" / "release" / "scopegate_filter.wasm"  # make wasm-lite
 KEY = "sgk_bench_key_0123456789abcdefghijklmnopqrstuv"

@@ -17,9 +17,9 @@ pub(crate) fn eval(
     let (headers, body) = parse_raw_request(&read(request)?)?;
     let v = Engine::new(p).decide(headers, &body, now_ms);
     let out = json!({
-        "decision": v.decision.as_str(),
+        "decision": v.decision().as_str(),
         "status": v.status(),
-        "reason": v.reason,
+        "reason": v.reason(),
         "rule": v.rule,
         "key": v.subject.key,
         "role": v.subject.role,

@@ -1,9 +1,7 @@
 //! `scopegate test`: policy tests, in order, against one in-memory ledger.
 
 use crate::*;
-use scopegate_engine::bundle::Friction;
-use scopegate_engine::verdict::CHALLENGE_TTL_SECS;
-use scopegate_engine::Decision;
+use scopegate_engine::verdict::{Challenge, Outcome, Proof, CHALLENGE_TTL_SECS};
 
 /// One policy test case.
 #[derive(Debug)]
@@ -237,10 +235,10 @@ pub(crate) fn policy_test(
             headers.push(("x-scopegate-approval".into(), t.into_bytes()));
         }
         let v = settle(&ledger, engine.decide(headers, &c.body, now_ms));
-        let ok = v.decision.as_str() == c.expect
+        let ok = v.decision().as_str() == c.expect
             && c.reason
                 .as_ref()
-                .is_none_or(|r| v.reason.contains(r.as_str()));
+                .is_none_or(|r| v.reason().contains(r.as_str()));
         if ok {
             passed += 1;
         } else {
@@ -251,8 +249,12 @@ pub(crate) fn policy_test(
             if ok { "PASS" } else { "FAIL" },
             c.name,
             c.expect,
-            v.decision.as_str(),
-            if ok { String::new() } else { v.reason.clone() },
+            v.decision().as_str(),
+            if ok {
+                String::new()
+            } else {
+                v.reason().into_owned()
+            },
         );
     }
     println!("{}: {passed} passed, {failed} failed", bundle.display());
@@ -270,16 +272,23 @@ pub(crate) fn mint(
     approvers: &[String],
     now_ms: i64,
 ) -> Result<String, String> {
-    let (Decision::Challenge, Some(Friction::Approval), Some(digest), Some(key_id)) = (
-        challenge.decision,
-        challenge.friction,
+    let (
+        Outcome::Challenge(Challenge {
+            proof: Proof::Approval { .. },
+            ..
+        }),
+        Some(digest),
+        Some(key_id),
+    ) = (
+        &challenge.outcome,
         &challenge.digest,
         &challenge.subject.key,
-    ) else {
+    )
+    else {
         return Err(format!(
             "`approved_by`, but the request is not awaiting approval (decision `{}`: {})",
-            challenge.decision.as_str(),
-            challenge.reason
+            challenge.decision().as_str(),
+            challenge.reason()
         ));
     };
     let exp = now_ms / 1000 + CHALLENGE_TTL_SECS as i64;

@@ -211,7 +211,7 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
     let v = e.decide(mcp_headers, &mcp_call, 0);
-    assert_eq!(v.decision.as_str(), "allow", "{}", v.reason);
+    assert_eq!(v.decision().as_str(), "allow", "{}", v.reason());
 
     // Sanity: the benches measure allowed decisions, not early refusals.
     for (path, body) in [
@@ -223,7 +223,7 @@ fn bench(c: &mut Criterion) {
         ("/graphql/v2", gql_batch("")),
     ] {
         let v = e.decide(headers("POST", path), &body, 0);
-        assert_eq!(v.decision.as_str(), "allow", "{}", v.reason);
+        assert_eq!(v.decision().as_str(), "allow", "{}", v.reason());
     }
     println!(
         "sizes: select {} B, big {} B, batch {} B; graphql: volumeDelete body {} B, query {} B, batch body {} B; mcp tools/call body {} B",
@@ -279,7 +279,7 @@ fn scale(c: &mut Criterion) {
         let json = scaled(keys, roles);
         let e = Engine::from_json(json.as_bytes(), &Secrets::Unchecked).expect("scaled bundle");
         let v = e.decide(h.clone(), b"", 0);
-        assert_eq!(v.decision.as_str(), "allow", "{}", v.reason);
+        assert_eq!(v.decision().as_str(), "allow", "{}", v.reason());
         g.bench_function(format!("rest_get_{keys}_keys_{roles}_roles"), |b| {
             b.iter(|| e.decide(black_box(h.clone()), b"", 0))
         });

@@ -8,6 +8,7 @@ use crate::operation::{Action, Scope};
 use crate::time::format_rfc3339_millis;
 use crate::verdict::{Subject, Verdict};
 use serde::Serialize;
+use std::borrow::Cow;
 
 /// Context a record needs besides the verdict.
 pub struct AuditContext<'a> {
@@ -93,12 +94,8 @@ impl<'a> Record<'a> {
 
 /// The record of a decided request, as one JSON line.
 pub fn record(ctx: &AuditContext, verdict: &Verdict) -> String {
-    let mut r = Record::new(
-        ctx,
-        &verdict.subject,
-        verdict.decision.as_str(),
-        &verdict.reason,
-    );
+    let reason = verdict.reason();
+    let mut r = Record::new(ctx, &verdict.subject, verdict.decision().as_str(), &reason);
     r.operations = verdict
         .operations
         .iter()
@@ -111,8 +108,8 @@ pub fn record(ctx: &AuditContext, verdict: &Verdict) -> String {
         .collect();
     r.rule = verdict.rule.as_deref();
     r.digest = verdict.digest.as_deref();
-    r.approval = verdict.approval.as_ref().map(|a| a.approvers.join("+"));
-    r.enforced = ctx.enforced && verdict.enforced;
+    r.approval = verdict.approval().map(|a| a.approvers.join("+"));
+    r.enforced = ctx.enforced && verdict.enforced();
     r.line()
 }
 
@@ -130,7 +127,7 @@ pub fn incomplete_record(ctx: &AuditContext, subject: &Subject) -> String {
 #[derive(Debug, Serialize)]
 pub struct Summary<'a> {
     pub decision: &'a str,
-    pub reason: &'a str,
+    pub reason: Cow<'a, str>,
     pub key: Option<&'a str>,
     pub role: Option<&'a str>,
     pub service: Option<&'a str>,
@@ -154,17 +151,17 @@ impl<'a> Summary<'a> {
         Summary {
             rule: v.rule.as_deref(),
             operations,
-            enforced: v.enforced,
-            ..Summary::new(&v.subject, v.decision.as_str(), &v.reason)
+            enforced: v.enforced(),
+            ..Summary::new(&v.subject, v.decision().as_str(), v.reason())
         }
     }
 
     /// A stream that ended before any decision (see [`incomplete_record`]).
     pub fn incomplete(s: &'a Subject) -> Self {
-        Summary::new(s, "incomplete", INCOMPLETE)
+        Summary::new(s, "incomplete", INCOMPLETE.into())
     }
 
-    fn new(s: &'a Subject, decision: &'a str, reason: &'a str) -> Self {
+    fn new(s: &'a Subject, decision: &'a str, reason: Cow<'a, str>) -> Self {
         Summary {
             decision,
             reason,
@@ -188,7 +185,7 @@ impl<'a> Summary<'a> {
         let or_dash = |v: Option<&'a str>| v.unwrap_or("-");
         [
             ("scopegate_decision", self.decision),
-            ("scopegate_reason", self.reason),
+            ("scopegate_reason", &self.reason),
             ("scopegate_key", or_dash(self.key)),
             ("scopegate_role", or_dash(self.role)),
             ("scopegate_service", or_dash(self.service)),
@@ -206,14 +203,12 @@ impl<'a> Summary<'a> {
 mod tests {
     use super::*;
     use crate::operation::Operation;
-    use crate::verdict::Decision;
+    use crate::verdict::{Outcome, Refusal};
 
     fn sample() -> Verdict {
         Verdict {
-            decision: Decision::Deny,
-            reason: "guard: volume* destructive".into(),
+            outcome: Outcome::Refuse(Refusal::Denied("guard: volume* destructive".into())),
             rule: Some("guards[0]".into()),
-            hint: Some("stop".into()),
             subject: Subject {
                 request_id: "req-1".into(),
                 method: "POST".into(),
@@ -224,14 +219,8 @@ mod tests {
                 jsonrpc: None,
             },
             operations: vec![Operation::new("railway", Action::Delete, "volumeDelete")],
-            friction: None,
             digest: Some("sha256:ab".into()),
-            forward: None,
-            list_filter: None,
-            approvals_needed: 0,
-            approval: None,
-            budget: None,
-            enforced: true,
+            shadow: None,
         }
     }
 

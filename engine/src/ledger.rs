@@ -36,14 +36,15 @@ pub fn budget_key(b: &BudgetUse) -> String {
 /// the spend counted — all checked first, then written, so a refused request burns
 /// neither. A write that loses a compare-and-set race refuses (never a double spend).
 pub fn settle(ledger: &dyn Ledger, v: Verdict) -> Verdict {
-    if v.forward.is_none() {
+    let Some(allowed) = v.allowed() else {
         return v;
-    }
-    let nonces: Vec<(String, i64)> = v
+    };
+    let nonces: Vec<(String, i64)> = allowed
         .approval
         .as_ref()
         .map(|a| a.nonces.clone())
         .unwrap_or_default();
+    let budget = allowed.budget.clone();
     let mut claims = Vec::new();
     for (nonce, exp) in &nonces {
         let key = nonce_key(nonce);
@@ -56,7 +57,7 @@ pub fn settle(ledger: &dyn Ledger, v: Verdict) -> Verdict {
             (_, cas) => claims.push((key, exp.to_le_bytes().to_vec(), cas)),
         }
     }
-    if let Some(b) = v.budget.clone() {
+    if let Some(b) = budget {
         let counter = budget_key(&b);
         let (count, cas) = match ledger.get(&counter) {
             (Some(bytes), cas) => (

@@ -1,7 +1,6 @@
 //! Decisions, the one mapping from refusal kinds to HTTP status, and the JSON an agent
 //! reads when it is stopped.
 
-use crate::bundle::Friction;
 use crate::operation::Operation;
 use crate::request::DecodeError;
 use serde::Serialize;
@@ -177,34 +176,75 @@ pub struct ListFilter {
     pub service: usize,
 }
 
-/// The outcome of one request.
+/// The outcome of one request: who and what it was, and what happens to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
-    pub decision: Decision,
-    pub reason: String,
-    pub rule: Option<String>,
-    pub hint: Option<String>,
     pub subject: Subject,
     pub operations: Vec<Operation>,
-    /// Friction owed (challenges only).
-    pub friction: Option<Friction>,
-    /// Approvers a challenge asks for (1 or 2); 0 otherwise.
-    pub approvals_needed: u8,
-    /// `sha256:…` request digest, when the whole request was read.
+    /// The bundle rule that decided (a grant, a guard, a budget), when one did.
+    pub rule: Option<String>,
+    /// `sha256:…` request digest: on a challenge, and on an answer to one (approved, or
+    /// refused for its token).
     pub digest: Option<String>,
-    /// Set on allow only.
-    pub forward: Option<Forward>,
-    /// Set on allow only, for MCP answers that list what may be called.
+    pub outcome: Outcome,
+    /// Shadow mode: the outcome is recorded, not enforced, and the request is forwarded
+    /// with these header changes whatever it is. `None` when enforced.
+    pub shadow: Option<Forward>,
+}
+
+/// Allowed, challenged or refused — each with only what it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Allow(Allowed),
+    Challenge(Challenge),
+    /// The refusal's kind maps to the decision, status, reason and hint (`Refusal`).
+    Refuse(Refusal),
+}
+
+/// An allowed request: forwarded with these header changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowed {
+    pub reason: String,
+    pub forward: Forward,
+    /// For MCP answers that list what may be called: filtered to the role.
     pub list_filter: Option<ListFilter>,
-    /// Set on allow by approval: who approved, and the tokens' nonces the filter must
-    /// record as used (single use) before forwarding.
+    /// Allowed by approval: who approved, and the tokens' nonces that must be recorded as
+    /// used (single use) before forwarding.
     pub approval: Option<Approved>,
-    /// Set on allow when the key has a budget and the request is destructive: the filter
-    /// counts it before forwarding.
+    /// The key has a budget and the request is destructive: counted before forwarding.
     pub budget: Option<BudgetUse>,
-    /// False in shadow mode: the decision is recorded but the request is forwarded
-    /// (`forward` is then set whatever the decision).
-    pub enforced: bool,
+}
+
+/// A request that owes a proof before it can go: the agent retries it unchanged with one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub reason: String,
+    pub proof: Proof,
+}
+
+/// The proof a challenge asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proof {
+    /// `x-scopegate-confirm` naming the operations.
+    Confirm,
+    /// Approval tokens from this many (1 or 2) different approvers.
+    Approval { approvers: u8 },
+}
+
+impl Proof {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proof::Confirm => "confirm",
+            Proof::Approval { .. } => "approval",
+        }
+    }
+
+    pub fn hint(self) -> &'static str {
+        match self {
+            Proof::Confirm => "this operation needs confirmation: only if a human asked for exactly this, retry it unchanged with `x-scopegate-confirm: <action> <resource>`",
+            Proof::Approval { .. } => "this operation needs a human's approval out of band: give the `challenge` to a human who can run `scopegate approve`, then retry the request unchanged with the token in `x-scopegate-approval`; do not try another way",
+        }
+    }
 }
 
 /// Approval tokens accepted for a request.
@@ -231,35 +271,115 @@ pub struct BudgetUse {
 pub const CHALLENGE_TTL_SECS: u64 = 300;
 
 impl Verdict {
+    /// A request refused before or without operations.
+    pub fn refuse(subject: Subject, r: Refusal, operations: Vec<Operation>) -> Verdict {
+        Verdict {
+            subject,
+            operations,
+            rule: None,
+            digest: None,
+            outcome: Outcome::Refuse(r),
+            shadow: None,
+        }
+    }
+
     /// The same request refused after the engine allowed it (a replayed approval token,
-    /// a spent budget): what the filter finds with state the engine does not have.
+    /// a spent budget, an audit sink that did not answer): what the filter finds with
+    /// state the engine does not have. Enforced even in shadow mode.
     pub fn refused(self, r: Refusal) -> Verdict {
         Verdict {
-            decision: r.decision(),
-            reason: r.to_string(),
             rule: None,
-            hint: Some(r.hint()),
-            forward: None,
-            list_filter: None,
-            budget: None,
+            outcome: Outcome::Refuse(r),
+            shadow: None,
             ..self
+        }
+    }
+
+    pub fn decision(&self) -> Decision {
+        match &self.outcome {
+            Outcome::Allow(_) => Decision::Allow,
+            Outcome::Challenge(_) => Decision::Challenge,
+            Outcome::Refuse(r) => r.decision(),
+        }
+    }
+
+    /// Why, in a sentence (audit records, the agent's answer).
+    pub fn reason(&self) -> std::borrow::Cow<'_, str> {
+        match &self.outcome {
+            Outcome::Allow(a) => a.reason.as_str().into(),
+            Outcome::Challenge(c) => c.reason.as_str().into(),
+            Outcome::Refuse(r) => r.to_string().into(),
+        }
+    }
+
+    /// What the agent should do next (refusals and challenges).
+    pub fn hint(&self) -> Option<String> {
+        match &self.outcome {
+            Outcome::Allow(_) => None,
+            Outcome::Challenge(c) => Some(c.proof.hint().to_string()),
+            Outcome::Refuse(r) => Some(r.hint()),
+        }
+    }
+
+    pub fn allowed(&self) -> Option<&Allowed> {
+        match &self.outcome {
+            Outcome::Allow(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The approval an allowed request was given.
+    pub fn approval(&self) -> Option<&Approved> {
+        self.allowed().and_then(|a| a.approval.as_ref())
+    }
+
+    /// What an allowed request spends of its key's budget.
+    pub fn budget(&self) -> Option<&BudgetUse> {
+        self.allowed().and_then(|a| a.budget.as_ref())
+    }
+
+    /// The proof a challenge asks for.
+    pub fn proof(&self) -> Option<Proof> {
+        match &self.outcome {
+            Outcome::Challenge(c) => Some(c.proof),
+            _ => None,
+        }
+    }
+
+    pub fn refusal(&self) -> Option<&Refusal> {
+        match &self.outcome {
+            Outcome::Refuse(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The header changes a forwarded request gets; `None` when it is not forwarded.
+    pub fn forward(&self) -> Option<&Forward> {
+        match (&self.outcome, &self.shadow) {
+            (Outcome::Allow(a), _) => Some(&a.forward),
+            (_, shadow) => shadow.as_ref(),
         }
     }
 
     /// Whether the filter forwards the request: allowed, or shadowed.
     pub fn forwards(&self) -> bool {
-        self.forward.is_some() && (self.decision == Decision::Allow || !self.enforced)
+        self.forward().is_some()
+    }
+
+    /// False in shadow mode for anything but an allow.
+    pub fn enforced(&self) -> bool {
+        self.shadow.is_none()
     }
 
     /// The status of a local reply; `None` for allow. See `JsonRpc::session_wire`.
     pub fn status(&self) -> Option<u16> {
-        match (&self.subject.jsonrpc, self.decision) {
+        match (&self.subject.jsonrpc, self.decision()) {
             (Some(rpc), Decision::Deny | Decision::Challenge)
                 if rpc.session_wire && !rpc.ids.is_empty() =>
             {
                 Some(200)
             }
-            _ => self.decision.status(),
+            _ => self.decision().status(),
         }
     }
 
@@ -268,13 +388,15 @@ impl Verdict {
     /// decision in its `data`, so MCP clients surface it as the call's error.
     pub fn response_body(&self) -> String {
         let body = self.decision_json();
+        let decision = self.decision();
+        let reason = self.reason();
         match self.subject.jsonrpc.as_ref().map(|r| &r.ids) {
             None => body.to_string(),
             Some(ids) => {
                 let error = |id: &Value| {
                     json!({"jsonrpc": "2.0", "id": id, "error": {
                         "code": self.jsonrpc_code(),
-                        "message": format!("scopegate: {}: {}", self.decision.as_str(), self.reason),
+                        "message": format!("scopegate: {}: {reason}", decision.as_str()),
                         "data": body,
                     }})
                 };
@@ -290,7 +412,7 @@ impl Verdict {
     /// JSON-RPC error codes of refusals, in the server-defined range and clear of the
     /// codes MCP defines (-32000, -32001, -32020..-32022, -32042).
     pub fn jsonrpc_code(&self) -> i64 {
-        match self.decision {
+        match self.decision() {
             Decision::Unauthenticated => -32005,
             Decision::TooLarge => -32013,
             Decision::Challenge => -32028,
@@ -303,25 +425,20 @@ impl Verdict {
     fn decision_json(&self) -> Value {
         let ops: Vec<Value> = self.operations.iter().map(op_json).collect();
         let mut body = json!({
-            "decision": self.decision.as_str(),
-            "reason": self.reason,
+            "decision": self.decision().as_str(),
+            "reason": self.reason(),
             "request_id": self.subject.request_id,
             "operations": ops,
             "rule": self.rule,
-            "hint": self.hint,
+            "hint": self.hint(),
         });
-        if self.decision == Decision::Challenge {
-            if let Some(obj) = body.as_object_mut() {
-                obj.insert("key".into(), json!(self.subject.key));
-                obj.insert("challenge".into(), json!(self.digest));
-                obj.insert(
-                    "friction".into(),
-                    json!(self.friction.map(Friction::as_str)),
-                );
-                obj.insert("expires_in".into(), json!(CHALLENGE_TTL_SECS));
-                if self.friction == Some(Friction::Approval) {
-                    obj.insert("approvals".into(), json!(self.approvals_needed));
-                }
+        if let (Outcome::Challenge(c), Some(obj)) = (&self.outcome, body.as_object_mut()) {
+            obj.insert("key".into(), json!(self.subject.key));
+            obj.insert("challenge".into(), json!(self.digest));
+            obj.insert("friction".into(), json!(c.proof.as_str()));
+            obj.insert("expires_in".into(), json!(CHALLENGE_TTL_SECS));
+            if let Proof::Approval { approvers } = c.proof {
+                obj.insert("approvals".into(), json!(approvers));
             }
         }
         body
@@ -332,9 +449,9 @@ impl Verdict {
         let mut h = vec![
             ("content-type", "application/json".to_string()),
             ("cache-control", "no-store".to_string()),
-            ("x-scopegate-decision", self.decision.as_str().to_string()),
+            ("x-scopegate-decision", self.decision().as_str().to_string()),
         ];
-        if self.decision == Decision::Unauthenticated {
+        if self.decision() == Decision::Unauthenticated {
             h.push(("www-authenticate", "Bearer realm=\"scopegate\"".to_string()));
         }
         h

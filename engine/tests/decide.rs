@@ -470,8 +470,8 @@ fn decisions_table() {
     let e = engine();
     for (method, path, extra, body, decision, fragment) in cases {
         let v = e.decide(headers(method, path, &extra), body, now());
-        assert_eq!(v.decision, decision, "{method} {path}: {}", v.reason);
-        let text = format!("{} {}", v.reason, v.rule.clone().unwrap_or_default());
+        assert_eq!(v.decision(), decision, "{method} {path}: {}", v.reason());
+        let text = format!("{} {}", v.reason(), v.rule.clone().unwrap_or_default());
         assert!(
             text.contains(fragment),
             "{method} {path}: `{text}` lacks `{fragment}`"
@@ -480,7 +480,7 @@ fn decisions_table() {
             let body: serde_json::Value = serde_json::from_str(&v.response_body()).unwrap();
             assert_eq!(body["decision"], decision.as_str());
             assert!(body["hint"].is_string(), "{method} {path}: no hint");
-            assert!(v.forward.is_none());
+            assert!(v.forward().is_none());
         }
     }
 }
@@ -500,7 +500,7 @@ fn dreamfactory_host_match() {
         b"",
         now(),
     );
-    assert_eq!(v.decision, Decision::Allow, "{}", v.reason);
+    assert_eq!(v.decision(), Decision::Allow, "{}", v.reason());
     assert_eq!(v.subject.service.as_deref(), Some("df"));
     let ops = &v.operations;
     assert_eq!(ops.len(), 1);
@@ -518,7 +518,7 @@ fn allow_forward_strips_credentials_and_injects_upstream_auth() {
         ],
         b"",
     );
-    let f = v.forward.unwrap();
+    let f = v.forward().unwrap();
     // Every credential and scopegate header the request carried is removed (those it did
     // not carry need no host call); scopegate's own are then set.
     assert_eq!(f.remove, ["authorization", "x-scopegate-role"]);
@@ -546,7 +546,7 @@ fn challenges_wait_for_the_body_and_bind_it() {
         true,
         now(),
     ) {
-        Step::Decided(v) => assert_eq!(v.decision, Decision::Deny),
+        Step::Decided(v) => assert_eq!(v.decision(), Decision::Deny),
         Step::NeedBody(_) => panic!("a deny must not wait for the body"),
     }
     let Step::NeedBody(p) = e.begin(h(), true, now()) else {
@@ -554,7 +554,7 @@ fn challenges_wait_for_the_body_and_bind_it() {
     };
     assert_eq!(p.max_body_bytes(), 64);
     let a = e.finish(p, b"{\"id\":1}");
-    assert_eq!(a.decision, Decision::Challenge);
+    assert_eq!(a.decision(), Decision::Challenge);
     let Step::NeedBody(p) = e.begin(h(), true, now()) else {
         panic!()
     };
@@ -582,7 +582,7 @@ fn guard_adds_approval_to_a_granted_drop() {
         b"",
     );
     // The df service does not let writer drop anything: scope before friction.
-    assert_eq!(v.decision, Decision::Deny);
+    assert_eq!(v.decision(), Decision::Deny);
     let e = Engine::from_json(
         bundle()
             .replace(r#""resources": ["vehicles"], "actions": ["drop"]"#, r#""resources": ["vehicles"], "actions": ["drop"]}, {"service": "df", "resources": ["vehicles"], "actions": ["drop"]"#)
@@ -597,7 +597,7 @@ fn guard_adds_approval_to_a_granted_drop() {
     );
     h[2].1 = b"x.df.test".to_vec();
     let v = e.decide(h, b"", now());
-    assert_eq!(v.decision, Decision::Challenge, "{}", v.reason);
+    assert_eq!(v.decision(), Decision::Challenge, "{}", v.reason());
     assert_eq!(v.rule.as_deref(), Some("guards[1]"));
     assert_eq!(v.operations[0].action.as_str(), "drop");
 }
@@ -610,8 +610,8 @@ fn malformed_heads_are_denied() {
         b"",
         now(),
     );
-    assert_eq!(v.decision, Decision::Deny);
-    assert!(v.reason.contains("missing :method"));
+    assert_eq!(v.decision(), Decision::Deny);
+    assert!(v.reason().contains("missing :method"));
     let v = e.decide(
         vec![
             (":method".into(), b"GET".to_vec()),
@@ -621,8 +621,8 @@ fn malformed_heads_are_denied() {
         b"",
         now(),
     );
-    assert_eq!(v.decision, Decision::Deny);
-    assert!(v.reason.contains("repeated :path"));
+    assert_eq!(v.decision(), Decision::Deny);
+    assert!(v.reason().contains("repeated :path"));
 }
 
 #[test]
@@ -638,7 +638,7 @@ fn headers_that_matter_may_not_repeat() {
         b"",
         now(),
     );
-    assert_eq!(once.decision, Decision::Allow, "{}", once.reason);
+    assert_eq!(once.decision(), Decision::Allow, "{}", once.reason());
     for name in [
         "x-scopegate-confirm",
         "x-scopegate-approval",
@@ -653,11 +653,11 @@ fn headers_that_matter_may_not_repeat() {
             b"",
             now(),
         );
-        assert_eq!(v.decision, Decision::Deny, "{name}: {}", v.reason);
+        assert_eq!(v.decision(), Decision::Deny, "{name}: {}", v.reason());
         assert!(
-            v.reason.contains(&format!("repeated {name} header")),
+            v.reason().contains(&format!("repeated {name} header")),
             "{}",
-            v.reason
+            v.reason()
         );
     }
 }
@@ -725,11 +725,11 @@ fn sql_sources() {
             extra.push(("content-type", "application/json"));
         }
         let v = e.decide(headers(method, path, &extra), body, now());
-        assert_eq!(v.decision, decision, "{method} {path}: {}", v.reason);
+        assert_eq!(v.decision(), decision, "{method} {path}: {}", v.reason());
         assert!(
-            v.reason.contains(fragment),
+            v.reason().contains(fragment),
             "{method} {path}: `{}` lacks `{fragment}`",
-            v.reason
+            v.reason()
         );
     }
     let select = br#"{"sql": "SELECT * FROM reservations WHERE tenant_id = 'acme'"}"#;
@@ -755,8 +755,8 @@ fn sql_sources() {
         let mut h = vec![auth];
         h.extend(ct.iter().map(|c| ("content-type", *c)));
         let v = e.decide(headers("POST", "/sql", &h), select, now());
-        assert_eq!(v.decision, decision, "{ct:?}: {}", v.reason);
-        assert!(v.reason.contains(fragment), "{ct:?}: {}", v.reason);
+        assert_eq!(v.decision(), decision, "{ct:?}: {}", v.reason());
+        assert!(v.reason().contains(fragment), "{ct:?}: {}", v.reason());
     }
     // ClickHouse reads the database and user from its headers: refused, not guessed.
     let v = e.decide(
@@ -768,8 +768,12 @@ fn sql_sources() {
         b"",
         now(),
     );
-    assert_eq!(v.decision, Decision::Deny, "{}", v.reason);
-    assert!(v.reason.contains("x-clickhouse-database"), "{}", v.reason);
+    assert_eq!(v.decision(), Decision::Deny, "{}", v.reason());
+    assert!(
+        v.reason().contains("x-clickhouse-database"),
+        "{}",
+        v.reason()
+    );
     for (ct, decision) in [
         ("text/plain", Decision::Allow),
         ("application/sql", Decision::Allow),
@@ -781,7 +785,7 @@ fn sql_sources() {
             b"SELECT * FROM trips",
             now(),
         );
-        assert_eq!(v.decision, decision, "{ct}: {}", v.reason);
+        assert_eq!(v.decision(), decision, "{ct}: {}", v.reason());
     }
     // A body the upstream is told to decode first is not decided on as sent.
     for (encoding, decision) in [
@@ -796,9 +800,9 @@ fn sql_sources() {
             ("content-encoding", encoding),
         ];
         let v = e.decide(headers("POST", "/sql", &h), select, now());
-        assert_eq!(v.decision, decision, "{encoding}: {}", v.reason);
+        assert_eq!(v.decision(), decision, "{encoding}: {}", v.reason());
         if decision == Decision::Deny {
-            assert!(v.reason.contains("content-encoding"), "{}", v.reason);
+            assert!(v.reason().contains("content-encoding"), "{}", v.reason());
         }
     }
 }
@@ -826,19 +830,19 @@ fn json_depth_and_sql_recursion_are_bundle_limits() {
         )
     };
     let ok = br#"{"sql": "SELECT * FROM t", "params": [[[1]]]}"#;
-    assert_eq!(e.decide(h(), ok, now()).decision, Decision::Allow);
+    assert_eq!(e.decide(h(), ok, now()).decision(), Decision::Allow);
     let deep = br#"{"sql": "SELECT * FROM t", "params": [[[[1]]]]}"#;
     let v = e.decide(h(), deep, now());
-    assert_eq!(v.decision, Decision::Deny);
-    assert!(v.reason.contains("max_json_depth of 4"), "{}", v.reason);
+    assert_eq!(v.decision(), Decision::Deny);
+    assert!(v.reason().contains("max_json_depth of 4"), "{}", v.reason());
     let nested = format!(
         r#"{{"sql": "SELECT {}1{} FROM t"}}"#,
         "(".repeat(12),
         ")".repeat(12)
     );
     let v = e.decide(h(), nested.as_bytes(), now());
-    assert_eq!(v.decision, Decision::Deny);
-    assert!(v.reason.contains("max_recursion of 10"), "{}", v.reason);
+    assert_eq!(v.decision(), Decision::Deny);
+    assert!(v.reason().contains("max_recursion of 10"), "{}", v.reason());
     let b = bundle.replace(
         r#""limits": {"max_json_depth": 4}"#,
         r#""limits": {"max_json_depth": 129}"#,

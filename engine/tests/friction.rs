@@ -99,7 +99,7 @@ fn approval_is_bound_to_the_exact_request() {
     let e = engine();
     let path = "/rest/reservations?id=eq.r-1";
     let ch = decide(&e, "DELETE", path, "writer-key", &[], NOW);
-    assert_eq!(ch.decision, Decision::Challenge);
+    assert_eq!(ch.decision(), Decision::Challenge);
     let body: Value = serde_json::from_str(&ch.response_body()).unwrap();
     assert_eq!(body["key"], "writer-1");
     assert_eq!(body["approvals"], 1);
@@ -115,9 +115,13 @@ fn approval_is_bound_to_the_exact_request() {
         &[("x-scopegate-approval", &good)],
         NOW,
     );
-    assert_eq!(v.decision, Decision::Allow, "{}", v.reason);
-    assert!(v.reason.starts_with("approved by alice"), "{}", v.reason);
-    let a = v.approval.clone().unwrap();
+    assert_eq!(v.decision(), Decision::Allow, "{}", v.reason());
+    assert!(
+        v.reason().starts_with("approved by alice"),
+        "{}",
+        v.reason()
+    );
+    let a = v.approval().cloned().unwrap();
     assert_eq!(
         (a.approvers, a.nonces),
         (vec!["alice".to_string()], vec![("n1".to_string(), exp)])
@@ -200,9 +204,9 @@ fn approval_is_bound_to_the_exact_request() {
             &[("x-scopegate-approval", &t)],
             NOW,
         );
-        assert_eq!(v.decision, Decision::Deny, "{what}: {}", v.reason);
-        assert!(v.reason.contains(why), "{what}: {}", v.reason);
-        assert!(v.approval.is_none() && v.forward.is_none(), "{what}");
+        assert_eq!(v.decision(), Decision::Deny, "{what}: {}", v.reason());
+        assert!(v.reason().contains(why), "{what}: {}", v.reason());
+        assert!(v.approval().is_none() && v.forward().is_none(), "{what}");
         let body = v.response_body();
         assert!(!body.contains(APPROVAL_KEY), "{what}");
     }
@@ -215,7 +219,7 @@ fn approval_is_bound_to_the_exact_request() {
         &[("x-scopegate-approval", &good)],
         NOW,
     );
-    assert_eq!(v.decision, Decision::Deny);
+    assert_eq!(v.decision(), Decision::Deny);
     // Repeated header.
     let v = decide(
         &e,
@@ -228,7 +232,7 @@ fn approval_is_bound_to_the_exact_request() {
         ],
         NOW,
     );
-    assert!(v.reason.contains("repeated"), "{}", v.reason);
+    assert!(v.reason().contains("repeated"), "{}", v.reason());
 }
 
 #[test]
@@ -237,7 +241,7 @@ fn two_approvers_for_the_most_dangerous() {
     // DreamFactory's `_schema` DELETE drops the table: a guard asks two approvers.
     let path = "/df/_schema/vehicles";
     let ch = decide(&e, "DELETE", path, "writer-key", &[], NOW);
-    assert_eq!(ch.decision, Decision::Challenge, "{}", ch.reason);
+    assert_eq!(ch.decision(), Decision::Challenge, "{}", ch.reason());
     let body: Value = serde_json::from_str(&ch.response_body()).unwrap();
     assert_eq!(body["approvals"], 2);
     let d = ch.digest.unwrap();
@@ -268,8 +272,8 @@ fn two_approvers_for_the_most_dangerous() {
             &[("x-scopegate-approval", &t)],
             NOW,
         );
-        assert_eq!(v.decision, decision, "{why}: {}", v.reason);
-        assert!(v.reason.contains(why), "{why}: {}", v.reason);
+        assert_eq!(v.decision(), decision, "{why}: {}", v.reason());
+        assert!(v.reason().contains(why), "{why}: {}", v.reason());
     }
 }
 
@@ -278,8 +282,8 @@ fn confirmation_names_every_operation_that_owes_it() {
     let e = engine();
     let path = "/rest/scratch?id=eq.s-1";
     let ch = decide(&e, "DELETE", path, "writer-key", &[], NOW);
-    assert_eq!(ch.decision, Decision::Challenge);
-    assert_eq!(ch.friction.map(|f| f.as_str()), Some("confirm"));
+    assert_eq!(ch.decision(), Decision::Challenge);
+    assert_eq!(ch.proof().map(|f| f.as_str()), Some("confirm"));
     let cases = [
         ("delete scratch", Decision::Allow),
         (" delete   scratch ", Decision::Allow),
@@ -296,7 +300,7 @@ fn confirmation_names_every_operation_that_owes_it() {
             &[("x-scopegate-confirm", c)],
             NOW,
         );
-        assert_eq!(v.decision, decision, "{c}: {}", v.reason);
+        assert_eq!(v.decision(), decision, "{c}: {}", v.reason());
     }
     let v = decide(
         &e,
@@ -307,9 +311,9 @@ fn confirmation_names_every_operation_that_owes_it() {
         NOW,
     );
     assert!(
-        v.reason.contains("needs exactly `delete scratch`"),
+        v.reason().contains("needs exactly `delete scratch`"),
         "{}",
-        v.reason
+        v.reason()
     );
 }
 
@@ -326,8 +330,8 @@ fn budgets_are_per_key_and_window() {
         NOW,
     );
     let b = v
-        .budget
-        .clone()
+        .budget()
+        .cloned()
         .expect("a destructive request spends budget");
     assert_eq!(
         (b.key.as_str(), b.limit, b.cost, b.per.as_str()),
@@ -343,7 +347,7 @@ fn budgets_are_per_key_and_window() {
     );
     assert_ne!(
         budget_key(&b),
-        budget_key(&later.budget.unwrap()),
+        budget_key(later.budget().unwrap()),
         "a new window, a new counter"
     );
     let v2 = decide(
@@ -354,7 +358,7 @@ fn budgets_are_per_key_and_window() {
         &confirm,
         NOW,
     );
-    let b2 = v2.budget.unwrap();
+    let b2 = v2.budget().unwrap();
     assert_eq!(
         (b2.limit, b2.per.as_str()),
         (1, "30m"),
@@ -362,7 +366,7 @@ fn budgets_are_per_key_and_window() {
     );
     // Reads spend nothing.
     let ch = decide(&e, "GET", "/rest/reservations", "writer-key", &[], NOW);
-    assert!(ch.budget.is_none());
+    assert!(ch.budget().is_none());
     // Over budget: what the filter does with the count it keeps.
     let over = v.refused(scopegate_engine::verdict::Refusal::OverBudget {
         key: "writer-1".into(),
@@ -370,7 +374,7 @@ fn budgets_are_per_key_and_window() {
         per: "1h".into(),
     });
     assert_eq!(over.status(), Some(429));
-    assert_eq!(over.decision.as_str(), "over_budget");
+    assert_eq!(over.decision().as_str(), "over_budget");
 }
 
 #[test]
@@ -425,14 +429,14 @@ fn opaque_ids_resolve_to_their_environment() {
     ];
     for (method, path, decision, envs) in cases {
         let v = decide(&e, method, path, "writer-key", &[], NOW);
-        assert_eq!(v.decision, decision, "{path}: {}", v.reason);
+        assert_eq!(v.decision(), decision, "{path}: {}", v.reason());
         assert_eq!(v.operations[0].environments, envs, "{path}");
     }
     // A service without a map is in the instance's environment: the staging-only grant
     // covers it on a staging gateway and not on this production one.
     let v = decide(&e, "GET", "/rest/vehicles", "writer-key", &[], NOW);
-    assert_eq!(v.decision, Decision::Deny, "{}", v.reason);
+    assert_eq!(v.decision(), Decision::Deny, "{}", v.reason());
     let staging = engine_with(Some(APPROVAL_KEY), Some("staging")).unwrap();
     let v = decide(&staging, "GET", "/rest/vehicles", "writer-key", &[], NOW);
-    assert_eq!(v.decision, Decision::Allow, "{}", v.reason);
+    assert_eq!(v.decision(), Decision::Allow, "{}", v.reason());
 }

@@ -754,16 +754,16 @@ fn records_grant_admits_one_volume() {
     for (body, allowed) in cases {
         let v = decide(body.clone());
         assert_eq!(
-            v.decision == Decision::Allow,
+            v.decision() == Decision::Allow,
             allowed,
             "{body}: {}",
-            v.reason
+            v.reason()
         );
         if !allowed {
             assert!(
-                v.reason.contains("only for proven records (volumeId)"),
+                v.reason().contains("only for proven records (volumeId)"),
                 "{body}: {}",
-                v.reason
+                v.reason()
             );
         }
     }

@@ -197,7 +197,12 @@ fn tool_calls_by_role() {
     ];
     for (who, tool, args, decision, want) in cases {
         let v = call(&e, who, tool, args.clone());
-        assert_eq!(v.decision, *decision, "{who} {tool} {args}: {}", v.reason);
+        assert_eq!(
+            v.decision(),
+            *decision,
+            "{who} {tool} {args}: {}",
+            v.reason()
+        );
         if !want.is_empty() {
             assert_eq!(ops(&v), *want, "{who} {tool} {args}");
         }
@@ -331,7 +336,7 @@ fn plumbing_resources_and_prompts() {
     ];
     for (who, body, decision, want) in cases {
         let v = raw(&e, who, "POST", &[], body);
-        assert_eq!(v.decision, *decision, "{body}: {}", v.reason);
+        assert_eq!(v.decision(), *decision, "{body}: {}", v.reason());
         let got: Vec<String> = v
             .operations
             .iter()
@@ -342,7 +347,7 @@ fn plumbing_resources_and_prompts() {
     // The session's stream and its end.
     for (method, want) in [("GET", "mcp:stream"), ("DELETE", "mcp:session/delete")] {
         let v = raw(&e, "mcp-reader", method, &[("mcp-session-id", "abc")], "");
-        assert_eq!(v.decision, Decision::Allow, "{method}: {}", v.reason);
+        assert_eq!(v.decision(), Decision::Allow, "{method}: {}", v.reason());
         assert_eq!(v.operations[0].resource, want);
     }
     // Plumbing is granted only to roles with a grant on the service; `"plumbing": false`
@@ -358,7 +363,7 @@ fn plumbing_resources_and_prompts() {
         &[],
         &msg(1, "tools/list", json!({})),
     );
-    assert_eq!(v.decision, Decision::Deny, "{}", v.reason);
+    assert_eq!(v.decision(), Decision::Deny, "{}", v.reason());
 }
 
 /// (what, extra headers, body, reason fragment)
@@ -416,12 +421,12 @@ fn disguises_are_refused() {
     ];
     for (what, headers, body, why) in cases {
         let v = raw(&e, "mcp-reader", "POST", headers, body);
-        assert_eq!(v.decision, Decision::Deny, "{what}: {}", v.reason);
-        assert!(v.reason.contains(why), "{what}: {}", v.reason);
+        assert_eq!(v.decision(), Decision::Deny, "{what}: {}", v.reason());
+        assert!(v.reason().contains(why), "{what}: {}", v.reason());
     }
     // Envelope: other methods, content types, a query string, a body on GET.
     let v = raw(&e, "mcp-agent", "PUT", &[], &list.to_string());
-    assert_eq!(v.decision, Decision::Deny);
+    assert_eq!(v.decision(), Decision::Deny);
     let mut h = vec![
         (":method".to_string(), b"POST".to_vec()),
         (":path".to_string(), b"/mcp?name=x".to_vec()),
@@ -433,13 +438,13 @@ fn disguises_are_refused() {
     ];
     assert_eq!(
         e.decide(h.clone(), list.to_string().as_bytes(), NOW)
-            .decision,
+            .decision(),
         Decision::Deny
     );
     h[1].1 = b"/mcp".to_vec();
     h[3].1 = b"text/plain".to_vec();
     assert_eq!(
-        e.decide(h, list.to_string().as_bytes(), NOW).decision,
+        e.decide(h, list.to_string().as_bytes(), NOW).decision(),
         Decision::Deny
     );
 }
@@ -460,7 +465,7 @@ fn headers_that_agree_are_accepted() {
         ("mcp-param-limit", "2"),
     ];
     let v = raw(&e, "mcp-reader", "POST", &headers, &body.to_string());
-    assert_eq!(v.decision, Decision::Allow, "{}", v.reason);
+    assert_eq!(v.decision(), Decision::Allow, "{}", v.reason());
 }
 
 #[test]
@@ -538,8 +543,10 @@ fn list_filter(e: &Engine, who: &str) -> ListFilter {
         &[],
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
     );
-    assert_eq!(v.decision, Decision::Allow, "{}", v.reason);
-    v.list_filter.expect("tools/list answers are filtered")
+    assert_eq!(v.decision(), Decision::Allow, "{}", v.reason());
+    v.allowed()
+        .and_then(|a| a.list_filter)
+        .expect("tools/list answers are filtered")
 }
 
 fn names(body: &[u8], key: &str, field: &str) -> Vec<String> {
@@ -616,7 +623,7 @@ fn list_answers_show_only_what_the_role_may_reach() {
         "get_vehicle",
         json!({"vehicle_id": "v-1"}),
     );
-    assert!(v.list_filter.is_none());
+    assert!(v.allowed().and_then(|a| a.list_filter).is_none());
 }
 
 #[test]

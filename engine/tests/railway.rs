@@ -123,12 +123,12 @@ fn every_cli_document(dir: &Path, engine: &Engine) {
     for kind in ["mutations", "queries", "subscriptions"] {
         for (name, doc) in documents(dir, kind) {
             let v = decide(engine, &key, &json!({"query": doc}));
-            assert!(!v.operations.is_empty(), "{kind}/{name}: {}", v.reason);
+            assert!(!v.operations.is_empty(), "{kind}/{name}: {}", v.reason());
             // Every root field of every CLI document is in Railway's schema.
             assert!(
-                !v.reason.contains("root field"),
+                !v.reason().contains("root field"),
                 "{kind}/{name}: {}",
-                v.reason
+                v.reason()
             );
             let expected = match kind {
                 "mutations" => name.starts_with("CustomDomain"),
@@ -138,11 +138,13 @@ fn every_cli_document(dir: &Path, engine: &Engine) {
                     .all(|o| DOMAIN_READS.contains(&o.resource.as_str())),
                 _ => false,
             };
-            let is_allowed = v.decision == Decision::Allow;
+            let is_allowed = v.decision() == Decision::Allow;
             assert_eq!(
-                is_allowed, expected,
+                is_allowed,
+                expected,
                 "{kind}/{name}: {} {:?}",
-                v.reason, v.operations
+                v.reason(),
+                v.operations
             );
             if is_allowed {
                 allowed.insert(format!("{kind}/{name}"));
@@ -188,13 +190,13 @@ fn every_schema_mutation_by_role() {
         let body = json!({"query": format!("mutation {{ {m} }}")});
         let d = decide(&engine, &domains, &body);
         assert_eq!(
-            d.decision == Decision::Allow,
+            d.decision() == Decision::Allow,
             m.starts_with("customDomain"),
             "domains {m}: {}",
-            d.reason
+            d.reason()
         );
         let r = decide(&engine, &readonly, &body);
-        assert_eq!(r.status(), Some(403), "readonly {m}: {}", r.reason);
+        assert_eq!(r.status(), Some(403), "readonly {m}: {}", r.reason());
         let o = decide(&engine, &operator, &body);
         if o.rule.as_deref() == Some("guards[0]") {
             assert_eq!(o.status(), Some(403), "operator {m}");
@@ -235,10 +237,10 @@ fn every_schema_mutation_by_role() {
             &json!({"query": format!("mutation {{ {m} }}")}),
         );
         assert_eq!(
-            (o.status(), o.decision),
+            (o.status(), o.decision()),
             (Some(428), Decision::Challenge),
             "{m}: {}",
-            o.reason
+            o.reason()
         );
     }
 }
@@ -265,12 +267,12 @@ fn the_incident_in_every_disguise() {
     ];
     for body in disguises {
         let v = decide(&engine, &key, &body);
-        assert_eq!(v.status(), Some(403), "{body}: {}", v.reason);
+        assert_eq!(v.status(), Some(403), "{body}: {}", v.reason());
         assert!(
             v.operations.iter().any(|o| o.resource == "volumeDelete")
-                || v.reason.contains("volumeDelete"),
+                || v.reason().contains("volumeDelete"),
             "{body}: {} {:?}",
-            v.reason,
+            v.reason(),
             v.operations
         );
     }
@@ -279,7 +281,7 @@ fn the_incident_in_every_disguise() {
         &key,
         &json!({"query": create, "variables": {"input": {"domain": "a.example.com"}}}),
     );
-    assert_eq!(ok.decision, Decision::Allow, "{}", ok.reason);
+    assert_eq!(ok.decision(), Decision::Allow, "{}", ok.reason());
 }
 
 /// The incident's second half: under a granted root field, an environment's decrypted
@@ -318,9 +320,9 @@ fn secrets_below_granted_roots() {
                     (v.status(), v.rule.as_deref()),
                     (Some(403), Some(rule)),
                     "{name} {body}: {}",
-                    v.reason
+                    v.reason()
                 );
-                assert!(v.reason.contains(what), "{name}: {}", v.reason);
+                assert!(v.reason().contains(what), "{name}: {}", v.reason());
             }
             // Without the flag, or with it false, the config is masked: allowed.
             for body in [
@@ -329,7 +331,12 @@ fn secrets_below_granted_roots() {
                 json!({"query": snapshot}),
             ] {
                 let v = decide(&engine, &key, &body);
-                assert_eq!(v.decision, Decision::Allow, "{name} {body}: {}", v.reason);
+                assert_eq!(
+                    v.decision(),
+                    Decision::Allow,
+                    "{name} {body}: {}",
+                    v.reason()
+                );
             }
         }
     }
@@ -474,7 +481,7 @@ fn no_granted_root_reaches_a_secret() {
             .map(|f| f["name"].as_str().unwrap())
             .filter(|f| {
                 let q = json!({"query": format!("{{ {f} {{ __typename }} }}")});
-                decide(&typed, &key, &q).decision == Decision::Allow
+                decide(&typed, &key, &q).decision() == Decision::Allow
             })
             .collect();
         assert!(roots.contains(&"project"), "{role}: {roots:?}");
@@ -551,13 +558,13 @@ fn no_granted_root_reaches_a_secret() {
                             v.status(),
                             Some(403),
                             "{role} {name}: `{ty}.{fname}` reached by {body}: {}",
-                            v.reason
+                            v.reason()
                         );
                         assert!(
                             v.rule.as_deref().is_some_and(|r| r.starts_with("guards[")),
                             "{role} {name}: {body}: {:?} {}",
                             v.rule,
-                            v.reason
+                            v.reason()
                         );
                     }
                 }
@@ -565,7 +572,12 @@ fn no_granted_root_reaches_a_secret() {
                 if let Some(arg) = flag {
                     let body = json!({"query": document(&p, &format!("({arg}: false)"), object)});
                     let v = decide(&typed, &key, &body);
-                    assert_eq!(v.decision, Decision::Allow, "{role}: {body}: {}", v.reason);
+                    assert_eq!(
+                        v.decision(),
+                        Decision::Allow,
+                        "{role}: {body}: {}",
+                        v.reason()
+                    );
                 }
             }
         }

@@ -361,8 +361,13 @@ fn writes_are_checked_on_what_they_write() {
             body.as_bytes(),
             NOW,
         );
-        assert_eq!(v.decision, decision, "{method} {path} {body}: {}", v.reason);
-        let text = format!("{} {}", v.reason, v.rule.clone().unwrap_or_default());
+        assert_eq!(
+            v.decision(),
+            decision,
+            "{method} {path} {body}: {}",
+            v.reason()
+        );
+        let text = format!("{} {}", v.reason(), v.rule.clone().unwrap_or_default());
         assert!(
             text.contains(fragment),
             "{method} {path} {body}: `{text}` lacks `{fragment}`"
@@ -382,7 +387,7 @@ fn the_post_image_is_in_the_verdict() {
         br#"{"tenant_id":"globex","notes":null}"#,
         NOW,
     );
-    assert_eq!(v.decision, Decision::Deny);
+    assert_eq!(v.decision(), Decision::Deny);
     let op = &v.operations[0];
     assert_eq!(op.records["tenant_id"], ["acme"]);
     assert_eq!(op.sets["tenant_id"], Some(vec!["globex".to_string()]));
@@ -404,7 +409,9 @@ fn the_body_is_held_only_when_a_grant_checks_records() {
         ("PUT", "/rest/reservations?id=eq.r-1"),
     ] {
         match begin(m, p, "plain-key") {
-            Step::Decided(v) => assert_eq!(v.decision, Decision::Allow, "{m} {p}: {}", v.reason),
+            Step::Decided(v) => {
+                assert_eq!(v.decision(), Decision::Allow, "{m} {p}: {}", v.reason())
+            }
             Step::NeedBody(_) => panic!("{m} {p}: a role without records grants must not wait"),
         }
     }
@@ -415,18 +422,19 @@ fn the_body_is_held_only_when_a_grant_checks_records() {
         panic!("a DreamFactory body is always read");
     };
     let v = e.finish(p, br#"{"ids":"9","note":"x"}"#);
-    assert_eq!(v.decision, Decision::Deny, "{}", v.reason);
+    assert_eq!(v.decision(), Decision::Deny, "{}", v.reason());
     assert!(
-        v.reason.contains("`ids` at the top of a DreamFactory body"),
+        v.reason()
+            .contains("`ids` at the top of a DreamFactory body"),
         "{}",
-        v.reason
+        v.reason()
     );
     let v = e.decide(
         headers("PATCH", df, "plain-key", &[JSON]),
         br#"{"resource":[{"ids":"a column named ids","note":"x"}]}"#,
         NOW,
     );
-    assert_eq!(v.decision, Decision::Allow, "{}", v.reason);
+    assert_eq!(v.decision(), Decision::Allow, "{}", v.reason());
     // A records grant on the service: writes wait for their rows ...
     for (m, p) in [
         ("POST", "/rest/reservations"),
@@ -462,8 +470,8 @@ fn the_body_is_held_only_when_a_grant_checks_records() {
         NOW,
     ) {
         Step::Decided(v) => {
-            assert_eq!(v.decision, Decision::Deny);
-            assert!(v.reason.contains("no body"), "{}", v.reason);
+            assert_eq!(v.decision(), Decision::Deny);
+            assert!(v.reason().contains("no body"), "{}", v.reason());
         }
         Step::NeedBody(_) => panic!("no body is coming"),
     }
@@ -484,11 +492,11 @@ fn a_challenge_binds_the_body_it_was_decided_on() {
         panic!("held for its rows");
     };
     let a = e.finish(p, br#"{"text":"hello"}"#);
-    assert_eq!(a.decision, Decision::Challenge, "{}", a.reason);
+    assert_eq!(a.decision(), Decision::Challenge, "{}", a.reason());
     let b = e.decide(h(), br#"{"text":"bye"}"#, NOW);
-    assert_eq!(b.decision, Decision::Challenge);
+    assert_eq!(b.decision(), Decision::Challenge);
     assert_ne!(a.digest, b.digest);
     // Moving the note to another tenant is not covered: no approval can unlock it.
     let c = e.decide(h(), br#"{"tenant_id":"globex"}"#, NOW);
-    assert_eq!(c.decision, Decision::Deny, "{}", c.reason);
+    assert_eq!(c.decision(), Decision::Deny, "{}", c.reason());
 }

@@ -156,14 +156,12 @@ impl<H: Host> Stream<H> {
 
     /// Chooses how an allowed MCP list answer is filtered (other answers pass).
     pub fn on_response_headers(&mut self, end_of_stream: bool) -> Flow {
-        let State::Decided(Verdict {
-            list_filter: Some(f),
-            ..
-        }) = &self.state
-        else {
+        let State::Decided(v) = &self.state else {
             return Flow::Continue;
         };
-        let f = *f;
+        let Some(f) = v.allowed().and_then(|a| a.list_filter) else {
+            return Flow::Continue;
+        };
         if end_of_stream {
             return Flow::Continue;
         }
@@ -305,7 +303,7 @@ impl<H: Host> Stream<H> {
             Some(s) if (200..300).contains(&s) => {
                 self.handed = true;
                 self.host.count(crate::sink::SENT, 1);
-                if let Some(f) = &v.forward {
+                if let Some(f) = v.forward() {
                     apply(&self.host, f);
                 }
                 self.state = State::Decided(v);
@@ -374,7 +372,7 @@ impl<H: Host> Stream<H> {
                 }
             };
         }
-        if let Some(forward) = &v.forward {
+        if let Some(forward) = v.forward() {
             apply(&self.host, forward);
         }
         self.state = State::Decided(v);
@@ -425,7 +423,8 @@ fn set_filter_state(host: &dyn Host, engine: Option<&Engine>, summary: &Summary)
 /// Counters per decided request (names listed in docs/audit-and-observability.md).
 fn count_decision(host: &dyn Host, v: &Verdict) {
     host.count("scopegate_requests_total", 1);
-    host.count(&format!("scopegate_requests_{}", v.decision.as_str()), 1);
+    let decision = v.decision();
+    host.count(&format!("scopegate_requests_{}", decision.as_str()), 1);
     if let Some(service) = &v.subject.service {
         // `scopegate_service_<name>_requests`, the name lower-cased, other characters `_`.
         let mut metric = String::with_capacity(service.len() + 27);
@@ -440,19 +439,19 @@ fn count_decision(host: &dyn Host, v: &Verdict) {
         metric.push_str("_requests");
         host.count(&metric, 1);
     }
-    if v.decision == Decision::Challenge {
+    if decision == Decision::Challenge {
         host.count("scopegate_challenges", 1);
     }
-    if let Some(a) = &v.approval {
+    if let Some(a) = v.approval() {
         host.count("scopegate_approvals_used", a.approvers.len() as u64);
     }
-    if v.decision == Decision::OverBudget {
+    if decision == Decision::OverBudget {
         host.count("scopegate_budget_hits", 1);
     }
-    if v.reason.starts_with("undecodable") {
+    if matches!(v.refusal(), Some(Refusal::Undecodable(_))) {
         host.count("scopegate_decode_failures", 1);
     }
-    if !v.enforced {
+    if !v.enforced() {
         host.count("scopegate_shadow_not_enforced", 1);
     }
 }

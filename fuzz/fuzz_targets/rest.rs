@@ -17,6 +17,6 @@ fuzz_target!(|data: &[u8]| {
     with_engine(|e| {
         let v = decide_checked(e, h, b"");
         // A REST decision is made on headers alone; it is never "too large".
-        assert_ne!(v.decision, scopegate_engine::Decision::TooLarge);
+        assert_ne!(v.decision(), scopegate_engine::Decision::TooLarge);
     });
 });

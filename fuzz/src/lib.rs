@@ -51,25 +51,25 @@ pub fn decide_checked(engine: &Engine, headers: HeaderList, body: &[u8]) -> Verd
     v
 }
 
-/// Invariants of a verdict: a forward exactly when allowed, a refusal status otherwise,
-/// a reason always, operations on allowed requests.
+/// Invariants of a verdict: a forward exactly when allowed (the fuzz bundle enforces), a
+/// refusal status otherwise, a reason always, a JSON body on every refusal.
 pub fn check(v: &Verdict) {
-    assert!(!v.reason.is_empty(), "a verdict without a reason: {v:?}");
-    match v.decision {
+    assert!(!v.reason().is_empty(), "a verdict without a reason: {v:?}");
+    match v.decision() {
         Decision::Allow => {
-            assert!(v.forward.is_some(), "allowed without a forward: {v:?}");
-            assert!(v.decision.status().is_none());
+            assert!(v.forward().is_some(), "allowed without a forward: {v:?}");
+            assert!(v.decision().status().is_none());
         }
         _ => {
-            assert!(v.forward.is_none(), "refused but forwarded: {v:?}");
+            assert!(v.forward().is_none(), "refused but forwarded: {v:?}");
             assert!(
-                v.decision.status().is_some(),
+                v.decision().status().is_some(),
                 "refusal without a status: {v:?}"
             );
         }
     }
     let body = v.response_body();
-    if v.decision != Decision::Allow {
+    if v.decision() != Decision::Allow {
         assert!(
             serde_json::from_str::<serde_json::Value>(&body).is_ok(),
             "refusal body is not JSON: {body}"

@@ -11,7 +11,7 @@ impl Engine {
             (self.policy.service(p.service), self.policy.role(p.role))
         else {
             let r = Refusal::BrokenKey(p.key_id.clone());
-            return Err(Box::new(refuse(p.subject, r, Vec::new())));
+            return Err(Box::new(Verdict::refuse(p.subject, r, Vec::new())));
         };
         let ops = match &service.decoder {
             _ if p.body_needed && !identity_encoded(&p.head) => undecodable(
@@ -64,15 +64,15 @@ impl Engine {
         let ops = match ops {
             Ok(ops) if ops.is_empty() => {
                 let e = DecodeError("request decodes to no operation".into());
-                return Err(Box::new(refuse(p.subject, e.into(), Vec::new())));
+                return Err(Box::new(Verdict::refuse(p.subject, e.into(), Vec::new())));
             }
             Ok(ops) => ops,
-            Err(e) => return Err(Box::new(refuse(p.subject, e.into(), Vec::new()))),
+            Err(e) => return Err(Box::new(Verdict::refuse(p.subject, e.into(), Vec::new()))),
         };
         let evaluation = evaluate(&self.policy, role, &ops);
         let (owed, confirm) = match &evaluation {
             Evaluation::NotCovered { reason, .. } => {
-                return Err(Box::new(refuse(
+                return Err(Box::new(Verdict::refuse(
                     p.subject,
                     Refusal::NotCovered(reason.clone()),
                     ops,

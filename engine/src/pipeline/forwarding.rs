@@ -17,7 +17,7 @@ impl Engine {
     /// is recorded as decided, with `enforced: false`, and the request goes on — with
     /// the usual header changes when a key was recognised, untouched otherwise.
     pub(super) fn shadowed(&self, v: Verdict) -> Verdict {
-        if v.decision == Decision::Allow {
+        if v.allowed().is_some() {
             return v;
         }
         let role = v
@@ -51,8 +51,7 @@ impl Engine {
             _ => Forward::default(),
         };
         Verdict {
-            forward: Some(forward),
-            enforced: false,
+            shadow: Some(forward),
             ..v
         }
     }

@@ -13,7 +13,7 @@ impl Engine {
     pub(super) fn conclude(&self, p: Pending, body: &[u8]) -> Verdict {
         let Some(judged) = p.judged else {
             let e = DecodeError("request was not decoded".into());
-            return refuse(p.subject, e.into(), Vec::new());
+            return Verdict::refuse(p.subject, e.into(), Vec::new());
         };
         let owed = judged.owed.unwrap_or(Owed {
             friction: Friction::None,
@@ -25,61 +25,43 @@ impl Engine {
         let digest = matches!(owed.friction, Friction::Confirm | Friction::Approval)
             .then(|| digest_of(&p.key_id, &p.head, &p.target, body, &judged.ops))
             .unwrap_or_default();
-        let base = Verdict {
-            decision: Decision::Allow,
-            reason: owed.reason.clone(),
-            rule: (!owed.rule.is_empty()).then_some(owed.rule.clone()),
-            hint: None,
-            subject: p.subject,
-            operations: judged.ops,
-            friction: None,
-            approvals_needed: 0,
-            digest: None,
-            forward: None,
-            list_filter: None,
-            approval: None,
-            budget: None,
-            enforced: true,
+        let verdict = |outcome: Outcome, digest: Option<String>| Verdict {
+            subject: p.subject.clone(),
+            operations: judged.ops.clone(),
+            rule: (!owed.rule.is_empty()).then(|| owed.rule.clone()),
+            digest,
+            outcome,
+            shadow: None,
         };
-        let allow = |v: Verdict, approval: Option<Approved>| {
-            let budget = budget_use(p.budget, &p.key_id, &v.operations, p.now_ms);
-            Verdict {
-                list_filter: answer_is_filtered(&v.operations).then_some(ListFilter {
+        let allow = |reason: String, approval: Option<Approved>, digest: Option<String>| {
+            let allowed = Allowed {
+                reason,
+                forward: p.forward.clone(),
+                list_filter: answer_is_filtered(&judged.ops).then_some(ListFilter {
                     role: p.role,
                     service: p.service,
                 }),
-                forward: Some(p.forward.clone()),
                 approval,
-                budget,
-                ..v
-            }
+                budget: budget_use(p.budget, &p.key_id, &judged.ops, p.now_ms),
+            };
+            verdict(Outcome::Allow(allowed), digest)
         };
-        let challenge = |v: Verdict, digest: Option<String>| Verdict {
-            decision: Decision::Challenge,
-            hint: Some(challenge_hint(owed.friction)),
-            friction: Some(owed.friction),
-            approvals_needed: if owed.friction == Friction::Approval {
-                owed.approvals
-            } else {
-                0
-            },
-            digest,
-            ..v
+        let challenge = |proof: Proof| {
+            let c = Challenge {
+                reason: owed.reason.clone(),
+                proof,
+            };
+            verdict(Outcome::Challenge(c), Some(digest.clone()))
         };
-        let proof = |v: Verdict, reason: String| v.refused(Refusal::BadProof(reason));
+        let proof = |reason: String, digest: Option<String>| {
+            verdict(Outcome::Refuse(Refusal::BadProof(reason)), digest)
+        };
         match owed.friction {
-            Friction::None => allow(base, None),
-            Friction::Deny => {
-                let r = Refusal::Denied(base.reason.clone());
-                Verdict {
-                    decision: r.decision(),
-                    hint: Some(r.hint()),
-                    ..base
-                }
-            }
+            Friction::None => allow(owed.reason.clone(), None, None),
+            Friction::Deny => verdict(Outcome::Refuse(Refusal::Denied(owed.reason.clone())), None),
             Friction::Confirm => match p.head.header(CONFIRM_HEADER) {
-                HeaderValue::Absent => challenge(base, Some(digest)),
-                HeaderValue::Repeated => proof(base, format!("repeated {CONFIRM_HEADER}")),
+                HeaderValue::Absent => challenge(Proof::Confirm),
+                HeaderValue::Repeated => proof(format!("repeated {CONFIRM_HEADER}"), None),
                 HeaderValue::One(v) => {
                     let given: BTreeSet<String> = String::from_utf8_lossy(v)
                         .split(',')
@@ -89,18 +71,20 @@ impl Engine {
                     let want: BTreeSet<String> = judged.confirm.iter().cloned().collect();
                     if given == want {
                         let reason = format!("confirmed: {}", judged.confirm.join(", "));
-                        allow(Verdict { reason, ..base }, None)
+                        allow(reason, None, None)
                     } else {
                         let want = judged.confirm.join(", ");
-                        proof(base, format!("{CONFIRM_HEADER} does not match: this request needs exactly `{want}`"))
+                        proof(format!("{CONFIRM_HEADER} does not match: this request needs exactly `{want}`"), None)
                     }
                 }
             },
             Friction::Approval => match p.head.header(APPROVAL_HEADER) {
-                HeaderValue::Absent => challenge(base, Some(digest)),
+                HeaderValue::Absent => challenge(Proof::Approval {
+                    approvers: owed.approvals,
+                }),
                 HeaderValue::Repeated => proof(
-                    base,
                     format!("repeated {APPROVAL_HEADER} (send several tokens comma-separated)"),
+                    None,
                 ),
                 HeaderValue::One(v) => {
                     match self.check_approval(v, &digest, &p.key_id, p.now_ms, owed.approvals) {
@@ -108,24 +92,11 @@ impl Engine {
                             let reason = format!(
                                 "approved by {} ({})",
                                 approved.approvers.join(" and "),
-                                base.reason
+                                owed.reason
                             );
-                            allow(
-                                Verdict {
-                                    reason,
-                                    digest: Some(digest),
-                                    ..base
-                                },
-                                Some(approved),
-                            )
+                            allow(reason, Some(approved), Some(digest.clone()))
                         }
-                        Err(reason) => proof(
-                            Verdict {
-                                digest: Some(digest),
-                                ..base
-                            },
-                            reason,
-                        ),
+                        Err(reason) => proof(reason, Some(digest.clone())),
                     }
                 }
             },
@@ -228,11 +199,4 @@ pub(super) fn human_window(ms: i64) -> String {
         }
     }
     format!("{}s", ms / 1000)
-}
-
-pub(super) fn challenge_hint(friction: Friction) -> String {
-    match friction {
-        Friction::Confirm => "this operation needs confirmation: only if a human asked for exactly this, retry it unchanged with `x-scopegate-confirm: <action> <resource>`".into(),
-        _ => "this operation needs a human's approval out of band: give the `challenge` to a human who can run `scopegate approve`, then retry the request unchanged with the token in `x-scopegate-approval`; do not try another way".into(),
-    }
 }

@@ -27,7 +27,8 @@ use crate::request::{
     content_type, undecodable, DecodeError, HeaderList, HeaderValue, RequestHead, Target,
 };
 use crate::verdict::{
-    Approved, BudgetUse, Decision, Forward, JsonRpc, ListFilter, Refusal, Subject, Verdict,
+    Allowed, Approved, BudgetUse, Challenge, Forward, JsonRpc, ListFilter, Outcome, Proof, Refusal,
+    Subject, Verdict,
 };
 use authentication::*;
 use envelope::*;
@@ -135,7 +136,7 @@ impl Engine {
                     path: "<undecodable>".into(),
                     ..Subject::default()
                 };
-                return Step::Decided(refuse(subject, e.into(), Vec::new()));
+                return Step::Decided(Verdict::refuse(subject, e.into(), Vec::new()));
             }
         };
         // The target, normalised, and the envelope every protocol shares: a request that
@@ -156,21 +157,20 @@ impl Engine {
         if let Ok(t) = &target {
             if let Some(svc) = self.public_service(&head, t, body_follows) {
                 subject.service = Some(svc.name.clone());
-                let verdict = Verdict {
-                    decision: Decision::Allow,
+                let allowed = Allowed {
                     reason: "public route".into(),
-                    rule: None,
-                    hint: None,
-                    subject,
-                    operations: Vec::new(),
-                    friction: None,
-                    digest: None,
-                    forward: Some(self.forward(svc, None, |h| head.has_header(h))),
+                    forward: self.forward(svc, None, |h| head.has_header(h)),
                     list_filter: None,
-                    approvals_needed: 0,
                     approval: None,
                     budget: None,
-                    enforced: true,
+                };
+                let verdict = Verdict {
+                    subject,
+                    operations: Vec::new(),
+                    rule: None,
+                    digest: None,
+                    outcome: Outcome::Allow(allowed),
+                    shadow: None,
                 };
                 return Step::Decided(verdict);
             }
@@ -178,21 +178,21 @@ impl Engine {
 
         let caller = match self.authenticate(&head, now_ms) {
             Ok(c) => c,
-            Err(r) => return Step::Decided(refuse(subject, r, Vec::new())),
+            Err(r) => return Step::Decided(Verdict::refuse(subject, r, Vec::new())),
         };
         subject.key = Some(caller.key.id.clone());
         subject.role = Some(caller.role_name.to_string());
 
         let target = match target {
             Ok(t) => t,
-            Err(e) => return Step::Decided(refuse(subject, e.into(), Vec::new())),
+            Err(e) => return Step::Decided(Verdict::refuse(subject, e.into(), Vec::new())),
         };
         let Some((service_idx, service)) = self.route(&head, &target) else {
             let r = Refusal::NoService {
                 method: head.method.clone(),
                 path: subject.path.clone(),
             };
-            return Step::Decided(refuse(subject, r, Vec::new()));
+            return Step::Decided(Verdict::refuse(subject, r, Vec::new()));
         };
         subject.service = Some(service.name.clone());
         if matches!(service.decoder, Decoder::Mcp(_)) {
@@ -262,7 +262,7 @@ impl Engine {
     pub fn unreadable(&self, pending: Pending) -> Verdict {
         let e = DecodeError("request body could not be read".into());
         let subject = pending.subject.clone();
-        self.shadowed(refuse(subject, e.into(), pending.into_ops()))
+        self.shadowed(Verdict::refuse(subject, e.into(), pending.into_ops()))
     }
     /// The body grew past the service's limit before it ended.
     pub fn too_large(&self, pending: Pending) -> Verdict {
@@ -270,26 +270,7 @@ impl Engine {
             limit: pending.max_body_bytes,
         };
         let subject = pending.subject.clone();
-        self.shadowed(refuse(subject, r, pending.into_ops()))
-    }
-}
-
-fn refuse(subject: Subject, r: Refusal, operations: Vec<Operation>) -> Verdict {
-    Verdict {
-        decision: r.decision(),
-        reason: r.to_string(),
-        rule: None,
-        hint: Some(r.hint()),
-        subject,
-        operations,
-        friction: None,
-        digest: None,
-        forward: None,
-        list_filter: None,
-        approvals_needed: 0,
-        approval: None,
-        budget: None,
-        enforced: true,
+        self.shadowed(Verdict::refuse(subject, r, pending.into_ops()))
     }
 }
 
