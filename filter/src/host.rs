@@ -1,5 +1,8 @@
 //! Every host call the filter makes, behind one trait. `ProxyWasmHost` is the only
-//! code that touches proxy-wasm's hostcalls; tests use a fake.
+//! code that touches proxy-wasm's hostcalls; the tests and `bench/vm` use
+//! [`memory::MemoryHost`].
+
+pub mod memory;
 
 use hashbrown::HashMap;
 use proxy_wasm::hostcalls;

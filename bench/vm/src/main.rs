@@ -12,11 +12,9 @@
 //! mostly cold (README, performance).
 
 use scopegate_engine::{Engine, HeaderList, Secrets};
-use scopegate_filter::host::{Host, Level};
+use scopegate_filter::host::memory::MemoryHost;
 use scopegate_filter::stream::{Flow, Stream};
 use serde_json::Value;
-use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::process::ExitCode;
 use std::rc::Rc;
@@ -62,112 +60,8 @@ mod counting {
     }
 }
 
-/// An in-memory host that counts the calls the stream makes.
-#[derive(Default)]
-struct VmHost {
-    headers: RefCell<HeaderList>,
-    body: Vec<u8>,
-    calls: RefCell<BTreeMap<&'static str, u64>>,
-    counting: Cell<bool>,
-    /// Heap allocations of the last request, from the stream's start to its drop.
-    allocations: Cell<u64>,
-}
-
-impl VmHost {
-    fn call(&self, name: &'static str) {
-        if self.counting.get() {
-            *self.calls.borrow_mut().entry(name).or_default() += 1;
-        }
-    }
-}
-
-impl Host for &VmHost {
-    fn request_headers(&self) -> HeaderList {
-        self.call("get_map_bytes");
-        self.headers.borrow().clone()
-    }
-    fn request_body(&self, size: usize) -> Option<Vec<u8>> {
-        self.call("get_buffer");
-        self.body.get(..size).map(<[u8]>::to_vec)
-    }
-    fn remove_request_header(&self, name: &str) {
-        self.call("remove_map_value");
-        self.headers.borrow_mut().retain(|(n, _)| n != name);
-    }
-    fn set_request_header(&self, name: &str, value: &str) {
-        self.call("set_map_value");
-        let mut h = self.headers.borrow_mut();
-        h.retain(|(n, _)| n != name);
-        h.push((name.to_string(), value.as_bytes().to_vec()));
-    }
-    fn send_response(&self, _: u16, headers: &[(&str, &str)], body: &[u8]) {
-        self.call("send_http_response");
-        black_box((headers, body));
-    }
-    fn response_header(&self, _: &str) -> Option<String> {
-        self.call("get_map_value");
-        None
-    }
-    fn remove_response_header(&self, _: &str) {
-        self.call("remove_map_value");
-    }
-    fn set_response_header(&self, _: &str, _: &str) {
-        self.call("set_map_value");
-    }
-    fn response_body(&self, _: usize) -> Option<Vec<u8>> {
-        self.call("get_buffer");
-        None
-    }
-    fn set_response_body(&self, _: usize, _: &[u8]) -> bool {
-        self.call("set_buffer");
-        true
-    }
-    fn shared_get(&self, _: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        self.call("get_shared_data");
-        (None, Some(0))
-    }
-    fn shared_set(&self, _: &str, _: &[u8], _: Option<u32>) -> bool {
-        self.call("set_shared_data");
-        true
-    }
-    fn set_property(&self, name: &str, value: &str) {
-        self.call("set_property");
-        black_box((name, value));
-    }
-    fn count(&self, metric: &str, n: u64) {
-        // Not a host call: the proxy-wasm host counts in the VM (this) and adds on its tick.
-        scopegate_filter::host::tally(metric, n);
-    }
-    fn dispatch(&self, _: &str, _: &[(&str, &str)], _: &[u8], _: u64) -> Option<u32> {
-        self.call("dispatch_http_call");
-        None
-    }
-    fn call_status(&self) -> Option<u16> {
-        None
-    }
-    fn resume_request(&self) {
-        self.call("resume_http_request");
-    }
-    fn tick_every(&self, _: u64) {}
-    fn response_status(&self) -> Option<u16> {
-        self.call("get_property");
-        Some(200)
-    }
-    fn now_ms(&self) -> i64 {
-        self.call("get_current_time");
-        1_764_547_200_000
-    }
-    fn log(&self, _: Level, message: &str) {
-        self.call("log");
-        black_box(message);
-    }
-    fn plugin_configuration(&self) -> Option<Vec<u8>> {
-        None
-    }
-    fn env_var(&self, _: &str) -> Option<String> {
-        None
-    }
-}
+/// The clock the requests are decided at.
+const NOW_MS: i64 = 1_764_547_200_000;
 
 struct Scenario {
     name: String,
@@ -219,8 +113,9 @@ fn scenario(s: &Value) -> Option<Scenario> {
     })
 }
 
-/// One request through the filter's stream, as Envoy's callbacks would drive it.
-fn one(engine: &Rc<Engine>, host: &mut VmHost, s: &Scenario, n: u64) -> u16 {
+/// One request through the filter's stream, as Envoy's callbacks would drive it: its
+/// status, and the heap allocations it made (from the stream's start to its drop).
+fn one(engine: &Rc<Engine>, host: &mut MemoryHost, s: &Scenario, n: u64) -> (u16, u64) {
     *host.headers.get_mut() = s.headers.clone();
     host.body = s.body(n);
     let allocations = counting::now();
@@ -232,12 +127,9 @@ fn one(engine: &Rc<Engine>, host: &mut VmHost, s: &Scenario, n: u64) -> u16 {
     }
     stream.on_log();
     drop(stream);
-    host.allocations.set(counting::now() - allocations);
-    if flow == Flow::Continue {
-        200
-    } else {
-        403
-    }
+    let allocations = counting::now() - allocations;
+    let status = if flow == Flow::Continue { 200 } else { 403 };
+    (status, allocations)
 }
 
 /// Median time per iteration over 7 batches of about 100 ms each.
@@ -302,32 +194,36 @@ fn main() -> ExitCode {
     println!("scopegate per-request work {where_} (median of 7 batches)\n");
     println!("| scenario | status | stream µs/req | decide µs/req | allocations per request | host calls per request |");
     println!("| --- | --- | --- | --- | --- | --- |");
-    let mut host = VmHost::default();
+    // Keeps nothing the stream writes out: each request costs what it would in a proxy.
+    let mut host = MemoryHost {
+        now_ms: NOW_MS,
+        discard: true,
+        ..MemoryHost::default()
+    };
     for s in scenarios
         .iter()
         .filter(|s| only.is_empty() || only.contains(&s.name.as_str()))
     {
         host.counting.set(true);
-        host.calls.get_mut().clear();
-        let status = one(&engine, &mut host, s, u64::MAX);
+        host.host_calls.get_mut().clear();
+        let (status, _) = one(&engine, &mut host, s, u64::MAX);
         host.counting.set(false);
         // A second request: the first of a scenario fills caches (the decoded-statement
         // memo), which a repeated request finds and a new one (`vary`) does not.
-        one(&engine, &mut host, s, u64::MAX - 1);
-        let allocations = host.allocations.get();
+        let (_, allocations) = one(&engine, &mut host, s, u64::MAX - 1);
         let calls: Vec<String> = host
-            .calls
+            .host_calls
             .get_mut()
             .iter()
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
-        let total: u64 = host.calls.get_mut().values().sum();
+        let total: u64 = host.host_calls.get_mut().values().sum();
         let stream = time(|n| {
             black_box(one(&engine, &mut host, s, n));
         });
         let decide = time(|n| {
             let body = s.body(n);
-            black_box(engine.decide(s.headers.clone(), &body, 1_764_547_200_000));
+            black_box(engine.decide(s.headers.clone(), &body, NOW_MS));
         });
         println!(
             "| {} | {status} | {:.1} | {:.1} | {allocations} | {total}: {} |",

@@ -1,125 +1,8 @@
 //! The stream's state machine, natively, against an in-memory host.
 
 use super::*;
+use crate::host::memory::MemoryHost;
 use std::cell::RefCell;
-
-#[derive(Default)]
-struct Fake {
-    config: String,
-    headers: RefCell<Vec<(String, Vec<u8>)>>,
-    body: Vec<u8>,
-    sent: RefCell<Option<(u16, String)>>,
-    logs: RefCell<Vec<(Level, String)>>,
-    resp_headers: RefCell<Vec<(String, String)>>,
-    resp_body: RefCell<Vec<u8>>,
-    shared: scopegate_engine::ledger::MemoryLedger,
-    props: RefCell<std::collections::HashMap<String, String>>,
-    metrics: RefCell<std::collections::HashMap<String, u64>>,
-    calls: RefCell<Vec<(String, String)>>,
-    call_status: std::cell::Cell<Option<u16>>,
-    refuse_calls: bool,
-    resumed: std::cell::Cell<bool>,
-}
-
-impl Host for &Fake {
-    fn request_headers(&self) -> Vec<(String, Vec<u8>)> {
-        self.headers.borrow().clone()
-    }
-    fn request_body(&self, size: usize) -> Option<Vec<u8>> {
-        self.body.get(..size).map(<[u8]>::to_vec)
-    }
-    fn remove_request_header(&self, name: &str) {
-        self.headers.borrow_mut().retain(|(n, _)| n != name);
-    }
-    fn set_request_header(&self, name: &str, value: &str) {
-        self.remove_request_header(name);
-        self.headers
-            .borrow_mut()
-            .push((name.to_string(), value.as_bytes().to_vec()));
-    }
-    fn send_response(&self, status: u16, _: &[(&str, &str)], body: &[u8]) {
-        *self.sent.borrow_mut() = Some((status, String::from_utf8_lossy(body).into_owned()));
-    }
-    fn response_header(&self, name: &str) -> Option<String> {
-        let h = self.resp_headers.borrow();
-        h.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
-    }
-    fn remove_response_header(&self, name: &str) {
-        self.resp_headers.borrow_mut().retain(|(n, _)| n != name);
-    }
-    fn set_response_header(&self, name: &str, value: &str) {
-        self.remove_response_header(name);
-        self.resp_headers
-            .borrow_mut()
-            .push((name.to_string(), value.to_string()));
-    }
-    fn response_body(&self, size: usize) -> Option<Vec<u8>> {
-        let b = self.resp_body.borrow();
-        Some(b.get(..size.min(b.len()))?.to_vec())
-    }
-    fn set_response_body(&self, size: usize, data: &[u8]) -> bool {
-        let mut b = self.resp_body.borrow_mut();
-        let at = size.min(b.len());
-        let keep = b.split_off(at);
-        *b = [data, &keep].concat();
-        true
-    }
-    fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        self.shared.get(key)
-    }
-    fn shared_set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
-        self.shared.set(key, value, cas)
-    }
-    fn set_property(&self, name: &str, value: &str) {
-        self.props
-            .borrow_mut()
-            .insert(name.to_string(), value.to_string());
-    }
-    fn count(&self, metric: &str, n: u64) {
-        *self
-            .metrics
-            .borrow_mut()
-            .entry(metric.to_string())
-            .or_default() += n;
-    }
-    fn dispatch(&self, cluster: &str, _: &[(&str, &str)], body: &[u8], _: u64) -> Option<u32> {
-        if self.refuse_calls {
-            return None;
-        }
-        let mut c = self.calls.borrow_mut();
-        c.push((
-            cluster.to_string(),
-            String::from_utf8_lossy(body).into_owned(),
-        ));
-        Some(c.len() as u32)
-    }
-    fn call_status(&self) -> Option<u16> {
-        self.call_status.get()
-    }
-    fn resume_request(&self) {
-        self.resumed.set(true);
-    }
-    fn tick_every(&self, _: u64) {}
-    fn response_status(&self) -> Option<u16> {
-        self.sent.borrow().as_ref().map(|s| s.0).or(Some(200))
-    }
-    fn now_ms(&self) -> i64 {
-        1_795_543_200_000
-    }
-    fn log(&self, level: Level, message: &str) {
-        self.logs.borrow_mut().push((level, message.to_string()));
-    }
-    fn plugin_configuration(&self) -> Option<Vec<u8>> {
-        Some(self.config.as_bytes().to_vec())
-    }
-    fn env_var(&self, name: &str) -> Option<String> {
-        match name {
-            "UPSTREAM_TOKEN" => Some("upstream-secret".to_string()),
-            "SCOPEGATE_APPROVAL_KEY" => Some(APPROVAL_KEY.to_string()),
-            _ => None,
-        }
-    }
-}
 
 const APPROVAL_KEY: &str = "approval-key-for-filter-tests-0123456789";
 
@@ -137,11 +20,11 @@ const BUNDLE: &str = r#"{
     {"id": "writer-1", "sha256": "SHA_WRITER", "role": "writer"}]
 }"#;
 
-fn fake(method: &str, path: &str, key: &str, body: &[u8]) -> Fake {
+fn fake(method: &str, path: &str, key: &str, body: &[u8]) -> MemoryHost {
     let sha =
         |k: &str| scopegate_engine::digest::hex(&scopegate_engine::digest::sha256(k.as_bytes()));
     let h = |n: &str, v: &str| (n.to_string(), v.as_bytes().to_vec());
-    Fake {
+    MemoryHost {
         config: BUNDLE
             .replace("SHA_READER", &sha("reader-key"))
             .replace("SHA_WRITER", &sha("writer-key")),
@@ -154,23 +37,27 @@ fn fake(method: &str, path: &str, key: &str, body: &[u8]) -> Fake {
             h("x-request-id", "req-1"),
         ]),
         body: body.to_vec(),
-        ..Fake::default()
+        env: [
+            ("UPSTREAM_TOKEN", "upstream-secret"),
+            ("SCOPEGATE_APPROVAL_KEY", APPROVAL_KEY),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        now_ms: 1_795_543_200_000,
+        ..MemoryHost::default()
     }
 }
 
-fn stream(f: &Fake) -> Stream<&Fake> {
+fn stream(f: &MemoryHost) -> Stream<&MemoryHost> {
     Stream::new(configure(&f).map(Rc::new), f)
 }
 
-fn header(f: &Fake, name: &str) -> Option<String> {
-    f.headers
-        .borrow()
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+fn header(f: &MemoryHost, name: &str) -> Option<String> {
+    f.header(name)
 }
 
-fn audit_line(f: &Fake) -> serde_json::Value {
+fn audit_line(f: &MemoryHost) -> serde_json::Value {
     let logs = f.logs.borrow();
     let (_, line) = logs.last().unwrap();
     serde_json::from_str(line).unwrap()
@@ -278,7 +165,7 @@ const MCP_BUNDLE: &str = r#"{"bundle": "m", "version": 1, "environment": "produc
 
 const TOOLS: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"get_vehicle"},{"name":"delete_reservation"}]}}"#;
 
-fn mcp_list() -> Fake {
+fn mcp_list() -> MemoryHost {
     let mut f = fake("POST", "/mcp", "reader-key", b"");
     let sha = scopegate_engine::digest::hex(&scopegate_engine::digest::sha256(b"reader-key"));
     f.config = MCP_BUNDLE.replace("SHA_READER", &sha);
@@ -290,7 +177,7 @@ fn mcp_list() -> Fake {
     f
 }
 
-fn respond(f: &Fake, content_type: &str, body: &str) {
+fn respond(f: &MemoryHost, content_type: &str, body: &str) {
     *f.resp_headers.borrow_mut() = vec![
         ("content-type".into(), content_type.into()),
         ("content-length".into(), body.len().to_string()),
@@ -414,14 +301,14 @@ fn approval_tokens_are_single_use_and_budgets_count() {
     assert_eq!(audit_line(&f)["decision"], "over_budget");
 }
 
-fn with_bundle(mut f: Fake, edit: impl Fn(&mut serde_json::Value)) -> Fake {
+fn with_bundle(mut f: MemoryHost, edit: impl Fn(&mut serde_json::Value)) -> MemoryHost {
     let mut b: serde_json::Value = serde_json::from_str(&f.config).unwrap();
     edit(&mut b);
     f.config = b.to_string();
     f
 }
 
-fn sink_of(f: &Fake) -> Option<Rc<RefCell<Sink>>> {
+fn sink_of(f: &MemoryHost) -> Option<Rc<RefCell<Sink>>> {
     let engine = configure(&f)?;
     engine
         .policy()
@@ -551,7 +438,7 @@ fn best_effort_sink_batches_and_counts_what_is_lost() {
     }
     assert_eq!(sink.borrow().queued(), 3);
     sink.borrow_mut().flush(&&f);
-    let calls = f.calls.borrow().clone();
+    let calls = f.dispatched.borrow().clone();
     assert_eq!(calls.len(), 2, "batches of 2");
     assert_eq!(calls[0].1.lines().count(), 2);
     f.call_status.set(Some(200));
