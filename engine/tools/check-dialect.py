@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""engine/src/decode/sql_fast.rs wraps sqlparser's PostgreSqlDialect and must forward every
+"""engine/src/decode/sql/fast.rs wraps sqlparser's PostgreSqlDialect and must forward every
 method PostgreSqlDialect overrides (a method left out would silently take the Dialect trait's
 default, not PostgreSQL's behaviour). This compares the forwarded list with the pinned
 sqlparser's source, found through `cargo metadata`. Run by `make lint`."""
@@ -18,10 +18,10 @@ if not impl:
     sys.exit(f"check-dialect: no `impl Dialect for PostgreSqlDialect` in {src}")
 theirs = set(re.findall(r"^    fn (\w+)", impl.group(1), re.M))
 
-ours_src = (root / "engine/src/decode/sql_fast.rs").read_text()
+ours_src = (root / "engine/src/decode/sql/fast.rs").read_text()
 block = re.search(r"// BEGIN forwarded.*?forward! \{(.*?)\}\s*// END forwarded", ours_src, re.S)
 if not block:
-    sys.exit("check-dialect: no forwarded block in sql_fast.rs")
+    sys.exit("check-dialect: no forwarded block in sql/fast.rs")
 ours = set(re.findall(r"^\s*(\w+)\(", block.group(1), re.M))
 # Methods the wrapper defines itself (and forwards inside): dialect(), parse_prefix().
 own = {"dialect", "parse_prefix"}
@@ -29,5 +29,5 @@ missing, extra = theirs - ours - own, ours - theirs
 if missing or extra:
     sys.exit(f"check-dialect: sqlparser {pkgs[0]['version']}: forward these: {sorted(missing)}; "
              f"not overridden by PostgreSqlDialect: {sorted(extra)}")
-print(f"check-dialect: sql_fast::Postgres forwards all {len(theirs)} methods PostgreSqlDialect "
+print(f"check-dialect: sql::fast::Postgres forwards all {len(theirs)} methods PostgreSqlDialect "
       f"{pkgs[0]['version']} overrides")

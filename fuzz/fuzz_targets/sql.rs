@@ -1,6 +1,6 @@
 //! SQL: any statement text, for each dialect and source (PostgreSQL in a JSON body with
 //! parameters, MySQL and SQLite raw bodies, a generic query parameter), and the PostgreSQL
-//! shortcuts (`sql_fast`) against sqlparser on every input.
+//! shortcuts (`decode::sql::fast`) against sqlparser on every input.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -12,8 +12,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let sql = String::from_utf8_lossy(rest);
     // The PostgreSQL shortcuts must give sqlparser's tokens and statements, always.
-    if let Some(d) = scopegate_engine::decode::sql_fast::disagreement(&sql) {
-        panic!("sql_fast disagrees with sqlparser on {sql:?}: {d}");
+    if let Some(d) = scopegate_engine::decode::sql::fast::disagreement(&sql) {
+        panic!("sql::fast disagrees with sqlparser on {sql:?}: {d}");
     }
     with_engine(|e| match mode % 4 {
         0 => {

@@ -9,10 +9,8 @@ pub mod rest;
 #[cfg(feature = "sql")]
 pub mod sql;
 #[cfg(not(feature = "sql"))]
-#[path = "sql_off.rs"]
+#[path = "sql/off.rs"]
 pub mod sql;
-#[cfg(feature = "sql")]
-pub mod sql_fast;
 
 use crate::operation::{Action, Records};
 use serde_json::Value as Json;
