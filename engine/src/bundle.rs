@@ -43,6 +43,44 @@ pub struct Bundle {
     /// Where audit records go besides Envoy's log.
     #[serde(default)]
     pub audit: Option<AuditConfig>,
+    /// Where single-use approval tokens and destructive budgets are recorded. Default
+    /// `{"store": "local"}`: this Envoy's shared data, right for one Envoy only — each
+    /// replica, and each restart, starts afresh. `{"store": "etcd", …}` for a fleet.
+    #[serde(default)]
+    pub state: Option<StateConfig>,
+}
+
+/// The state store (bundle `state`).
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    pub store: StateStoreName,
+    /// `etcd`: the Envoy cluster of the etcd members' client port (HTTP/1.1: etcd's JSON
+    /// gateway speaks nothing else).
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// `etcd`: `:authority` of the calls (default: the cluster name).
+    #[serde(default)]
+    pub authority: Option<String>,
+    /// `etcd`: the key prefix (default `scopegate/`). Envoys that share approvals and
+    /// budgets share a prefix; different bundles or fleets on one etcd use different ones.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// `etcd`: per-call timeout in milliseconds (default 1000, 10..=10000). A request that
+    /// needs state and gets no answer in time is refused `unavailable` (503).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum StateStoreName {
+    /// This Envoy's proxy-wasm shared data (one Envoy).
+    Local,
+    /// An etcd cluster every Envoy of the fleet reaches (`dispatch_http_call`).
+    Etcd,
 }
 
 /// How the decision reaches Envoy's access log (bundle `filter_state`).

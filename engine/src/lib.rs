@@ -11,6 +11,7 @@ pub mod decode;
 pub mod digest;
 pub mod evaluate;
 pub mod explain;
+pub mod fleet;
 pub mod glob;
 pub mod json;
 pub mod ledger;

@@ -106,6 +106,28 @@ pub fn warnings(b: &Bundle) -> Vec<Warning> {
         }
     }
 
+    // Single use and budgets in one Envoy's memory, by default: an explicit
+    // `"store": "local"` says the bundle runs in exactly one Envoy.
+    let approvals = b
+        .roles
+        .iter()
+        .flat_map(|r| &r.allow)
+        .any(|g| g.friction == Some(Friction::Approval))
+        || b.guards.iter().any(|g| g.effect == Friction::Approval);
+    let budgets =
+        b.roles.iter().any(|r| r.budget.is_some()) || b.keys.iter().any(|k| k.budget.is_some());
+    if b.state.is_none() && (approvals || budgets) {
+        let what = match (approvals, budgets) {
+            (true, true) => "approvals and budgets",
+            (true, false) => "approvals",
+            _ => "budgets",
+        };
+        warn(
+            "state".into(),
+            format!("{what} with the local store: each Envoy (each replica, each restart) keeps its own record, so an approval token can be used once per replica and a budget of N allows N per replica; behind more than one Envoy use `\"state\": {{\"store\": \"etcd\", …}}`; for exactly one Envoy, say so with `\"state\": {{\"store\": \"local\"}}`"),
+        );
+    }
+
     // Services nothing reaches.
     for (i, s) in b.services.iter().enumerate() {
         let granted = b
@@ -181,6 +203,20 @@ mod tests {
       "guards": [{"services": ["*"], "resources": ["payments"], "actions": ["destructive"], "effect": "deny"}]}"#;
 
     #[test]
+    fn approvals_without_a_state_store_said() {
+        for (state, warned) in [
+            ("", true),
+            (r#", "state": {"store": "local"}"#, false),
+            (r#", "state": {"store": "etcd", "cluster": "etcd"}"#, false),
+        ] {
+            let json = format!("{}{state}}}", BASE.trim_end().trim_end_matches('}'));
+            let b = parse(json.as_bytes()).unwrap();
+            let got = warnings(&b).iter().any(|w| w.path == "state");
+            assert_eq!(got, warned, "{state}");
+        }
+    }
+
+    #[test]
     fn reviewer_warnings() {
         let b = parse(BASE.as_bytes()).unwrap();
         let got: Vec<String> = warnings(&b).iter().map(ToString::to_string).collect();
@@ -191,6 +227,7 @@ mod tests {
             "roles[1].allow[0]: wildcard resources (`user*`) on destructive actions (drop)",
             "roles[1].allow[1]: every resource and action of this grant is denied by guards[0]",
             "roles[2]: role `nobody` has no key",
+            "state: approvals with the local store",
             "services[1]: service `idle` is granted to no role",
         ];
         assert_eq!(got.len(), want.len(), "{got:#?}");

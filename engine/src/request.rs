@@ -3,13 +3,76 @@
 
 use std::fmt;
 
-/// Why a request could not be understood. Always denies (403, reason `undecodable: …`).
+/// Why a request could not be understood: the message, and its kind. Always denies
+/// (403, reason `undecodable: …`; the kind is the refusal's `undecodable` member).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct DecodeError(pub String);
+pub struct DecodeError(pub String, pub DecodeKind);
 
+/// What kind of thing made a request undecodable — what the agent (or the operator)
+/// can do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeKind {
+    /// Not well-formed for its protocol: bad JSON, a parse error, a missing member.
+    Malformed,
+    /// Something the upstream would act on that scopegate does not model (a statement
+    /// kind, a parameter source, an option, a method): refused, never ignored.
+    Unmodelled,
+    /// Readable two ways: a repeated header or parameter, a query beside a body, two
+    /// sources of one value, names that may bind to something else.
+    Ambiguous,
+    /// Over one of the service's limits (size, depth, batch, cost).
+    OverLimit,
+}
+
+impl DecodeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecodeKind::Malformed => "malformed",
+            DecodeKind::Unmodelled => "unmodelled",
+            DecodeKind::Ambiguous => "ambiguous",
+            DecodeKind::OverLimit => "over_limit",
+        }
+    }
+}
+
+impl DecodeError {
+    pub fn malformed(msg: impl Into<String>) -> Self {
+        DecodeError(msg.into(), DecodeKind::Malformed)
+    }
+    pub fn unmodelled(msg: impl Into<String>) -> Self {
+        DecodeError(msg.into(), DecodeKind::Unmodelled)
+    }
+    pub fn ambiguous(msg: impl Into<String>) -> Self {
+        DecodeError(msg.into(), DecodeKind::Ambiguous)
+    }
+    pub fn kind(&self) -> DecodeKind {
+        self.1
+    }
+    /// The same error, said of a part (`batch element 2: …`).
+    pub fn within(self, part: impl fmt::Display) -> Self {
+        DecodeError(format!("{part}: {}", self.0), self.1)
+    }
+}
+
+/// Not well-formed ([`DecodeKind::Malformed`]).
 pub(crate) fn undecodable<T>(msg: impl Into<String>) -> Result<T, DecodeError> {
-    Err(DecodeError(msg.into()))
+    Err(DecodeError::malformed(msg))
+}
+
+/// Not modelled ([`DecodeKind::Unmodelled`]).
+pub(crate) fn unmodelled<T>(msg: impl Into<String>) -> Result<T, DecodeError> {
+    Err(DecodeError::unmodelled(msg))
+}
+
+/// Readable two ways ([`DecodeKind::Ambiguous`]).
+pub(crate) fn ambiguous<T>(msg: impl Into<String>) -> Result<T, DecodeError> {
+    Err(DecodeError::ambiguous(msg))
+}
+
+/// Over a limit ([`DecodeKind::OverLimit`]).
+pub(crate) fn over_limit<T>(msg: impl Into<String>) -> Result<T, DecodeError> {
+    Err(DecodeError(msg.into(), DecodeKind::OverLimit))
 }
 
 /// A request's full header list as the host gives it: lower-case names (pseudo-headers
@@ -54,9 +117,9 @@ impl RequestHead {
             HeaderValue::Absent => match head.header("host") {
                 HeaderValue::One(v) => ascii(v, "host")?,
                 HeaderValue::Absent => String::new(),
-                HeaderValue::Repeated => return undecodable("repeated host header"),
+                HeaderValue::Repeated => return ambiguous("repeated host header"),
             },
-            HeaderValue::Repeated => return undecodable("repeated :authority"),
+            HeaderValue::Repeated => return ambiguous("repeated :authority"),
         };
         Ok(head)
     }
@@ -65,7 +128,7 @@ impl RequestHead {
         match self.header(name) {
             HeaderValue::One(v) => ascii(v, name),
             HeaderValue::Absent => undecodable(format!("missing {name}")),
-            HeaderValue::Repeated => undecodable(format!("repeated {name}")),
+            HeaderValue::Repeated => ambiguous(format!("repeated {name}")),
         }
     }
 
@@ -88,7 +151,7 @@ impl RequestHead {
         match self.header(name) {
             HeaderValue::Absent => Ok(None),
             HeaderValue::One(v) => ascii(v, name).map(Some),
-            HeaderValue::Repeated => undecodable(format!("repeated {name} header")),
+            HeaderValue::Repeated => ambiguous(format!("repeated {name} header")),
         }
     }
 
@@ -127,20 +190,20 @@ pub fn content_type<'a>(
 ) -> Result<&'a str, DecodeError> {
     let raw = match head.header("content-type") {
         HeaderValue::One(v) => String::from_utf8_lossy(v).to_ascii_lowercase(),
-        HeaderValue::Absent => return undecodable(format!("{what} POST without content-type")),
-        HeaderValue::Repeated => return undecodable("repeated content-type header"),
+        HeaderValue::Absent => return unmodelled(format!("{what} POST without content-type")),
+        HeaderValue::Repeated => return ambiguous("repeated content-type header"),
     };
     let mut parts = raw.split(';').map(str::trim);
     let media = parts.next().unwrap_or_default();
     let Some(found) = accepted.iter().find(|a| **a == media) else {
-        return undecodable(format!(
+        return unmodelled(format!(
             "content-type `{raw}`: {what} is POSTed as {}",
             accepted.join(" or ")
         ));
     };
     for p in parts {
         if !matches!(p, "charset=utf-8" | "charset=\"utf-8\"") {
-            return undecodable(format!("content-type parameter `{p}`: only charset=utf-8"));
+            return unmodelled(format!("content-type parameter `{p}`: only charset=utf-8"));
         }
     }
     Ok(found)
@@ -175,10 +238,10 @@ impl Target {
             return undecodable("path holds a fragment");
         }
         if raw.contains('\\') {
-            return undecodable("path holds a backslash");
+            return ambiguous("path holds a backslash");
         }
         if raw.contains(';') {
-            return undecodable("path or query holds ';' (matrix parameters are not accepted)");
+            return ambiguous("path or query holds ';' (matrix parameters are not accepted)");
         }
         let (path, raw_query) = raw.split_once('?').unwrap_or((raw, ""));
         let path = path.strip_prefix('/').unwrap_or(path);
@@ -192,17 +255,17 @@ impl Target {
         if !path.is_empty() {
             for seg in path.split('/') {
                 if seg.is_empty() {
-                    return undecodable("path holds an empty segment ('//')");
+                    return ambiguous("path holds an empty segment ('//')");
                 }
                 let decoded = percent_decode(seg, false)?;
                 if decoded == "." || decoded == ".." {
-                    return undecodable("path holds a dot segment");
+                    return ambiguous("path holds a dot segment");
                 }
                 if decoded.contains(['/', '\\']) {
-                    return undecodable("path holds an encoded slash or backslash");
+                    return ambiguous("path holds an encoded slash or backslash");
                 }
                 if decoded.contains(['?', '#', ';']) {
-                    return undecodable("path holds an encoded '?', '#' or ';'");
+                    return ambiguous("path holds an encoded '?', '#' or ';'");
                 }
                 segments.push(decoded);
             }
@@ -254,7 +317,7 @@ impl Target {
     pub fn only_at(&self, endpoint: &[String], protocol: &str) -> Result<(), DecodeError> {
         match self.strip_prefix(endpoint) {
             Some([]) => Ok(()),
-            _ => undecodable(format!(
+            _ => unmodelled(format!(
                 "{protocol} is served at `/{}` only",
                 endpoint.join("/")
             )),
@@ -274,7 +337,7 @@ impl Target {
         let mut it = self.params(name);
         let first = it.next();
         if it.next().is_some() {
-            return undecodable(format!("query parameter `{name}` is repeated"));
+            return ambiguous(format!("query parameter `{name}` is repeated"));
         }
         Ok(first)
     }

@@ -82,6 +82,9 @@ pub enum Refusal {
     },
     #[error("the audit sink did not take this request's record ({0}); audit is required, so it was not forwarded")]
     AuditUnavailable(String),
+    /// The fleet's state store (etcd) did not settle a request that needs state.
+    #[error("the shared state store did not record this request's approval or budget ({0}); it was not forwarded")]
+    StateUnavailable(String),
 }
 
 impl Refusal {
@@ -100,7 +103,7 @@ impl Refusal {
             | Refusal::BadProof(_) => Decision::Deny,
             Refusal::TooLarge { .. } => Decision::TooLarge,
             Refusal::OverBudget { .. } => Decision::OverBudget,
-            Refusal::AuditUnavailable(_) => Decision::Unavailable,
+            Refusal::AuditUnavailable(_) | Refusal::StateUnavailable(_) => Decision::Unavailable,
         }
     }
 
@@ -131,6 +134,9 @@ impl Refusal {
             }
             Refusal::AuditUnavailable(_) => {
                 "the gateway cannot record requests right now; retry later".into()
+            }
+            Refusal::StateUnavailable(_) => {
+                "the gateway cannot reach its shared state right now; retry later (an approval token may have been spent if the store took it and its answer was lost: ask for a new one if it is refused as used)".into()
             }
         }
     }
@@ -432,6 +438,11 @@ impl Verdict {
             "rule": self.rule,
             "hint": self.hint(),
         });
+        if let (Outcome::Refuse(Refusal::Undecodable(e)), Some(obj)) =
+            (&self.outcome, body.as_object_mut())
+        {
+            obj.insert("undecodable".into(), json!(e.kind().as_str()));
+        }
         if let (Outcome::Challenge(c), Some(obj)) = (&self.outcome, body.as_object_mut()) {
             obj.insert("key".into(), json!(self.subject.key));
             obj.insert("challenge".into(), json!(self.digest));
@@ -493,7 +504,7 @@ mod tests {
                 },
                 403,
             ),
-            (Refusal::Undecodable(DecodeError("x".into())), 403),
+            (Refusal::Undecodable(DecodeError::malformed("x")), 403),
             (Refusal::NotCovered("x".into()), 403),
             (Refusal::TooLarge { limit: 1 }, 413),
         ];

@@ -859,3 +859,32 @@ fn json_depth_and_sql_recursion_are_bundle_limits() {
     );
     assert!(err.contains("max_recursion"), "{err}");
 }
+
+#[test]
+fn an_undecodable_request_says_what_kind_of_problem_it_was() {
+    let reader = ("authorization", "Bearer reader-key");
+    let cases: [(&str, Vec<(&str, &str)>, &str); 4] = [
+        ("/rest/../rest/payments", vec![reader], "ambiguous"),
+        (
+            "/rest/vehicles",
+            vec![
+                reader,
+                ("accept-profile", "public"),
+                ("accept-profile", "api"),
+            ],
+            "ambiguous",
+        ),
+        ("/rest/vehicles?id=zz.1", vec![reader], "unmodelled"),
+        ("/rest/vehicles?id=in.(1", vec![reader], "malformed"),
+    ];
+    for (path, extra, kind) in cases {
+        let v = decide("GET", path, &extra, b"");
+        let body: serde_json::Value = serde_json::from_str(&v.response_body()).unwrap();
+        assert_eq!(body["decision"], "deny", "{path}: {body}");
+        assert_eq!(body["undecodable"], kind, "{path}: {body}");
+    }
+    // Other refusals carry no such member.
+    let v = decide("DELETE", "/rest/reservations?id=eq.r-1", &[reader], b"");
+    let body: serde_json::Value = serde_json::from_str(&v.response_body()).unwrap();
+    assert!(body.get("undecodable").is_none(), "{body}");
+}

@@ -8,6 +8,7 @@
 
 use scopegate_engine::bundle::GraphqlConfig;
 use scopegate_engine::decode::graphql::GraphqlDecoder;
+use scopegate_engine::decode::{Decode, Input};
 use scopegate_engine::digest::{hex, sha256};
 use scopegate_engine::operation::Operation;
 use scopegate_engine::request::{RequestHead, Target};
@@ -53,7 +54,8 @@ fn request(
     }
     let head = RequestHead::from_headers(headers).unwrap();
     let target = Target::parse(path).map_err(|e| e.0)?;
-    d.decode("api", &head, &target, body.as_bytes())
+    d.decode(&input(&head, &target, body.as_bytes()))
+        .ops
         .map(|ops| show(&ops))
         .map_err(|e| e.0)
 }
@@ -827,6 +829,17 @@ fn fragment_cycle_reason_is_deterministic() {
 }
 
 /// Nested fields of each operation: `resource k=v|v ?unknown`, in the decoder's order.
+/// The decoder's input for service `api`.
+fn input<'a>(head: &'a RequestHead, target: &'a Target, body: &'a [u8]) -> Input<'a> {
+    Input {
+        service: "api",
+        prefix: &[],
+        head,
+        target,
+        body: Some(body),
+    }
+}
+
 fn nested(d: &GraphqlDecoder, body: &Value) -> Result<Vec<Vec<String>>, String> {
     let head = RequestHead::from_headers(vec![
         (":method".to_string(), b"POST".to_vec()),
@@ -835,8 +848,10 @@ fn nested(d: &GraphqlDecoder, body: &Value) -> Result<Vec<Vec<String>>, String> 
     ])
     .unwrap();
     let target = Target::parse("/graphql").unwrap();
+    let body = body.to_string();
     let ops = d
-        .decode("api", &head, &target, body.to_string().as_bytes())
+        .decode(&input(&head, &target, body.as_bytes()))
+        .ops
         .map_err(|e| e.0)?;
     Ok(ops
         .iter()

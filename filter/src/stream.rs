@@ -7,6 +7,7 @@ use scopegate_engine::answer::{Answer, EventStream, WITHHELD};
 use scopegate_engine::audit::{self, AuditContext, Summary};
 use scopegate_engine::bundle::FilterState;
 use scopegate_engine::ledger::{settle, Ledger};
+use scopegate_engine::request::DecodeKind;
 use scopegate_engine::verdict::{Forward, ListFilter, Refusal};
 use scopegate_engine::{Decision, Engine, Pending, Secrets, Step, Verdict};
 use std::cell::RefCell;
@@ -448,11 +449,22 @@ fn count_decision(host: &dyn Host, v: &Verdict) {
     if decision == Decision::OverBudget {
         host.count("scopegate_budget_hits", 1);
     }
-    if matches!(v.refusal(), Some(Refusal::Undecodable(_))) {
+    if let Some(Refusal::Undecodable(e)) = v.refusal() {
         host.count("scopegate_decode_failures", 1);
+        host.count(decode_failure_metric(e.kind()), 1);
     }
     if !v.enforced() {
         host.count("scopegate_shadow_not_enforced", 1);
+    }
+}
+
+/// `scopegate_decode_failures_<kind>`, per kind of undecodable request.
+fn decode_failure_metric(kind: DecodeKind) -> &'static str {
+    match kind {
+        DecodeKind::Malformed => "scopegate_decode_failures_malformed",
+        DecodeKind::Unmodelled => "scopegate_decode_failures_unmodelled",
+        DecodeKind::Ambiguous => "scopegate_decode_failures_ambiguous",
+        DecodeKind::OverLimit => "scopegate_decode_failures_over_limit",
     }
 }
 

@@ -12,8 +12,51 @@ pub mod sql;
 #[path = "sql/off.rs"]
 pub mod sql;
 
-use crate::operation::{Action, Records};
+use crate::operation::{Action, Operation, Records};
+use crate::request::{DecodeError, RequestHead, Target};
+use crate::verdict::JsonRpc;
 use serde_json::Value as Json;
+
+/// What every decoder is given: the request as the pipeline read it.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// The service's name (operations carry it).
+    pub service: &'a str,
+    /// The service's `match.path_prefix`, as segments: where its endpoint is.
+    pub prefix: &'a [String],
+    pub head: &'a RequestHead,
+    pub target: &'a Target,
+    /// The body, when the pipeline held it: always for SQL, GraphQL and MCP (empty when
+    /// there is none); for REST only when its rows or arguments must be read.
+    pub body: Option<&'a [u8]>,
+}
+
+impl Input<'_> {
+    /// The held body, empty when there is none.
+    pub fn body(&self) -> &[u8] {
+        self.body.unwrap_or_default()
+    }
+}
+
+/// What every decoder gives back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    /// The operations, or why there are none.
+    pub ops: Result<Vec<Operation>, DecodeError>,
+    /// MCP: the JSON-RPC side a refusal answers with (the ids read before it, the wire).
+    pub jsonrpc: Option<JsonRpc>,
+}
+
+impl From<Result<Vec<Operation>, DecodeError>> for Decoded {
+    fn from(ops: Result<Vec<Operation>, DecodeError>) -> Self {
+        Decoded { ops, jsonrpc: None }
+    }
+}
+
+/// One signature for every protocol's decoder.
+pub trait Decode {
+    fn decode(&self, input: &Input) -> Decoded;
+}
 
 /// Scalar leaves of a JSON value as records under `key`: nested objects as `key.field`,
 /// lists as several values, nulls dropped (GraphQL variables, MCP arguments).

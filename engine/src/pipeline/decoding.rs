@@ -2,6 +2,7 @@
 //! service's decoder, then evaluated against the role.
 
 use super::*;
+use crate::request::{over_limit, unmodelled};
 
 impl Engine {
     /// Decode and evaluate: the operations, and what they owe. `Err` is a refusal
@@ -14,7 +15,7 @@ impl Engine {
             return Err(Box::new(Verdict::refuse(p.subject, r, Vec::new())));
         };
         let ops = match &service.decoder {
-            _ if p.body_needed && !identity_encoded(&p.head) => undecodable(
+            _ if p.body_needed && !identity_encoded(&p.head) => unmodelled(
                 "request body with a content-encoding: scopegate decides on bodies it reads as sent (identity only)",
             ),
             // Only where the decoder will read the body as JSON (the media type it checks).
@@ -22,31 +23,24 @@ impl Engine {
                 && reads_json(&service.decoder, &p.head)
                 && nests_deeper_than(body, service.max_json_depth) =>
             {
-                undecodable(format!(
+                over_limit(format!(
                     "JSON body nests deeper than the service's limits.max_json_depth of {}",
                     service.max_json_depth
                 ))
             }
-            Decoder::Rest(d) => d.decode(
-                &service.name,
-                &p.head,
-                &p.target,
-                p.body_needed.then_some(body),
-            ),
-            // A SQL endpoint is its prefix exactly, as GraphQL's and MCP's are: ClickHouse
-            // routes paths below it to `http_handlers` that run SQL of their own.
-            Decoder::Sql(d) => p
-                .target
-                .only_at(&service.prefix, "SQL")
-                .and_then(|()| d.decode(&service.name, &p.head, &p.target, body)),
-            Decoder::Graphql(d) => d.decode(&service.name, &p.head, &p.target, body),
-            Decoder::Mcp(d) => {
-                let (decoded, result) = d.decode(&service.name, &p.head, &p.target, body);
-                p.subject.jsonrpc = Some(JsonRpc {
-                    ids: decoded.ids,
-                    session_wire: decoded.session_wire,
-                });
-                result.map(|()| decoded.ops)
+            decoder => {
+                let input = Input {
+                    service: &service.name,
+                    prefix: &service.prefix,
+                    head: &p.head,
+                    target: &p.target,
+                    body: p.body_needed.then_some(body),
+                };
+                let decoded = decoder.decode(&input);
+                if decoded.jsonrpc.is_some() {
+                    p.subject.jsonrpc = decoded.jsonrpc;
+                }
+                decoded.ops
             }
         };
         // Each operation's environments: from its ids where the service maps them,
@@ -63,7 +57,7 @@ impl Engine {
         }
         let ops = match ops {
             Ok(ops) if ops.is_empty() => {
-                let e = DecodeError("request decodes to no operation".into());
+                let e = DecodeError::unmodelled("request decodes to no operation");
                 return Err(Box::new(Verdict::refuse(p.subject, e.into(), Vec::new())));
             }
             Ok(ops) => ops,

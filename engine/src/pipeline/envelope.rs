@@ -2,6 +2,7 @@
 //! of method or path, no repeated header that matters, a target normalised strictly.
 
 use super::*;
+use crate::request::ambiguous;
 
 /// Headers that ask a server to treat the request as another method. Never honoured:
 /// the gateway and the upstream could disagree on what the request does.
@@ -32,7 +33,7 @@ pub(super) const SINGLE_HEADER_PREFIXES: [&str; 2] = ["x-scopegate-", "mcp-"];
 pub(super) fn check_envelope(head: &RequestHead, target: &Target) -> Result<(), DecodeError> {
     for (h, what) in OVERRIDE_HEADERS {
         if head.has_header(h) {
-            return undecodable(format!("{what} override header `{h}`"));
+            return ambiguous(format!("{what} override header `{h}`"));
         }
     }
     let single = |n: &str| {
@@ -46,11 +47,11 @@ pub(super) fn check_envelope(head: &RequestHead, target: &Target) -> Result<(), 
                 .skip(i + 1)
                 .any(|(other, _)| other == name)
         {
-            return undecodable(format!("repeated {name} header"));
+            return ambiguous(format!("repeated {name} header"));
         }
     }
     if target.params("_method").next().is_some() {
-        return undecodable("method override parameter `_method`");
+        return ambiguous("method override parameter `_method`");
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ impl Engine {
     /// A confirmation or approval presented with the request is checked here.
     pub(super) fn conclude(&self, p: Pending, body: &[u8]) -> Verdict {
         let Some(judged) = p.judged else {
-            let e = DecodeError("request was not decoded".into());
+            let e = DecodeError::malformed("request was not decoded");
             return Verdict::refuse(p.subject, e.into(), Vec::new());
         };
         let owed = judged.owed.unwrap_or(Owed {

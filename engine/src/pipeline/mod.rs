@@ -18,14 +18,13 @@ mod routing;
 use crate::approval;
 use crate::bundle::{BundleErrors, Friction};
 use crate::decode::mcp::answer_is_filtered;
+use crate::decode::{Decode, Input};
 use crate::digest::{request_digest, sha256, DigestInput};
 use crate::evaluate::{evaluate, Evaluation, Owed};
 use crate::json::nests_deeper_than;
 use crate::operation::Operation;
 use crate::policy::{Decoder, Key, Policy, Secrets, Service};
-use crate::request::{
-    content_type, undecodable, DecodeError, HeaderList, HeaderValue, RequestHead, Target,
-};
+use crate::request::{content_type, DecodeError, HeaderList, HeaderValue, RequestHead, Target};
 use crate::verdict::{
     Allowed, Approved, BudgetUse, Challenge, Forward, JsonRpc, ListFilter, Outcome, Proof, Refusal,
     Subject, Verdict,
@@ -260,7 +259,7 @@ impl Engine {
     }
     /// The body could not be read from the host: refused, never forwarded unread.
     pub fn unreadable(&self, pending: Pending) -> Verdict {
-        let e = DecodeError("request body could not be read".into());
+        let e = DecodeError::malformed("request body could not be read");
         let subject = pending.subject.clone();
         self.shadowed(Verdict::refuse(subject, e.into(), pending.into_ops()))
     }

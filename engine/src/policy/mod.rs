@@ -9,6 +9,7 @@ use crate::decode::graphql::GraphqlDecoder;
 use crate::decode::mcp::{McpDecoder, PLUMBING};
 use crate::decode::rest::RestDecoder;
 use crate::decode::sql::SqlDecoder;
+use crate::decode::{Decode, Decoded, Input};
 use crate::glob::Glob;
 use crate::operation::{ActionSet, Records};
 use crate::request::config_segments;
@@ -23,6 +24,7 @@ mod public;
 mod roles;
 mod secrets;
 mod services;
+mod state;
 
 use diagnostics::Errs;
 
@@ -56,6 +58,8 @@ pub struct Policy {
     /// resolved only then).
     pub uses_environments: bool,
     pub audit_sink: Option<AuditSink>,
+    /// Where approvals and budgets are settled: `None` for this Envoy's shared data.
+    pub etcd: Option<crate::fleet::EtcdStore>,
     /// How the decision reaches Envoy's access log (bundle `filter_state`).
     pub filter_state: bundle::FilterState,
 }
@@ -141,6 +145,17 @@ pub enum Decoder {
     Sql(SqlDecoder),
     Graphql(GraphqlDecoder),
     Mcp(McpDecoder),
+}
+
+impl Decode for Decoder {
+    fn decode(&self, input: &Input) -> Decoded {
+        match self {
+            Decoder::Rest(d) => d.decode(input),
+            Decoder::Sql(d) => d.decode(input),
+            Decoder::Graphql(d) => d.decode(input),
+            Decoder::Mcp(d) => d.decode(input),
+        }
+    }
 }
 
 impl Decoder {
@@ -374,6 +389,7 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
     let (approval_key, environment) = secrets::compile(b, &roles, &guards, secrets, &mut errs);
 
     let audit_sink = b.audit.as_ref().and_then(|a| audit_sink(a, &mut errs));
+    let etcd = b.state.as_ref().and_then(|s| state::compile(s, &mut errs));
 
     if !errs.0.is_empty() {
         return Err(BundleErrors(errs.0));
@@ -402,6 +418,7 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
             .any(|g| g.environments.is_some())
             || guards.iter().any(|g| g.environments.is_some()),
         audit_sink,
+        etcd,
         filter_state: b.filter_state.unwrap_or_default(),
         credential_headers,
         services,
@@ -502,7 +519,7 @@ mod tests {
         );
     }
 
-    const GOOD: &str = r#"{
+    pub(super) const GOOD: &str = r#"{
       "bundle": "t", "version": 1, "environment": "production",
       "services": [
         {"name": "rentals", "protocol": "rest", "match": {"path_prefix": "/rest"},
@@ -599,5 +616,54 @@ mod tests {
                 .contains("roles[0].allow[0].service: unknown service `billing`"),
             "{err}"
         );
+    }
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::tests::GOOD;
+    use super::*;
+
+    fn with_state(state: &str) -> Result<Policy, BundleErrors> {
+        let json = GOOD.replacen(
+            r#""environment": "production","#,
+            &format!(r#""environment": "production", "state": {state},"#),
+            1,
+        );
+        compile_json(json.as_bytes(), &Secrets::Unchecked)
+    }
+
+    #[test]
+    fn the_state_store_is_checked_and_compiled() {
+        assert!(with_state(r#"{"store": "local"}"#).unwrap().etcd.is_none());
+        let p = with_state(r#"{"store": "etcd", "cluster": "etcd", "timeout_ms": 250}"#).unwrap();
+        let etcd = p.etcd.unwrap();
+        assert_eq!(
+            (
+                etcd.cluster.as_str(),
+                etcd.authority.as_str(),
+                etcd.prefix.as_str(),
+                etcd.timeout_ms
+            ),
+            ("etcd", "etcd", "scopegate/", 250)
+        );
+        for (state, path) in [
+            (r#"{"store": "etcd"}"#, "state.cluster"),
+            (
+                r#"{"store": "etcd", "cluster": "etcd", "timeout_ms": 0}"#,
+                "state.timeout_ms",
+            ),
+            (
+                r#"{"store": "etcd", "cluster": "etcd", "prefix": "a b"}"#,
+                "state.prefix",
+            ),
+            (r#"{"store": "local", "cluster": "etcd"}"#, "state.cluster"),
+        ] {
+            let err = with_state(state).unwrap_err();
+            let paths: Vec<&str> = err.0.iter().map(|e| e.path.as_str()).collect();
+            assert_eq!(paths, [path], "{state}");
+        }
+        // Unknown members are errors, as everywhere.
+        assert!(with_state(r#"{"store": "etcd", "cluster": "etcd", "compare": 1}"#).is_err());
     }
 }

@@ -504,3 +504,15 @@ fn required_audit_forwards_only_what_the_collector_took() {
     assert_eq!(s.on_request_headers(true), Flow::Pause);
     assert_eq!(f.sent.borrow().as_ref().unwrap().0, 503);
 }
+
+#[test]
+fn undecodable_requests_are_counted_by_kind() {
+    let f = fake("GET", "/rest/../rest/reservations", "reader-key", b"");
+    let mut s = stream(&f);
+    assert_eq!(s.on_request_headers(true), Flow::Pause);
+    s.on_log();
+    let m = f.metrics.borrow();
+    assert_eq!(m.get("scopegate_decode_failures"), Some(&1));
+    assert_eq!(m.get("scopegate_decode_failures_ambiguous"), Some(&1));
+    assert_eq!(m.get("scopegate_decode_failures_malformed"), None);
+}

@@ -2,6 +2,7 @@
 //! arguments and variables, and every field selected below it; depth and alias limits.
 
 use super::*;
+use crate::request::{ambiguous, over_limit, unmodelled};
 
 impl GraphqlDecoder {
     /// Parses one document and turns every root field of every operation into an operation.
@@ -36,7 +37,7 @@ impl GraphqlDecoder {
         r: &GqlRequest,
     ) -> Result<Vec<Operation>, DecodeError> {
         if r.document.len() > self.limits.document_bytes {
-            return undecodable(format!(
+            return over_limit(format!(
                 "GraphQL document is {} bytes, over the service's max_document_bytes of {}",
                 r.document.len(),
                 self.limits.document_bytes
@@ -66,12 +67,12 @@ impl GraphqlDecoder {
                 cst::Definition::FragmentDefinition(f) => {
                     let name = required(f.fragment_name().and_then(|n| n.name()), "fragment name")?;
                     if fragments.insert(name.clone(), f).is_some() {
-                        return undecodable(format!("fragment `{name}` is defined twice"));
+                        return ambiguous(format!("fragment `{name}` is defined twice"));
                     }
                     in_order.push(name);
                 }
                 other => {
-                    return undecodable(format!(
+                    return unmodelled(format!(
                         "{} in a request: only operations and fragments are executable",
                         other.kind()
                     ))
@@ -79,7 +80,7 @@ impl GraphqlDecoder {
             }
         }
         if fragments.len() > self.limits.fragments {
-            return undecodable(format!(
+            return over_limit(format!(
                 "{} fragments, over the service's max_fragments of {}",
                 fragments.len(),
                 self.limits.fragments
@@ -114,7 +115,7 @@ impl GraphqlDecoder {
         for op in &operations {
             let kind = op.operation_type().map_or(OpKind::Query, |t| op_kind(&t));
             if kind == OpKind::Mutation && r.over_get {
-                return undecodable("mutation over GET: GraphQL mutations are POST only");
+                return unmodelled("mutation over GET: GraphQL mutations are POST only");
             }
             let set = required_node(op.selection_set(), "selection set")?;
             if !self.nested {
@@ -144,7 +145,7 @@ impl GraphqlDecoder {
             let mut deepest = 0;
             for field in fields {
                 if out.len() >= self.limits.root_fields {
-                    return undecodable(format!(
+                    return over_limit(format!(
                         "more than the service's max_root_fields of {} root fields",
                         self.limits.root_fields
                     ));
@@ -175,7 +176,7 @@ impl GraphqlDecoder {
         }
         let aliases = walk.aliases + nested.aliases;
         if aliases > self.limits.aliases {
-            return undecodable(format!(
+            return over_limit(format!(
                 "{aliases} aliases, over the service's max_aliases of {}",
                 self.limits.aliases
             ));
@@ -185,7 +186,7 @@ impl GraphqlDecoder {
 
     pub(super) fn check_depth(&self, depth: usize) -> Result<(), DecodeError> {
         if depth > self.limits.depth {
-            return undecodable(format!(
+            return over_limit(format!(
                 "GraphQL selection depth {depth}, over the service's max_depth of {}",
                 self.limits.depth
             ));
@@ -204,13 +205,13 @@ impl GraphqlDecoder {
         for op in operations {
             match op.name() {
                 None if operations.len() > 1 => {
-                    return undecodable("an anonymous operation beside others")
+                    return ambiguous("an anonymous operation beside others")
                 }
                 None => {}
                 Some(n) => {
                     let n = required(Some(n), "operation name")?;
                     if !names.insert(n.clone()) {
-                        return undecodable(format!("operation `{n}` is defined twice"));
+                        return ambiguous(format!("operation `{n}` is defined twice"));
                     }
                 }
             }
@@ -218,7 +219,7 @@ impl GraphqlDecoder {
         match (operations.len(), selected) {
             (0, _) => undecodable("no operation in the GraphQL document"),
             (1, None) => Ok(()),
-            (_, None) => undecodable(format!(
+            (_, None) => ambiguous(format!(
                 "{} operations and no operationName: which one runs is up to the upstream",
                 operations.len()
             )),
@@ -247,7 +248,7 @@ impl GraphqlDecoder {
         let meta = name.starts_with("__");
         if let Some(schema) = &self.schema {
             if !meta && !schema.of(kind).contains(&name) {
-                return undecodable(format!(
+                return unmodelled(format!(
                     "`{name}` is not a {} root field of the service's schema",
                     kind.as_str()
                 ));
@@ -272,7 +273,7 @@ impl GraphqlDecoder {
                     match schema.field_type(root, &name) {
                         Some(t) => Some(t.to_string()),
                         None => {
-                            return undecodable(format!(
+                            return unmodelled(format!(
                                 "the type of root field `{name}` is not in the service's schema"
                             ))
                         }
@@ -431,7 +432,7 @@ pub(super) fn arguments(
     for arg in args.arguments() {
         let arg_name = required(arg.name(), "argument name")?;
         if !seen.insert(arg_name.clone()) {
-            return undecodable(format!("argument `{arg_name}` of `{name}` is given twice"));
+            return ambiguous(format!("argument `{arg_name}` of `{name}` is given twice"));
         }
         let value = required_node(arg.value(), "argument value")?;
         vars.record(&arg_name, &value, &mut records, &mut unknown)?;
@@ -480,7 +481,7 @@ impl Nested<'_> {
         for sel in set.selections() {
             self.visits += 1;
             if self.visits > MAX_SELECTION_VISITS {
-                return undecodable(format!(
+                return over_limit(format!(
                     "more than {MAX_SELECTION_VISITS} selections once fragments are expanded"
                 ));
             }
@@ -506,7 +507,7 @@ impl Nested<'_> {
                         continue;
                     }
                     if name.starts_with("__") {
-                        return undecodable(format!("`{name}` below the root (at `{path}`)"));
+                        return unmodelled(format!("`{name}` below the root (at `{path}`)"));
                     }
                     let child_path = dotted(path, name);
                     let (resource, child_ty) = match (self.schema, ty) {
@@ -514,13 +515,13 @@ impl Nested<'_> {
                         (Some(schema), Some(t)) => match schema.field_type(t, name) {
                             Some(ct) => (Some(dotted(t, name)), Some(ct)),
                             None => {
-                                return undecodable(format!(
+                                return unmodelled(format!(
                                     "`{name}` is not a field of `{t}` in the service's schema (at `{path}`)"
                                 ))
                             }
                         },
                         (Some(_), None) => {
-                            return undecodable(format!(
+                            return unmodelled(format!(
                                 "the type of `{path}` is not in the service's schema"
                             ))
                         }
@@ -637,7 +638,7 @@ impl<'a> Variables<'a> {
             let name = required(def.variable().and_then(|v| v.name()), "variable name")?;
             let default = def.default_value().and_then(|d| d.value());
             if defaults.insert(name.clone(), default).is_some() {
-                return undecodable(format!("variable `${name}` is defined twice"));
+                return ambiguous(format!("variable `${name}` is defined twice"));
             }
         }
         Ok(Variables { given, defaults })
@@ -686,7 +687,7 @@ impl<'a> Variables<'a> {
                 for field in o.object_fields() {
                     let name = required(field.name(), "input field name")?;
                     if !seen.insert(name.clone()) {
-                        return undecodable(format!("input field `{key}.{name}` is given twice"));
+                        return ambiguous(format!("input field `{key}.{name}` is given twice"));
                     }
                     let value = required_node(field.value(), "input field value")?;
                     self.record(&format!("{key}.{name}"), &value, out, unknown)?;

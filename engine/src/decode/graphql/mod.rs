@@ -16,7 +16,7 @@ mod transport;
 use crate::bundle::{GraphqlConfig, GraphqlSchema, Problems};
 use crate::decode::actions::{parse_rule, ActionRule};
 use crate::decode::memo::{self, Memo};
-use crate::decode::{record_json, verb_action};
+use crate::decode::{record_json, verb_action, Decode, Decoded, Input};
 use crate::digest::{hex, sha256};
 use crate::glob::Glob;
 use crate::json::parse_strict;
@@ -99,6 +99,12 @@ struct GqlRequest {
     variables: Map<String, Json>,
     operation_name: Option<String>,
     over_get: bool,
+}
+
+impl Decode for GraphqlDecoder {
+    fn decode(&self, input: &Input) -> Decoded {
+        self.decode_request(input).into()
+    }
 }
 
 impl GraphqlDecoder {
@@ -224,13 +230,14 @@ impl GraphqlDecoder {
     }
 
     /// Every root field of every operation of every request in the HTTP request.
-    pub fn decode(
-        &self,
-        service: &str,
-        head: &RequestHead,
-        target: &Target,
-        body: &[u8],
-    ) -> Result<Vec<Operation>, DecodeError> {
+    fn decode_request(&self, input: &Input) -> Result<Vec<Operation>, DecodeError> {
+        let Input {
+            service,
+            head,
+            target,
+            ..
+        } = *input;
+        let body = input.body();
         target.only_at(&self.endpoint, "GraphQL")?;
         let requests = self.requests(head, target, body)?;
         let batch = requests.len() > 1;
@@ -238,9 +245,7 @@ impl GraphqlDecoder {
         for (i, r) in requests.iter().enumerate() {
             match self.operations(service, r) {
                 Ok(more) => ops.extend(more),
-                Err(DecodeError(e)) if batch => {
-                    return undecodable(format!("batch element {i}: {e}"))
-                }
+                Err(e) if batch => return Err(e.within(format!("batch element {i}"))),
                 Err(e) => return Err(e),
             }
         }

@@ -2,6 +2,7 @@
 //! one reading of the request, or a refusal.
 
 use super::*;
+use crate::request::{ambiguous, over_limit, unmodelled};
 
 impl GraphqlDecoder {
     /// The GraphQL requests an HTTP request carries, by transport.
@@ -14,7 +15,7 @@ impl GraphqlDecoder {
         match head.method.as_str() {
             "GET" => {
                 if !body.is_empty() {
-                    return undecodable("a GraphQL GET with a body: ambiguous");
+                    return ambiguous("a GraphQL GET with a body: ambiguous");
                 }
                 only_params(target, &REQUEST_KEYS)?;
                 let variables = target
@@ -37,7 +38,7 @@ impl GraphqlDecoder {
             "POST" => match media_type(head)? {
                 Media::Json => {
                     if let Some((name, _)) = target.query.first() {
-                        return undecodable(format!(
+                        return ambiguous(format!(
                             "query parameter `{name}` beside a GraphQL JSON body: ambiguous"
                         ));
                     }
@@ -48,7 +49,7 @@ impl GraphqlDecoder {
                                 return undecodable("empty GraphQL batch");
                             }
                             if items.len() > self.limits.batch {
-                                return undecodable(format!(
+                                return over_limit(format!(
                                     "GraphQL batch of {} operations, over the service's max_batch of {}",
                                     items.len(),
                                     self.limits.batch
@@ -58,9 +59,9 @@ impl GraphqlDecoder {
                                 .into_iter()
                                 .enumerate()
                                 .map(|(i, item)| match item {
-                                    Json::Object(m) => self.request_object(m).map_err(|e| {
-                                        DecodeError(format!("batch element {i}: {e}"))
-                                    }),
+                                    Json::Object(m) => self
+                                        .request_object(m)
+                                        .map_err(|e| e.within(format!("batch element {i}"))),
                                     _ => undecodable(format!(
                                         "batch element {i} is not a GraphQL request object"
                                     )),
@@ -89,7 +90,7 @@ impl GraphqlDecoder {
                     Ok(vec![request])
                 }
             },
-            other => undecodable(format!(
+            other => unmodelled(format!(
                 "GraphQL over {other}: only GET and POST are served"
             )),
         }
@@ -101,7 +102,7 @@ impl GraphqlDecoder {
         mut m: Map<String, Json>,
     ) -> Result<GqlRequest, DecodeError> {
         if let Some(k) = m.keys().find(|k| !REQUEST_KEYS.contains(&k.as_str())) {
-            return undecodable(format!("unknown GraphQL request key `{k}`"));
+            return unmodelled(format!("unknown GraphQL request key `{k}`"));
         }
         let query = match m.remove("query") {
             None | Some(Json::Null) => None,
@@ -153,14 +154,14 @@ impl GraphqlDecoder {
                 // The upstream may run the stored document for the hash, not this text:
                 // both must be the same document.
                 if hex(&sha256(q.as_bytes())) != hash {
-                    return undecodable("persisted query hash does not match the document sent");
+                    return ambiguous("persisted query hash does not match the document sent");
                 }
                 q
             }
             (None, Some(hash)) => match self.persisted.get(&hash) {
                 Some(doc) => doc.clone(),
                 None => {
-                    return undecodable(format!(
+                    return unmodelled(format!(
                         "persisted query {hash} is not listed in the service's persisted_queries"
                     ))
                 }
@@ -204,7 +205,7 @@ pub(super) fn only_params(target: &Target, allowed: &[&str]) -> Result<(), Decod
         .iter()
         .find(|(n, _)| !allowed.contains(&n.as_str()))
     {
-        Some((n, _)) => undecodable(format!("unexpected query parameter `{n}`")),
+        Some((n, _)) => unmodelled(format!("unexpected query parameter `{n}`")),
         None => Ok(()),
     }
 }

@@ -3,6 +3,7 @@
 
 use super::message::{records_of_map, Seen};
 use super::*;
+use crate::request::ambiguous;
 use base64::Engine as _;
 
 const PARAM_HEADER_PREFIX: &str = "mcp-param-";
@@ -17,23 +18,23 @@ pub(super) fn check_headers(head: &RequestHead, seen: &[Seen]) -> Result<(), Dec
     };
     if let Some(h) = head.single_header("mcp-method")? {
         if single.and_then(|s| s.method) != Some(h.as_str()) {
-            return undecodable(format!(
+            return ambiguous(format!(
                 "mcp-method header `{h}` does not match the body's method"
             ));
         }
     }
     if let HeaderValue::One(raw) = head.header("mcp-name") {
         let name = decode_header_value(raw)
-            .ok_or_else(|| DecodeError("mcp-name header is not a valid value".into()))?;
+            .ok_or_else(|| DecodeError::malformed("mcp-name header is not a valid value"))?;
         if single.and_then(|s| s.name) != Some(name.as_str()) {
-            return undecodable(format!(
+            return ambiguous(format!(
                 "mcp-name header `{name}` does not match the body's name"
             ));
         }
     }
     if let Some(v) = head.single_header("mcp-protocol-version")? {
         if let Some(body) = seen.iter().find_map(|s| s.version.filter(|b| *b != v)) {
-            return undecodable(format!(
+            return ambiguous(format!(
                 "mcp-protocol-version header `{v}` does not match the body's `{body}`"
             ));
         }
@@ -44,7 +45,7 @@ pub(super) fn check_headers(head: &RequestHead, seen: &[Seen]) -> Result<(), Dec
             continue;
         }
         if head.header(name) == HeaderValue::Repeated {
-            return undecodable(format!("repeated {name} header"));
+            return ambiguous(format!("repeated {name} header"));
         }
         let Some(args) = single.and_then(|s| s.arguments) else {
             return undecodable(format!("{name} header without a tools/call"));
@@ -52,7 +53,7 @@ pub(super) fn check_headers(head: &RequestHead, seen: &[Seen]) -> Result<(), Dec
         let values = values.get_or_insert_with(|| args.map(records_of_map).unwrap_or_default());
         let decoded = decode_header_value(raw);
         if !decoded.is_some_and(|d| values.values().any(|vs| vs.contains(&d))) {
-            return undecodable(format!("{name} header matches no argument of the call"));
+            return ambiguous(format!("{name} header matches no argument of the call"));
         }
     }
     Ok(())

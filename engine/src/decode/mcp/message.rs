@@ -2,6 +2,7 @@
 //! `prompts/get`, plumbing), its id recorded, and what the headers are checked against.
 
 use super::*;
+use crate::request::{ambiguous, over_limit, unmodelled};
 
 /// Methods a client sends that are plumbing (`read` on `mcp:<method>`).
 const PLUMBING_METHODS: [&str; 8] = [
@@ -34,13 +35,13 @@ impl McpDecoder {
         &self,
         service: &str,
         m: &'a Json,
-        out: &mut Decoded,
+        out: &mut Reading,
     ) -> Result<Seen<'a>, DecodeError> {
         let Json::Object(m) = m else {
             return undecodable("a JSON-RPC message is an object");
         };
         if let Some(k) = m.keys().find(|k| !MESSAGE_KEYS.contains(&k.as_str())) {
-            return undecodable(format!("unexpected member `{k}` in a JSON-RPC message"));
+            return unmodelled(format!("unexpected member `{k}` in a JSON-RPC message"));
         }
         if m.get("jsonrpc").and_then(Json::as_str) != Some("2.0") {
             return undecodable("`jsonrpc` must be \"2.0\"");
@@ -53,7 +54,7 @@ impl McpDecoder {
         };
         if let Some(id) = id {
             if out.ids.contains(id) {
-                return undecodable(format!("id {id} is used twice in the batch"));
+                return ambiguous(format!("id {id} is used twice in the batch"));
             }
             out.ids.push(id.clone());
         }
@@ -89,7 +90,7 @@ impl McpDecoder {
         if let Some(p) = params {
             let size = if out.measure_params { json_size(p) } else { 0 };
             if size > self.max_params_bytes {
-                return undecodable(format!(
+                return over_limit(format!(
                     "`params` of `{method}` is {size} bytes, over the service's max_params_bytes of {}",
                     self.max_params_bytes
                 ));
@@ -103,7 +104,7 @@ impl McpDecoder {
             // A notification is never answered, so a server that ran a `tools/call`
             // sent as one would do it silently: only `notifications/*` may be one.
             if !method.starts_with("notifications/") {
-                return undecodable(format!(
+                return unmodelled(format!(
                     "`{method}` sent as a notification (no `id`): only notifications/* may be"
                 ));
             }
@@ -165,7 +166,7 @@ impl McpDecoder {
                 out.ops
                     .push(Operation::new(service, Action::Read, format!("mcp:{m}")));
             }
-            m => return undecodable(format!("unknown MCP method `{m}`")),
+            m => return unmodelled(format!("unknown MCP method `{m}`")),
         }
         Ok(seen)
     }
@@ -269,19 +270,19 @@ fn json_size(m: &Map<String, Json>) -> usize {
 /// control characters — as the REST path rules do.
 pub(super) fn check_uri(uri: &str) -> Result<(), DecodeError> {
     if uri.chars().any(|c| c.is_control() || c == '\\') {
-        return undecodable("resource URI holds a backslash or a control character");
+        return ambiguous("resource URI holds a backslash or a control character");
     }
     let lower = uri.to_ascii_lowercase();
     if ["%2e", "%2f", "%5c", "%00"]
         .iter()
         .any(|e| lower.contains(e))
     {
-        return undecodable("resource URI holds an encoded dot, slash, backslash or NUL");
+        return ambiguous("resource URI holds an encoded dot, slash, backslash or NUL");
     }
     let rest = uri.split_once(':').map_or(uri, |(_, r)| r);
     let path = rest.split(['?', '#']).next().unwrap_or_default();
     if path.split('/').any(|seg| seg == "." || seg == "..") {
-        return undecodable("resource URI holds a dot segment");
+        return ambiguous("resource URI holds a dot segment");
     }
     Ok(())
 }

@@ -20,12 +20,16 @@ mod tests;
 
 use super::actions::{parse_rule, ActionRule};
 use super::sql::SqlDecoder;
-use super::{record_json, verb_action};
+use super::{record_json, verb_action, Decode, Decoded, Input};
 use crate::bundle::{McpConfig, Problems, Protocol, Service as ServiceConfig};
 use crate::glob::Glob;
 use crate::json::parse_strict;
 use crate::operation::{Action, Operation, Records};
-use crate::request::{content_type, undecodable, DecodeError, HeaderValue, RequestHead, Target};
+use crate::request::{
+    ambiguous, content_type, over_limit, undecodable, unmodelled, DecodeError, HeaderValue,
+    RequestHead, Target,
+};
+use crate::verdict::JsonRpc;
 pub use answers::{answer_is_filtered, filter_lists, Listed};
 use hashbrown::HashMap;
 use headers::check_headers;
@@ -87,14 +91,39 @@ pub struct McpDecoder {
     pub plumbing: bool,
 }
 
-/// A decoded request: its operations and the ids of its requests (for JSON-RPC errors).
+/// A request as it is read: its operations and the ids of its messages (for JSON-RPC
+/// errors, also when a later message is refused).
 #[derive(Debug, Default)]
-pub struct Decoded {
-    pub ops: Vec<Operation>,
-    pub ids: Vec<Json>,
+pub(super) struct Reading {
+    pub(super) ops: Vec<Operation>,
+    pub(super) ids: Vec<Json>,
     /// Spoken on the session wire (see `verdict::JsonRpc`).
-    pub session_wire: bool,
-    measure_params: bool,
+    pub(super) session_wire: bool,
+    pub(super) measure_params: bool,
+}
+
+impl Decode for McpDecoder {
+    /// The ids read before a refusal are kept (`Decoded::jsonrpc`), so the refusal can
+    /// answer them.
+    fn decode(&self, input: &Input) -> Decoded {
+        let head = input.head;
+        let mut out = Reading {
+            session_wire: match head.header("mcp-protocol-version") {
+                HeaderValue::Absent => true,
+                HeaderValue::One(v) => HANDSHAKE_VERSIONS.iter().any(|h| h.as_bytes() == v),
+                HeaderValue::Repeated => false,
+            },
+            ..Reading::default()
+        };
+        let result = self.decode_into(input.service, head, input.target, input.body(), &mut out);
+        Decoded {
+            jsonrpc: Some(JsonRpc {
+                ids: out.ids,
+                session_wire: out.session_wire,
+            }),
+            ops: result.map(|()| out.ops),
+        }
+    }
 }
 
 impl McpDecoder {
@@ -172,53 +201,32 @@ impl McpDecoder {
         ToolRule::Action(ActionRule::plain(builtin_tool_action(name)))
     }
 
-    /// Decodes a request. The ids read before a refusal are kept in `Decoded::ids`, so
-    /// the refusal can answer them.
-    pub fn decode(
-        &self,
-        service: &str,
-        head: &RequestHead,
-        target: &Target,
-        body: &[u8],
-    ) -> (Decoded, Result<(), DecodeError>) {
-        let mut out = Decoded {
-            session_wire: match head.header("mcp-protocol-version") {
-                HeaderValue::Absent => true,
-                HeaderValue::One(v) => HANDSHAKE_VERSIONS.iter().any(|h| h.as_bytes() == v),
-                HeaderValue::Repeated => false,
-            },
-            ..Decoded::default()
-        };
-        let result = self.decode_into(service, head, target, body, &mut out);
-        (out, result)
-    }
-
     fn decode_into(
         &self,
         service: &str,
         head: &RequestHead,
         target: &Target,
         body: &[u8],
-        out: &mut Decoded,
+        out: &mut Reading,
     ) -> Result<(), DecodeError> {
         target.only_at(&self.endpoint, "MCP")?;
         if let Some((n, _)) = target.query.first() {
-            return undecodable(format!(
+            return unmodelled(format!(
                 "query parameter `{n}` on the MCP endpoint (MCP carries everything in the body)"
             ));
         }
         for h in ROUTING_HEADERS {
             if head.header(h) == HeaderValue::Repeated {
-                return undecodable(format!("repeated {h} header"));
+                return ambiguous(format!("repeated {h} header"));
             }
         }
         match head.method.as_str() {
             "GET" | "DELETE" => {
                 if !body.is_empty() {
-                    return undecodable(format!("{} with a body on the MCP endpoint", head.method));
+                    return unmodelled(format!("{} with a body on the MCP endpoint", head.method));
                 }
                 if head.has_header("mcp-method") || head.has_header("mcp-name") {
-                    return undecodable(format!("mcp-method/mcp-name on a {}", head.method));
+                    return unmodelled(format!("mcp-method/mcp-name on a {}", head.method));
                 }
                 let what = if head.method == "GET" {
                     "mcp:stream"
@@ -229,7 +237,7 @@ impl McpDecoder {
                 return Ok(());
             }
             "POST" => {}
-            m => return undecodable(format!("{m}: MCP is spoken with POST, GET and DELETE")),
+            m => return unmodelled(format!("{m}: MCP is spoken with POST, GET and DELETE")),
         }
         content_type(head, &["application/json"], "MCP")?;
         let doc = parse_strict(body)?;
@@ -242,7 +250,7 @@ impl McpDecoder {
                     return undecodable("empty batch");
                 }
                 if batch.len() > self.max_batch {
-                    return undecodable(format!(
+                    return over_limit(format!(
                         "batch of {} messages, over the service's max_batch of {}",
                         batch.len(),
                         self.max_batch
@@ -251,7 +259,7 @@ impl McpDecoder {
                 for (i, m) in batch.iter().enumerate() {
                     seen.push(
                         self.message(service, m, out)
-                            .map_err(|e| DecodeError(format!("message [{i}]: {}", e.0)))?,
+                            .map_err(|e| e.within(format!("message [{i}]")))?,
                     );
                 }
             }

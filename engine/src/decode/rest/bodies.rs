@@ -1,6 +1,7 @@
 //! Write bodies: the rows a PostgREST or DreamFactory write holds, and their post-image.
 
 use super::*;
+use crate::request::{ambiguous, unmodelled};
 
 /// Which upstream reads a write body: how it treats nested values and strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +75,7 @@ impl Rows {
                 // DreamFactory matches keys to columns case-insensitively (so do some
                 // databases): two spellings of one column are two values for it.
                 if !folded.insert(key.to_ascii_lowercase()) {
-                    return undecodable(format!(
+                    return ambiguous(format!(
                         "body keys that differ only in case ({key:?}) may name one column"
                     ));
                 }
@@ -108,7 +109,7 @@ pub(super) fn scalar(
         Json::Bool(b) => Some(b.to_string()),
         Json::Null => None,
         Json::Array(_) | Json::Object(_) if reader == Reader::DreamFactory => {
-            return undecodable(format!(
+            return unmodelled(format!(
                 "nested value for {key:?}: DreamFactory writes related tables from nested records; write each table itself"
             ))
         }
@@ -123,19 +124,19 @@ pub(super) fn body_media(head: &RequestHead, reader: Reader) -> Result<(), Decod
     let raw =
         match head.header("content-type") {
             HeaderValue::Absent if reader == Reader::PostgRest => return Ok(()),
-            HeaderValue::Absent => return undecodable(
+            HeaderValue::Absent => return unmodelled(
                 "a DreamFactory write without content-type: send its records as application/json",
             ),
-            HeaderValue::Repeated => return undecodable("repeated content-type header"),
+            HeaderValue::Repeated => return ambiguous("repeated content-type header"),
             HeaderValue::One(v) => String::from_utf8_lossy(v).to_ascii_lowercase(),
         };
     let media = raw.split(';').next().unwrap_or_default().trim();
     match media {
         "application/json" => content_type(head, &["application/json"], "JSON").map(|_| ()),
-        "application/x-www-form-urlencoded" | "text/csv" => undecodable(format!(
+        "application/x-www-form-urlencoded" | "text/csv" => unmodelled(format!(
             "a `{media}` write body is not decoded: this role's grants check the values a write assigns, which scopegate reads from JSON only; send the rows as application/json"
         )),
-        _ => undecodable(format!(
+        _ => unmodelled(format!(
             "content-type `{raw}`: a write body is decoded as application/json only"
         )),
     }
@@ -166,7 +167,7 @@ pub(super) fn pgrst_rows(
     let columns = match target.single_param("columns")? {
         None => None,
         Some(_) if put => {
-            return undecodable(
+            return unmodelled(
                 "`columns` on a PUT: PostgREST ignores it there and writes every key of the body; leave it out",
             )
         }
@@ -211,7 +212,7 @@ pub(super) fn df_rows(
         return Ok(None);
     }
     if method == "PUT" {
-        return undecodable(
+        return unmodelled(
             "DreamFactory PUT replaces whole records on some databases (MongoDB), clearing the fields it leaves out: what it assigns cannot be read from the body; use PATCH",
         );
     }
@@ -244,7 +245,7 @@ pub(super) fn df_rows(
         Json::Array(items) => records(items)?,
         Json::Object(mut m) if m.contains_key("resource") => {
             if m.len() != 1 {
-                return undecodable(
+                return ambiguous(
                     "members beside `resource` in a DreamFactory body are read as request options: send them as query parameters",
                 );
             }
@@ -266,7 +267,7 @@ pub(super) fn df_rows(
             .flat_map(|o| o.keys())
             .find(|k| DF_PARAMS.contains(&k.as_str()) || k.as_str() == "related")
         {
-            return undecodable(format!(
+            return unmodelled(format!(
                 "`{k}` at the top of a DreamFactory body is read as a request option: send options as query parameters and records as {{\"resource\": [...]}}"
             ));
         }

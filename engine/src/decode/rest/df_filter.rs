@@ -1,6 +1,7 @@
 //! DreamFactory's `filter=` grammar: a strict SQL-like expression parsed into `Expr`.
 
 use super::*;
+use crate::request::{ambiguous, over_limit, unmodelled};
 
 /// DreamFactory's SQL-like `filter=` grammar, strictly:
 /// `expr := and (OR and)*`, `and := unary (AND unary)*`, `unary := NOT unary | (expr) | cmp`,
@@ -66,7 +67,7 @@ pub(super) fn tokenize(s: &str) -> Result<Vec<Tok>, DecodeError> {
                             }
                         }
                         Some('\\') => {
-                            return undecodable("backslash escapes in `filter` are ambiguous")
+                            return ambiguous("backslash escapes in `filter` are ambiguous")
                         }
                         Some(&ch) => {
                             v.push(ch);
@@ -157,7 +158,7 @@ impl Parser {
     }
     pub(super) fn depth_check(&self, depth: usize) -> Result<(), DecodeError> {
         if depth > MAX_FILTER_DEPTH {
-            return undecodable("`filter` nests too deeply");
+            return over_limit("`filter` nests too deeply");
         }
         Ok(())
     }
@@ -294,7 +295,7 @@ impl Parser {
             };
             Expr::term(column, cmp, vec![])
         } else {
-            return undecodable(format!("unknown comparison after `{column}` in `filter`"));
+            return unmodelled(format!("unknown comparison after `{column}` in `filter`"));
         };
         Ok(if negated { Expr::Not(Box::new(t)) } else { t })
     }

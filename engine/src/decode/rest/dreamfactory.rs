@@ -2,6 +2,7 @@
 //! options in the URL or the body.
 
 use super::*;
+use crate::request::{ambiguous, unmodelled};
 
 /// Query parameters DreamFactory's database services accept that do not change which
 /// rows or tables a request reaches (or that this decoder reads itself).
@@ -39,18 +40,18 @@ pub(super) fn dreamfactory(
     if matches!(method, "GET" | "HEAD" | "DELETE" | "OPTIONS")
         && body.is_some_and(|b| !b.is_empty())
     {
-        return undecodable(format!(
+        return ambiguous(format!(
             "a {method} with a body: DreamFactory reads options (ids, filter, …) and records from it, which override the URL; send them in the URL"
         ));
     }
     for (name, _) in &target.query {
         if name == "related" {
-            return undecodable(
+            return unmodelled(
                 "`related=` reaches other tables through relationships; request each table itself",
             );
         }
         if !DF_PARAMS.contains(&name.as_str()) {
-            return undecodable(format!("unknown DreamFactory query parameter `{name}`"));
+            return unmodelled(format!("unknown DreamFactory query parameter `{name}`"));
         }
     }
     let id_field = match target.single_param("id_field")? {
@@ -67,7 +68,7 @@ pub(super) fn dreamfactory(
         if reads {
             Ok(vec![op(Action::Read, what)])
         } else {
-            undecodable(format!(
+            unmodelled(format!(
                 "{method} on `{what}` is not a DreamFactory operation"
             ))
         }
@@ -81,10 +82,10 @@ pub(super) fn dreamfactory(
                 "POST" => Action::Create,
                 "PUT" | "PATCH" => Action::Update,
                 "DELETE" => Action::Delete,
-                _ => return undecodable(format!("method {method} on a DreamFactory table")),
+                _ => return unmodelled(format!("method {method} on a DreamFactory table")),
             };
             let (scope, records) = match (ids, filter) {
-                (Some(_), Some(_)) => return undecodable("both `ids` and `filter` given"),
+                (Some(_), Some(_)) => return ambiguous("both `ids` and `filter` given"),
                 (Some(ids), None) => (Scope::Some, id_records(id_field, ids)?),
                 (None, Some(f)) => {
                     let e = parse_df_filter(f)?;
@@ -109,13 +110,13 @@ pub(super) fn dreamfactory(
         }
         ["_table", table, id] => {
             if ids.is_some() || filter.is_some() {
-                return undecodable("a record path cannot also carry `ids` or `filter`");
+                return ambiguous("a record path cannot also carry `ids` or `filter`");
             }
             let action = match method {
                 "GET" | "HEAD" => Action::Read,
                 "PUT" | "PATCH" => Action::Update,
                 "DELETE" => Action::Delete,
-                _ => return undecodable(format!("method {method} on a DreamFactory record")),
+                _ => return unmodelled(format!("method {method} on a DreamFactory record")),
             };
             if id.contains(',') || id.trim() != *id {
                 return undecodable("a record path names one id, without commas or spaces");
@@ -131,7 +132,7 @@ pub(super) fn dreamfactory(
         ["_schema"] => match method {
             "GET" | "HEAD" => Ok(vec![op(Action::Read, "_schema")]),
             "POST" | "PUT" | "PATCH" => Ok(vec![op(Action::Alter, "_schema")]),
-            _ => undecodable(format!("method {method} on `_schema`")),
+            _ => unmodelled(format!("method {method} on `_schema`")),
         },
         ["_schema", table, more @ ..] => match method {
             // The table's definition, not its data (issue 18, class 5): its own resource.
@@ -139,11 +140,11 @@ pub(super) fn dreamfactory(
             "POST" | "PUT" | "PATCH" => Ok(vec![op(Action::Alter, table)]),
             "DELETE" if more.is_empty() => Ok(vec![op(Action::Drop, table)]),
             "DELETE" => Ok(vec![op(Action::Alter, table)]),
-            _ => undecodable(format!("method {method} on `_schema`")),
+            _ => unmodelled(format!("method {method} on `_schema`")),
         },
         [kind @ ("_proc" | "_func"), name] => match method {
             "GET" | "POST" => Ok(vec![op(Action::Execute, &format!("{kind}/{name}"))]),
-            _ => undecodable(format!("method {method} on a stored procedure or function")),
+            _ => unmodelled(format!("method {method} on a stored procedure or function")),
         },
         _ => undecodable(format!(
             "`/{}` is not a DreamFactory resource path",
@@ -159,7 +160,7 @@ pub(super) fn id_records(id_field: &str, ids: &str) -> Result<Records, DecodeErr
             return undecodable("`ids` holds an empty id");
         }
         if id.trim() != id {
-            return undecodable("`ids` holds an id with surrounding spaces");
+            return ambiguous("`ids` holds an id with surrounding spaces");
         }
         values.push(id.to_string());
     }

@@ -14,7 +14,7 @@ mod tests;
 
 use crate::bundle::{Problems, RestConfig, RestStyle};
 use crate::decode::expr::{Cmp, Expr};
-use crate::decode::record_json;
+use crate::decode::{record_json, Decode, Decoded, Input};
 use crate::json::parse_strict;
 use crate::operation::{upsert_scope, Action, Operation, Records, Scope, Sets};
 use crate::request::{
@@ -58,6 +58,12 @@ pub(crate) fn is_identifier(s: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl Decode for RestDecoder {
+    fn decode(&self, input: &Input) -> Decoded {
+        self.operations(input).into()
+    }
 }
 
 impl RestDecoder {
@@ -158,13 +164,14 @@ impl RestDecoder {
     /// rows (`body_holds_rows`, and a grant of the role checks record values): creates then
     /// prove the records of the rows they write and updates carry their post-image
     /// (`Operation::sets`). `None` decides on the head alone.
-    pub fn decode(
-        &self,
-        service: &str,
-        head: &RequestHead,
-        target: &Target,
-        body: Option<&[u8]>,
-    ) -> Result<Vec<Operation>, DecodeError> {
+    fn operations(&self, input: &Input) -> Result<Vec<Operation>, DecodeError> {
+        let Input {
+            service,
+            head,
+            target,
+            body,
+            ..
+        } = *input;
         let Some(rest) = target.strip_prefix(&self.base) else {
             return undecodable("path is outside the service's base path");
         };

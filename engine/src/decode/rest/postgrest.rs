@@ -2,6 +2,7 @@
 //! embeds, profiles and `Prefer`.
 
 use super::*;
+use crate::request::{ambiguous, over_limit, unmodelled};
 
 /// Query parameters PostgREST reserves; every other parameter is a filter.
 pub(super) const PGRST_RESERVED: &[&str] = &[
@@ -37,7 +38,7 @@ pub(super) fn postgrest(
                 Action::Read,
                 qualify("_openapi"),
             )]),
-            _ => undecodable(format!("{method} on the PostgREST root")),
+            _ => unmodelled(format!("{method} on the PostgREST root")),
         },
         ["rpc", function] => match method {
             "GET" | "HEAD" | "POST" => {
@@ -52,7 +53,7 @@ pub(super) fn postgrest(
                 ops.extend(embedded_reads(service, target, &qualify)?);
                 Ok(ops)
             }
-            _ => undecodable(format!("{method} on a PostgREST function")),
+            _ => unmodelled(format!("{method} on a PostgREST function")),
         },
         [table] => {
             let filter = pgrst_filters(target)?;
@@ -123,7 +124,7 @@ pub(super) fn postgrest(
                     }
                 }
                 "DELETE" => vec![op(Action::Delete, write_scope)],
-                _ => return undecodable(format!("method {method} on a PostgREST table")),
+                _ => return unmodelled(format!("method {method} on a PostgREST table")),
             };
             ops.extend(embedded_reads(service, target, &qualify)?);
             Ok(ops)
@@ -149,7 +150,7 @@ pub(super) fn profile(
         _ => ("content-profile", "accept-profile"),
     };
     if head.single_header(ignored)?.is_some() {
-        return undecodable(format!(
+        return ambiguous(format!(
             "`{ignored}` on a {} request: PostgREST picks the schema from `{used}` here and would ignore it",
             head.method
         ));
@@ -158,7 +159,7 @@ pub(super) fn profile(
         None => Ok(None),
         Some(s) if s == default_schema => Ok(None),
         Some(s) if is_identifier(&s) => Ok(Some(s)),
-        Some(_) => undecodable("profile header does not name one schema"),
+        Some(_) => ambiguous("profile header does not name one schema"),
     }
 }
 
@@ -174,7 +175,7 @@ pub(super) fn prefers_merge(head: &RequestHead) -> Result<bool, DecodeError> {
             "resolution=merge-duplicates" => merge = true,
             "resolution=ignore-duplicates" => {}
             t if t.to_ascii_lowercase().contains("resolution") => {
-                return undecodable(format!("unrecognised Prefer `{t}`"))
+                return unmodelled(format!("unrecognised Prefer `{t}`"))
             }
             _ => {}
         }
@@ -211,7 +212,9 @@ pub(super) fn pgrst_filters(target: &Target) -> Result<Expr, DecodeError> {
         let inner = value
             .strip_prefix('(')
             .and_then(|v| v.strip_suffix(')'))
-            .ok_or_else(|| DecodeError(format!("`{name}` expects a parenthesised list")))?;
+            .ok_or_else(|| {
+                DecodeError::malformed(format!("`{name}` expects a parenthesised list"))
+            })?;
         let tree = pgrst_logic(logic, inner, 0)?;
         parts.push(if negated {
             Expr::Not(Box::new(tree))
@@ -224,7 +227,7 @@ pub(super) fn pgrst_filters(target: &Target) -> Result<Expr, DecodeError> {
 
 pub(super) fn pgrst_logic(kind: &str, inner: &str, depth: usize) -> Result<Expr, DecodeError> {
     if depth > MAX_FILTER_DEPTH {
-        return undecodable("logic tree nests too deeply");
+        return over_limit("logic tree nests too deeply");
     }
     let mut parts = Vec::new();
     for item in split_top(inner, ',')? {
@@ -243,12 +246,12 @@ pub(super) fn pgrst_logic(kind: &str, inner: &str, depth: usize) -> Result<Expr,
             };
             let body = rest
                 .strip_suffix(')')
-                .ok_or_else(|| DecodeError("unbalanced logic tree".to_string()))?;
+                .ok_or_else(|| DecodeError::malformed("unbalanced logic tree"))?;
             pgrst_logic(sub, body, depth + 1)?
         } else {
             let (column, filter) = item
                 .split_once('.')
-                .ok_or_else(|| DecodeError(format!("`{item}` is not a filter")))?;
+                .ok_or_else(|| DecodeError::malformed(format!("`{item}` is not a filter")))?;
             if !is_identifier(column) {
                 return undecodable(format!("`{column}` is not a column"));
             }
@@ -282,7 +285,7 @@ pub(super) fn split_top(s: &str, sep: char) -> Result<Vec<&str>, DecodeError> {
             ')' if !quoted => {
                 depth = depth
                     .checked_sub(1)
-                    .ok_or_else(|| DecodeError("unbalanced parentheses".to_string()))?;
+                    .ok_or_else(|| DecodeError::malformed("unbalanced parentheses"))?;
             }
             c if c == sep && !quoted && depth == 0 => {
                 out.push(s.get(start..i).unwrap_or_default());
@@ -324,7 +327,7 @@ pub(super) fn pgrst_term(column: &str, filter: &str, in_tree: bool) -> Result<Ex
             let inner = arg
                 .strip_prefix('(')
                 .and_then(|a| a.strip_suffix(')'))
-                .ok_or_else(|| DecodeError("`in` expects a parenthesised list".to_string()))?;
+                .ok_or_else(|| DecodeError::malformed("`in` expects a parenthesised list"))?;
             let values = split_top(inner, ',')?
                 .into_iter()
                 .map(unquote)
@@ -344,7 +347,7 @@ pub(super) fn pgrst_term(column: &str, filter: &str, in_tree: bool) -> Result<Ex
         }
         "eq" | "gt" | "gte" | "lt" | "lte" | "fts" | "plfts" | "phfts" | "wfts" | "cs" | "cd"
         | "ov" | "sl" | "sr" | "nxr" | "nxl" | "adj" => Cmp::Bounding,
-        other => return undecodable(format!("unknown PostgREST operator `{other}`")),
+        other => return unmodelled(format!("unknown PostgREST operator `{other}`")),
     };
     let values = if cmp == Cmp::Eq && in_tree {
         vec![unquote(arg)?]
@@ -444,7 +447,7 @@ pub(super) fn collect_embeds(
     out: &mut dyn FnMut(&str),
 ) -> Result<(), DecodeError> {
     if depth > MAX_FILTER_DEPTH {
-        return undecodable("`select` nests too deeply");
+        return over_limit("`select` nests too deeply");
     }
     for item in split_top(select, ',')? {
         let item = item.trim();
@@ -455,7 +458,7 @@ pub(super) fn collect_embeds(
         let inner = item
             .get(open + 1..)
             .and_then(|r| r.strip_suffix(')'))
-            .ok_or_else(|| DecodeError(format!("bad `select` item `{item}`")))?;
+            .ok_or_else(|| DecodeError::malformed(format!("bad `select` item `{item}`")))?;
         let head = head.strip_prefix("...").unwrap_or(head);
         // `alias:name!hint` — an alias is `x:`, a cast `::` never precedes `(`.
         let name = match head.split_once(':') {

@@ -2,6 +2,7 @@
 //! `{param}` segments and declared query parameters, and bodies that could shadow them.
 
 use super::*;
+use crate::request::{ambiguous, unmodelled};
 
 #[derive(Debug, Clone)]
 pub(super) struct Route {
@@ -202,7 +203,7 @@ pub(super) fn route(
         // route declares pass, each a record; any other is refused.
         for (name, _) in &target.query {
             if !r.query.contains(name) {
-                return undecodable(format!(
+                return unmodelled(format!(
                     "query parameter `{name}` is not declared by the route (`query` in the bundle)"
                 ));
             }
@@ -226,13 +227,13 @@ pub(super) fn route(
             })
             .collect();
         let Some(action) = r.action.or_else(|| method_action(method)) else {
-            return undecodable(format!("method {method} has no action"));
+            return unmodelled(format!("method {method} has no action"));
         };
         return Ok(vec![Operation::new(service, action, resource)
             .with_scope(r.scope)
             .with_records(records)]);
     }
-    undecodable(format!(
+    unmodelled(format!(
         "no route of the service matches {method} /{}",
         rest.join("/")
     ))
@@ -285,7 +286,7 @@ pub(super) fn route_body(
     }
     let shadow = |name: &str| -> Result<(), DecodeError> {
         match params.iter().find(|p| p.eq_ignore_ascii_case(name)) {
-            Some(p) => undecodable(format!(
+            Some(p) => ambiguous(format!(
                 "body member `{name}` beside the route's parameter `{p}`: a framework may merge it over the value decided on"
             )),
             None => Ok(()),

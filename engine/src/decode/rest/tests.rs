@@ -68,9 +68,14 @@ fn run_body(
 ) -> Result<Vec<String>, String> {
     let h = head(method, path, headers);
     let t = Target::parse(&h.path).map_err(|e| e.0)?;
-    d.decode("svc", &h, &t, body.map(str::as_bytes))
-        .map(|ops| show(&ops))
-        .map_err(|e| e.0)
+    let input = Input {
+        service: "svc",
+        prefix: &[],
+        head: &h,
+        target: &t,
+        body: body.map(str::as_bytes),
+    };
+    d.decode(&input).ops.map(|ops| show(&ops)).map_err(|e| e.0)
 }
 
 #[test]

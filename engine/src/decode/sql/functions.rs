@@ -2,6 +2,7 @@
 //! cast, a collation or an `EXPLAIN` option does, and the checks that read them.
 
 use super::*;
+use crate::request::unmodelled;
 
 /// Built-in functions that only compute: calling them reads or changes nothing.
 /// Matched on the lower-cased name, unqualified or in `pg_catalog`.
@@ -580,7 +581,7 @@ pub(super) fn explain_runs(options: &[UtilityOption]) -> Result<bool, DecodeErro
         if name == "analyze" || name == "analyse" {
             runs = true;
         } else if !EXPLAIN_PLAN_OPTIONS.contains(&name.as_str()) {
-            return undecodable(format!("EXPLAIN option `{}` is not modelled", o.name.value));
+            return unmodelled(format!("EXPLAIN option `{}` is not modelled", o.name.value));
         }
     }
     Ok(runs)

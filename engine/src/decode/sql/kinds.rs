@@ -3,6 +3,7 @@
 
 use super::functions::explain_runs;
 use super::*;
+use crate::request::unmodelled;
 
 impl Collector<'_> {
     pub(super) fn classify(&mut self, stmt: &Statement) -> Result<(), DecodeError> {
@@ -37,7 +38,7 @@ impl Collector<'_> {
                     }
                 } else {
                     let [only] = from.as_slice() else {
-                        return undecodable("DELETE from several tables");
+                        return unmodelled("DELETE from several tables");
                     };
                     let others = d.using.as_deref().unwrap_or_default();
                     let (name, ctx) = self.dml_target(only, others)?;
@@ -50,7 +51,7 @@ impl Collector<'_> {
             }
             Statement::Merge(m) => {
                 let TableFactor::Table { name, .. } = &m.table else {
-                    return undecodable("MERGE into something other than a table");
+                    return unmodelled("MERGE into something other than a table");
                 };
                 for clause in &m.clauses {
                     let (action, sets) = match &clause.action {
@@ -73,7 +74,7 @@ impl Collector<'_> {
                     .as_ref()
                     .is_some_and(|c| matches!(c, sqlparser::ast::CascadeOption::Cascade))
                 {
-                    return undecodable(
+                    return unmodelled(
                         "TRUNCATE … CASCADE empties tables the statement does not name",
                     );
                 }
@@ -88,7 +89,7 @@ impl Collector<'_> {
                 ..
             } => {
                 if *cascade {
-                    return undecodable(
+                    return unmodelled(
                         "DROP … CASCADE removes objects the statement does not name",
                     );
                 }
@@ -248,7 +249,7 @@ impl Collector<'_> {
                     .take(2)
                     .collect::<Vec<_>>()
                     .join(" ");
-                return undecodable(format!("statement kind `{kind}` is not classified"));
+                return unmodelled(format!("statement kind `{kind}` is not classified"));
             }
         }
         Ok(())
@@ -257,7 +258,7 @@ impl Collector<'_> {
     fn insert(&mut self, ins: &Insert) -> Result<(), DecodeError> {
         use Action::*;
         let TableObject::TableName(name) = &ins.table else {
-            return undecodable("INSERT into a table function");
+            return unmodelled("INSERT into a table function");
         };
         let values = self.values_records(ins);
         let sqlite_replace = matches!(ins.or, Some(sqlparser::ast::SqliteOnConflict::Replace));

@@ -42,12 +42,15 @@ mod visitor;
 
 use super::expr::{Cmp, Expr as Filter};
 use super::memo::{self, Memo};
+use super::{Decode, Decoded, Input};
 use crate::bundle::{Problems, SqlConfig, SqlDialectName};
 use crate::json::parse_strict;
 use crate::operation::{
     proves_rows, upsert_scope, Action, Operation, Records, Scope, Sets, NO_RELATION,
 };
-use crate::request::{content_type, undecodable, DecodeError, HeaderValue, RequestHead, Target};
+use crate::request::{
+    ambiguous, content_type, over_limit, undecodable, unmodelled, DecodeError, HeaderValue,
+};
 use hashbrown::HashSet;
 use serde_json::Value as Json;
 use sqlparser::ast::{
@@ -110,6 +113,12 @@ pub struct SqlDecoder {
     max_recursion: usize,
     /// Statements already decoded by this VM (see `memo.rs`).
     memo: Memo<Vec<Operation>>,
+}
+
+impl Decode for SqlDecoder {
+    fn decode(&self, input: &Input) -> Decoded {
+        self.operations(input).into()
+    }
 }
 
 impl SqlDecoder {
@@ -246,29 +255,33 @@ impl SqlDecoder {
     /// `body_members` (servers that merge query and body parameters, or read another
     /// member, would run something else); a raw body is POSTed as text with no query
     /// string; a query parameter comes without a body.
-    pub fn decode(
-        &self,
-        service: &str,
-        head: &RequestHead,
-        target: &Target,
-        body: &[u8],
-    ) -> Result<Vec<Operation>, DecodeError> {
+    fn operations(&self, input: &Input) -> Result<Vec<Operation>, DecodeError> {
+        let Input {
+            service,
+            head,
+            target,
+            ..
+        } = *input;
+        let body = input.body();
+        // A SQL endpoint is its prefix exactly, as GraphQL's and MCP's are: ClickHouse
+        // routes paths below it to `http_handlers` that run SQL of their own.
+        target.only_at(input.prefix, "SQL")?;
         // ClickHouse reads the database (and the user) from its own headers.
         if let Some((h, _)) = head
             .headers
             .iter()
             .find(|(n, _)| n.starts_with("x-clickhouse-"))
         {
-            return undecodable(format!(
+            return ambiguous(format!(
                 "header `{h}`: the server may read another database or user from it"
             ));
         }
         if !matches!(self.source, Source::QueryParam(_)) {
             if head.method != "POST" {
-                return undecodable(format!("SQL in the body is POSTed (not {})", head.method));
+                return unmodelled(format!("SQL in the body is POSTed (not {})", head.method));
             }
             if let Some((name, _)) = target.query.first() {
-                return undecodable(format!(
+                return ambiguous(format!(
                     "query parameter `{name}` beside a SQL body: ambiguous"
                 ));
             }
@@ -316,12 +329,12 @@ impl SqlDecoder {
             Source::QueryParam(name) => {
                 if !body.is_empty() {
                     // Some servers (ClickHouse) append the body to the query parameter.
-                    return undecodable("SQL in the query string and a request body: ambiguous");
+                    return ambiguous("SQL in the query string and a request body: ambiguous");
                 }
                 // ClickHouse-style servers read the database, settings (`readonly=0`) and a
                 // session from the other query parameters: not decoded, so refused.
                 if let Some((other, _)) = target.query.iter().find(|(n, _)| n != name) {
-                    return undecodable(format!(
+                    return ambiguous(format!(
                         "query parameter `{other}` beside the SQL: the server may read a database, settings or a session from it"
                     ));
                 }
@@ -342,7 +355,7 @@ impl SqlDecoder {
         params: &[Json],
     ) -> Result<Vec<Operation>, DecodeError> {
         if sql.len() > self.max_statement_bytes {
-            return undecodable(format!(
+            return over_limit(format!(
                 "SQL is {} bytes, over the service's max_statement_bytes of {}",
                 sql.len(),
                 self.max_statement_bytes
@@ -385,7 +398,7 @@ impl SqlDecoder {
         };
         let operators = count_operators(&tokens);
         if operators > MAX_OPERATORS {
-            return undecodable(format!(
+            return over_limit(format!(
                 "SQL holds {operators} operators, over the limit of {MAX_OPERATORS}"
             ));
         }
@@ -394,7 +407,7 @@ impl SqlDecoder {
             .with_tokens_with_locations(tokens)
             .parse_statements()
             .or_else(|e| match e {
-                sqlparser::parser::ParserError::RecursionLimitExceeded => undecodable(format!(
+                sqlparser::parser::ParserError::RecursionLimitExceeded => over_limit(format!(
                     "SQL nests deeper than the service's max_recursion of {}",
                     self.max_recursion
                 )),
@@ -404,7 +417,7 @@ impl SqlDecoder {
             return undecodable("no SQL statement");
         }
         if statements.len() > self.max_statements {
-            return undecodable(format!(
+            return over_limit(format!(
                 "{} statements, over the service's max_statements of {}",
                 statements.len(),
                 self.max_statements
@@ -421,7 +434,7 @@ impl SqlDecoder {
                 )
             })
         {
-            return undecodable(
+            return unmodelled(
                 "a batch that changes session settings (SET, RESET, USE, DISCARD) changes what the statements after it mean",
             );
         }
@@ -439,7 +452,7 @@ impl SqlDecoder {
                         .iter()
                         .any(|c| self.ident(c).ok() == self.ident(name).ok()) =>
                 {
-                    return undecodable(format!(
+                    return unmodelled(format!(
                         "FETCH from cursor `{}`, which this request does not declare",
                         name.value
                     ));
@@ -479,7 +492,7 @@ impl SqlDecoder {
             (_, Some(_)) => id.value.clone(),
         };
         if !valid_name(&v) {
-            return undecodable(format!("identifier `{}` cannot be named safely", id.value));
+            return unmodelled(format!("identifier `{}` cannot be named safely", id.value));
         }
         Ok(v)
     }
@@ -489,9 +502,7 @@ impl SqlDecoder {
             .iter()
             .map(|p| match p {
                 ObjectNamePart::Identifier(id) => self.ident(id),
-                ObjectNamePart::Function(_) => {
-                    undecodable("computed object names are not accepted")
-                }
+                ObjectNamePart::Function(_) => unmodelled("computed object names are not accepted"),
             })
             .collect()
     }
@@ -550,7 +561,7 @@ impl SqlDecoder {
                 }
                 _ => {
                     let shown = if at.is_empty() { k.clone() } else { p };
-                    return undecodable(format!(
+                    return unmodelled(format!(
                         "unexpected member `{shown}` in the SQL body (allowed: {}; more with `sql.body_members`)",
                         self.members.join(", ")
                     ));

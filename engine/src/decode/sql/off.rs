@@ -4,8 +4,9 @@
 //! compiled, so this module is never asked to decide SQL it cannot read.
 
 use crate::bundle::{Problems, SqlConfig};
+use crate::decode::{Decode, Decoded, Input};
 use crate::operation::Operation;
-use crate::request::{DecodeError, RequestHead, Target};
+use crate::request::DecodeError;
 use serde_json::Value as Json;
 
 /// Never built: `compile` refuses every configuration, so no value of this type exists
@@ -23,17 +24,13 @@ impl SqlDecoder {
         None
     }
 
-    pub fn decode(
-        &self,
-        _: &str,
-        _: &RequestHead,
-        _: &Target,
-        _: &[u8],
-    ) -> Result<Vec<Operation>, DecodeError> {
+    pub fn classify(&self, _: &str, _: &str, _: &[Json]) -> Result<Vec<Operation>, DecodeError> {
         match *self {}
     }
+}
 
-    pub fn classify(&self, _: &str, _: &str, _: &[Json]) -> Result<Vec<Operation>, DecodeError> {
+impl Decode for SqlDecoder {
+    fn decode(&self, _: &Input) -> Decoded {
         match *self {}
     }
 }

@@ -3,6 +3,7 @@
 //! which literals keep their value.
 
 use super::*;
+use crate::request::ambiguous;
 
 /// How the columns of one query level bind to the table a proof is about (the target of
 /// an UPDATE/DELETE, or the only table of a SELECT), as PostgreSQL binds names.
@@ -61,7 +62,7 @@ impl Collector<'_> {
         others: &[TableWithJoins],
     ) -> Result<(&'a ObjectName, TargetCtx), DecodeError> {
         if !t.joins.is_empty() {
-            return undecodable("UPDATE/DELETE over a join: which table changes is ambiguous");
+            return ambiguous("UPDATE/DELETE over a join: which table changes is ambiguous");
         }
         let TableFactor::Table {
             name,

@@ -183,8 +183,8 @@ impl Visitor for Collector<'_> {
     fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<DecodeError> {
         // `TABLE t` names its table outside the relation positions the visitor reports.
         if contains_table_expr(&q.body) {
-            return ControlFlow::Break(DecodeError(
-                "`TABLE name` queries are not accepted; use SELECT".into(),
+            return ControlFlow::Break(DecodeError::malformed(
+                "`TABLE name` queries are not accepted; use SELECT",
             ));
         }
         // CTE scoping: a non-recursive WITH makes CTE `i` a name only after its body
