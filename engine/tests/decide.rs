@@ -863,7 +863,8 @@ fn json_depth_and_sql_recursion_are_bundle_limits() {
 #[test]
 fn an_undecodable_request_says_what_kind_of_problem_it_was() {
     let reader = ("authorization", "Bearer reader-key");
-    let cases: [(&str, Vec<(&str, &str)>, &str); 4] = [
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: [Case; 4] = [
         ("/rest/../rest/payments", vec![reader], "ambiguous"),
         (
             "/rest/vehicles",
