@@ -93,6 +93,7 @@ test-wasm: toolchain
 	cargo build --release --target $(TARGET) -p scopegate-test-faulty
 
 e2e: wasm wasm-lite test-wasm cli venv mcp-venvs
+	cargo test -p scopegate-engine --test etcd_contract -- --ignored
 	$(PY) -m pytest -c tests/pytest.ini tests/e2e
 
 ## The suites whose bundles hold no SQL (REST, GraphQL, approval, observability), again

@@ -8,7 +8,8 @@ driven by wrk (`-t1 -c8 --latency`) for BENCH_SECONDS (default 5) seconds; confi
 are interleaved and repeated BENCH_ROUNDS (default 3) times so machine drift cancels, and the
 median of the rounds is reported. Then the latency at light load (one connection, a pause
 between requests: no queue) for the Wasm floors and scopegate, BENCH_LIGHT_SECONDS (default 3;
-0 skips it) per run. The tables go to stdout and to bench/results.md."""
+0 skips it) per run. Then fleet state: the local store against etcd (BENCH_FLEET=0 skips it).
+The tables go to stdout and to bench/results.md."""
 
 import hashlib
 import json
@@ -141,12 +142,12 @@ CONFIGS = {
 }
 
 
-def envoy_config(filters, port, admin, upstream):
+def envoy_config(filters, port, admin, upstream, clusters=""):
     return f"""
 admin:
   address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}
 static_resources:
-  clusters:
+  clusters:{clusters}
   - name: upstream
     type: STATIC
     connect_timeout: 1s
@@ -205,11 +206,11 @@ static_resources:
 
 
 class Gateway:
-    def __init__(self, name, filters):
+    def __init__(self, name, filters, clusters=""):
         self.name = name
         self.port, self.admin, upstream = harness.free_port(), harness.free_port(), harness.free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="scopegate-bench-"))
-        (self.dir / "envoy.yaml").write_text(envoy_config(filters, self.port, self.admin, upstream))
+        (self.dir / "envoy.yaml").write_text(envoy_config(filters, self.port, self.admin, upstream, clusters))
 
     def start(self):
         self.proc = subprocess.Popen(
@@ -316,6 +317,90 @@ def lite_facts():
             f"({optimized_size(LITE)}); Envoy resident memory once configured {rss:.0f} MiB.\n")
 
 
+# Fleet state (`"state": {"store": "etcd"}`): what a request that needs state adds (one etcd
+# transaction, a 3-member cluster on loopback), and that a request that needs none costs what
+# it does with the local store. BENCH_FLEET=0 skips it.
+FLEET = os.environ.get("BENCH_FLEET", "1") != "0"
+SPENDER_KEY = "sgk_bench_spender_0123456789abcdefghijklmnop"
+FLEET_BUNDLE = {
+    **BUNDLE,
+    "roles": BUNDLE["roles"] + [{"name": "spender", "budget": {"destructive": 1_000_000_000, "per": "1h"},
+                                 "allow": [{"service": "rest", "resources": ["scratch"], "actions": ["delete"]}]}],
+    "keys": BUNDLE["keys"] + [{"id": "spender", "sha256": hashlib.sha256(SPENDER_KEY.encode()).hexdigest(),
+                               "role": "spender"}],
+}
+FLEET_SCENARIOS = [
+    ("REST GET (needs no state)",) + SCENARIOS[0][1:],
+    # A destructive request with a budget: one transaction per request (no approval token
+    # is needed to measure it: a budget is the same transaction with a compare-and-set).
+    ("budgeted DELETE (one transaction)", "DELETE", "/rest/scratch?id=eq.s-1",
+     {"authorization": f"Bearer {SPENDER_KEY}"}, None),
+]
+
+
+def etcd_cluster(ports):
+    endpoints = "\n".join(f"        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {p} }} }} }}"
+                          for p in ports)
+    return f"""
+  - name: etcd
+    type: STATIC
+    connect_timeout: 0.5s
+    health_checks:
+    - {{ timeout: 0.5s, interval: 1s, no_traffic_interval: 1s, unhealthy_threshold: 1, healthy_threshold: 1,
+        http_health_check: {{ path: /health }} }}
+    load_assignment:
+      cluster_name: etcd
+      endpoints:
+      - lb_endpoints:
+{endpoints}"""
+
+
+def fleet_bench():
+    """Light-load latency and saturating throughput, local store vs etcd, interleaved."""
+    etcd = harness.Etcd(3).start()
+    state = {"store": "etcd", "cluster": "etcd", "prefix": "bench/", "timeout_ms": 1000}
+    gateways = {
+        "local store": Gateway("local", wasm_filter(SCOPEGATE, json.dumps({**FLEET_BUNDLE, "state": {"store": "local"}}),
+                                                    "sg_local")).start(),
+        "etcd store": Gateway("etcd", wasm_filter(SCOPEGATE, json.dumps({**FLEET_BUNDLE, "state": state}), "sg_etcd"),
+                              etcd_cluster(etcd.client_ports)).start(),
+    }
+    light = {(c, s[0]): [] for c in gateways for s in FLEET_SCENARIOS}
+    heavy = {(c, s[0]): [] for c in gateways for s in FLEET_SCENARIOS}
+    try:
+        time.sleep(2)  # the health checks find every member
+        for r in range(ROUNDS):
+            for s in FLEET_SCENARIOS:
+                for c, gw in gateways.items():
+                    res = wrk(gw.port, s, gw.proc.pid, light=True)
+                    light[(c, s[0])].append(res)
+                    res2 = wrk(gw.port, s, gw.proc.pid)
+                    heavy[(c, s[0])].append(res2)
+                    print(f"fleet {r + 1} {s[0]:<34} {c:<12} light p50 {fmt_us(res['p50']):>9} p99 {fmt_us(res['p99']):>9}"
+                          f"  loaded {res2['rps']:>7.0f} req/s non-2xx {res2['non2xx']}", flush=True)
+    finally:
+        for gw in gateways.values():
+            gw.stop()
+        etcd.stop()
+
+    def med(runs, c, s, k):
+        return statistics.median(x[k] for x in runs[(c, s)])
+    lines = ["", "Fleet state: the same bundle with `\"state\": {\"store\": \"local\"}` and with etcd (3 members on "
+             f"loopback, Debian's etcd-server; `timeout_ms` 1000). Light load as above ({LIGHT_SECONDS} s per run); loaded: "
+             f"`wrk -t1 -c8 -d{SECONDS}s` (8 requests racing for one budget window: compare-and-set retries). "
+             f"{ROUNDS} interleaved rounds, medians.", "",
+             "| scenario | store | p50 (light) | p99 (light) | p50 added | p99 added | req/s (loaded) | non-2xx (loaded) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for s in FLEET_SCENARIOS:
+        for c in gateways:
+            p50, p99 = med(light, c, s[0], "p50"), med(light, c, s[0], "p99")
+            lines.append(f"| {s[0]} | {c} | {fmt_us(p50)} | {fmt_us(p99)} | "
+                         f"{p50 - med(light, 'local store', s[0], 'p50'):+.0f} µs | "
+                         f"{p99 - med(light, 'local store', s[0], 'p99'):+.0f} µs | "
+                         f"{med(heavy, c, s[0], 'rps'):,.0f} | {med(heavy, c, s[0], 'non2xx'):.0f} |")
+    return "\n".join(lines) + "\n"
+
+
 def fmt_us(us):
     return f"{us / 1000:.2f} ms" if us >= 1000 else f"{us:.0f} µs"
 
@@ -332,6 +417,8 @@ def dump():
 def main():
     if sys.argv[1:] == ["--dump"]:
         return dump()
+    if sys.argv[1:] == ["--fleet"]:  # the fleet section alone (not written to results.md)
+        return print(fleet_bench())
     for path in (SCOPEGATE, NOOP):
         if not path.exists():
             sys.exit(f"{path} missing: run `make wasm bench-wasm`")
@@ -412,6 +499,8 @@ def main():
               f"Envoy resident memory once configured (before load): "
               + ", ".join(f"{c} {m:.0f} MiB" for c, m in rss_loaded.items()) + ".\n" + lite_facts() + "\n")
     table = "\n".join(lines) + "\n"
+    if FLEET and LIGHT_SECONDS:
+        table += fleet_bench()
     print("\n" + table)
     (ROOT / "bench" / "results.md").write_text(header + table)
 

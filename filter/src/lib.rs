@@ -87,9 +87,9 @@ fn action(flow: Flow) -> Action {
 }
 
 impl Context for Http {
-    /// The collector answered this request's record (`required` audit).
-    fn on_http_call_response(&mut self, token_id: u32, _: usize, _: usize, _: usize) {
-        self.0.on_audit_answer(token_id);
+    /// The state store answered, or the collector took this request's record.
+    fn on_http_call_response(&mut self, token_id: u32, _: usize, body_size: usize, _: usize) {
+        self.0.on_call_answer(token_id, body_size);
     }
 }
 

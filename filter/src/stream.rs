@@ -6,6 +6,7 @@ use crate::sink::Sink;
 use scopegate_engine::answer::{Answer, EventStream, WITHHELD};
 use scopegate_engine::audit::{self, AuditContext, Summary};
 use scopegate_engine::bundle::FilterState;
+use scopegate_engine::fleet::{Call, EtcdStore, Next, Settlement, Spend};
 use scopegate_engine::ledger::{settle, Ledger};
 use scopegate_engine::request::DecodeKind;
 use scopegate_engine::verdict::{Forward, ListFilter, Refusal};
@@ -52,6 +53,9 @@ enum State {
     Buffering(Pending),
     /// Decided; the verdict is kept for the audit record.
     Decided(Verdict),
+    /// Allowed, waiting for the fleet's state store to record the approval tokens it
+    /// uses and the budget it spends (`"state": {"store": "etcd"}`): the call's token.
+    AwaitingStore(Verdict, Box<Settlement>, u32),
     /// Allowed, waiting for the audit sink to take the record (`required` audit).
     AwaitingAudit(Verdict, u32),
     /// Unconfigured VM: refused.
@@ -278,6 +282,14 @@ impl<H: Host> Stream<H> {
                 set_filter_state(&self.host, Some(engine), &Summary::incomplete(s));
                 audit::incomplete_record(&ctx, s)
             }
+            // The client left while the state store was asked: nothing was forwarded
+            // (a token the store took is spent).
+            State::AwaitingStore(v, ..) => {
+                self.host.count("scopegate_requests_total", 1);
+                self.host.count("scopegate_requests_incomplete", 1);
+                set_filter_state(&self.host, Some(engine), &Summary::incomplete(&v.subject));
+                audit::incomplete_record(&ctx, &v.subject)
+            }
             State::Start | State::Refused => return,
         };
         self.host.log(Level::Info, &record);
@@ -290,7 +302,7 @@ impl<H: Host> Stream<H> {
     }
 
     /// The audit sink answered the record of a held request (`required` audit).
-    pub fn on_audit_answer(&mut self, token: u32) {
+    fn on_audit_answer(&mut self, token: u32) {
         let State::AwaitingAudit(_, t) = &self.state else {
             return;
         };
@@ -341,7 +353,87 @@ impl<H: Host> Stream<H> {
     }
 
     fn act(&mut self, v: Verdict) -> Flow {
-        let v = settle(&SharedData(&self.host), v);
+        // A request that uses approval tokens or spends a budget records them first: in
+        // the fleet's store when the bundle names one (asked, and answered, before
+        // anything else happens), else in this Envoy's shared data.
+        let etcd = self.engine.as_ref().and_then(|e| e.policy().etcd.clone());
+        let v = match (etcd, Spend::of(&v)) {
+            (Some(store), Some(spend)) => return self.ask_state(store, v, spend),
+            (Some(_), None) => v,
+            (None, _) => settle(&SharedData(&self.host), v),
+        };
+        self.proceed(v)
+    }
+
+    /// Starts the settlement of a request's state on etcd: the request is held until it
+    /// is answered.
+    fn ask_state(&mut self, store: EtcdStore, v: Verdict, spend: Spend) -> Flow {
+        let (settlement, call) = Settlement::start(&store, spend, self.started_ms);
+        match self.call_state(&store, &call) {
+            Some(token) => {
+                self.state = State::AwaitingStore(v, Box::new(settlement), token);
+                Flow::Pause
+            }
+            None => {
+                self.reply_locally(v.refused(dispatch_refused(&store)));
+                Flow::Pause
+            }
+        }
+    }
+
+    fn call_state(&self, store: &EtcdStore, call: &Call) -> Option<u32> {
+        self.host.count("scopegate_state_calls", 1);
+        self.host.dispatch(
+            &store.cluster,
+            &call.headers(store),
+            call.body.as_bytes(),
+            store.timeout_ms,
+        )
+    }
+
+    /// A call this request dispatched was answered: the state store's, or the audit
+    /// sink's (`required` audit).
+    pub fn on_call_answer(&mut self, token: u32, body_size: usize) {
+        match &self.state {
+            State::AwaitingStore(_, _, t) if *t == token => self.on_state_answer(body_size),
+            State::AwaitingAudit(_, t) if *t == token => self.on_audit_answer(token),
+            _ => {}
+        }
+    }
+
+    fn on_state_answer(&mut self, body_size: usize) {
+        let State::AwaitingStore(v, mut settlement, _) =
+            std::mem::replace(&mut self.state, State::Start)
+        else {
+            return;
+        };
+        let status = self.host.call_status();
+        let body = self.host.call_body(body_size).unwrap_or_default();
+        let Some(store) = self.engine.as_ref().and_then(|e| e.policy().etcd.clone()) else {
+            return;
+        };
+        match settlement.answer(status, &body) {
+            Next::Call(call) => match self.call_state(&store, &call) {
+                Some(token) => self.state = State::AwaitingStore(v, settlement, token),
+                None => self.reply_locally(v.refused(dispatch_refused(&store))),
+            },
+            Next::Settled => {
+                if self.proceed(v) == Flow::Continue {
+                    self.host.resume_request();
+                }
+            }
+            Next::Refused(r) => {
+                if matches!(r, Refusal::StateUnavailable(_)) {
+                    self.host.count("scopegate_state_unavailable", 1);
+                    self.host.log(Level::Warn, &format!("scopegate: {r}"));
+                }
+                self.reply_locally(v.refused(r));
+            }
+        }
+    }
+
+    /// After its state is recorded: forwarded, or held for the audit sink.
+    fn proceed(&mut self, v: Verdict) -> Flow {
         if !v.forwards() {
             self.reply_locally(v);
             return Flow::Pause;
@@ -393,6 +485,15 @@ impl<H: Host> Stream<H> {
 /// The status of a refusal's local reply.
 fn local_status(v: &Verdict) -> u16 {
     v.status().unwrap_or(403)
+}
+
+/// The call to the state store could not even be made (an unknown cluster, a missing
+/// pseudo-header): a refusal, never a pass.
+fn dispatch_refused(store: &EtcdStore) -> Refusal {
+    Refusal::StateUnavailable(format!(
+        "the call to cluster `{}` was refused (is the cluster defined?)",
+        store.cluster
+    ))
 }
 
 /// The VM's shared data (every worker of this Envoy) as the engine's ledger.

@@ -28,9 +28,12 @@ class Response:
 def http1(port, method, path, headers=None, body=None):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
     try:
-        conn.putrequest(method, path, skip_accept_encoding=True)
+        pairs = list((headers or {}).items() if isinstance(headers, dict) else (headers or []))
+        # A `host` given replaces the one http.client would add (`127.0.0.1:<port>`).
+        conn.putrequest(method, path, skip_accept_encoding=True,
+                        skip_host=any(k.lower() == "host" for k, _ in pairs))
         body_bytes = body.encode() if isinstance(body, str) else body
-        for k, v in (headers or {}).items() if isinstance(headers, dict) else (headers or []):
+        for k, v in pairs:
             conn.putheader(k, v)
         if body_bytes is not None:
             conn.putheader("content-length", str(len(body_bytes)))

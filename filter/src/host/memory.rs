@@ -32,6 +32,8 @@ pub struct MemoryHost {
     pub dispatched: RefCell<Vec<(String, String)>>,
     /// The status the next dispatched call's answer carries.
     pub call_status: Cell<Option<u16>>,
+    /// The body it carries.
+    pub call_body: RefCell<Vec<u8>>,
     /// The host refuses every dispatch.
     pub refuse_calls: bool,
     pub resumed: Cell<bool>,
@@ -158,6 +160,11 @@ impl Host for &MemoryHost {
     fn call_status(&self) -> Option<u16> {
         self.call("get_map_value");
         self.call_status.get()
+    }
+    fn call_body(&self, size: usize) -> Option<Vec<u8>> {
+        self.call("get_buffer");
+        let b = self.call_body.borrow();
+        Some(b.get(..size.min(b.len()))?.to_vec())
     }
     fn resume_request(&self) {
         self.call("resume_http_request");

@@ -473,7 +473,7 @@ fn required_audit_forwards_only_what_the_collector_took() {
         "nothing applied yet"
     );
     f.call_status.set(Some(204));
-    s.on_audit_answer(1);
+    s.on_call_answer(1, 0);
     assert!(f.resumed.get());
     assert_eq!(header(&f, "x-scopegate-key").unwrap(), "reader-1");
     s.on_log();
@@ -487,7 +487,7 @@ fn required_audit_forwards_only_what_the_collector_took() {
     let mut s = stream(&f).with_sink(sink_of(&f));
     s.on_request_headers(true);
     f.call_status.set(Some(500));
-    s.on_audit_answer(1);
+    s.on_call_answer(1, 0);
     assert!(!f.resumed.get());
     let (status, body) = f.sent.borrow().clone().unwrap();
     assert_eq!(status, 503);
@@ -515,4 +515,139 @@ fn undecodable_requests_are_counted_by_kind() {
     assert_eq!(m.get("scopegate_decode_failures"), Some(&1));
     assert_eq!(m.get("scopegate_decode_failures_ambiguous"), Some(&1));
     assert_eq!(m.get("scopegate_decode_failures_malformed"), None);
+}
+
+#[test]
+fn fleet_state_is_asked_before_forwarding_and_fails_closed() {
+    use scopegate_engine::approval::{issue, ApprovalKey, Claims};
+    let etcd = |b: &mut serde_json::Value| {
+        b["state"] = serde_json::json!({"store": "etcd", "cluster": "etcd", "timeout_ms": 200});
+    };
+    // A request that needs no state makes no call.
+    let f = with_bundle(
+        fake("GET", "/rest/reservations?id=eq.1", "reader-key", b""),
+        etcd,
+    );
+    let mut s = stream(&f);
+    assert_eq!(s.on_request_headers(true), Flow::Continue);
+    assert!(f.dispatched.borrow().is_empty());
+
+    let f = with_bundle(
+        fake("DELETE", "/rest/reservations?id=eq.1", "writer-key", b""),
+        etcd,
+    );
+    let original = f.headers.borrow().clone();
+    let mut s = stream(&f);
+    assert_eq!(s.on_request_headers(true), Flow::Pause);
+    let (status, body) = f.sent.borrow().clone().unwrap();
+    assert_eq!(status, 428, "a challenge needs no state");
+    assert!(f.dispatched.borrow().is_empty());
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let key = ApprovalKey::new(APPROVAL_KEY.as_bytes()).unwrap();
+    let token = issue(
+        &key,
+        &Claims {
+            v: 1,
+            digest: body["challenge"].as_str().unwrap().to_string(),
+            key: "writer-1".into(),
+            exp: 1_795_543_200 + 300,
+            approver: "alice".into(),
+            nonce: "n-1".into(),
+        },
+    );
+    let used = serde_json::json!({"responses": [
+        {"response_range": {"kvs": [{"key": "x", "value": "MQ==", "mod_revision": "9"}]}},
+        {"response_range": {}}]})
+    .to_string();
+    let cases: [(Option<u16>, &str, Option<u16>, &str); 5] = [
+        (
+            Some(200),
+            r#"{"header":{},"succeeded":true}"#,
+            None,
+            "allow",
+        ),
+        (
+            Some(503),
+            r#"{"error":"etcdserver: request timed out","code":14}"#,
+            Some(503),
+            "unavailable",
+        ),
+        (None, "", Some(503), "unavailable"),
+        (Some(200), "<html>", Some(503), "unavailable"),
+        (Some(200), &used, Some(403), "deny"),
+    ];
+    for (answer, answer_body, reply, decision) in cases {
+        let mut h = original.clone();
+        h.push((
+            "x-scopegate-approval".to_string(),
+            token.as_bytes().to_vec(),
+        ));
+        *f.headers.borrow_mut() = h;
+        *f.sent.borrow_mut() = None;
+        f.resumed.set(false);
+        let mut s = stream(&f);
+        assert_eq!(
+            s.on_request_headers(true),
+            Flow::Pause,
+            "held for the store"
+        );
+        let call = f.dispatched.borrow().len() as u32;
+        let (cluster, txn) = f.dispatched.borrow().last().cloned().unwrap();
+        assert_eq!(cluster, "etcd");
+        let txn: serde_json::Value = serde_json::from_str(&txn).unwrap();
+        assert_eq!(
+            txn["compare"].as_array().unwrap().len(),
+            2,
+            "nonce and budget: {txn}"
+        );
+        assert!(
+            header(&f, "x-scopegate-key").is_none(),
+            "nothing is forwarded before the store answers"
+        );
+        f.call_status.set(answer);
+        *f.call_body.borrow_mut() = answer_body.as_bytes().to_vec();
+        // Answered until the stream makes no new call (no answer at all is repeated).
+        let mut token = call;
+        loop {
+            s.on_call_answer(token, answer_body.len());
+            let now = f.dispatched.borrow().len() as u32;
+            if now == token {
+                break;
+            }
+            token = now;
+        }
+        assert_eq!(token - call, if answer.is_none() { 2 } else { 0 }, "repeats");
+        s.on_log();
+        let sent = f.sent.borrow().clone();
+        assert_eq!(
+            sent.as_ref().map(|s| s.0),
+            reply,
+            "{answer:?} {answer_body}"
+        );
+        assert_eq!(
+            f.resumed.get(),
+            reply.is_none(),
+            "resumed only when allowed"
+        );
+        let rec = audit_line(&f);
+        assert_eq!(rec["decision"], decision, "{rec}");
+        if decision == "unavailable" {
+            assert!(rec["reason"].as_str().unwrap().contains("etcd"), "{rec}");
+        }
+    }
+    assert_eq!(f.metrics.borrow()["scopegate_state_unavailable"], 3);
+
+    // A cluster the host will not call: refused at once.
+    let mut f = with_bundle(
+        fake("DELETE", "/rest/reservations?id=eq.1", "writer-key", b""),
+        etcd,
+    );
+    f.refuse_calls = true;
+    f.headers.borrow_mut().push((
+        "x-scopegate-approval".to_string(),
+        token.as_bytes().to_vec(),
+    ));
+    let mut s = stream(&f);
+    assert_eq!(s.on_request_headers(true), Flow::Pause);
+    assert_eq!(f.sent.borrow().as_ref().map(|s| s.0), Some(503));
 }
