@@ -520,7 +520,11 @@ mod tests {
                 next = s.answer(status, body.as_bytes());
             }
             let transport = status.is_none() || status == Some(504);
-            assert_eq!(repeats, if transport { MAX_TRANSPORT_RETRIES } else { 0 }, "{status:?} {body}");
+            assert_eq!(
+                repeats,
+                if transport { MAX_TRANSPORT_RETRIES } else { 0 },
+                "{status:?} {body}"
+            );
             assert!(
                 matches!(next, Next::Refused(Refusal::StateUnavailable(_))),
                 "{status:?} {body}"

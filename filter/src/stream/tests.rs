@@ -616,7 +616,11 @@ fn fleet_state_is_asked_before_forwarding_and_fails_closed() {
             }
             token = now;
         }
-        assert_eq!(token - call, if answer.is_none() { 2 } else { 0 }, "repeats");
+        assert_eq!(
+            token - call,
+            if answer.is_none() { 2 } else { 0 },
+            "repeats"
+        );
         s.on_log();
         let sent = f.sent.borrow().clone();
         assert_eq!(
