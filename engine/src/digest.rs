@@ -1,11 +1,14 @@
 //! The request digest: what an approval is bound to.
 //!
 //! SHA-256 over a canonical, length-prefixed form of (key id, method, authority,
-//! normalised path, query as received, SHA-256 of the body, and the decoded operations).
-//! Length prefixes make the encoding injective: no two different requests share a
-//! canonical form. The operations are bound too (issue 18): a header that changes what a
-//! request does (a schema profile, a `Prefer` resolution, a content type) changes them,
-//! so one human approval never covers a request that does something else.
+//! normalised path, the decoded operations, and what the request means — its protocol's
+//! canonical form, `Decode::meaning`: the SQL as tokens, the GraphQL document as tokens
+//! with its variables, the MCP method and params without the JSON-RPC id, REST's decoded
+//! query, meaning headers and canonical body). Length prefixes make the encoding
+//! injective. Any change to what the upstream does changes the digest (so one human
+//! approval never covers a request that does something else); a change that does not —
+//! whitespace, JSON member order, a client's next request id — leaves it, so a real
+//! client can retry what was approved.
 
 use crate::operation::Operation;
 use sha2::{Digest, Sha256};
@@ -29,22 +32,22 @@ pub struct DigestInput<'a> {
     pub method: &'a str,
     pub authority: &'a str,
     pub path: &'a str,
-    pub query: &'a str,
-    pub body: &'a [u8],
     /// What the request was decoded to do.
     pub operations: &'a [Operation],
+    /// What it means (`Decode::meaning`).
+    pub meaning: &'a [String],
 }
 
 /// `sha256:<hex>` of the canonical request.
 pub fn request_digest(r: &DigestInput) -> String {
     let mut h = Sha256::new();
-    h.update(b"scopegate-request-v2\n");
+    h.update(b"scopegate-request-v3\n");
     let mut field = |f: &str| {
         h.update((f.len() as u64).to_be_bytes());
         h.update(f.as_bytes());
     };
     let authority = r.authority.to_ascii_lowercase();
-    for f in [r.key_id, r.method, &authority, r.path, r.query] {
+    for f in [r.key_id, r.method, &authority, r.path] {
         field(f);
     }
     // Each operation as marker-tagged, length-prefixed fields (records and sets are
@@ -81,8 +84,9 @@ pub fn request_digest(r: &DigestInput) -> String {
             }
         }
     }
-    field("body");
-    h.update(sha256(r.body));
+    field("meaning");
+    field(&r.meaning.len().to_string());
+    r.meaning.iter().for_each(|m| field(m));
     let out: [u8; 32] = h.finalize().into();
     format!("sha256:{}", hex(&out))
 }
@@ -100,14 +104,20 @@ mod tests {
             Action::Delete,
             "audit.reservations",
         )];
+        let m = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (m0, m1, m2, m3) = (
+            m(&["param", "id", "eq.1"]),
+            m(&["param", "id", "eq.2"]),
+            m(&["param", "id", "eq.1", "body", "x"]),
+            m(&["param", "ideq.1"]),
+        );
         let base = DigestInput {
             key_id: "k",
             method: "DELETE",
             authority: "api.test",
             path: "/rest/reservations",
-            query: "id=eq.1",
-            body: b"",
             operations: &[],
+            meaning: &m0,
         };
         let d0 = request_digest(&base);
         assert!(d0.starts_with("sha256:") && d0.len() == 71);
@@ -136,10 +146,13 @@ mod tests {
                 ..base
             },
             DigestInput {
-                query: "id=eq.2",
+                meaning: &m1,
                 ..base
             },
-            DigestInput { body: b"x", ..base },
+            DigestInput {
+                meaning: &m2,
+                ..base
+            },
             // The same bytes decoded to other operations (a header changed them).
             DigestInput {
                 operations: &ops,
@@ -151,8 +164,7 @@ mod tests {
             },
             // Shifting bytes between fields changes the digest (length prefixes).
             DigestInput {
-                path: "/rest/reservations?id=eq.1",
-                query: "",
+                meaning: &m3,
                 ..base
             },
         ];

@@ -7,6 +7,7 @@ pub mod answer;
 pub mod approval;
 pub mod audit;
 pub mod bundle;
+pub mod canonical;
 pub mod decode;
 pub mod digest;
 pub mod evaluate;

@@ -1,8 +1,10 @@
 """A real MCP client (the official Python SDK) that plays a scenario against a URL and
 prints what it saw as JSON. Run with the interpreter of an SDK's own virtualenv:
 
-    .venv-mcp1/bin/python tests/e2e/mcp_client.py URL KEY STEPS_JSON   # mcp 1.x: initialize, session
-    .venv-mcp2/bin/python tests/e2e/mcp_client.py URL KEY STEPS_JSON   # mcp 2.x: server/discover, stateless
+    .venv-mcp1/bin/python tests/e2e/mcp_client.py URL KEY STEPS_JSON [HEADERS_JSON]   # mcp 1.x: initialize, session
+    .venv-mcp2/bin/python tests/e2e/mcp_client.py URL KEY STEPS_JSON [HEADERS_JSON]   # mcp 2.x: server/discover, stateless
+
+HEADERS_JSON: more headers on every request (an approval token).
 
 STEPS_JSON is a list of ["list_tools"], ["call", name, arguments], ["list_resources"],
 ["list_resource_templates"], ["read", uri], ["list_prompts"], ["get_prompt", name, arguments].
@@ -52,12 +54,17 @@ async def run_steps(session, steps):
         except BaseException as e:  # the SDKs raise their own error types, or time out
             if isinstance(e, KeyboardInterrupt):
                 raise
-            out.append({"ok": False, "error": f"{type(e).__name__}: {e}"})
+            failed = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+            # A JSON-RPC error's `data` (scopegate's decision, a challenge to approve).
+            data = getattr(getattr(e, "error", None), "data", None)
+            if data is not None:
+                failed["data"] = data
+            out.append(failed)
     return out
 
 
-async def main(url, key, steps):
-    headers = {"authorization": f"Bearer {key}"}
+async def main(url, key, steps, extra=None):
+    headers = {"authorization": f"Bearer {key}", **(extra or {})}
     from mcp.client.streamable_http import streamable_http_client
     from mcp.shared._httpx_utils import create_mcp_http_client
     async with create_mcp_http_client(headers=headers) as http:
@@ -73,5 +80,6 @@ async def main(url, key, steps):
 
 
 if __name__ == "__main__":
-    result = asyncio.run(main(sys.argv[1], sys.argv[2], json.loads(sys.argv[3])))
+    extra = json.loads(sys.argv[4]) if len(sys.argv) > 4 else None
+    result = asyncio.run(main(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), extra))
     print(json.dumps(result))

@@ -11,6 +11,7 @@ After every refusal the row is looked up in PostgreSQL and the server's request 
 read: the refused call never reached the server."""
 
 import json
+import os
 import subprocess
 import time
 
@@ -83,8 +84,9 @@ def combo(request):
     return stack, client
 
 
-def run_client(sdk, stack, key, steps):
-    r = subprocess.run([str(venv_python(sdk)), str(CLIENT), stack.gateway.url + "/mcp", key, json.dumps(steps)],
+def run_client(sdk, stack, key, steps, headers=None):
+    r = subprocess.run([str(venv_python(sdk)), str(CLIENT), stack.gateway.url + "/mcp", key, json.dumps(steps),
+                        json.dumps(headers or {})],
                        capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stderr[-4000:]
     return json.loads(r.stdout)["steps"]
@@ -151,6 +153,33 @@ def test_agent_delete_waits_for_a_human(combo, pg):
     assert create["ok"], create
     assert "r-1" in reservations(pg) and "r-99" in reservations(pg)
     assert "delete_reservation" not in stack.calls()
+
+
+def test_an_approved_call_completes_with_the_sdk_client(combo, pg):
+    """The whole loop: the SDK client's call is challenged (the challenge is the JSON-RPC
+    error's data), a human approves, the client retries the call in a new session with its
+    own request ids — the digest binds the call's meaning (method and params), not the
+    JSON-RPC id — and the row goes, once."""
+    stack, client = combo
+    [asked] = run_client(client, stack, AGENT, [["call", "delete_reservation", {"reservation_id": "r-1"}]])
+    assert not asked["ok"] and "data" in asked, asked
+    challenge = asked["data"]
+    assert challenge["decision"] == "challenge" and challenge["friction"] == "approval", asked
+    env = {**os.environ, "SCOPEGATE_APPROVAL_KEY": harness.APPROVAL_KEY}
+    out = subprocess.run([str(harness.ROOT / "target" / "release" / "scopegate"), "approve", "--challenge", "-",
+                          "--approver", "alice", "--yes"], input=json.dumps(challenge), capture_output=True,
+                         text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    token = out.stdout.strip()
+    steps = run_client(client, stack, AGENT, [
+        ["call", "delete_reservation", {"reservation_id": "r-1"}],
+        ["call", "delete_reservation", {"reservation_id": "r-1"}],
+    ], headers={"x-scopegate-approval": token})
+    first, replay = steps
+    assert first["ok"], first
+    assert not replay["ok"] and "already used" in replay["error"], replay
+    assert "r-1" not in reservations(pg)
+    assert stack.calls().count("delete_reservation") == 1
 
 
 # Issue 18, class 2: update_reservation deletes the reservation when `remove` is true.

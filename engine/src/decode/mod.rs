@@ -56,6 +56,18 @@ impl From<Result<Vec<Operation>, DecodeError>> for Decoded {
 /// One signature for every protocol's decoder.
 pub trait Decode {
     fn decode(&self, input: &Input) -> Decoded;
+
+    /// What the request means, for the digest an approval is bound to (`canonical`):
+    /// fields that change whenever what the upstream does changes, and only then. By
+    /// default the query as received and the body's canonical form.
+    fn meaning(&self, input: &Input) -> Vec<String> {
+        vec![
+            "query".into(),
+            input.target.raw_query.clone(),
+            "body".into(),
+            crate::canonical::body(input.body()),
+        ]
+    }
 }
 
 /// Scalar leaves of a JSON value as records under `key`: nested objects as `key.field`,

@@ -10,8 +10,8 @@ impl Engine {
     /// Turns decoded, evaluated operations into the verdict. `body` is only read for a
     /// challenge, whose digest binds it (the filter holds the body in that case only).
     /// A confirmation or approval presented with the request is checked here.
-    pub(super) fn conclude(&self, p: Pending, body: &[u8]) -> Verdict {
-        let Some(judged) = p.judged else {
+    pub(super) fn conclude(&self, mut p: Pending, body: &[u8]) -> Verdict {
+        let Some(judged) = p.judged.take() else {
             let e = DecodeError::malformed("request was not decoded");
             return Verdict::refuse(p.subject, e.into(), Vec::new());
         };
@@ -23,7 +23,7 @@ impl Engine {
         });
         // What a challenge binds: computed only when friction is owed.
         let digest = matches!(owed.friction, Friction::Confirm | Friction::Approval)
-            .then(|| digest_of(&p.key_id, &p.head, &p.target, body, &judged.ops))
+            .then(|| self.digest_of(&p, body, &judged.ops))
             .unwrap_or_default();
         let verdict = |outcome: Outcome, digest: Option<String>| Verdict {
             subject: p.subject.clone(),
@@ -102,6 +102,29 @@ impl Engine {
             },
         }
     }
+    /// The digest a challenge binds: the request's identity, its operations and its
+    /// meaning as its service's decoder reads it.
+    fn digest_of(&self, p: &Pending, body: &[u8], operations: &[Operation]) -> String {
+        let meaning = match self.policy.service(p.service) {
+            Some(service) => service.decoder.meaning(&Input {
+                service: &service.name,
+                prefix: &service.prefix,
+                head: &p.head,
+                target: &p.target,
+                body: Some(body),
+            }),
+            None => vec![crate::canonical::body(body)],
+        };
+        request_digest(&DigestInput {
+            key_id: &p.key_id,
+            method: &p.head.method,
+            authority: &p.head.authority,
+            path: &p.target.path(),
+            operations,
+            meaning: &meaning,
+        })
+    }
+
     /// Approval tokens (comma-separated): each must verify; `needed` different approvers.
     pub(super) fn check_approval(
         &self,
@@ -170,24 +193,6 @@ pub(super) fn budget_use(
         per: human_window(budget.window_ms),
         cost: u32::try_from(cost).unwrap_or(u32::MAX),
         now_ms,
-    })
-}
-
-pub(super) fn digest_of(
-    key_id: &str,
-    head: &RequestHead,
-    target: &Target,
-    body: &[u8],
-    operations: &[Operation],
-) -> String {
-    request_digest(&DigestInput {
-        key_id,
-        method: &head.method,
-        authority: &head.authority,
-        path: &target.path(),
-        query: &target.raw_query,
-        body,
-        operations,
     })
 }
 

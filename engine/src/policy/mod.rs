@@ -156,6 +156,15 @@ impl Decode for Decoder {
             Decoder::Mcp(d) => d.decode(input),
         }
     }
+
+    fn meaning(&self, input: &Input) -> Vec<String> {
+        match self {
+            Decoder::Rest(d) => d.meaning(input),
+            Decoder::Sql(d) => d.meaning(input),
+            Decoder::Graphql(d) => d.meaning(input),
+            Decoder::Mcp(d) => d.meaning(input),
+        }
+    }
 }
 
 impl Decoder {

@@ -105,6 +105,36 @@ impl Decode for GraphqlDecoder {
     fn decode(&self, input: &Input) -> Decoded {
         self.decode_request(input).into()
     }
+
+    /// Each GraphQL request as its document's tokens (whitespace, commas and comments
+    /// dropped), its variables in canonical JSON and its operation name — however it
+    /// arrived (GET, POST JSON, a batch, a persisted query).
+    fn meaning(&self, input: &Input) -> Vec<String> {
+        let Ok(requests) = self.requests(input.head, input.target, input.body()) else {
+            return vec![
+                "query".into(),
+                input.target.raw_query.clone(),
+                "body".into(),
+                crate::canonical::body(input.body()),
+            ];
+        };
+        let mut out = Vec::new();
+        for r in requests {
+            let document = Json::Array(
+                crate::canonical::graphql_tokens(&r.document)
+                    .into_iter()
+                    .map(Json::String)
+                    .collect(),
+            );
+            out.extend([
+                "request".to_string(),
+                crate::canonical::json(&document),
+                crate::canonical::json(&Json::Object(r.variables)),
+                r.operation_name.unwrap_or_default(),
+            ]);
+        }
+        out
+    }
 }
 
 impl GraphqlDecoder {

@@ -124,6 +124,35 @@ impl Decode for McpDecoder {
             ops: result.map(|()| out.ops),
         }
     }
+
+    /// Each message's method and params in canonical JSON — never its JSON-RPC `id` (a
+    /// client retries with its next one), nor a progress token (named after the id).
+    fn meaning(&self, input: &Input) -> Vec<String> {
+        let Ok(doc) = parse_strict(input.body()) else {
+            return vec!["body".into(), crate::canonical::body(input.body())];
+        };
+        let messages = match doc {
+            Json::Array(batch) => batch,
+            one => vec![one],
+        };
+        let mut out = Vec::new();
+        for mut m in messages {
+            if let Json::Object(o) = &mut m {
+                o.remove("id");
+                o.remove("jsonrpc");
+                if let Some(Json::Object(params)) = o.get_mut("params") {
+                    if let Some(Json::Object(meta)) = params.get_mut("_meta") {
+                        meta.remove("progressToken");
+                        if meta.is_empty() {
+                            params.remove("_meta");
+                        }
+                    }
+                }
+            }
+            out.extend(["message".to_string(), crate::canonical::json(&m)]);
+        }
+        out
+    }
 }
 
 impl McpDecoder {

@@ -60,9 +60,39 @@ pub(crate) fn is_identifier(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Headers whose values change what a REST upstream does (PostgREST's schema profiles,
+/// `Prefer` resolutions, the body's media type, the rows a read returns).
+const MEANING_HEADERS: [&str; 5] = [
+    "content-type",
+    "prefer",
+    "accept-profile",
+    "content-profile",
+    "range",
+];
+
 impl Decode for RestDecoder {
     fn decode(&self, input: &Input) -> Decoded {
         self.operations(input).into()
+    }
+
+    /// The decoded query pairs in order, the headers that carry meaning, the body's
+    /// canonical form (JSON in one spelling).
+    fn meaning(&self, input: &Input) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, value) in &input.target.query {
+            out.extend(["param".to_string(), name.clone(), value.clone()]);
+        }
+        for (name, value) in &input.head.headers {
+            if MEANING_HEADERS.contains(&name.as_str()) {
+                out.extend([
+                    "header".to_string(),
+                    name.clone(),
+                    String::from_utf8_lossy(value).trim().to_string(),
+                ]);
+            }
+        }
+        out.extend(["body".to_string(), crate::canonical::body(input.body())]);
+        out
     }
 }
 

@@ -119,6 +119,43 @@ impl Decode for SqlDecoder {
     fn decode(&self, input: &Input) -> Decoded {
         self.operations(input).into()
     }
+
+    /// The statement as its tokens (whitespace between tokens is not meaning; comments
+    /// and everything inside literals are), in the body's canonical JSON where it is one.
+    fn meaning(&self, input: &Input) -> Vec<String> {
+        let body = input.body();
+        let tokens =
+            |sql: &str| Json::Array(self.tokens(sql).into_iter().map(Json::String).collect());
+        let canonical = match &self.source {
+            Source::JsonPointer(pointer) => parse_strict(body).ok().map(|mut doc| {
+                if let Some(slot) = doc.pointer_mut(pointer) {
+                    if let Some(sql) = slot.as_str().map(str::to_string) {
+                        *slot = tokens(&sql);
+                    }
+                }
+                crate::canonical::json(&doc)
+            }),
+            Source::Raw => std::str::from_utf8(body)
+                .ok()
+                .map(|sql| crate::canonical::json(&tokens(sql))),
+            Source::QueryParam(name) => input
+                .target
+                .query
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, sql)| crate::canonical::json(&tokens(sql))),
+        };
+        match canonical {
+            Some(c) => vec!["sql".into(), c],
+            // Not readable as SQL (refused by the decoder anyway): the bytes stand.
+            None => vec![
+                "query".into(),
+                input.target.raw_query.clone(),
+                "body".into(),
+                crate::canonical::body(body),
+            ],
+        }
+    }
 }
 
 impl SqlDecoder {
@@ -343,6 +380,33 @@ impl SqlDecoder {
                     None => undecodable(format!("no `{name}` query parameter")),
                 }
             }
+        }
+    }
+
+    /// SQL text as its tokens in the service's dialect, whitespace dropped (comments kept:
+    /// some servers read them). Text that does not tokenise is one token.
+    pub fn tokens(&self, sql: &str) -> Vec<String> {
+        use sqlparser::tokenizer::Whitespace;
+        let dialect: &dyn Dialect = match self.flavor {
+            Flavor::Postgres => &fast::Postgres::DIALECT,
+            Flavor::MySql => &MySqlDialect {},
+            Flavor::Sqlite => &SQLiteDialect {},
+            Flavor::Generic => &GenericDialect {},
+        };
+        match Tokenizer::new(dialect, sql).tokenize() {
+            Ok(tokens) => tokens
+                .into_iter()
+                .filter(|t| {
+                    !matches!(
+                        t,
+                        Token::Whitespace(
+                            Whitespace::Space | Whitespace::Newline | Whitespace::Tab
+                        )
+                    )
+                })
+                .map(|t| t.to_string())
+                .collect(),
+            Err(_) => vec![sql.to_string()],
         }
     }
 
