@@ -94,6 +94,14 @@ def stop_process(proc, timeout=10):
         proc.wait(timeout=timeout)
 
 
+def b64url_decode(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def b64url_encode(b):
+    return base64.urlsafe_b64encode(b).decode().rstrip("=")
+
+
 def sha256_hex(key):
     return hashlib.sha256(key.encode()).hexdigest()
 

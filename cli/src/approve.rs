@@ -12,7 +12,8 @@ pub(crate) struct Approval {
     /// digest and operations.
     #[arg(long, requires = "bundle")]
     request: Option<PathBuf>,
-    /// Bundle JSON file (with `--request`).
+    /// Bundle JSON file: with `--request`, and for a signed challenge (bundle
+    /// `approvals`), whose signature is checked with the bundle's `challenge_key`.
     #[arg(long)]
     bundle: Option<PathBuf>,
     /// Who approves, as the audit record will name them.
@@ -24,7 +25,8 @@ pub(crate) struct Approval {
     /// Environment variable holding the approval key.
     #[arg(long, default_value = "SCOPEGATE_APPROVAL_KEY")]
     key_env: String,
-    /// Or a file holding the approval key.
+    /// A file holding the key: for a signed challenge, your own private key (`scopegate
+    /// approver new`); else the shared approval key.
     #[arg(long)]
     key_file: Option<PathBuf>,
     /// Approve without asking (scripts, tests).
@@ -35,17 +37,10 @@ pub(crate) struct Approval {
     now: Option<String>,
 }
 
-/// `30s`, `10m`, `1h` → seconds.
+/// `30s`, `10m`, `1h` → seconds (at most 24 h).
 pub(crate) fn parse_ttl(ttl: &str) -> Option<i64> {
-    let (n, unit) = ttl.split_at(ttl.len().checked_sub(1)?);
-    let n: i64 = n.parse().ok()?;
-    let secs = n.checked_mul(match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        _ => return None,
-    })?;
-    (1..=approval::MAX_TTL_SECS).contains(&secs).then_some(secs)
+    scopegate_engine::time::parse_span_secs(ttl)
+        .filter(|secs| (1..=approval::MAX_TTL_SECS).contains(secs))
 }
 
 pub(crate) fn approve(a: &Approval) -> Result<(), String> {
@@ -54,13 +49,6 @@ pub(crate) fn approve(a: &Approval) -> Result<(), String> {
     }
     let ttl = parse_ttl(&a.ttl)
         .ok_or_else(|| format!("--ttl `{}`: e.g. 30s, 10m, 1h (at most 24h)", a.ttl))?;
-    let secret = match &a.key_file {
-        Some(f) => read(f)?,
-        None => std::env::var(&a.key_env)
-            .map_err(|_| format!("no approval key: set {} or pass --key-file", a.key_env))?
-            .into_bytes(),
-    };
-    let key = approval::ApprovalKey::new(&secret)?;
     let now_ms = now_or(a.now.as_deref())?;
     // What is being approved: the challenge as the agent received it, or the request
     // decided afresh by the engine.
@@ -78,6 +66,9 @@ pub(crate) fn approve(a: &Approval) -> Result<(), String> {
         .pointer("/error/data")
         .cloned()
         .unwrap_or(challenge);
+    if let Some(signed) = challenge.get("signed").and_then(|s| s.as_str()) {
+        return approve_signed(a, signed, ttl, now_ms);
+    }
     let field = |k: &str| {
         challenge
             .get(k)
@@ -121,6 +112,13 @@ pub(crate) fn approve(a: &Approval) -> Result<(), String> {
     {
         return Err("not approved".into());
     }
+    let secret = match &a.key_file {
+        Some(f) => read(f)?,
+        None => std::env::var(&a.key_env)
+            .map_err(|_| format!("no approval key: set {} or pass --key-file", a.key_env))?
+            .into_bytes(),
+    };
+    let key = approval::ApprovalKey::new(&secret)?;
     let grant = claims(digest, key_id, now_ms / 1000 + ttl, &a.approver)?;
     eprintln!(
         "token valid until {}, for this request once:",
@@ -128,6 +126,104 @@ pub(crate) fn approve(a: &Approval) -> Result<(), String> {
     );
     println!("{}", approval::issue(&key, &grant));
     Ok(())
+}
+
+/// A signed challenge: checked against the bundle's challenge key, shown from what the
+/// gateway signed, approved with the approver's own key.
+fn approve_signed(a: &Approval, signed: &str, ttl: i64, now_ms: i64) -> Result<(), String> {
+    let bundle = a.bundle.as_ref().ok_or(
+        "a signed challenge is checked with the bundle's `approvals.challenge_key`: pass --bundle",
+    )?;
+    let policy = load(bundle, &[])?;
+    let s = policy
+        .signed
+        .as_ref()
+        .ok_or("the bundle has no `approvals` section: it does not sign challenges")?;
+    let c = approval::open_challenge(&s.gateway, signed)
+        .map_err(|e| format!("{e}: not issued by a gateway of this bundle, or altered"))?;
+    let now = now_ms.div_euclid(1000);
+    if c.exp < now {
+        return Err(format!(
+            "this challenge expired at {}: the agent must send the request again",
+            format_rfc3339_millis(c.exp * 1000)
+        ));
+    }
+    let key_file = a
+        .key_file
+        .as_ref()
+        .ok_or("pass --key-file with your private key (`scopegate approver new`)")?;
+    let key = approval::PrivateKey::from_base64(&String::from_utf8_lossy(&read(key_file)?))?;
+    match s.approvers.iter().find(|x| x.name == a.approver) {
+        None => {
+            return Err(format!(
+                "`{}` is not an approver of this bundle",
+                a.approver
+            ))
+        }
+        Some(x) if x.key != key.public() => {
+            return Err(format!(
+                "{} is not `{}`'s key",
+                key_file.display(),
+                a.approver
+            ))
+        }
+        Some(_) => {}
+    }
+    eprintln!(
+        "approval requested by key `{}` in `{}` (signed by the gateway; answerable until {}) for:",
+        c.key,
+        c.environment,
+        format_rfc3339_millis(c.exp * 1000)
+    );
+    for op in &c.operations {
+        eprintln!("  {op}");
+    }
+    eprintln!("request digest: {}", c.digest);
+    if c.approvals > 1 {
+        eprintln!("this request needs {} approvals from different people: the agent sends the tokens comma-separated", c.approvals);
+    }
+    if !a.yes
+        && !confirm_on_tty(&format!(
+            "approve as `{}` for {}? [y/N] ",
+            a.approver, a.ttl
+        ))?
+    {
+        return Err("not approved".into());
+    }
+    let token = sign_approval(&key, signed, &a.approver, now, now + ttl)?;
+    eprintln!(
+        "token valid until {}, for this request once:",
+        format_rfc3339_millis((now + ttl) * 1000)
+    );
+    println!("{token}");
+    Ok(())
+}
+
+/// A signed approval of the challenge `signed`, with a fresh random nonce.
+pub(crate) fn sign_approval(
+    key: &approval::PrivateKey,
+    signed: &str,
+    approver: &str,
+    iat: i64,
+    exp: i64,
+) -> Result<String, String> {
+    Ok(approval::sign_approval(
+        key,
+        &approval::Approval {
+            v: 2,
+            challenge: signed.to_string(),
+            approver: approver.to_string(),
+            iat,
+            exp,
+            nonce: fresh_nonce()?,
+        },
+    ))
+}
+
+fn fresh_nonce() -> Result<String, String> {
+    let mut nonce = [0u8; 16];
+    getrandom::fill(&mut nonce).map_err(|e| format!("no randomness from the OS: {e}"))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(nonce))
 }
 
 /// What a new token says: one approver's approval of the request `digest` asked for by
@@ -138,15 +234,13 @@ pub(crate) fn claims(
     exp: i64,
     approver: &str,
 ) -> Result<approval::Claims, String> {
-    let mut nonce = [0u8; 16];
-    getrandom::fill(&mut nonce).map_err(|e| format!("no randomness from the OS: {e}"))?;
     Ok(approval::Claims {
         v: 1,
         digest: digest.to_string(),
         key: key.to_string(),
         exp,
         approver: approver.to_string(),
-        nonce: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(nonce),
+        nonce: fresh_nonce()?,
     })
 }
 

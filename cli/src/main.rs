@@ -5,6 +5,7 @@
 //! approval declined), 2 usage error (clap).
 
 mod approve;
+mod approver;
 mod common;
 mod eval;
 mod explain;
@@ -54,6 +55,11 @@ enum Command {
     Key {
         #[command(subcommand)]
         command: KeyCommand,
+    },
+    /// Key pairs for signed approvals (bundle `approvals`).
+    Approver {
+        #[command(subcommand)]
+        command: ApproverCommand,
     },
     /// Check a bundle exactly as the filter's configure step does (upstream secrets
     /// and the approval key are not read). Prints every problem with its JSON path; exit
@@ -157,6 +163,27 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum ApproverCommand {
+    /// A key pair for one approver: the private key into a file only they keep, the
+    /// bundle line (name and public key) on stdout.
+    New {
+        /// The approver's name, as challenges and audit records will show it.
+        #[arg(long)]
+        name: String,
+        /// Where the private key goes (created, never overwritten; mode 0600).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The gateways' challenge-signing key: its seed into a file (the Wasm VM's
+    /// SCOPEGATE_CHALLENGE_KEY), the bundle's `approvals.challenge_key` on stdout.
+    Gateway {
+        /// Where the private key goes (created, never overwritten; mode 0600).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum KeyCommand {
     /// Print a fresh random key (give it to the agent) and the bundle line that admits
     /// it (only its SHA-256 goes into the bundle).
@@ -188,6 +215,12 @@ fn main() -> ExitCode {
                     expires,
                 },
         } => key_new(&id, &role, &environments, expires.as_deref()),
+        Command::Approver {
+            command: ApproverCommand::New { name, out },
+        } => approver::approver_new(&name, &out),
+        Command::Approver {
+            command: ApproverCommand::Gateway { out },
+        } => approver::approver_gateway(&out),
         Command::Lint {
             bundle,
             schemas,

@@ -1,7 +1,7 @@
 //! `scopegate test`: policy tests, in order, against one in-memory ledger.
 
 use crate::*;
-use scopegate_engine::verdict::{Challenge, Outcome, Proof, CHALLENGE_TTL_SECS};
+use scopegate_engine::verdict::{Challenge, Outcome, Proof};
 
 /// One policy test case.
 #[derive(Debug)]
@@ -189,13 +189,10 @@ pub(crate) fn policy_test(
     let keys = key_file(keys)?;
     let cases = load_cases(cases, &keys)?;
     let now_ms = now_or(now)?;
-    // The runner is the approver of `approved_by` cases: a key of its own for the run.
+    // The runner is the approver of `approved_by` cases, with keys of its own for the run:
+    // the shared key, or (signed approvals) a key per approver and the gateway's.
     let approver = if cases.iter().any(|c| !c.approved_by.is_empty()) {
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|e| format!("no randomness from the OS: {e}"))?;
-        let key = approval::ApprovalKey::new(&secret)?;
-        policy.approval_key = Some(approval::ApprovalKey::new(&secret)?);
-        Some(key)
+        Some(Minter::for_run(&mut policy, &cases)?)
     } else {
         None
     };
@@ -214,9 +211,9 @@ pub(crate) fn policy_test(
     for c in cases {
         let mut headers = c.headers;
         let sent = match (&approver, c.approved_by.is_empty(), &c.token) {
-            (Some(key), false, name) => {
+            (Some(minter), false, name) => {
                 let challenge = engine.decide(headers.clone(), &c.body, now_ms);
-                let minted = mint(key, &challenge, &c.approved_by, now_ms)
+                let minted = mint(minter, &challenge, &c.approved_by, now_ms)
                     .map_err(|e| format!("{}: {e}", c.name))?;
                 if let Some(name) = name {
                     tokens.insert(name.clone(), minted.clone());
@@ -264,19 +261,59 @@ pub(crate) fn policy_test(
     Ok(())
 }
 
+/// How the runner mints approvals for its cases.
+pub(crate) enum Minter {
+    Shared(approval::ApprovalKey),
+    /// Each named approver's private key (the policy's public keys replaced by theirs).
+    Signed(std::collections::HashMap<String, approval::PrivateKey>),
+}
+
+impl Minter {
+    /// Keys for this run, put into the policy as the filter's environment would.
+    fn for_run(
+        policy: &mut scopegate_engine::policy::Policy,
+        cases: &[Case],
+    ) -> Result<Self, String> {
+        if let Some(s) = policy.signed.as_mut() {
+            let gateway = crate::approver::fresh_key()?;
+            s.gateway = gateway.public();
+            s.signer = Some(gateway);
+            let mut keys = std::collections::HashMap::new();
+            for name in cases.iter().flat_map(|c| &c.approved_by) {
+                if keys.contains_key(name) {
+                    continue;
+                }
+                let key = crate::approver::fresh_key()?;
+                // A name the bundle does not list stays unlisted: its token is refused.
+                if let Some(a) = s.approvers.iter_mut().find(|a| &a.name == name) {
+                    a.key = key.public();
+                }
+                keys.insert(name.clone(), key);
+            }
+            return Ok(Minter::Signed(keys));
+        }
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| format!("no randomness from the OS: {e}"))?;
+        policy.approval_key = Some(approval::ApprovalKey::new(&secret)?);
+        Ok(Minter::Shared(approval::ApprovalKey::new(&secret)?))
+    }
+}
+
 /// Tokens for a challenge, one per approver, comma-separated as an agent sends them; each
 /// valid as long as the challenge is answerable.
 pub(crate) fn mint(
-    key: &approval::ApprovalKey,
+    minter: &Minter,
     challenge: &scopegate_engine::Verdict,
     approvers: &[String],
     now_ms: i64,
 ) -> Result<String, String> {
     let (
-        Outcome::Challenge(Challenge {
-            proof: Proof::Approval { .. },
-            ..
-        }),
+        Outcome::Challenge(
+            c @ Challenge {
+                proof: Proof::Approval { .. },
+                ..
+            },
+        ),
         Some(digest),
         Some(key_id),
     ) = (
@@ -291,10 +328,20 @@ pub(crate) fn mint(
             challenge.reason()
         ));
     };
-    let exp = now_ms / 1000 + CHALLENGE_TTL_SECS as i64;
+    let now = now_ms.div_euclid(1000);
+    let exp = now + c.ttl_secs;
     let tokens = approvers
         .iter()
-        .map(|a| claims(digest, key_id, exp, a).map(|c| approval::issue(key, &c)))
+        .map(|a| match (minter, &c.signed) {
+            (Minter::Shared(key), _) => {
+                claims(digest, key_id, exp, a).map(|c| approval::issue(key, &c))
+            }
+            (Minter::Signed(keys), Some(signed)) => match keys.get(a) {
+                Some(key) => sign_approval(key, signed, a, now, exp),
+                None => Err(format!("no key for approver `{a}`")),
+            },
+            (Minter::Signed(_), None) => Err("the challenge is not signed".into()),
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(tokens.join(","))
 }

@@ -1,5 +1,17 @@
 //! Approval tokens: a human's out-of-band "yes" to one exact request.
 //!
+//! **Signed approvals** (a bundle with `approvals.approvers`): every approver has an
+//! Ed25519 key pair; the bundle lists the public keys, the approver keeps the private one.
+//! The gateway signs each challenge it issues (`c1.<payload>.<sig>`, with the key in
+//! `SCOPEGATE_CHALLENGE_KEY`, whose public half the bundle lists as
+//! `approvals.challenge_key`): what it decoded — the digest, the key, the environment,
+//! the approvals needed — and until when it may be approved. A token
+//! (`v2.<payload>.<sig>`) is one approver's signature over that signed challenge, the
+//! approval time, the token's expiry and a nonce. The filter holds no key that can mint
+//! an approval; one person cannot sign as two; a challenge cannot be altered on its way to
+//! a human, nor approved after it expired.
+//!
+//! **Shared-key tokens** (legacy, lint-warned: a bundle without `approvals`):
 //! `v1.<payload>.<mac>`, both parts base64url without padding; the payload is the JSON
 //! `{"v":1,"digest","key","exp","approver","nonce"}` and the MAC is HMAC-SHA256 over
 //! `v1.<payload>` with the approval key, which only approvers and the filter's VM hold.
@@ -8,7 +20,7 @@
 //! was never used. No part of a token is secret; forging one needs the approval key.
 
 use crate::digest::sha256;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -143,6 +155,233 @@ pub fn verify(
     Ok(grant)
 }
 
+/// The VM environment variable holding the gateway's challenge-signing key (the base64
+/// of a 32-byte Ed25519 seed).
+pub const CHALLENGE_KEY_ENV: &str = "SCOPEGATE_CHALLENGE_KEY";
+/// How far an approval's time may be ahead of the gateway's clock.
+pub const CLOCK_SKEW_SECS: i64 = 60;
+
+/// An Ed25519 public key from its base64 (32 bytes).
+pub fn public_key(b64: &str) -> Result<ed25519_dalek::VerifyingKey, String> {
+    let bytes: [u8; 32] = STANDARD
+        .decode(b64.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or("not the base64 of a 32-byte Ed25519 public key")?;
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| "not an Ed25519 public key".into())
+}
+
+/// A private Ed25519 key (an approver's, or the gateway's challenge key). Never printed.
+#[derive(Clone)]
+pub struct PrivateKey(ed25519_dalek::SigningKey);
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PrivateKey(<redacted>)")
+    }
+}
+
+impl PrivateKey {
+    /// From the base64 of a 32-byte seed (surrounding whitespace ignored).
+    pub fn from_base64(b64: &str) -> Result<Self, String> {
+        let seed: [u8; 32] = STANDARD
+            .decode(b64.trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or("not the base64 of a 32-byte Ed25519 seed")?;
+        Ok(Self::from_seed(seed))
+    }
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        PrivateKey(ed25519_dalek::SigningKey::from_bytes(&seed))
+    }
+    /// The seed as base64 (what a key file holds).
+    pub fn to_base64(&self) -> String {
+        STANDARD.encode(self.0.to_bytes())
+    }
+    pub fn public(&self) -> ed25519_dalek::VerifyingKey {
+        self.0.verifying_key()
+    }
+    pub fn public_base64(&self) -> String {
+        STANDARD.encode(self.public().to_bytes())
+    }
+    /// `<prefix>.<payload>.<signature>` over `<prefix>.<payload>`.
+    fn seal(&self, prefix: &str, payload: &impl Serialize) -> String {
+        use ed25519_dalek::Signer;
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(payload).unwrap_or_default());
+        let signed = format!("{prefix}.{payload}");
+        let sig = URL_SAFE_NO_PAD.encode(self.0.sign(signed.as_bytes()).to_bytes());
+        format!("{signed}.{sig}")
+    }
+}
+
+/// Opens `<prefix>.<payload>.<signature>` signed by `key`: the payload's JSON.
+fn unseal<T: serde::de::DeserializeOwned>(
+    prefix: &str,
+    sealed: &str,
+    key: &ed25519_dalek::VerifyingKey,
+) -> Result<T, String> {
+    let (payload, sig) = open_parts(prefix, sealed)?;
+    let sig = ed25519_dalek::Signature::from_slice(&sig).map_err(|_| "malformed signature")?;
+    key.verify_strict(format!("{prefix}.{payload}").as_bytes(), &sig)
+        .map_err(|_| "bad signature".to_string())?;
+    URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()
+        .and_then(|p| serde_json::from_slice(&p).ok())
+        .ok_or_else(|| "malformed payload".to_string())
+}
+
+/// The payload (still encoded) and the signature bytes of `<prefix>.<payload>.<sig>`.
+fn open_parts<'a>(prefix: &str, sealed: &'a str) -> Result<(&'a str, Vec<u8>), String> {
+    let mut parts = sealed.trim().split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(p), Some(payload), Some(sig), None) if p == prefix => Ok((
+            payload,
+            URL_SAFE_NO_PAD
+                .decode(sig)
+                .map_err(|_| "malformed signature".to_string())?,
+        )),
+        _ => Err(format!("not a `{prefix}` value")),
+    }
+}
+
+/// What a challenge says: signed by the gateway that issued it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeClaims {
+    pub v: u8,
+    pub digest: String,
+    pub key: String,
+    pub environment: String,
+    /// Approvers needed (1 or 2).
+    pub approvals: u8,
+    /// Unix seconds: nothing approves the challenge after this.
+    pub exp: i64,
+    /// What the request does, as the approver is shown it (the digest binds them).
+    pub operations: Vec<serde_json::Value>,
+}
+
+pub fn sign_challenge(key: &PrivateKey, c: &ChallengeClaims) -> String {
+    key.seal("c1", c)
+}
+
+/// The claims of a challenge this gateway (its public key) signed.
+pub fn open_challenge(
+    gateway: &ed25519_dalek::VerifyingKey,
+    signed: &str,
+) -> Result<ChallengeClaims, String> {
+    let c: ChallengeClaims =
+        unseal("c1", signed, gateway).map_err(|e| format!("challenge: {e}"))?;
+    if c.v != 1 {
+        return Err(format!("challenge: unknown version {}", c.v));
+    }
+    Ok(c)
+}
+
+/// What a signed approval says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    pub v: u8,
+    /// The signed challenge approved (`c1.…`), as the gateway issued it.
+    pub challenge: String,
+    pub approver: String,
+    /// Unix seconds: when the approver signed, and until when the token may be used.
+    pub iat: i64,
+    pub exp: i64,
+    pub nonce: String,
+}
+
+pub fn sign_approval(key: &PrivateKey, a: &Approval) -> String {
+    key.seal("v2", a)
+}
+
+/// An approver the bundle lists.
+#[derive(Debug, Clone)]
+pub struct Approver {
+    pub name: String,
+    pub key: ed25519_dalek::VerifyingKey,
+}
+
+/// Checks a signed approval for this request: signed by the approver it names (one the
+/// bundle lists), over a challenge this gateway signed for this digest, key and
+/// environment, given before the challenge expired, not expired itself. Single use is
+/// the caller's (the nonce).
+pub fn verify_signed(
+    approvers: &[Approver],
+    gateway: &ed25519_dalek::VerifyingKey,
+    token: &str,
+    digest: &str,
+    key_id: &str,
+    environment: &str,
+    now_ms: i64,
+) -> Result<Claims, String> {
+    if token.trim().starts_with("v1.") {
+        return Err("a shared-key token: this gateway accepts only approvals signed by the approvers its bundle lists".into());
+    }
+    let (payload, _) = open_parts("v2", token)?;
+    // Who it claims to be, then whether they signed it.
+    let named: Approval = URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()
+        .and_then(|p| serde_json::from_slice(&p).ok())
+        .ok_or("malformed payload")?;
+    let Some(approver) = approvers.iter().find(|a| a.name == named.approver) else {
+        return Err(format!(
+            "`{}` is not an approver of this bundle",
+            named.approver
+        ));
+    };
+    let a: Approval = unseal("v2", token, &approver.key)
+        .map_err(|e| format!("{e} (not signed by `{}`'s key)", approver.name))?;
+    if a.v != 2 {
+        return Err(format!("unknown token version {}", a.v));
+    }
+    let c = open_challenge(gateway, &a.challenge)?;
+    if c.digest != digest {
+        return Err(format!(
+            "issued for another request ({}), not this one ({digest})",
+            c.digest
+        ));
+    }
+    if c.key != key_id {
+        return Err(format!("issued for key `{}`, not `{key_id}`", c.key));
+    }
+    if c.environment != environment {
+        return Err(format!(
+            "issued in environment `{}`, not `{environment}`",
+            c.environment
+        ));
+    }
+    if a.iat > c.exp {
+        return Err(format!(
+            "approved at {} after the challenge expired at {}",
+            a.iat, c.exp
+        ));
+    }
+    let now = now_ms.div_euclid(1000);
+    if a.iat > now.saturating_add(CLOCK_SKEW_SECS) {
+        return Err("approved in the future".into());
+    }
+    if a.exp <= now {
+        return Err(format!("expired at {}", a.exp));
+    }
+    if a.exp > a.iat.saturating_add(MAX_TTL_SECS) {
+        return Err("valid for more than 24 h".into());
+    }
+    if !valid_label(&a.nonce) {
+        return Err("malformed nonce".into());
+    }
+    Ok(Claims {
+        v: 2,
+        digest: c.digest,
+        key: c.key,
+        exp: a.exp,
+        approver: a.approver,
+        nonce: a.nonce,
+    })
+}
+
 /// An approver name or nonce: 1–64 printable ASCII characters, no separators.
 pub fn valid_label(s: &str) -> bool {
     (1..=64).contains(&s.len())
@@ -265,5 +504,111 @@ mod tests {
             .contains("bad signature"));
         assert!(ApprovalKey::new(b"short").is_err());
         assert_eq!(format!("{key:?}"), "ApprovalKey(<redacted>)");
+    }
+
+    #[test]
+    fn signed_approvals_bind_challenge_approver_and_time() {
+        let gateway = PrivateKey::from_seed([1; 32]);
+        let (alice, bob) = (
+            PrivateKey::from_seed([2; 32]),
+            PrivateKey::from_seed([3; 32]),
+        );
+        let approvers = vec![
+            Approver {
+                name: "alice".into(),
+                key: alice.public(),
+            },
+            Approver {
+                name: "bob".into(),
+                key: bob.public(),
+            },
+        ];
+        let now = 1_800_000_000;
+        let challenge = ChallengeClaims {
+            v: 1,
+            digest: "sha256:aa".into(),
+            key: "writer-1".into(),
+            environment: "production".into(),
+            approvals: 1,
+            exp: now + 300,
+            operations: vec![],
+        };
+        let signed = sign_challenge(&gateway, &challenge);
+        let approval = |by: &PrivateKey, name: &str, challenge: &str, iat: i64| {
+            sign_approval(
+                by,
+                &Approval {
+                    v: 2,
+                    challenge: challenge.into(),
+                    approver: name.into(),
+                    iat,
+                    exp: iat + 600,
+                    nonce: "n-1".into(),
+                },
+            )
+        };
+        let check = |t: &str, now: i64| {
+            verify_signed(
+                &approvers,
+                &gateway.public(),
+                t,
+                "sha256:aa",
+                "writer-1",
+                "production",
+                now * 1000,
+            )
+        };
+        let good = approval(&alice, "alice", &signed, now);
+        assert_eq!(check(&good, now + 10).unwrap().approver, "alice");
+        // Alice cannot sign as Bob.
+        assert!(check(&approval(&alice, "bob", &signed, now), now)
+            .unwrap_err()
+            .contains("not signed by `bob`"));
+        assert!(check(&approval(&alice, "carol", &signed, now), now)
+            .unwrap_err()
+            .contains("not an approver"));
+        // After the challenge expired nothing approves it; a token expires.
+        assert!(
+            check(&approval(&alice, "alice", &signed, now + 301), now + 302)
+                .unwrap_err()
+                .contains("after the challenge expired")
+        );
+        assert!(check(&good, now + 601).unwrap_err().contains("expired"));
+        // A challenge altered on its way (a later expiry, another digest) or not this gateway's.
+        let forged = sign_challenge(
+            &PrivateKey::from_seed([9; 32]),
+            &ChallengeClaims {
+                exp: now + 9999,
+                ..challenge.clone()
+            },
+        );
+        assert!(check(&approval(&alice, "alice", &forged, now), now)
+            .unwrap_err()
+            .contains("challenge: bad signature"));
+        let other = sign_challenge(
+            &gateway,
+            &ChallengeClaims {
+                digest: "sha256:bb".into(),
+                ..challenge.clone()
+            },
+        );
+        assert!(check(&approval(&alice, "alice", &other, now), now)
+            .unwrap_err()
+            .contains("another request"));
+        let (payload, _) = open_parts("c1", &signed).unwrap();
+        let tampered = format!("c1.{payload}.{}", URL_SAFE_NO_PAD.encode([0u8; 64]));
+        assert!(check(&approval(&alice, "alice", &tampered, now), now).is_err());
+        // A shared-key token is not accepted where approvers are listed.
+        assert!(check("v1.e30.AAAA", now)
+            .unwrap_err()
+            .contains("shared-key"));
+        // Key round trip.
+        assert_eq!(
+            PrivateKey::from_base64(&alice.to_base64())
+                .unwrap()
+                .public(),
+            alice.public()
+        );
+        assert_eq!(public_key(&alice.public_base64()).unwrap(), alice.public());
     }
 }

@@ -48,6 +48,38 @@ pub struct Bundle {
     /// replica, and each restart, starts afresh. `{"store": "etcd", …}` for a fleet.
     #[serde(default)]
     pub state: Option<StateConfig>,
+    /// Who may approve, and how challenges are signed. With it, an approval is an approver's
+    /// own Ed25519 signature over a challenge the gateway signed (`scopegate approver new`,
+    /// `scopegate approver gateway`); without it, approval tokens are HMACs with one key
+    /// shared by every approver and every gateway (`SCOPEGATE_APPROVAL_KEY`; lint warns).
+    #[serde(default)]
+    pub approvals: Option<ApprovalsConfig>,
+}
+
+/// Signed approvals (bundle `approvals`).
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalsConfig {
+    /// The people who may approve, each with their Ed25519 public key.
+    pub approvers: Vec<ApproverConfig>,
+    /// The public half (base64) of the key the gateway signs challenges with; the seed
+    /// is `SCOPEGATE_CHALLENGE_KEY` in the Wasm VM's environment.
+    pub challenge_key: String,
+    /// How long a challenge can be approved: `30s` to `24h` (default `5m`).
+    #[serde(default)]
+    pub challenge_ttl: Option<String>,
+}
+
+/// One approver (bundle `approvals.approvers`).
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ApproverConfig {
+    /// The name audit records, challenges and two-person rules use.
+    pub name: String,
+    /// The approver's Ed25519 public key (base64 of 32 bytes).
+    pub ed25519: String,
 }
 
 /// The state store (bundle `state`).

@@ -104,6 +104,23 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
 }
 
 /// Formats Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+/// A span such as `30s`, `5m`, `1h` or `2d`, in seconds (positive; `None` otherwise).
+pub fn parse_span_secs(span: &str) -> Option<i64> {
+    let span = span.trim();
+    let (n, unit) = span.split_at(span.len().checked_sub(1)?);
+    let unit: i64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .and_then(|n| n.checked_mul(unit))
+}
+
 pub fn format_rfc3339_millis(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let millis = ms.rem_euclid(1000);

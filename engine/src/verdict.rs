@@ -226,6 +226,11 @@ pub struct Allowed {
 pub struct Challenge {
     pub reason: String,
     pub proof: Proof,
+    /// Seconds the challenge can be answered.
+    pub ttl_secs: i64,
+    /// Signed approvals: the challenge as the gateway signed it (`c1.…`), what an
+    /// approver signs.
+    pub signed: Option<String>,
 }
 
 /// The proof a challenge asks for.
@@ -274,7 +279,7 @@ pub struct BudgetUse {
 }
 
 /// Seconds a challenge stays answerable (approval tokens carry their own expiry).
-pub const CHALLENGE_TTL_SECS: u64 = 300;
+pub const CHALLENGE_TTL_SECS: i64 = 300;
 
 impl Verdict {
     /// A request refused before or without operations.
@@ -447,7 +452,10 @@ impl Verdict {
             obj.insert("key".into(), json!(self.subject.key));
             obj.insert("challenge".into(), json!(self.digest));
             obj.insert("friction".into(), json!(c.proof.as_str()));
-            obj.insert("expires_in".into(), json!(CHALLENGE_TTL_SECS));
+            obj.insert("expires_in".into(), json!(c.ttl_secs));
+            if let Some(signed) = &c.signed {
+                obj.insert("signed".into(), json!(signed));
+            }
             if let Proof::Approval { approvers } = c.proof {
                 obj.insert("approvals".into(), json!(approvers));
             }

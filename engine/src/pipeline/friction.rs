@@ -47,10 +47,7 @@ impl Engine {
             verdict(Outcome::Allow(allowed), digest)
         };
         let challenge = |proof: Proof| {
-            let c = Challenge {
-                reason: owed.reason.clone(),
-                proof,
-            };
+            let c = self.challenge(&p, &digest, &judged.ops, owed.reason.clone(), proof);
             verdict(Outcome::Challenge(c), Some(digest.clone()))
         };
         let proof = |reason: String, digest: Option<String>| {
@@ -125,6 +122,40 @@ impl Engine {
         })
     }
 
+    /// A challenge: signed by the gateway when approvals are (bundle `approvals`).
+    fn challenge(
+        &self,
+        p: &Pending,
+        digest: &str,
+        operations: &[Operation],
+        reason: String,
+        proof: Proof,
+    ) -> Challenge {
+        let signed = self.policy.signed.as_ref();
+        let ttl_secs = signed.map_or(crate::verdict::CHALLENGE_TTL_SECS, |s| s.challenge_ttl_secs);
+        let signed = match (proof, signed.and_then(|s| s.signer.as_ref())) {
+            (Proof::Approval { approvers }, Some(key)) => Some(approval::sign_challenge(
+                key,
+                &approval::ChallengeClaims {
+                    v: 1,
+                    digest: digest.to_string(),
+                    key: p.key_id.clone(),
+                    environment: self.policy.environment.clone(),
+                    approvals: approvers,
+                    exp: p.now_ms.div_euclid(1000).saturating_add(ttl_secs),
+                    operations: operations.iter().map(crate::verdict::op_json).collect(),
+                },
+            )),
+            _ => None,
+        };
+        Challenge {
+            reason,
+            proof,
+            ttl_secs,
+            signed,
+        }
+    }
+
     /// Approval tokens (comma-separated): each must verify; `needed` different approvers.
     pub(super) fn check_approval(
         &self,
@@ -134,10 +165,20 @@ impl Engine {
         now_ms: i64,
         needed: u8,
     ) -> Result<Approved, String> {
-        let Some(key) = &self.policy.approval_key else {
-            return Err(
-                "approval tokens cannot be checked here: no approval key is configured".into(),
-            );
+        let verify = |t: &str| match (&self.policy.signed, &self.policy.approval_key) {
+            (Some(s), _) => approval::verify_signed(
+                &s.approvers,
+                &s.gateway,
+                t,
+                digest,
+                key_id,
+                &self.policy.environment,
+                now_ms,
+            ),
+            (None, Some(key)) => approval::verify(key, t, digest, key_id, now_ms),
+            (None, None) => {
+                Err("approval tokens cannot be checked here: no approval key is configured".into())
+            }
         };
         let text = String::from_utf8_lossy(header);
         let tokens: Vec<&str> = text
@@ -153,8 +194,7 @@ impl Engine {
             nonces: Vec::new(),
         };
         for (i, t) in tokens.iter().enumerate() {
-            let g = approval::verify(key, t, digest, key_id, now_ms)
-                .map_err(|e| format!("approval token {} rejected: {e}", i + 1))?;
+            let g = verify(t).map_err(|e| format!("approval token {} rejected: {e}", i + 1))?;
             if approved.approvers.contains(&g.approver) {
                 return Err(format!(
                     "two tokens from the same approver `{}`",

@@ -100,16 +100,7 @@ pub(super) fn hex32(s: &str) -> Option<[u8; 32]> {
 
 /// A budget: `destructive` > 0 per a window of `<n>s|m|h|d` (at most 31 days).
 fn budget(at: &str, b: &bundle::Budget, errs: &mut Errs) -> Option<Budget> {
-    let per = b.per.trim();
-    let (n, unit) = per.split_at(per.len().saturating_sub(1));
-    let unit_ms: i64 = match unit {
-        "s" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => 0,
-    };
-    let window_ms = n.parse::<i64>().ok().map(|n| n.saturating_mul(unit_ms));
+    let window_ms = crate::time::parse_span_secs(&b.per).map(|s| s.saturating_mul(1000));
     match window_ms {
         Some(w) if w > 0 && w <= 31 * 86_400_000 && b.destructive > 0 => Some(Budget {
             limit: b.destructive,

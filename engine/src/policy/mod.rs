@@ -24,6 +24,7 @@ mod public;
 mod roles;
 mod secrets;
 mod services;
+mod signed;
 mod state;
 
 use diagnostics::Errs;
@@ -58,6 +59,9 @@ pub struct Policy {
     /// resolved only then).
     pub uses_environments: bool,
     pub audit_sink: Option<AuditSink>,
+    /// Signed approvals (bundle `approvals`): the approvers' public keys, the gateway's
+    /// challenge key. `None`: shared-key tokens (`approval_key`).
+    pub signed: Option<signed::SignedApprovals>,
     /// Where approvals and budgets are settled: `None` for this Envoy's shared data.
     pub etcd: Option<crate::fleet::EtcdStore>,
     /// How the decision reaches Envoy's access log (bundle `filter_state`).
@@ -399,6 +403,10 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
 
     let audit_sink = b.audit.as_ref().and_then(|a| audit_sink(a, &mut errs));
     let etcd = b.state.as_ref().and_then(|s| state::compile(s, &mut errs));
+    let signed = b
+        .approvals
+        .as_ref()
+        .and_then(|a| signed::compile(a, secrets, &mut errs));
 
     if !errs.0.is_empty() {
         return Err(BundleErrors(errs.0));
@@ -428,6 +436,7 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
             || guards.iter().any(|g| g.environments.is_some()),
         audit_sink,
         etcd,
+        signed,
         filter_state: b.filter_state.unwrap_or_default(),
         credential_headers,
         services,

@@ -16,6 +16,8 @@ pub(super) fn compile(
         .flat_map(|r: &Role| &r.grants)
         .any(|g| g.friction == Friction::Approval)
         || guards.iter().any(|g| g.effect == Friction::Approval);
+    // With signed approvals (`approvals`) the shared key is neither needed nor read.
+    let uses_approval = uses_approval && b.approvals.is_none();
     let approval_key = match secrets {
         Secrets::Env(env) if uses_approval => match env(APPROVAL_KEY_ENV) {
             None => {
