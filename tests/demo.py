@@ -9,8 +9,8 @@ on one table and denied on another, the other decisions, and the audit trail.
 """
 
 import json
-import os
 import subprocess
+import tempfile
 import secrets
 import sys
 import time
@@ -134,12 +134,17 @@ def main():
         say("   A single-row DELETE is covered, but owes a human's approval: 428 challenge")
         r = show(gw.port, "DELETE", "/rest/reservations?id=eq.r-17", support)
         print(f"   PostgreSQL: {pg.execute('SELECT count(*) FROM reservations')[0][0]} reservations, none deleted")
-        say("   A human (holding the approval key, which the agent never has) approves exactly that request:")
+        say("   A human approves exactly that request, signing with her own key (the gateway holds none that can):")
         cli = harness.ROOT / "target" / "release" / "scopegate"
-        print(f"{DIM}$ scopegate approve --challenge challenge.json --approver alice{RESET}")
-        out = subprocess.run([str(cli), "approve", "--challenge", "-", "--approver", "alice", "--yes"],
-                             input=r.body.decode(), capture_output=True, text=True,
-                             env={**os.environ, "SCOPEGATE_APPROVAL_KEY": harness.APPROVAL_KEY})
+        print(f"{DIM}$ scopegate approve --challenge challenge.json --bundle policies/demo.json "
+              f"--approver alice --key-file alice.key{RESET}")
+        with tempfile.NamedTemporaryFile("w", suffix=".key") as key_file:
+            key_file.write(harness.demo_approvers()["alice"])
+            key_file.flush()
+            out = subprocess.run([str(cli), "approve", "--challenge", "-", "--bundle",
+                                  str(harness.ROOT / "policies" / "demo.json"), "--approver", "alice",
+                                  "--key-file", key_file.name, "--yes"],
+                                 input=r.body.decode(), capture_output=True, text=True)
         print("\n".join("   " + line for line in out.stderr.splitlines()))
         approval = out.stdout.strip()
         print(f"   token: {approval[:40]}…")

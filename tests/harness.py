@@ -53,6 +53,32 @@ INSERT INTO scratch VALUES ('s-1', 'old'), ('s-2', 'older');
 """
 
 
+def demo_approvers():
+    """The public demo approver and gateway keys of policies/approvers.keys: {name: seed}."""
+    out = {}
+    for line in (ROOT / "policies" / "approvers.keys").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, seed = line.partition("=")
+            out[name.strip()] = seed.strip()
+    return out
+
+
+def approve_signed(challenge, bundle_file, approver="alice", extra=()):
+    """A demo approver signs a challenge of a bundle in policies/ (`scopegate approve`
+    with their key file): the token."""
+    with tempfile.NamedTemporaryFile("w", suffix=".key", delete=False) as f:
+        f.write(demo_approvers()[approver])
+    try:
+        out = subprocess.run([str(ROOT / "target" / "release" / "scopegate"), "approve", "--challenge", "-",
+                              "--bundle", str(bundle_file), "--approver", approver, "--key-file", f.name,
+                              "--yes", *extra],
+                             input=json.dumps(challenge), capture_output=True, text=True, timeout=30)
+    finally:
+        os.unlink(f.name)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
 def demo_keys(bundle):
     """The public demo keys of policies/<bundle>.keys: {name: key}."""
     keys = {}
@@ -354,6 +380,8 @@ class Envoy:
         self.env = dict(env or {})
         if approval_key is not None:
             self.env.setdefault("SCOPEGATE_APPROVAL_KEY", approval_key)
+            # The demo gateway's challenge key: what policies/*.json (signed approvals) need.
+            self.env.setdefault("SCOPEGATE_CHALLENGE_KEY", demo_approvers()["gateway"])
         self.dir = Path(tempfile.mkdtemp(prefix="scopegate-envoy-"))
         self.config = self.dir / "envoy.yaml"
         self.access_log_path = self.dir / "access.log"

@@ -116,6 +116,12 @@ pub fn warnings(b: &Bundle) -> Vec<Warning> {
         || b.guards.iter().any(|g| g.effect == Friction::Approval);
     let budgets =
         b.roles.iter().any(|r| r.budget.is_some()) || b.keys.iter().any(|k| k.budget.is_some());
+    if approvals && b.approvals.is_none() {
+        warn(
+            "approvals".into(),
+            "approval tokens are HMACs with one key (`SCOPEGATE_APPROVAL_KEY`) shared by every approver and every gateway: whoever can read a gateway's environment can approve anything, and one person can sign as any name; list approvers with their own keys (`\"approvals\"`, `scopegate approver new`)".into(),
+        );
+    }
     if b.state.is_none() && (approvals || budgets) {
         let what = match (approvals, budgets) {
             (true, true) => "approvals and budgets",
@@ -227,6 +233,7 @@ mod tests {
             "roles[1].allow[0]: wildcard resources (`user*`) on destructive actions (drop)",
             "roles[1].allow[1]: every resource and action of this grant is denied by guards[0]",
             "roles[2]: role `nobody` has no key",
+            "approvals: approval tokens are HMACs with one key",
             "state: approvals with the local store",
             "services[1]: service `idle` is granted to no role",
         ];

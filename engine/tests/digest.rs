@@ -150,6 +150,8 @@ fn graphql_digests_follow_document_and_variables() {
         r#"{"query": "mutation D($id: String!) { volumeDelete(volumeId: $id) }", "variables": {"id": "v-2"}}"#,
         r#"{"query": "mutation D($id: String!) { volumeDelete(volumeId: $id) { id } }", "variables": {"id": "v-1"}}"#,
         r#"{"query": "mutation D($id: String!) { volumeDelete(volumeId: $id) }", "variables": {"id": "v-1"}, "operationName": "D"}"#,
+        // The same request as a batch of one.
+        r#"[{"query": "mutation D($id: String!) { volumeDelete(volumeId: $id) }", "variables": {"id": "v-1"}}]"#,
     ] {
         assert_ne!(base, d(other), "{other}");
     }

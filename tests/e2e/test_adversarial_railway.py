@@ -22,7 +22,6 @@ case-sensitive, so casing tricks live in cases.jsonl, in front of the echo upstr
    another environment, not the same operation in a batch, and only once."""
 
 import json
-import os
 import subprocess
 import urllib.request
 
@@ -204,11 +203,7 @@ def upsert(environment):
 
 
 def approve(challenge):
-    env = {**os.environ, "SCOPEGATE_APPROVAL_KEY": harness.APPROVAL_KEY}
-    out = subprocess.run([CLI, "approve", "--challenge", "-", "--approver", "alice", "--yes"],
-                         input=json.dumps(challenge), capture_output=True, text=True, env=env, timeout=30)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
+    return harness.approve_signed(challenge, harness.ROOT / "policies" / "railway.json")
 
 
 def test_class_4_an_approval_covers_only_its_operations(rw_gateway, rw_upstream, pg):

@@ -11,7 +11,6 @@ After every refusal the row is looked up in PostgreSQL and the server's request 
 read: the refused call never reached the server."""
 
 import json
-import os
 import subprocess
 import time
 
@@ -165,12 +164,8 @@ def test_an_approved_call_completes_with_the_sdk_client(combo, pg):
     assert not asked["ok"] and "data" in asked, asked
     challenge = asked["data"]
     assert challenge["decision"] == "challenge" and challenge["friction"] == "approval", asked
-    env = {**os.environ, "SCOPEGATE_APPROVAL_KEY": harness.APPROVAL_KEY}
-    out = subprocess.run([str(harness.ROOT / "target" / "release" / "scopegate"), "approve", "--challenge", "-",
-                          "--approver", "alice", "--yes"], input=json.dumps(challenge), capture_output=True,
-                         text=True, env=env)
-    assert out.returncode == 0, out.stderr
-    token = out.stdout.strip()
+    assert challenge["signed"].startswith("c1."), challenge
+    token = harness.approve_signed(challenge, BUNDLE_FILE)
     steps = run_client(client, stack, AGENT, [
         ["call", "delete_reservation", {"reservation_id": "r-1"}],
         ["call", "delete_reservation", {"reservation_id": "r-1"}],

@@ -118,7 +118,10 @@ impl Decode for GraphqlDecoder {
                 crate::canonical::body(input.body()),
             ];
         };
-        let mut out = Vec::new();
+        // A batch (a JSON array, even of one) is kept apart from a single request: the
+        // shape of the answer differs, and a server may run a batch differently.
+        let batch = input.body().trim_ascii_start().starts_with(b"[");
+        let mut out = vec![if batch { "batch" } else { "single" }.to_string()];
         for r in requests {
             let document = Json::Array(
                 crate::canonical::graphql_tokens(&r.document)
