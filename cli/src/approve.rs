@@ -67,7 +67,7 @@ pub(crate) fn approve(a: &Approval) -> Result<(), String> {
         .cloned()
         .unwrap_or(challenge);
     if let Some(signed) = challenge.get("signed").and_then(|s| s.as_str()) {
-        return approve_signed(a, signed, ttl, now_ms);
+        return approve_signed(a, signed, challenge.get("request"), ttl, now_ms);
     }
     let field = |k: &str| {
         challenge
@@ -130,7 +130,13 @@ pub(crate) fn approve(a: &Approval) -> Result<(), String> {
 
 /// A signed challenge: checked against the bundle's challenge key, shown from what the
 /// gateway signed, approved with the approver's own key.
-fn approve_signed(a: &Approval, signed: &str, ttl: i64, now_ms: i64) -> Result<(), String> {
+fn approve_signed(
+    a: &Approval,
+    signed: &str,
+    shown: Option<&serde_json::Value>,
+    ttl: i64,
+    now_ms: i64,
+) -> Result<(), String> {
     let bundle = a.bundle.as_ref().ok_or(
         "a signed challenge is checked with the bundle's `approvals.challenge_key`: pass --bundle",
     )?;
@@ -177,6 +183,36 @@ fn approve_signed(a: &Approval, signed: &str, ttl: i64, now_ms: i64) -> Result<(
     );
     for op in &c.operations {
         eprintln!("  {op}");
+    }
+    // The request as the agent sent it: what the operations were decoded from.
+    let shown = shown.ok_or("the challenge does not show the request")?;
+    if approval::shown_hash(shown) != c.shown {
+        return Err(
+            "the request shown with the challenge was altered (it is not what the gateway signed)"
+                .into(),
+        );
+    }
+    let text = |k: &str| shown.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+    eprintln!(
+        "the request, as sent:\n  {} {}",
+        text("method"),
+        text("target")
+    );
+    let body = text("body");
+    if !body.is_empty() {
+        let pretty = serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| serde_json::to_string_pretty(&v).ok())
+            .unwrap_or_else(|| body.to_string());
+        for line in pretty.lines() {
+            eprintln!("  {line}");
+        }
+        if let Some(n) = shown.get("body_bytes") {
+            eprintln!(
+                "  … (the first {} of {n} bytes shown; the digest binds all of them)",
+                approval::SHOWN_BODY_BYTES
+            );
+        }
     }
     eprintln!("request digest: {}", c.digest);
     if c.approvals > 1 {

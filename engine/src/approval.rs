@@ -259,7 +259,37 @@ pub struct ChallengeClaims {
     pub exp: i64,
     /// What the request does, as the approver is shown it (the digest binds them).
     pub operations: Vec<serde_json::Value>,
+    /// `sha256:<hex>` of the request as sent (the challenge's `request`: method, target,
+    /// body), so what an approver is shown cannot be altered either.
+    pub shown: String,
 }
+
+/// The request as the approver is shown it: method, target and body as sent (the body as
+/// text, cut at `SHOWN_BODY_BYTES` with the cut said), and the hash a signed challenge
+/// binds it with.
+pub fn shown_request(method: &str, target: &str, body: &[u8]) -> (serde_json::Value, String) {
+    let cut = body.len() > SHOWN_BODY_BYTES;
+    let text = String::from_utf8_lossy(body.get(..SHOWN_BODY_BYTES).unwrap_or(body)).into_owned();
+    let mut v = serde_json::json!({"method": method, "target": target, "body": text});
+    if cut {
+        if let Some(o) = v.as_object_mut() {
+            o.insert("body_bytes".into(), serde_json::json!(body.len()));
+        }
+    }
+    let hash = shown_hash(&v);
+    (v, hash)
+}
+
+/// The hash of a shown request (canonical JSON).
+pub fn shown_hash(shown: &serde_json::Value) -> String {
+    format!(
+        "sha256:{}",
+        crate::digest::hex(&sha256(crate::canonical::json(shown).as_bytes()))
+    )
+}
+
+/// How much of a body a challenge shows (the digest binds all of it).
+pub const SHOWN_BODY_BYTES: usize = 16 * 1024;
 
 pub fn sign_challenge(key: &PrivateKey, c: &ChallengeClaims) -> String {
     key.seal("c1", c)
@@ -532,6 +562,7 @@ mod tests {
             approvals: 1,
             exp: now + 300,
             operations: vec![],
+            shown: "sha256:00".into(),
         };
         let signed = sign_challenge(&gateway, &challenge);
         let approval = |by: &PrivateKey, name: &str, challenge: &str, iat: i64| {

@@ -231,6 +231,9 @@ pub struct Challenge {
     /// Signed approvals: the challenge as the gateway signed it (`c1.…`), what an
     /// approver signs.
     pub signed: Option<String>,
+    /// Signed approvals: the request as sent, shown to the approver (its hash is in
+    /// `signed`).
+    pub request: Option<Value>,
 }
 
 /// The proof a challenge asks for.
@@ -455,6 +458,9 @@ impl Verdict {
             obj.insert("expires_in".into(), json!(c.ttl_secs));
             if let Some(signed) = &c.signed {
                 obj.insert("signed".into(), json!(signed));
+            }
+            if let Some(request) = &c.request {
+                obj.insert("request".into(), request.clone());
             }
             if let Proof::Approval { approvers } = c.proof {
                 obj.insert("approvals".into(), json!(approvers));

@@ -71,6 +71,18 @@ fn decide(e: &Engine, path: &str, key: &str, token: Option<&str>, now: i64) -> V
 fn signed_challenge(v: &Verdict) -> String {
     let body: Value = serde_json::from_str(&v.response_body()).unwrap();
     assert_eq!(body["decision"], "challenge", "{body}");
+    // The request as sent is shown, bound by the signed challenge.
+    let claims = scopegate_engine::approval::open_challenge(
+        &keys().gateway.public(),
+        body["signed"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        claims.shown,
+        scopegate_engine::approval::shown_hash(&body["request"])
+    );
+    assert_eq!(body["request"]["method"], "DELETE");
+    assert!(!claims.operations.is_empty());
     body["signed"].as_str().unwrap().to_string()
 }
 

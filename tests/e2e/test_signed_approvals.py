@@ -31,6 +31,12 @@ def signed(tmp_path_factory, upstream, keys):
     assert out.returncode == 0, out.stderr
     b = {**bundle(keys), "approvals": {"approvers": approvers, "challenge_key": out.stdout.strip(),
                                        "challenge_ttl": "2m"}}
+    # A SQL endpoint too (its challenges are answered before any upstream is asked).
+    b["services"] = b["services"] + [{"name": "rentals-sql", "protocol": "sql", "match": {"path_prefix": "/sql"},
+                                      "sql": {"dialect": "postgres", "statement": {"json_pointer": "/sql"}}}]
+    support = next(r for r in b["roles"] if r["name"] == "support")
+    support["allow"] = support["allow"] + [{"service": "rentals-sql", "resources": ["public.*"],
+                                            "actions": ["read", "update"], "friction": "approval"}]
     (d / "bundle.json").write_text(json.dumps(b))
     assert os.stat(d / "alice.key").st_mode & 0o777 == 0o600
     gw = harness.Envoy(b, upstream.port, approval_key=None,
@@ -68,6 +74,25 @@ def test_an_approver_signs_and_the_row_goes_once(signed, pg, keys):
     r = http1(gw.port, "DELETE", path, {**auth, "x-scopegate-approval": token})
     assert r.status == 403 and "already used" in r.json()["reason"], r
     assert "r-2" in rows(pg)
+
+
+def test_the_approver_sees_the_statement_not_just_its_operation(signed, keys):
+    """A data-copying UPDATE decodes to `update public.docs` with its id: the approver is
+    shown the statement as sent, bound by the gateway's signature."""
+    gw, d = signed
+    sql = "UPDATE docs SET body = (SELECT string_agg(card_number, ',') FROM payments) WHERE id = 4"
+    r = http1(gw.port, "POST", "/sql", {"authorization": f"Bearer {keys.support}",
+                                        "content-type": "application/json"}, json.dumps({"sql": sql}))
+    assert r.status == 428, r
+    challenge = r.json()
+    assert json.loads(challenge["request"]["body"])["sql"] == sql
+    out = approve(d, challenge)
+    assert out.returncode == 0, out.stderr
+    assert "string_agg(card_number" in out.stderr and "POST /sql" in out.stderr, out.stderr
+    # What is shown cannot be swapped for something milder on its way to the human.
+    milder = {**challenge, "request": {**challenge["request"], "body": json.dumps({"sql": "UPDATE docs SET body = 'x' WHERE id = 4"})}}
+    out = approve(d, milder)
+    assert out.returncode != 0 and "altered" in out.stderr, out.stderr
 
 
 def test_what_cannot_approve(signed, pg, keys):

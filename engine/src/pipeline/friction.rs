@@ -47,7 +47,7 @@ impl Engine {
             verdict(Outcome::Allow(allowed), digest)
         };
         let challenge = |proof: Proof| {
-            let c = self.challenge(&p, &digest, &judged.ops, owed.reason.clone(), proof);
+            let c = self.challenge(&p, &digest, &judged.ops, body, owed.reason.clone(), proof);
             verdict(Outcome::Challenge(c), Some(digest.clone()))
         };
         let proof = |reason: String, digest: Option<String>| {
@@ -128,31 +128,38 @@ impl Engine {
         p: &Pending,
         digest: &str,
         operations: &[Operation],
+        body: &[u8],
         reason: String,
         proof: Proof,
     ) -> Challenge {
         let signed = self.policy.signed.as_ref();
         let ttl_secs = signed.map_or(crate::verdict::CHALLENGE_TTL_SECS, |s| s.challenge_ttl_secs);
-        let signed = match (proof, signed.and_then(|s| s.signer.as_ref())) {
-            (Proof::Approval { approvers }, Some(key)) => Some(approval::sign_challenge(
-                key,
-                &approval::ChallengeClaims {
-                    v: 1,
-                    digest: digest.to_string(),
-                    key: p.key_id.clone(),
-                    environment: self.policy.environment.clone(),
-                    approvals: approvers,
-                    exp: p.now_ms.div_euclid(1000).saturating_add(ttl_secs),
-                    operations: operations.iter().map(crate::verdict::op_json).collect(),
-                },
-            )),
-            _ => None,
+        let (signed, request) = match (proof, signed.and_then(|s| s.signer.as_ref())) {
+            (Proof::Approval { approvers }, Some(key)) => {
+                let (request, shown) = approval::shown_request(&p.head.method, &p.head.path, body);
+                let signed = approval::sign_challenge(
+                    key,
+                    &approval::ChallengeClaims {
+                        v: 1,
+                        digest: digest.to_string(),
+                        key: p.key_id.clone(),
+                        environment: self.policy.environment.clone(),
+                        approvals: approvers,
+                        exp: p.now_ms.div_euclid(1000).saturating_add(ttl_secs),
+                        operations: operations.iter().map(crate::verdict::op_json).collect(),
+                        shown,
+                    },
+                );
+                (Some(signed), Some(request))
+            }
+            _ => (None, None),
         };
         Challenge {
             reason,
             proof,
             ttl_secs,
             signed,
+            request,
         }
     }
 
