@@ -101,17 +101,7 @@ pub(crate) fn approve(a: &Approval) -> Result<(), String> {
         .get("approvals")
         .and_then(|n| n.as_u64())
         .unwrap_or(1);
-    if needed > 1 {
-        eprintln!("this request needs {needed} approvals from different people: the agent sends the tokens comma-separated");
-    }
-    if !a.yes
-        && !confirm_on_tty(&format!(
-            "approve as `{}` for {}? [y/N] ",
-            a.approver, a.ttl
-        ))?
-    {
-        return Err("not approved".into());
-    }
+    ask(a, needed)?;
     let secret = match &a.key_file {
         Some(f) => read(f)?,
         None => std::env::var(&a.key_env)
@@ -215,8 +205,20 @@ fn approve_signed(
         }
     }
     eprintln!("request digest: {}", c.digest);
-    if c.approvals > 1 {
-        eprintln!("this request needs {} approvals from different people: the agent sends the tokens comma-separated", c.approvals);
+    ask(a, u64::from(c.approvals))?;
+    let token = sign_approval(&key, signed, &a.approver, now, now + ttl)?;
+    eprintln!(
+        "token valid until {}, for this request once:",
+        format_rfc3339_millis((now + ttl) * 1000)
+    );
+    println!("{token}");
+    Ok(())
+}
+
+/// Says how many approvers the request needs, then asks (unless `--yes`).
+fn ask(a: &Approval, needed: u64) -> Result<(), String> {
+    if needed > 1 {
+        eprintln!("this request needs {needed} approvals from different people: the agent sends the tokens comma-separated");
     }
     if !a.yes
         && !confirm_on_tty(&format!(
@@ -226,12 +228,6 @@ fn approve_signed(
     {
         return Err("not approved".into());
     }
-    let token = sign_approval(&key, signed, &a.approver, now, now + ttl)?;
-    eprintln!(
-        "token valid until {}, for this request once:",
-        format_rfc3339_millis((now + ttl) * 1000)
-    );
-    println!("{token}");
     Ok(())
 }
 
