@@ -86,17 +86,17 @@ pub(crate) fn approve(a: &Approval) -> Result<(), String> {
     if !digest.starts_with("sha256:") || key_id.is_empty() {
         return Err("the challenge has no digest or key".into());
     }
-    eprintln!("approval requested by key `{key_id}` for:");
+    eprintln!("approval requested by key `{}` for:", printable(key_id));
     for op in challenge
         .get("operations")
         .and_then(|o| o.as_array())
         .into_iter()
         .flatten()
     {
-        eprintln!("  {op}");
+        eprintln!("  {}", printable(&op.to_string()));
     }
-    eprintln!("reason: {}", field("reason"));
-    eprintln!("request digest: {digest}");
+    eprintln!("reason: {}", printable(field("reason")));
+    eprintln!("request digest: {}", printable(digest));
     let needed = challenge
         .get("approvals")
         .and_then(|n| n.as_u64())
@@ -167,12 +167,12 @@ fn approve_signed(
     }
     eprintln!(
         "approval requested by key `{}` in `{}` (signed by the gateway; answerable until {}) for:",
-        c.key,
-        c.environment,
+        printable(&c.key),
+        printable(&c.environment),
         format_rfc3339_millis(c.exp * 1000)
     );
     for op in &c.operations {
-        eprintln!("  {op}");
+        eprintln!("  {}", printable(&op.to_string()));
     }
     // The request as the agent sent it: what the operations were decoded from.
     let shown = shown.ok_or("the challenge does not show the request")?;
@@ -195,7 +195,7 @@ fn approve_signed(
             .and_then(|v| serde_json::to_string_pretty(&v).ok())
             .unwrap_or_else(|| body.to_string());
         for line in pretty.lines() {
-            eprintln!("  {line}");
+            eprintln!("  {}", printable(line));
         }
         if let Some(n) = shown.get("body_bytes") {
             eprintln!(
@@ -213,6 +213,22 @@ fn approve_signed(
     );
     println!("{token}");
     Ok(())
+}
+
+/// Text from the request (the agent's), safe to print on a terminal: control characters
+/// (escape sequences, carriage returns), C1 controls and bidirectional overrides are shown
+/// escaped, so the request cannot redraw or reorder what the approver reads.
+pub(crate) fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let bidi = matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            if c.is_control() || bidi {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Says how many approvers the request needs, then asks (unless `--yes`).
@@ -294,4 +310,19 @@ pub(crate) fn confirm_on_tty(question: &str) -> Result<bool, String> {
         .read_line(&mut answer)
         .map_err(|e| e.to_string())?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn what_the_agent_sent_cannot_redraw_the_terminal() {
+        assert_eq!(
+            printable("DELETE /*\u{1b}[6A\u{1b}[J\r*/"),
+            "DELETE /*\\u{1b}[6A\\u{1b}[J\\u{d}*/"
+        );
+        assert_eq!(printable("a\u{202e}b\u{9b}c"), "a\\u{202e}b\\u{9b}c");
+        assert_eq!(printable("SELECT 'é'"), "SELECT 'é'");
+    }
 }

@@ -231,7 +231,7 @@ pub(crate) fn policy_test(
         if let Some(t) = sent {
             headers.push(("x-scopegate-approval".into(), t.into_bytes()));
         }
-        let v = settle(&ledger, engine.decide(headers, &c.body, now_ms));
+        let v = settle(&ledger, engine.decide(headers, &c.body, now_ms), now_ms);
         let ok = v.decision().as_str() == c.expect
             && c.reason
                 .as_ref()

@@ -48,11 +48,16 @@ fn write_json(v: &Value, out: &mut String) {
 pub fn body(bytes: &[u8]) -> String {
     match crate::json::parse_strict(bytes) {
         Ok(v) if !bytes.is_empty() => format!("json:{}", json(&v)),
-        _ => format!(
-            "bytes:{}",
-            crate::digest::hex(&crate::digest::sha256(bytes))
-        ),
+        _ => self::bytes(bytes),
     }
+}
+
+/// A body whose bytes are its meaning: their SHA-256.
+pub fn bytes(bytes: &[u8]) -> String {
+    format!(
+        "bytes:{}",
+        crate::digest::hex(&crate::digest::sha256(bytes))
+    )
 }
 
 /// A GraphQL document as its tokens: whitespace, commas and comments (all insignificant

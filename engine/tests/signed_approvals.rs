@@ -112,12 +112,14 @@ fn an_approver_signs_what_the_gateway_signed() {
     let v = settle(
         &ledger,
         decide(&e, path, "writer-key", Some(&token), NOW + 2000),
+        NOW + 2000,
     );
     assert_eq!(v.decision(), Decision::Allow, "{}", v.reason());
     assert_eq!(v.approval().unwrap().approvers, ["alice"]);
     let again = settle(
         &ledger,
         decide(&e, path, "writer-key", Some(&token), NOW + 3000),
+        NOW + 3000,
     );
     assert!(
         again.reason().contains("already used"),

@@ -33,6 +33,10 @@ pub fn configure(host: &dyn Host) -> Option<Engine> {
     let env = |name: &str| host.env_var(name);
     match Engine::from_json(&config, &Secrets::Env(&env)) {
         Ok(engine) => {
+            // The local ledger's lock exists before any request (see `ledger::LOCK_KEY`).
+            if engine.policy().etcd.is_none() {
+                scopegate_engine::ledger::prepare(&SharedData(host));
+            }
             let summary = engine.policy().summary();
             host.log(Level::Info, &format!("scopegate: loaded {summary}"));
             Some(engine)
@@ -360,7 +364,7 @@ impl<H: Host> Stream<H> {
         let v = match (etcd, Spend::of(&v)) {
             (Some(store), Some(spend)) => return self.ask_state(store, v, spend),
             (Some(_), None) => v,
-            (None, _) => settle(&SharedData(&self.host), v),
+            (None, _) => settle(&SharedData(&self.host), v, self.started_ms),
         };
         self.proceed(v)
     }

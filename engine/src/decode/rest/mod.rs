@@ -91,7 +91,15 @@ impl Decode for RestDecoder {
                 ]);
             }
         }
-        out.extend(["body".to_string(), crate::canonical::body(input.body())]);
+        // JSON in one spelling only when the upstream reads it as JSON: a text body's
+        // bytes are its meaning.
+        let body = input.body();
+        let body = if self.body_is_json(input.head) {
+            crate::canonical::body(body)
+        } else {
+            crate::canonical::bytes(body)
+        };
+        out.extend(["body".to_string(), body]);
         out
     }
 }

@@ -446,6 +446,15 @@ impl SqlDecoder {
         sql: &str,
         params: &[Json],
     ) -> Result<Vec<Operation>, DecodeError> {
+        // PostgreSQL's Unicode-escaped identifiers (`U&"\0070g_read_file"` is
+        // `pg_read_file`) and `UESCAPE`: the tokenizer reads `U&"…"` as `U & "…"`, so the
+        // name PostgreSQL calls would go unseen. Refused wherever they appear.
+        let lower = sql.to_ascii_lowercase();
+        if lower.contains("u&\"") || lower.contains("uescape") {
+            return unmodelled(
+                "Unicode-escaped identifiers (U&\"…\", UESCAPE) are not decoded: write the name plainly",
+            );
+        }
         // PostgreSQL text takes the shortcuts of `fast.rs` (the same tokens and
         // statements as sqlparser's own, sooner); the other dialects sqlparser's path.
         let (dialect, tokens): (&dyn Dialect, _) = match self.flavor {
