@@ -2,7 +2,7 @@
 //! object keys (compared after unescaping). Two parsers that disagree on which of two
 //! `"sql"` keys counts are a bypass; refusing duplicates removes the disagreement.
 
-use crate::request::{undecodable, DecodeError};
+use crate::request::{ambiguous, undecodable, DecodeError};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use std::fmt;
@@ -69,9 +69,100 @@ pub fn parse_strict(body: &[u8]) -> Result<Value, DecodeError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let parsed = Strict::deserialize(&mut de).and_then(|Strict(v)| de.end().map(|()| v));
     match parsed {
-        Ok(v) => Ok(v),
+        Ok(v) => match inexact_number(body) {
+            // Read here as a 64-bit float, by a numeric column or Python's int as
+            // written: two readings of one body.
+            Some(n) => ambiguous(format!(
+                "JSON number `{n}` has more precision than a 64-bit float (or overflows it): its readers would not agree on its value"
+            )),
+            None => Ok(v),
+        },
         Err(e) => undecodable(format!("body is not strict JSON: {e}")),
     }
+}
+
+/// The first number of a JSON text (strings skipped) that a 64-bit float does not hold
+/// exactly as written: more significant digits than it keeps, or out of its range.
+/// Integers that fit 64 bits are exact (they are read as integers).
+fn inexact_number(body: &[u8]) -> Option<String> {
+    let mut i = 0;
+    let mut in_string = false;
+    while let Some(&b) = body.get(i) {
+        if in_string {
+            match b {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        if b == b'"' {
+            in_string = true;
+            i += 1;
+            continue;
+        }
+        if b == b'-' || b.is_ascii_digit() {
+            let start = i;
+            while body.get(i).is_some_and(|c| {
+                c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E')
+            }) {
+                i += 1;
+            }
+            let token =
+                std::str::from_utf8(body.get(start..i).unwrap_or_default()).unwrap_or_default();
+            if !number_is_exact(token) {
+                return Some(token.chars().take(40).collect());
+            }
+            continue;
+        }
+        i += 1;
+    }
+    None
+}
+
+fn number_is_exact(token: &str) -> bool {
+    if token.parse::<i64>().is_ok() || token.parse::<u64>().is_ok() {
+        return true;
+    }
+    match token.parse::<f64>() {
+        Ok(f) if f.is_finite() => significand(token) == significand(&format!("{f:e}")),
+        _ => false,
+    }
+}
+
+/// A decimal number's significant digits and the power of ten of its first one:
+/// `0.0120` and `1.2e-2` are both ("12", -2).
+fn significand(text: &str) -> (bool, String, i64) {
+    let negative = text.starts_with('-');
+    let text = text.trim_start_matches(['-', '+']);
+    let (mantissa, exp) = match text.find(['e', 'E']) {
+        Some(at) => (
+            text.get(..at).unwrap_or_default(),
+            text.get(at + 1..)
+                .and_then(|e| e.parse::<i64>().ok())
+                .unwrap_or(0),
+        ),
+        None => (text, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits: String = format!("{int}{frac}");
+    let leading = digits
+        .len()
+        .saturating_sub(digits.trim_start_matches('0').len());
+    let digits = digits
+        .trim_start_matches('0')
+        .trim_end_matches('0')
+        .to_string();
+    if digits.is_empty() {
+        return (false, String::new(), 0);
+    }
+    let first = i64::try_from(int.len())
+        .unwrap_or(i64::MAX)
+        .saturating_sub(i64::try_from(leading).unwrap_or(0))
+        .saturating_sub(1)
+        .saturating_add(exp);
+    (negative, digits, first)
 }
 
 /// Whether a JSON text nests arrays and objects deeper than `limit` — a byte scan that
@@ -226,6 +317,31 @@ mod tests {
         for (s, why) in denied {
             let e = parse_strict(s.as_bytes()).unwrap_err();
             assert!(e.0.contains(why), "{s}: {e}");
+        }
+    }
+
+    #[test]
+    fn numbers_a_float_does_not_hold_are_refused() {
+        for exact in [
+            r#"{"a": 1}"#,
+            r#"{"a": -9223372036854775808, "b": 18446744073709551615}"#,
+            r#"{"a": 0.1, "b": 1e20, "c": 100.000, "d": -2.5E-3, "e": 0}"#,
+            r#"{"a": 100000000000000000000}"#,
+            r#"{"s": "123456789012345678901234567890.5"}"#,
+        ] {
+            assert!(parse_strict(exact.as_bytes()).is_ok(), "{exact}");
+        }
+        for inexact in [
+            r#"{"id": 100000000000000000001}"#,
+            r#"{"a": 0.1000000000000000055511}"#,
+            r#"[1e400]"#,
+            r#"{"a": 1e-400}"#,
+        ] {
+            let e = parse_strict(inexact.as_bytes()).unwrap_err();
+            assert!(
+                e.0.contains("more precision") || e.0.contains("out of range"),
+                "{inexact}: {e}"
+            );
         }
     }
 }
