@@ -22,8 +22,8 @@
 //! at their zero value omitted (a failed transaction has no `succeeded`), unknown fields
 //! ignored (so every body here is checked against a real etcd by the contract test).
 
-use crate::ledger::{budget_key, nonce_key};
-use crate::verdict::{BudgetUse, Refusal, Verdict};
+use crate::ledger::{budget_key, nonce_key, Spend};
+use crate::verdict::{BudgetUse, Refusal};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -84,30 +84,6 @@ pub enum Next {
     Settled,
     /// Refused: a used token, a spent budget, or a store that did not answer well.
     Refused(Refusal),
-}
-
-/// What a forwarded request must record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Spend {
-    /// Approval nonces with their tokens' expiry (unix seconds).
-    pub nonces: Vec<(String, i64)>,
-    pub budget: Option<BudgetUse>,
-}
-
-impl Spend {
-    /// What an allowed verdict must record; `None` when it needs no state.
-    pub fn of(v: &Verdict) -> Option<Spend> {
-        let a = v.allowed()?;
-        let nonces = a
-            .approval
-            .as_ref()
-            .map(|a| a.nonces.clone())
-            .unwrap_or_default();
-        (!nonces.is_empty() || a.budget.is_some()).then(|| Spend {
-            nonces,
-            budget: a.budget.clone(),
-        })
-    }
 }
 
 /// The budget window as last read: its count and `mod_revision`.
@@ -385,8 +361,7 @@ fn unavailable(what: &str, status: Option<u16>, body: &[u8]) -> Next {
 
 /// When a budget window ends, in unix seconds.
 fn window_end_secs(b: &BudgetUse) -> i64 {
-    let window = b.now_ms.checked_div(b.window_ms).unwrap_or(0);
-    window
+    b.window()
         .saturating_add(1)
         .saturating_mul(b.window_ms)
         .checked_div(1000)

@@ -20,6 +20,30 @@ pub trait Ledger {
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool;
 }
 
+/// What a forwarded request must record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spend {
+    /// Approval nonces with their tokens' expiry (unix seconds).
+    pub nonces: Vec<(String, i64)>,
+    pub budget: Option<BudgetUse>,
+}
+
+impl Spend {
+    /// What an allowed verdict must record; `None` when it needs no state.
+    pub fn of(v: &Verdict) -> Option<Spend> {
+        let a = v.allowed()?;
+        let nonces = a
+            .approval
+            .as_ref()
+            .map(|a| a.nonces.clone())
+            .unwrap_or_default();
+        (!nonces.is_empty() || a.budget.is_some()).then(|| Spend {
+            nonces,
+            budget: a.budget.clone(),
+        })
+    }
+}
+
 /// The key recording an approval token's nonce as used.
 pub fn nonce_key(nonce: &str) -> String {
     format!("scopegate:nonce:{nonce}")
@@ -27,8 +51,7 @@ pub fn nonce_key(nonce: &str) -> String {
 
 /// The key counting a budget's current window.
 pub fn budget_key(b: &BudgetUse) -> String {
-    let window = b.now_ms.checked_div(b.window_ms).unwrap_or(0);
-    format!("scopegate:budget:{}:{}:{window}", b.key, b.window_ms)
+    format!("scopegate:budget:{}:{}:{}", b.key, b.window_ms, b.window())
 }
 
 /// The key of the ledger's lock. Proxy-wasm shared data cannot create a key only if it
@@ -58,24 +81,15 @@ pub fn prepare(ledger: &dyn Ledger) {
 /// refused request burns neither and two workers never both use one token or both take
 /// the last of a budget. A lock that cannot be taken refuses (never a double spend).
 pub fn settle(ledger: &dyn Ledger, v: Verdict, now_ms: i64) -> Verdict {
-    let Some(allowed) = v.allowed() else {
+    let Some(spend) = Spend::of(&v) else {
         return v;
     };
-    let nonces: Vec<(String, i64)> = allowed
-        .approval
-        .as_ref()
-        .map(|a| a.nonces.clone())
-        .unwrap_or_default();
-    let budget = allowed.budget.clone();
-    if nonces.is_empty() && budget.is_none() {
-        return v;
-    }
     if !lock(ledger, now_ms) {
         return v.refused(Refusal::BadProof(
             "a concurrent request used the same approval or budget; retry".into(),
         ));
     }
-    let refusal = record(ledger, &nonces, budget);
+    let refusal = record(ledger, spend);
     ledger.set(LOCK_KEY, FREE, None);
     match refusal {
         Some(r) => v.refused(r),
@@ -108,13 +122,9 @@ fn lock(ledger: &dyn Ledger, now_ms: i64) -> bool {
 }
 
 /// Under the lock: checks every nonce and the budget window, then writes them.
-fn record(
-    ledger: &dyn Ledger,
-    nonces: &[(String, i64)],
-    budget: Option<BudgetUse>,
-) -> Option<Refusal> {
+fn record(ledger: &dyn Ledger, Spend { nonces, budget }: Spend) -> Option<Refusal> {
     let mut writes = Vec::new();
-    for (nonce, exp) in nonces {
+    for (nonce, exp) in &nonces {
         let key = nonce_key(nonce);
         if ledger.get(&key).0.is_some_and(|used| !used.is_empty()) {
             return Some(Refusal::BadProof(format!(

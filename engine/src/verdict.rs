@@ -281,6 +281,13 @@ pub struct BudgetUse {
     pub now_ms: i64,
 }
 
+impl BudgetUse {
+    /// The index of the window `now_ms` falls in (windows are counted from the epoch).
+    pub fn window(&self) -> i64 {
+        self.now_ms.checked_div(self.window_ms).unwrap_or(0)
+    }
+}
+
 /// Seconds a challenge stays answerable (approval tokens carry their own expiry).
 pub const CHALLENGE_TTL_SECS: i64 = 300;
 

@@ -10,7 +10,8 @@
     clippy::indexing_slicing
 )]
 
-use scopegate_engine::fleet::{EtcdStore, Next, Settlement, Spend, MAX_ATTEMPTS};
+use scopegate_engine::fleet::{EtcdStore, Next, Settlement, MAX_ATTEMPTS};
+use scopegate_engine::ledger::Spend;
 use scopegate_engine::verdict::{BudgetUse, Refusal};
 use serde_json::Value;
 use std::io::{Read, Write};

@@ -6,8 +6,8 @@ use crate::sink::Sink;
 use scopegate_engine::answer::{Answer, EventStream, WITHHELD};
 use scopegate_engine::audit::{self, AuditContext, Summary};
 use scopegate_engine::bundle::FilterState;
-use scopegate_engine::fleet::{Call, EtcdStore, Next, Settlement, Spend};
-use scopegate_engine::ledger::{settle, Ledger};
+use scopegate_engine::fleet::{Call, EtcdStore, Next, Settlement};
+use scopegate_engine::ledger::{settle, Ledger, Spend};
 use scopegate_engine::request::DecodeKind;
 use scopegate_engine::verdict::{Forward, ListFilter, Refusal};
 use scopegate_engine::{Decision, Engine, Pending, Secrets, Step, Verdict};
@@ -360,26 +360,28 @@ impl<H: Host> Stream<H> {
         // A request that uses approval tokens or spends a budget records them first: in
         // the fleet's store when the bundle names one (asked, and answered, before
         // anything else happens), else in this Envoy's shared data.
-        let etcd = self.engine.as_ref().and_then(|e| e.policy().etcd.clone());
-        let v = match (etcd, Spend::of(&v)) {
-            (Some(store), Some(spend)) => return self.ask_state(store, v, spend),
-            (Some(_), None) => v,
-            (None, _) => settle(&SharedData(&self.host), v, self.started_ms),
+        let engine = self.engine.clone();
+        let v = match engine.as_ref().and_then(|e| e.policy().etcd.as_ref()) {
+            Some(store) => match Spend::of(&v) {
+                Some(spend) => return self.ask_state(store, v, spend),
+                None => v,
+            },
+            None => settle(&SharedData(&self.host), v, self.started_ms),
         };
         self.proceed(v)
     }
 
     /// Starts the settlement of a request's state on etcd: the request is held until it
     /// is answered.
-    fn ask_state(&mut self, store: EtcdStore, v: Verdict, spend: Spend) -> Flow {
-        let (settlement, call) = Settlement::start(&store, spend, self.started_ms);
-        match self.call_state(&store, &call) {
+    fn ask_state(&mut self, store: &EtcdStore, v: Verdict, spend: Spend) -> Flow {
+        let (settlement, call) = Settlement::start(store, spend, self.started_ms);
+        match self.call_state(store, &call) {
             Some(token) => {
                 self.state = State::AwaitingStore(v, Box::new(settlement), token);
                 Flow::Pause
             }
             None => {
-                self.reply_locally(v.refused(dispatch_refused(&store)));
+                self.reply_locally(v.refused(dispatch_refused(store)));
                 Flow::Pause
             }
         }
@@ -413,13 +415,14 @@ impl<H: Host> Stream<H> {
         };
         let status = self.host.call_status();
         let body = self.host.call_body(body_size).unwrap_or_default();
-        let Some(store) = self.engine.as_ref().and_then(|e| e.policy().etcd.clone()) else {
+        let engine = self.engine.clone();
+        let Some(store) = engine.as_ref().and_then(|e| e.policy().etcd.as_ref()) else {
             return;
         };
         match settlement.answer(status, &body) {
-            Next::Call(call) => match self.call_state(&store, &call) {
+            Next::Call(call) => match self.call_state(store, &call) {
                 Some(token) => self.state = State::AwaitingStore(v, settlement, token),
-                None => self.reply_locally(v.refused(dispatch_refused(&store))),
+                None => self.reply_locally(v.refused(dispatch_refused(store))),
             },
             Next::Settled => {
                 if self.proceed(v) == Flow::Continue {

@@ -59,15 +59,22 @@ pub trait Decode {
 
     /// What the request means, for the digest an approval is bound to (`canonical`):
     /// fields that change whenever what the upstream does changes, and only then. By
-    /// default the query as received and the body's canonical form.
+    /// default `raw_meaning`.
     fn meaning(&self, input: &Input) -> Vec<String> {
-        vec![
-            "query".into(),
-            input.target.raw_query.clone(),
-            "body".into(),
-            crate::canonical::body(input.body()),
-        ]
+        raw_meaning(input)
     }
+}
+
+/// The query as received and the body's canonical form: the meaning of a request no
+/// protocol reading applies to (a decoder's fallback when its own reading fails; such a
+/// request was refused anyway).
+pub fn raw_meaning(input: &Input) -> Vec<String> {
+    vec![
+        "query".into(),
+        input.target.raw_query.clone(),
+        "body".into(),
+        crate::canonical::body(input.body()),
+    ]
 }
 
 /// Scalar leaves of a JSON value as records under `key`: nested objects as `key.field`,

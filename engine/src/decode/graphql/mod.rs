@@ -111,12 +111,7 @@ impl Decode for GraphqlDecoder {
     /// arrived (GET, POST JSON, a batch, a persisted query).
     fn meaning(&self, input: &Input) -> Vec<String> {
         let Ok(requests) = self.requests(input.head, input.target, input.body()) else {
-            return vec![
-                "query".into(),
-                input.target.raw_query.clone(),
-                "body".into(),
-                crate::canonical::body(input.body()),
-            ];
+            return crate::decode::raw_meaning(input);
         };
         // A batch (a JSON array, even of one) is kept apart from a single request: the
         // shape of the answer differs, and a server may run a batch differently.

@@ -129,7 +129,7 @@ impl Decode for McpDecoder {
     /// client retries with its next one), nor a progress token (named after the id).
     fn meaning(&self, input: &Input) -> Vec<String> {
         let Ok(doc) = parse_strict(input.body()) else {
-            return vec!["body".into(), crate::canonical::body(input.body())];
+            return super::raw_meaning(input);
         };
         let messages = match doc {
             Json::Array(batch) => batch,

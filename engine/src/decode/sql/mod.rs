@@ -148,12 +148,7 @@ impl Decode for SqlDecoder {
         match canonical {
             Some(c) => vec!["sql".into(), c],
             // Not readable as SQL (refused by the decoder anyway): the bytes stand.
-            None => vec![
-                "query".into(),
-                input.target.raw_query.clone(),
-                "body".into(),
-                crate::canonical::body(body),
-            ],
+            None => super::raw_meaning(input),
         }
     }
 }
