@@ -62,12 +62,9 @@ pub(crate) fn approve(a: &Approval) -> Result<(), String> {
         }
         _ => return Err("give --challenge, or --request with --bundle".into()),
     };
-    let challenge = challenge
-        .pointer("/error/data")
-        .cloned()
-        .unwrap_or(challenge);
-    if let Some(signed) = challenge.get("signed").and_then(|s| s.as_str()) {
-        return approve_signed(a, signed, challenge.get("request"), ttl, now_ms);
+    let challenge = approval::challenge_in(&challenge)?.clone();
+    if challenge.get("signed").is_some() {
+        return approve_signed(a, &challenge, ttl, now_ms);
     }
     let field = |k: &str| {
         challenge
@@ -86,17 +83,20 @@ pub(crate) fn approve(a: &Approval) -> Result<(), String> {
     if !digest.starts_with("sha256:") || key_id.is_empty() {
         return Err("the challenge has no digest or key".into());
     }
-    eprintln!("approval requested by key `{}` for:", printable(key_id));
+    eprintln!(
+        "approval requested by key `{}` for:",
+        approval::printable(key_id)
+    );
     for op in challenge
         .get("operations")
         .and_then(|o| o.as_array())
         .into_iter()
         .flatten()
     {
-        eprintln!("  {}", printable(&op.to_string()));
+        eprintln!("  {}", approval::printable(&op.to_string()));
     }
-    eprintln!("reason: {}", printable(field("reason")));
-    eprintln!("request digest: {}", printable(digest));
+    eprintln!("reason: {}", approval::printable(field("reason")));
+    eprintln!("request digest: {}", approval::printable(digest));
     let needed = challenge
         .get("approvals")
         .and_then(|n| n.as_u64())
@@ -122,8 +122,7 @@ pub(crate) fn approve(a: &Approval) -> Result<(), String> {
 /// gateway signed, approved with the approver's own key.
 fn approve_signed(
     a: &Approval,
-    signed: &str,
-    shown: Option<&serde_json::Value>,
+    challenge: &serde_json::Value,
     ttl: i64,
     now_ms: i64,
 ) -> Result<(), String> {
@@ -135,15 +134,12 @@ fn approve_signed(
         .signed
         .as_ref()
         .ok_or("the bundle has no `approvals` section: it does not sign challenges")?;
-    let c = approval::open_challenge(&s.gateway, signed)
-        .map_err(|e| format!("{e}: not issued by a gateway of this bundle, or altered"))?;
+    let approval::Presented {
+        signed,
+        claims: c,
+        request: shown,
+    } = approval::present(&s.gateway, challenge, now_ms)?;
     let now = now_ms.div_euclid(1000);
-    if c.exp < now {
-        return Err(format!(
-            "this challenge expired at {}: the agent must send the request again",
-            format_rfc3339_millis(c.exp * 1000)
-        ));
-    }
     let key_file = a
         .key_file
         .as_ref()
@@ -167,21 +163,14 @@ fn approve_signed(
     }
     eprintln!(
         "approval requested by key `{}` in `{}` (signed by the gateway; answerable until {}) for:",
-        printable(&c.key),
-        printable(&c.environment),
+        approval::printable(&c.key),
+        approval::printable(&c.environment),
         format_rfc3339_millis(c.exp * 1000)
     );
     for op in &c.operations {
-        eprintln!("  {}", printable(&op.to_string()));
+        eprintln!("  {}", approval::printable(&op.to_string()));
     }
     // The request as the agent sent it: what the operations were decoded from.
-    let shown = shown.ok_or("the challenge does not show the request")?;
-    if approval::shown_hash(shown) != c.shown {
-        return Err(
-            "the request shown with the challenge was altered (it is not what the gateway signed)"
-                .into(),
-        );
-    }
     let text = |k: &str| shown.get(k).and_then(|v| v.as_str()).unwrap_or_default();
     eprintln!(
         "the request, as sent:\n  {} {}",
@@ -195,7 +184,7 @@ fn approve_signed(
             .and_then(|v| serde_json::to_string_pretty(&v).ok())
             .unwrap_or_else(|| body.to_string());
         for line in pretty.lines() {
-            eprintln!("  {}", printable(line));
+            eprintln!("  {}", approval::printable(line));
         }
         if let Some(n) = shown.get("body_bytes") {
             eprintln!(
@@ -206,29 +195,13 @@ fn approve_signed(
     }
     eprintln!("request digest: {}", c.digest);
     ask(a, u64::from(c.approvals))?;
-    let token = sign_approval(&key, signed, &a.approver, now, now + ttl)?;
+    let token = sign_approval(&key, &signed, &a.approver, now, now + ttl)?;
     eprintln!(
         "token valid until {}, for this request once:",
         format_rfc3339_millis((now + ttl) * 1000)
     );
     println!("{token}");
     Ok(())
-}
-
-/// Text from the request (the agent's), safe to print on a terminal: control characters
-/// (escape sequences, carriage returns), C1 controls and bidirectional overrides are shown
-/// escaped, so the request cannot redraw or reorder what the approver reads.
-pub(crate) fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            let bidi = matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-            if c.is_control() || bidi {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 /// Says how many approvers the request needs, then asks (unless `--yes`).
@@ -314,7 +287,7 @@ pub(crate) fn confirm_on_tty(question: &str) -> Result<bool, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::printable;
+    use scopegate_engine::approval::printable;
 
     #[test]
     fn what_the_agent_sent_cannot_redraw_the_terminal() {

@@ -308,6 +308,99 @@ pub fn open_challenge(
     Ok(c)
 }
 
+/// The hex part of a request digest (`sha256:<hex>` → `<hex>`): how an inbox names it.
+pub fn digest_hex(digest: &str) -> &str {
+    digest.strip_prefix("sha256:").unwrap_or(digest)
+}
+
+/// A challenge as a human is shown it, checked: the gateway signed it, it has not
+/// expired, and the request shown with it is the one the gateway signed. What
+/// `scopegate approve` and the approval inbox both show and sign.
+#[derive(Debug, Clone)]
+pub struct Presented {
+    /// The signed challenge (`c1.…`), what approvers sign.
+    pub signed: String,
+    pub claims: ChallengeClaims,
+    /// The request as sent (`method`, `target`, `body`, and `body_bytes` when cut).
+    pub request: serde_json::Value,
+}
+
+/// The decision in a gateway's answer: a 428 body, or an MCP JSON-RPC error (or a batch
+/// of them) carrying it in `error.data`. A batch must carry one challenge.
+pub fn challenge_in(answer: &serde_json::Value) -> Result<&serde_json::Value, String> {
+    fn data(v: &serde_json::Value) -> &serde_json::Value {
+        v.pointer("/error/data").unwrap_or(v)
+    }
+    let serde_json::Value::Array(items) = answer else {
+        return Ok(data(answer));
+    };
+    let mut found: Option<&serde_json::Value> = None;
+    for v in items.iter().map(data) {
+        if v.get("decision").and_then(|d| d.as_str()) != Some("challenge") {
+            continue;
+        }
+        match found {
+            Some(f) if f.get("signed") != v.get("signed") => {
+                return Err("a batch carrying more than one challenge".into())
+            }
+            _ => found = Some(v),
+        }
+    }
+    found.ok_or_else(|| "no challenge in this batch".into())
+}
+
+/// Checks a challenge (the 428 body or a JSON-RPC error carrying it) against the
+/// gateway's public key at `now_ms`.
+pub fn present(
+    gateway: &ed25519_dalek::VerifyingKey,
+    answer: &serde_json::Value,
+    now_ms: i64,
+) -> Result<Presented, String> {
+    let body = challenge_in(answer)?;
+    let signed = body
+        .get("signed")
+        .and_then(|s| s.as_str())
+        .ok_or("not a signed challenge (no `signed`): the bundle has no `approvals` section")?;
+    let claims = open_challenge(gateway, signed)
+        .map_err(|e| format!("{e}: not issued by a gateway of this bundle, or altered"))?;
+    if claims.exp < now_ms.div_euclid(1000) {
+        return Err(format!(
+            "this challenge expired at {}: the agent must send the request again",
+            crate::time::format_rfc3339_millis(claims.exp.saturating_mul(1000))
+        ));
+    }
+    let request = body
+        .get("request")
+        .ok_or("the challenge does not show the request")?;
+    if shown_hash(request) != claims.shown {
+        return Err(
+            "the request shown with the challenge was altered (it is not what the gateway signed)"
+                .into(),
+        );
+    }
+    Ok(Presented {
+        signed: signed.to_string(),
+        claims,
+        request: request.clone(),
+    })
+}
+
+/// Text from the request (the agent's), safe to show on a terminal or a page: control characters
+/// (escape sequences, carriage returns), C1 controls and bidirectional overrides are shown
+/// escaped, so the request cannot redraw or reorder what the approver reads.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let bidi = matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            if c.is_control() || bidi {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// What a signed approval says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

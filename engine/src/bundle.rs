@@ -69,6 +69,11 @@ pub struct ApprovalsConfig {
     /// How long a challenge can be approved: `30s` to `24h` (default `5m`).
     #[serde(default)]
     pub challenge_ttl: Option<String>,
+    /// The approval inbox (`scopegate-approver`), e.g. `https://approvals.example.com`:
+    /// a challenge then carries `approval_url` (the page a human approves it on) and
+    /// `inbox` (the API the agent posts it to and polls for the tokens).
+    #[serde(default)]
+    pub inbox_url: Option<String>,
 }
 
 /// One approver (bundle `approvals.approvers`).

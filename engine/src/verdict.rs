@@ -234,6 +234,18 @@ pub struct Challenge {
     /// Signed approvals: the request as sent, shown to the approver (its hash is in
     /// `signed`).
     pub request: Option<Value>,
+    /// Signed approvals with an inbox (bundle `approvals.inbox_url`): where a human
+    /// approves it, and where the agent posts it.
+    pub inbox: Option<InboxLinks>,
+}
+
+/// A challenge's places in the approval inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxLinks {
+    /// The page a human approves on: `<inbox_url>/c/<digest hex>`.
+    pub approval_url: String,
+    /// The API the agent posts the challenge to (and polls): `<inbox_url>/v1/challenges`.
+    pub api: String,
 }
 
 /// The proof a challenge asks for.
@@ -468,6 +480,10 @@ impl Verdict {
             }
             if let Some(request) = &c.request {
                 obj.insert("request".into(), request.clone());
+            }
+            if let Some(inbox) = &c.inbox {
+                obj.insert("approval_url".into(), json!(inbox.approval_url));
+                obj.insert("inbox".into(), json!(inbox.api));
             }
             if let Proof::Approval { approvers } = c.proof {
                 obj.insert("approvals".into(), json!(approvers));

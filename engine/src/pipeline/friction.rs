@@ -154,12 +154,23 @@ impl Engine {
             }
             _ => (None, None),
         };
+        let inbox = match (&signed, self.policy.signed.as_ref()) {
+            (Some(_), Some(s)) => s
+                .inbox_url
+                .as_deref()
+                .map(|url| crate::verdict::InboxLinks {
+                    approval_url: format!("{url}/c/{}", approval::digest_hex(digest)),
+                    api: format!("{url}/v1/challenges"),
+                }),
+            _ => None,
+        };
         Challenge {
             reason,
             proof,
             ttl_secs,
             signed,
             request,
+            inbox,
         }
     }
 

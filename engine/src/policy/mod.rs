@@ -461,6 +461,18 @@ impl Policy {
         bool::from(key.sha256.ct_eq(digest)).then_some(key)
     }
 
+    /// The key a presented secret is, unless unknown or expired at `now_ms` (for tools
+    /// that authenticate agents as the filter does: the approval inbox).
+    pub fn key_by_secret(&self, secret: &[u8], now_ms: i64) -> Result<&Key, &'static str> {
+        let key = self
+            .key_by_digest(&crate::digest::sha256(secret))
+            .ok_or("unknown key")?;
+        if key.expires.is_some_and(|e| now_ms >= e) {
+            return Err("expired key");
+        }
+        Ok(key)
+    }
+
     pub fn key_by_id(&self, id: &str) -> Option<&Key> {
         self.keys.get(*self.key_ids.get(id)?)
     }

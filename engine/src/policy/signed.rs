@@ -14,6 +14,8 @@ pub struct SignedApprovals {
     pub signer: Option<PrivateKey>,
     /// How long a challenge can be approved.
     pub challenge_ttl_secs: i64,
+    /// The approval inbox's base URL (no trailing `/`).
+    pub inbox_url: Option<String>,
 }
 
 pub(super) fn compile(
@@ -89,10 +91,37 @@ pub(super) fn compile(
         },
         Secrets::Unchecked => None,
     };
+    let inbox_url = a.inbox_url.as_deref().and_then(|url| match inbox_url(url) {
+        Ok(u) => Some(u),
+        Err(e) => {
+            errs.push("approvals.inbox_url", e);
+            None
+        }
+    });
     Some(SignedApprovals {
         approvers,
         gateway: gateway?,
         signer,
         challenge_ttl_secs,
+        inbox_url,
     })
+}
+
+/// An inbox base URL: `http(s)://host[:port][/path]`, printable ASCII without quotes,
+/// query or fragment; the trailing `/` dropped.
+fn inbox_url(url: &str) -> Result<String, String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("an http:// or https:// URL")?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty()
+        || url.len() > 512
+        || !url.bytes().all(|b| {
+            b.is_ascii_graphic() && !matches!(b, b'"' | b'\\' | b'<' | b'>' | b'?' | b'#' | b'\'')
+        })
+    {
+        return Err("an http:// or https:// URL with a host, no query, fragment or quotes".into());
+    }
+    Ok(url.trim_end_matches('/').to_string())
 }
