@@ -12,7 +12,7 @@ WASM   := target/$(TARGET)/release/scopegate_filter.wasm
 LITE   := target/lite/$(TARGET)/release/scopegate_filter.wasm
 CLI    := target/release/scopegate
 
-.PHONY: all build wasm wasm-lite e2e-lite cli toolchain venv mcp-venvs demo test lint unit unit-wasm check setup-demo setup-test e2e policies bench bench-wasm bench-vm test-wasm fuzz fuzz-build fuzz-smoke clean oracle
+.PHONY: all build wasm wasm-lite e2e-lite cli approver toolchain venv mcp-venvs demo test lint unit unit-wasm check setup-demo setup-test e2e policies bench bench-wasm bench-vm test-wasm fuzz fuzz-build fuzz-smoke clean oracle
 
 all: build
 
@@ -54,9 +54,14 @@ wasm-lite: toolchain
 cli:
 	cargo build --release -p scopegate-cli
 
+## The approval inbox (scopegate-approver): target/service/scopegate-approver.
+approver:
+	cargo build --profile service -p scopegate-approver
+	@echo "inbox: target/service/scopegate-approver"
+
 build: wasm cli
 
-demo: setup-demo build venv
+demo: setup-demo build approver venv
 	$(PY) tests/demo.py $(ARGS)
 
 lint: toolchain
@@ -92,7 +97,7 @@ policies: cli
 test-wasm: toolchain
 	cargo build --release --target $(TARGET) -p scopegate-test-faulty
 
-e2e: wasm wasm-lite test-wasm cli venv mcp-venvs
+e2e: wasm wasm-lite test-wasm cli approver venv mcp-venvs
 	cargo test -p scopegate-engine --test etcd_contract -- --ignored
 	$(PY) -m pytest -c tests/pytest.ini tests/e2e
 

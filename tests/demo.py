@@ -28,6 +28,10 @@ if not sys.stdout.isatty():
     BOLD = DIM = GREEN = RED = YELLOW = RESET = ""
 
 
+# Demo-only passwords for the demo approvers' inbox accounts.
+DEMO_PASSWORDS = {"alice": "alice-demo-password", "bob": "bob-demo-password"}
+
+
 def say(text):
     print(f"\n{BOLD}{text}{RESET}", flush=True)
 
@@ -109,6 +113,19 @@ def main():
         up = harness.Upstream(pg.dsn, token).start()
         procs.append(up)
         print(f"   {up.url} — it trusts only the upstream token, which agents never see")
+        # The approval inbox the bundle names (approvals.inbox_url): it signs for the demo
+        # approvers alice and bob, whose (public, demo-only) keys are in policies/approvers.keys.
+        inbox = harness.Inbox()
+        b = json.loads(bundle)
+        b["approvals"]["inbox_url"] = inbox.url
+        bundle = json.dumps(b)
+        (inbox.dir / "bundle.json").write_text(bundle)
+        for name in ("alice", "bob"):
+            (inbox.dir / f"{name}.key").write_text(harness.demo_approvers()[name])
+            inbox.add_account(inbox.dir / "bundle.json", name, DEMO_PASSWORDS[name])
+        inbox.start(inbox.dir / "bundle.json", {n: inbox.dir / f"{n}.key" for n in ("alice", "bob")})
+        procs.append(inbox)
+        print(f"   approval inbox (scopegate-approver): {inbox.url}")
         gw = harness.Envoy(bundle, up.port, env={"RENTALS_UPSTREAM_TOKEN": token}).start()
         procs.append(gw)
         print(f"   Envoy {harness.find_binary('envoy', 'ENVOY_BIN')}: gateway {gw.url}   "
@@ -155,6 +172,26 @@ def main():
         show_with(gw.port, "DELETE", "/rest/reservations?id=eq.r-17", support, {"x-scopegate-approval": approval})
         show_with(gw.port, "DELETE", "/rest/reservations?id=eq.r-1", support, {"x-scopegate-approval": approval})
 
+        say("   Or through the approval inbox: the 428 names it; the agent posts the challenge with its own key")
+        r = show(gw.port, "DELETE", "/rest/reservations?id=eq.r-3", support)
+        c = r.json()
+        print(f"   approval_url: {c.get('approval_url')}")
+        status, v = harness.inbox_call(inbox, "POST", "/v1/challenges", support, c)
+        print(f"{DIM}$ curl -X POST -H 'authorization: Bearer …' -d @challenge.json {c.get('inbox')}{RESET}")
+        print(f"   {status} {json.dumps(v)}")
+        say("   bob signs in to the inbox, reads what the request does, and approves it "
+            "(scripted here; with --keep, do it in your browser)")
+        person = harness.InboxSession(inbox)
+        person.sign_in("bob", DEMO_PASSWORDS["bob"])
+        digest = c["challenge"].removeprefix("sha256:")
+        person.decide(digest, "approve", "demo")
+        status, v = harness.inbox_call(inbox, "GET", f"/v1/challenges/{digest}", support)
+        print(f"{DIM}$ curl -H 'authorization: Bearer …' {inbox.url}/v1/challenges/{digest[:12]}…{RESET}")
+        print(f"   {status} state={v['state']} approvals={v['approvals']['text']} tokens={len(v.get('tokens', []))}")
+        show_with(gw.port, "DELETE", "/rest/reservations?id=eq.r-3", support,
+                  {"x-scopegate-approval": v["retry"]["value"]})
+        print(f"   PostgreSQL: r-3 present: {bool(pg.execute('SELECT 1 FROM reservations WHERE id = %s', ('r-3',)))}")
+
         say("9. No key, or a wrong one: 401")
         show(gw.port, "GET", "/rest/vehicles")
         show(gw.port, "GET", "/rest/vehicles", "sgk_guessed")
@@ -175,6 +212,18 @@ def main():
                   f"{DIM}{rec['reason'][:70]}{RESET}")
 
         if keep:
+            r = http1(gw.port, "DELETE", "/rest/reservations?id=eq.r-2", {"authorization": f"Bearer {support}"})
+            c = r.json()
+            harness.inbox_call(inbox, "POST", "/v1/challenges", support, c)
+            digest = c["challenge"].removeprefix("sha256:")
+            say(f"Approval inbox: {inbox.url}  (sign in as alice / {DEMO_PASSWORDS['alice']} "
+                f"or bob / {DEMO_PASSWORDS['bob']})\n"
+                f"   Waiting there: the support key's DELETE of reservation r-2 — {c['approval_url']}\n"
+                f"   After you approve it, the agent's poll returns the token:\n"
+                f"     curl -H 'authorization: Bearer {support}' {inbox.url}/v1/challenges/{digest}\n"
+                f"   and the retry goes through:\n"
+                f"     curl -X DELETE -H 'authorization: Bearer {support}' -H 'x-scopegate-approval: <token>' "
+                f"'{gw.url}/rest/reservations?id=eq.r-2'")
             say(f"Running. Try: curl -H 'authorization: Bearer {reader}' {gw.url}/rest/vehicles\n"
                 f"         or: curl -H 'authorization: Bearer {domains}' -H 'content-type: application/json' "
                 f"-d '{{\"query\": \"{{ volumes {{ id }} }}\"}}' {rgw.url}/graphql/v2   (Ctrl-C stops)")
@@ -185,7 +234,7 @@ def main():
     finally:
         for p in reversed(procs):
             p.stop()
-        say("Stopped both Envoys, both APIs and PostgreSQL.")
+        say("Stopped both Envoys, both APIs, the inbox and PostgreSQL.")
 
 
 if __name__ == "__main__":

@@ -276,6 +276,121 @@ class Collector:
         stop_process(self.proc)
 
 
+APPROVER = Path(os.environ.get("SCOPEGATE_APPROVER",
+                               str(ROOT / "target" / "service" / "scopegate-approver")))
+
+
+class Inbox:
+    """scopegate-approver (the approval inbox) on a loopback port: `keys` maps approver
+    names to their private key files (the inbox signs for them); `db` defaults to a SQLite
+    file of its own. The port is chosen first, so a bundle can name `url` before start."""
+
+    def __init__(self, db=None, webhook=None, trusted=None):
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="scopegate-inbox-"))
+        self.db = db or f"sqlite://{self.dir / 'inbox.db'}"
+        self.webhook = webhook
+        self.trusted = trusted
+        self.proc = None
+        self.log_path = self.dir / "inbox.log"
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def add_account(self, bundle_file, name, password):
+        out = subprocess.run([str(APPROVER), "account", "add", "--db", self.db, "--bundle", str(bundle_file),
+                              "--name", name], env={**os.environ, "SCOPEGATE_APPROVER_PASSWORD": password},
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+
+    def start(self, bundle_file, keys):
+        cmd = [str(APPROVER), "serve", "--bundle", str(bundle_file), "--db", self.db,
+               "--listen", f"127.0.0.1:{self.port}", "--public-url", self.url]
+        for name, file in keys.items():
+            cmd += ["--key", f"{name}={file}"]
+        if self.trusted:
+            header, proxy = self.trusted
+            cmd += ["--trusted-header", header, "--trusted-proxy", proxy]
+        env = {**os.environ}
+        if self.webhook:
+            env["SCOPEGATE_APPROVER_WEBHOOK"] = self.webhook
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        wait_for(lambda: self.proc.poll() is None
+                 and urllib.request.urlopen(f"{self.url}/login", timeout=1).status == 200, 30, "inbox")
+        return self
+
+    def logs(self):
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self):
+        stop_process(self.proc)
+
+
+class InboxSession:
+    """A person's session with the inbox without a browser (cookies, forms, Origin)."""
+
+    def __init__(self, inbox):
+        import http.cookiejar
+        self.inbox = inbox
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def get(self, path):
+        with self.opener.open(self.inbox.url + path, timeout=10) as r:
+            return r.read().decode()
+
+    def post(self, path, fields):
+        import urllib.parse
+        req = urllib.request.Request(self.inbox.url + path, data=urllib.parse.urlencode(fields).encode(),
+                                     headers={"origin": self.inbox.url}, method="POST")
+        try:
+            with self.opener.open(req, timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    @staticmethod
+    def field(page, name):
+        import re
+        return re.search(f'name="{name}" value="([^"]+)"', page).group(1)
+
+    def sign_in(self, name, password):
+        csrf = self.field(self.get("/login"), "csrf")
+        status, body = self.post("/login", {"name": name, "password": password, "csrf": csrf})
+        assert status == 200 and "Waiting for approval" in body, (status, body)
+
+    def decide(self, digest, verdict, comment=""):
+        page = self.get(f"/c/{digest}")
+        return self.post(f"/c/{digest}", {"csrf": self.field(page, "csrf"), "round": self.field(page, "round"),
+                                          "verdict": verdict, "comment": comment})
+
+
+def inbox_call(inbox, method, path, key, body=None):
+    """The agent's side of the inbox API: its own scopegate key, JSON; (status, JSON)."""
+    req = urllib.request.Request(inbox.url + path, method=method,
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"authorization": f"Bearer {key}", "content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def chromium(width=1280, height=1400):
+    """Headless Chromium (Debian's chromium + chromium-driver) through Selenium."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+              f"--window-size={width},{height}", "--no-first-run", "--disable-extensions"):
+        opts.add_argument(a)
+    service = Service(executable_path=os.environ.get("CHROMEDRIVER_BIN", "/usr/bin/chromedriver"))
+    return webdriver.Chrome(service=service, options=opts)
+
+
 class Etcd:
     """A real etcd cluster on loopback (Debian's etcd-server, or ETCD_BIN): `members`
     processes with their own data directories, each stoppable and restartable by PID."""

@@ -43,3 +43,5 @@ command -v wrk >/dev/null || apt_install wrk
 command -v node >/dev/null || apt_install nodejs
 # etcd: the fleet tests run a 3-member cluster (Debian's etcd-server: etcd, etcdctl).
 command -v etcd >/dev/null || apt_install etcd-server
+# The approval inbox's browser tests: headless Chromium and its WebDriver (Selenium drives it).
+{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || apt_install chromium chromium-driver

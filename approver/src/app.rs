@@ -56,6 +56,9 @@ pub struct App {
 
 pub type Shared = Arc<App>;
 
+/// Challenges one key may have waiting at once.
+pub const MAX_OPEN_PER_KEY: i64 = 20;
+
 impl App {
     pub fn now_ms(&self) -> i64 {
         (self.clock)()
@@ -131,12 +134,24 @@ impl App {
     }
 }
 
+/// The agents' API and the people's pages on one listener.
 pub fn router(app: Shared) -> Router {
+    api_routes().merge(crate::web::routes()).with_state(app)
+}
+
+/// The agents' API and the people's pages apart (`serve --api-listen`): the pages can
+/// then be reachable only through the SSO proxy, the API only from the agents' network.
+pub fn split(app: Shared) -> (Router, Router) {
+    (
+        api_routes().with_state(app.clone()),
+        crate::web::routes().with_state(app),
+    )
+}
+
+fn api_routes() -> Router<Shared> {
     Router::new()
         .route("/v1/challenges", post(post_challenge))
         .route("/v1/challenges/{digest}", get(get_challenge))
-        .merge(crate::web::routes())
-        .with_state(app)
 }
 
 /// `sha256:<hex>` or `<hex>` → `<hex>` (64 lowercase hex digits), else not found.
@@ -162,7 +177,14 @@ async fn post_challenge(
     State(app): State<Shared>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
+) -> Result<
+    (
+        axum::http::StatusCode,
+        [(&'static str, &'static str); 1],
+        Json<Value>,
+    ),
+    ApiError,
+> {
     let key_id = app.agent(&headers)?;
     let answer: Value =
         serde_json::from_slice(&body).map_err(|e| Error::BadRequest(format!("not JSON: {e}")))?;
@@ -176,14 +198,20 @@ async fn post_challenge(
     }
     // What the inbox keeps and shows: the signed parts, plus the answer's unsigned
     // context (reason, rule), shown as such.
-    let body = approval::challenge_in(&answer).map_err(Error::BadRequest)?;
-    let kept = json!({
-        "request": p.request,
-        "reason": body.get("reason"),
-        "rule": body.get("rule"),
-    });
+    // What the inbox keeps besides the signed challenge: the request as sent (its hash is
+    // signed). Nothing else from the answer is shown: the rest is unsigned.
+    let kept = json!({"request": p.request});
     let digest = approval::digest_hex(&p.claims.digest).to_string();
     let now = app.now();
+    // A flood of distinct requests cannot bury other agents' challenges.
+    if store::open_for_key(&app.db, &key_id, now).await? >= MAX_OPEN_PER_KEY
+        && store::current(&app.db, &digest).await?.is_none()
+    {
+        return Err(Error::Busy(format!(
+            "key `{key_id}` already has {MAX_OPEN_PER_KEY} challenges waiting for people: wait for them"
+        ))
+        .into());
+    }
     let row = Challenge {
         id: hex(&sha256(p.signed.as_bytes())),
         digest: digest.clone(),
@@ -207,7 +235,11 @@ async fn post_challenge(
     } else {
         axum::http::StatusCode::OK
     };
-    Ok((status, Json(answer_of(&app, &current, &decisions, now))))
+    Ok((
+        status,
+        [("cache-control", "no-store")],
+        Json(answer_of(&app, &current, &decisions, now)),
+    ))
 }
 
 /// What the agent reads about a challenge.
@@ -258,7 +290,7 @@ async fn get_challenge(
     State(app): State<Shared>,
     Path(digest): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<([(&'static str, &'static str); 1], Json<Value>), ApiError> {
     let key_id = app.agent(&headers)?;
     let digest = digest_param(&digest)?;
     let c = store::current(&app.db, &digest)
@@ -272,5 +304,5 @@ async fn get_challenge(
     if v.get("state").and_then(Value::as_str) == Some("approved") {
         store::collected(&app.db, &c.id, now).await?;
     }
-    Ok(Json(v))
+    Ok(([("cache-control", "no-store")], Json(v)))
 }

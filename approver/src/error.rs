@@ -17,6 +17,8 @@ pub enum Error {
     Conflict(String),
     #[error("too many failed sign-ins: try again in 15 minutes")]
     RateLimited,
+    #[error("{0}")]
+    Busy(String),
     /// The database did not answer: nothing is decided without it.
     #[error("the inbox's database did not answer")]
     Store(#[from] sqlx::Error),
@@ -30,7 +32,7 @@ impl Error {
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Error::RateLimited | Error::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

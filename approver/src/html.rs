@@ -26,12 +26,13 @@ pub fn esc_block(s: &str) -> String {
     s.split('\n').map(esc).collect::<Vec<_>>().join("\n")
 }
 
-/// A whole page: `who` is the signed-in account (shows the navigation).
-pub fn page(title: &str, who: Option<&str>, body: &str) -> String {
+/// A whole page: `who` is the signed-in person, (name, form token): the navigation.
+pub fn page(title: &str, who: Option<(&str, &str)>, body: &str) -> String {
     let nav = match who {
-        Some(name) => format!(
-            "<nav><a href=\"/\">Pending</a> <a href=\"/history\">History</a> <span class=\"who\">{}</span> <form method=\"post\" action=\"/logout\" class=\"inline\"><button type=\"submit\">Sign out</button></form></nav>",
-            esc(name)
+        Some((name, csrf)) => format!(
+            "<nav><a href=\"/\">Pending</a> <a href=\"/history\">History</a> <span class=\"who\">{}</span> <form method=\"post\" action=\"/logout\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" id=\"sign-out\">Sign out</button></form></nav>",
+            esc(name),
+            esc(csrf)
         ),
         None => String::new(),
     };
@@ -50,7 +51,8 @@ pub fn respond(html: String) -> Response {
             ("cache-control", "no-store"),
             ("content-security-policy", "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
             ("x-content-type-options", "nosniff"),
-            ("referrer-policy", "no-referrer"),
+            // `no-referrer` would make browsers send `Origin: null` on our own forms.
+            ("referrer-policy", "same-origin"),
             ("x-frame-options", "DENY"),
         ],
         html,

@@ -106,9 +106,9 @@ pub async fn build(c: Config) -> Result<App, String> {
     })
 }
 
-/// A database URL without its password.
+/// A database URL without its password (user info or a `password=` parameter).
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let mut out = match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = url.get(s + 3..at).unwrap_or_default();
             let user = creds.split(':').next().unwrap_or_default();
@@ -119,5 +119,34 @@ pub fn redact(url: &str) -> String {
             )
         }
         _ => url.to_string(),
+    };
+    if let Some(q) = out.find('?') {
+        let (base, query) = out.split_at(q);
+        let query: Vec<String> = query
+            .trim_start_matches('?')
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => kv.to_string(),
+            })
+            .collect();
+        out = format!("{base}?{}", query.join("&"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_passwords_are_not_shown() {
+        assert_eq!(
+            super::redact("postgres://inbox:s3cret@db:5432/inbox"),
+            "postgres://inbox:***@db:5432/inbox"
+        );
+        assert_eq!(
+            super::redact("postgres://db/inbox?user=inbox&password=s3cret&sslmode=require"),
+            "postgres://db/inbox?user=inbox&password=***&sslmode=require"
+        );
+        assert_eq!(super::redact("sqlite://inbox.db"), "sqlite://inbox.db");
     }
 }

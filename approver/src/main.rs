@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the inbox: the agents' API and the approvers' pages.
-    Serve(Serve),
+    Serve(Box<Serve>),
     /// Approver accounts (password sign-in).
     #[command(subcommand)]
     Account(Account),
@@ -35,9 +35,13 @@ struct Serve {
     /// `sqlite://FILE` (created when missing) or `postgres://USER@HOST/DB`.
     #[arg(long, default_value = "sqlite://scopegate-approver.db")]
     db: String,
-    /// Address to listen on.
+    /// Address to listen on (the pages, and the API unless --api-listen is given).
     #[arg(long, default_value = "127.0.0.1:8300")]
     listen: SocketAddr,
+    /// Serve the agents' API (/v1) on this address instead, apart from the pages: then
+    /// only the SSO proxy needs to reach --listen.
+    #[arg(long)]
+    api_listen: Option<SocketAddr>,
     /// The URL people reach the inbox at (links, cookies' `Secure`, the `Origin` forms must
     /// come from); the bundle's `approvals.inbox_url` names the same place. Default:
     /// `http://<listen>`.
@@ -100,7 +104,7 @@ async fn main() {
 
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve(s) => serve(s).await,
+        Command::Serve(s) => serve(*s).await,
         Command::Account(Account::Add { db, bundle, name }) => {
             let json = std::fs::read(&bundle).map_err(|e| format!("{}: {e}", bundle.display()))?;
             let b = scopegate_engine::bundle::parse(&json).map_err(|e| format!("bundle: {e}"))?;
@@ -188,7 +192,7 @@ async fn serve(s: Serve) -> Result<(), String> {
         signing,
         scopegate_approver::redact(&s.db)
     );
-    let router = scopegate_approver::app::router(Arc::new(app));
+    let app = Arc::new(app);
     let listener = tokio::net::TcpListener::bind(s.listen)
         .await
         .map_err(|e| format!("listen on {}: {e}", s.listen))?;
@@ -196,13 +200,37 @@ async fn serve(s: Serve) -> Result<(), String> {
         "scopegate-approver: inbox at {public_url} (listening on {})",
         s.listen
     );
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
+    let shutdown = || async {
         let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
-    .map_err(|e| e.to_string())
+    };
+    match s.api_listen {
+        None => axum::serve(
+            listener,
+            scopegate_approver::app::router(app)
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown())
+        .await
+        .map_err(|e| e.to_string()),
+        Some(api_addr) => {
+            let (api, pages) = scopegate_approver::app::split(app);
+            let api_listener = tokio::net::TcpListener::bind(api_addr)
+                .await
+                .map_err(|e| format!("listen on {api_addr}: {e}"))?;
+            eprintln!("scopegate-approver: agents' API on {api_addr}");
+            let a = axum::serve(
+                api_listener,
+                api.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown());
+            let p = axum::serve(
+                listener,
+                pages.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown());
+            tokio::try_join!(async { a.await }, async { p.await })
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    }
 }

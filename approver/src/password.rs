@@ -14,14 +14,26 @@ pub fn hash(password: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Whether `password` matches `stored` (an unknown account is checked against a dummy
-/// hash, so it takes as long as a wrong password).
+/// At most this many Argon2 checks at once (each takes 19 MiB and a core for ~50 ms):
+/// a flood of sign-ins queues instead of exhausting memory.
+static CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// The hash an unknown account is checked against, computed once.
+static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Whether `password` matches `stored`; an unknown account is checked against a dummy
+/// hash, so it takes as long as a wrong password.
 pub async fn verify(stored: Option<String>, password: String) -> bool {
+    let Ok(_permit) = CHECKS.acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || {
         let known = stored.is_some();
         let stored = match stored {
             Some(s) => s,
-            None => hash("not an account").unwrap_or_default(),
+            None => DUMMY
+                .get_or_init(|| hash("not an account").unwrap_or_default())
+                .clone(),
         };
         let Ok(parsed) = PasswordHash::new(&stored) else {
             return false;

@@ -48,6 +48,9 @@ const SCHEMA: &[&str] = &[
         name TEXT NOT NULL,
         peer TEXT NOT NULL,
         at BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS login_failures_name ON login_failures (name, at)",
+    "CREATE INDEX IF NOT EXISTS login_failures_peer ON login_failures (peer, at)",
+    "CREATE INDEX IF NOT EXISTS challenges_key ON challenges (key_id, state, expires_at)",
 ];
 
 /// A database URL: `sqlite://FILE` (created when missing) or `postgres://…`.
@@ -226,6 +229,41 @@ pub async fn history(pool: &AnyPool, limit: i64) -> Result<Vec<Challenge>, Error
         .collect::<Result<_, _>>()?)
 }
 
+/// Earlier rounds for the same request (newest first), with their decisions: an approver
+/// sees that it was denied before.
+pub async fn earlier(
+    pool: &AnyPool,
+    digest: &str,
+    except: &str,
+) -> Result<Vec<(Challenge, Vec<Decision>)>, Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {CHALLENGE_COLUMNS} FROM challenges WHERE digest = $1 AND id <> $2 ORDER BY created_at DESC LIMIT 20"
+    ))
+    .bind(digest)
+    .bind(except)
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::new();
+    for r in &rows {
+        let c = Challenge::from_row(r)?;
+        let d = decisions(pool, &c.id).await?;
+        out.push((c, d));
+    }
+    Ok(out)
+}
+
+/// How many challenges of a key await a decision.
+pub async fn open_for_key(pool: &AnyPool, key_id: &str, now: i64) -> Result<i64, Error> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM challenges WHERE key_id = $1 AND state = 'pending' AND expires_at >= $2",
+    )
+    .bind(key_id)
+    .bind(now)
+    .fetch_one(pool)
+    .await?;
+    Ok(row.try_get("n")?)
+}
+
 pub async fn decisions(pool: &AnyPool, challenge: &str) -> Result<Vec<Decision>, Error> {
     let rows = sqlx::query(
         "SELECT approver, verdict, comment, token, at FROM decisions WHERE challenge_id = $1 ORDER BY at, approver",
@@ -257,11 +295,27 @@ pub async fn decide(
     now: i64,
 ) -> Result<bool, Error> {
     let mut tx = pool.begin().await?;
+    // Takes the challenge's row first (a no-op update locks it in PostgreSQL; SQLite has
+    // one writer): two approvers deciding at once are settled one after the other, each
+    // seeing the other's decision.
+    let live = sqlx::query(
+        "UPDATE challenges SET state = state WHERE id = $1 AND state = 'pending' AND expires_at >= $2",
+    )
+    .bind(challenge)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if live != 1 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
     let inserted = sqlx::query(
         "INSERT INTO decisions (challenge_id, approver, verdict, comment, token, at)
          SELECT $1, $2, $3, $4, $5, $6
          WHERE EXISTS (SELECT 1 FROM challenges WHERE id = $7 AND state = 'pending' AND expires_at >= $8)
-           AND NOT EXISTS (SELECT 1 FROM decisions WHERE challenge_id = $9 AND approver = $10)",
+           AND NOT EXISTS (SELECT 1 FROM decisions WHERE challenge_id = $9 AND approver = $10)
+         ON CONFLICT (challenge_id, approver) DO NOTHING",
     )
     .bind(challenge)
     .bind(&d.approver)
@@ -320,6 +374,11 @@ pub async fn add_account(pool: &AnyPool, name: &str, hash: &str, now: i64) -> Re
     .bind(now)
     .execute(pool)
     .await?;
+    // A new password ends the account's sessions.
+    sqlx::query("DELETE FROM sessions WHERE account = $1")
+        .bind(name)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
@@ -388,7 +447,19 @@ pub async fn end_session(pool: &AnyPool, id_hash: &str, now: i64) -> Result<(), 
     Ok(())
 }
 
-pub async fn failed_login(pool: &AnyPool, name: &str, peer: &str, now: i64) -> Result<(), Error> {
+/// Counts a sign-in attempt as failed before its password is checked (so parallel
+/// attempts cannot slip past the limit); `succeeded` takes it back. Old ones are pruned.
+pub async fn attempt(
+    pool: &AnyPool,
+    name: &str,
+    peer: &str,
+    now: i64,
+    window: i64,
+) -> Result<(), Error> {
+    sqlx::query("DELETE FROM login_failures WHERE at < $1")
+        .bind(now - window)
+        .execute(pool)
+        .await?;
     sqlx::query("INSERT INTO login_failures (name, peer, at) VALUES ($1, $2, $3)")
         .bind(name)
         .bind(peer)
@@ -398,23 +469,41 @@ pub async fn failed_login(pool: &AnyPool, name: &str, peer: &str, now: i64) -> R
     Ok(())
 }
 
-/// Failed sign-ins since `since`: (for this account name, from this address).
+pub async fn succeeded(pool: &AnyPool, name: &str, peer: &str) -> Result<(), Error> {
+    sqlx::query("DELETE FROM login_failures WHERE name = $1 AND peer = $2")
+        .bind(name)
+        .bind(peer)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Failed sign-ins since `since`: (for this account from this address, from this
+/// address, for this account from anywhere).
 pub async fn failures(
     pool: &AnyPool,
     name: &str,
     peer: &str,
     since: i64,
-) -> Result<(i64, i64), Error> {
+) -> Result<(i64, i64, i64), Error> {
     let row = sqlx::query(
         "SELECT
-            (SELECT COUNT(*) FROM login_failures WHERE name = $1 AND at >= $2) AS by_name,
-            (SELECT COUNT(*) FROM login_failures WHERE peer = $3 AND at >= $4) AS by_peer",
+            (SELECT COUNT(*) FROM login_failures WHERE name = $1 AND peer = $2 AND at >= $3) AS pair,
+            (SELECT COUNT(*) FROM login_failures WHERE peer = $4 AND at >= $5) AS by_peer,
+            (SELECT COUNT(*) FROM login_failures WHERE name = $6 AND at >= $7) AS by_name",
     )
     .bind(name)
+    .bind(peer)
     .bind(since)
     .bind(peer)
     .bind(since)
+    .bind(name)
+    .bind(since)
     .fetch_one(pool)
     .await?;
-    Ok((row.try_get("by_name")?, row.try_get("by_peer")?))
+    Ok((
+        row.try_get("pair")?,
+        row.try_get("by_peer")?,
+        row.try_get("by_name")?,
+    ))
 }

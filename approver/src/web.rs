@@ -23,12 +23,31 @@ use serde_json::Value;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
-const SESSION_COOKIE: &str = "sg_session";
-const LOGIN_COOKIE: &str = "sg_login";
-/// Failed sign-ins allowed per account name, and per client address, in the window.
-const FAILURES_PER_NAME: i64 = 5;
-const FAILURES_PER_PEER: i64 = 20;
+/// Failed sign-ins allowed in the window: for one account from one address; from one
+/// address; for one account from anywhere (a distributed guess: high enough that locking
+/// an approver out takes a botnet, not a script).
+const FAILURES_PER_PAIR: i64 = 5;
+const FAILURES_PER_PEER: i64 = 50;
+const FAILURES_PER_NAME: i64 = 200;
 const FAILURE_WINDOW_SECS: i64 = 15 * 60;
+
+/// Cookie names: with the `__Host-` prefix over HTTPS (no `Domain`, `Path=/`, `Secure`:
+/// a sibling subdomain cannot plant one).
+fn session_cookie(app: &Shared) -> &'static str {
+    if app.secure_cookies() {
+        "__Host-sg_session"
+    } else {
+        "sg_session"
+    }
+}
+
+fn login_cookie(app: &Shared) -> &'static str {
+    if app.secure_cookies() {
+        "__Host-sg_login"
+    } else {
+        "sg_login"
+    }
+}
 
 pub fn routes() -> Router<Shared> {
     Router::new()
@@ -109,7 +128,14 @@ fn constant_eq(a: &str, b: &str) -> bool {
 /// Who is asking: a session, or the trusted header from a trusted proxy.
 async fn person(app: &Shared, headers: &HeaderMap, peer: &Peer) -> Result<Person, Error> {
     if let Some(t) = &app.trusted {
-        if let Some(v) = headers.get(t.header.as_str()) {
+        let mut values = headers.get_all(t.header.as_str()).iter();
+        if let Some(v) = values.next() {
+            if values.next().is_some() {
+                return Err(Error::Forbidden(format!(
+                    "`{}` sent more than once: the proxy must replace, not append, it",
+                    t.header
+                )));
+            }
             let from_proxy = peer.0.is_some_and(|ip| t.proxies.contains(&ip));
             if !from_proxy {
                 return Err(Error::Forbidden(format!(
@@ -130,26 +156,43 @@ async fn person(app: &Shared, headers: &HeaderMap, peer: &Peer) -> Result<Person
                 &app.csrf_secret,
                 format!("trusted:{name}").as_bytes(),
             ));
-            return Ok(Person { name, csrf });
+            return listed(app, Person { name, csrf });
         }
     }
-    let id =
-        cookie(headers, SESSION_COOKIE).ok_or_else(|| Error::Unauthenticated("sign in".into()))?;
+    let id = cookie(headers, session_cookie(app))
+        .ok_or_else(|| Error::Unauthenticated("sign in".into()))?;
     let (name, csrf) = store::session(&app.db, &hex(&sha256(id.as_bytes())), app.now())
         .await?
         .ok_or_else(|| Error::Unauthenticated("sign in".into()))?;
-    Ok(Person { name, csrf })
+    listed(app, Person { name, csrf })
+}
+
+/// Only the bundle's approvers see challenges (what agents asked is itself sensitive).
+fn listed(app: &Shared, p: Person) -> Result<Person, Error> {
+    if app.approvers.iter().any(|a| a.name == p.name) {
+        Ok(p)
+    } else {
+        Err(Error::Forbidden(format!(
+            "`{}` is not an approver of this bundle",
+            p.name
+        )))
+    }
+}
+
+/// A form posted from another origin is refused (browsers send `Origin` on every POST).
+fn same_origin(app: &Shared, headers: &HeaderMap) -> Result<(), Error> {
+    match headers.get("origin").map(|o| o.to_str()) {
+        None => Ok(()),
+        Some(Ok(origin)) if origin == app.origin() => Ok(()),
+        Some(_) => Err(Error::Forbidden(
+            "a form posted from another site is refused".into(),
+        )),
+    }
 }
 
 /// A form post: from this origin, with the person's CSRF token.
 fn check_post(app: &Shared, headers: &HeaderMap, p: &Person, token: &str) -> Result<(), Error> {
-    if let Some(origin) = headers.get("origin").and_then(|o| o.to_str().ok()) {
-        if origin != app.origin() {
-            return Err(Error::Forbidden(
-                "a form posted from another site is refused".into(),
-            ));
-        }
-    }
+    same_origin(app, headers)?;
     if !constant_eq(&p.csrf, token) {
         return Err(Error::Forbidden(
             "the form's CSRF token is missing or wrong: reload the page".into(),
@@ -171,7 +214,7 @@ async fn login_page(State(app): State<Shared>) -> Result<Response, PageError> {
         "<h1>Sign in</h1><form method=\"post\" action=\"/login\" class=\"login\"><label>Approver <input name=\"name\" id=\"name\" autocomplete=\"username\" required></label><label>Password <input name=\"password\" id=\"password\" type=\"password\" autocomplete=\"current-password\" required></label><input type=\"hidden\" name=\"csrf\" value=\"{token}\"><button type=\"submit\" id=\"sign-in\">Sign in</button></form>"
     );
     let mut r = respond(page("scopegate · sign in", None, &body));
-    set_cookie(&mut r, &app, LOGIN_COOKIE, &token, 600);
+    set_cookie(&mut r, &app, login_cookie(&app), &token, 600);
     Ok(r)
 }
 
@@ -191,27 +234,38 @@ async fn login(
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Result<Response, PageError> {
-    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
+    same_origin(&app, &headers)?;
+    let expected = cookie(&headers, login_cookie(&app)).unwrap_or_default();
     if expected.is_empty() || !constant_eq(expected, &f.csrf) {
         return Err(Error::Forbidden(
             "the sign-in form's CSRF token is missing or wrong: reload the page".into(),
         )
         .into());
     }
+    if !approval::valid_label(&f.name) || f.password.len() > 1024 {
+        return Err(Error::BadRequest("an approver name and a password".into()).into());
+    }
     let peer_s = peer.0.map(|ip| ip.to_string()).unwrap_or_default();
     let now = app.now();
-    let (by_name, by_peer) =
+    let (pair, by_peer, by_name) =
         store::failures(&app.db, &f.name, &peer_s, now - FAILURE_WINDOW_SECS).await?;
-    if by_name >= FAILURES_PER_NAME || by_peer >= FAILURES_PER_PEER {
+    if pair >= FAILURES_PER_PAIR || by_peer >= FAILURES_PER_PEER || by_name >= FAILURES_PER_NAME {
         return Err(Error::RateLimited.into());
     }
+    // Counted as failed until the password is checked: parallel guesses count too.
+    store::attempt(&app.db, &f.name, &peer_s, now, FAILURE_WINDOW_SECS).await?;
     let hash = store::password_hash(&app.db, &f.name).await?;
+    let known = hash.is_some();
     let ok = crate::password::verify(hash, f.password).await;
     if !ok {
-        store::failed_login(&app.db, &f.name, &peer_s, now).await?;
+        // An unknown name is not logged: it may be a password typed in the wrong field.
         eprintln!(
-            "scopegate-approver: failed sign-in for `{}` from {peer_s}",
-            approval::printable(&f.name)
+            "scopegate-approver: failed sign-in for {} from {peer_s}",
+            if known {
+                format!("`{}`", f.name)
+            } else {
+                "an unknown account".to_string()
+            }
         );
         let mut r = respond(page(
             "scopegate · sign in",
@@ -221,6 +275,7 @@ async fn login(
         *r.status_mut() = axum::http::StatusCode::UNAUTHORIZED;
         return Ok(r);
     }
+    store::succeeded(&app.db, &f.name, &peer_s).await?;
     let id = random_token()?;
     let csrf = random_token()?;
     store::create_session(
@@ -232,8 +287,14 @@ async fn login(
     )
     .await?;
     let mut r = Redirect::to("/").into_response();
-    set_cookie(&mut r, &app, SESSION_COOKIE, &id, app.session_ttl_secs);
-    set_cookie(&mut r, &app, LOGIN_COOKIE, "", 0);
+    set_cookie(
+        &mut r,
+        &app,
+        session_cookie(&app),
+        &id,
+        app.session_ttl_secs,
+    );
+    set_cookie(&mut r, &app, login_cookie(&app), "", 0);
     Ok(r)
 }
 
@@ -250,19 +311,22 @@ async fn logout(
 ) -> Result<Response, PageError> {
     let p = person(&app, &headers, &peer).await?;
     check_post(&app, &headers, &p, &f.csrf)?;
-    if let Some(id) = cookie(&headers, SESSION_COOKIE) {
+    if let Some(id) = cookie(&headers, session_cookie(&app)) {
         store::end_session(&app.db, &hex(&sha256(id.as_bytes())), app.now()).await?;
     }
     let mut r = Redirect::to("/login").into_response();
-    set_cookie(&mut r, &app, SESSION_COOKIE, "", 0);
+    set_cookie(&mut r, &app, session_cookie(&app), "", 0);
     Ok(r)
+}
+
+/// What the gateway signed in a challenge, as recorded.
+fn claims(app: &Shared, c: &store::Challenge) -> Option<approval::ChallengeClaims> {
+    approval::open_challenge(&app.gateway, &c.signed).ok()
 }
 
 /// The signed operations of a challenge, as recorded.
 fn operations(app: &Shared, c: &store::Challenge) -> Vec<Value> {
-    approval::open_challenge(&app.gateway, &c.signed)
-        .map(|claims| claims.operations)
-        .unwrap_or_default()
+    claims(app, c).map(|c| c.operations).unwrap_or_default()
 }
 
 fn op_line(op: &Value) -> String {
@@ -283,10 +347,7 @@ fn when(secs: i64) -> String {
 }
 
 fn state_badge(state: &str) -> String {
-    format!(
-        "<span class=\"state {0}\" id=\"state\">{0}</span>",
-        esc(state)
-    )
+    format!("<span class=\"state {0}\">{0}</span>", esc(state))
 }
 
 async fn pending(
@@ -319,7 +380,11 @@ async fn pending(
         }
         body.push_str("</table>");
     }
-    Ok(respond(page("scopegate · pending", Some(&p.name), &body)))
+    Ok(respond(page(
+        "scopegate · pending",
+        Some((&p.name, &p.csrf)),
+        &body,
+    )))
 }
 
 async fn detail(
@@ -336,7 +401,11 @@ async fn detail(
     let decisions = store::decisions(&app.db, &c.id).await?;
     let now = app.now();
     let state = c.state_at(now);
-    let ops = operations(&app, &c);
+    let signed = claims(&app, &c);
+    let ops = signed
+        .as_ref()
+        .map(|s| s.operations.clone())
+        .unwrap_or_default();
     let kept: Value = serde_json::from_str(&c.answer).unwrap_or(Value::Null);
     let role = app
         .role_of(&c.key_id)
@@ -345,7 +414,7 @@ async fn detail(
     let mut b = String::new();
     let _ = write!(
         b,
-        "<h1>Approve this request?</h1><p>{} <span id=\"progress\">{} approvals</span> · <span data-expires=\"{}\">until {}</span></p>",
+        "<h1>Approve this request?</h1><p><span id=\"state\">{}</span> <span id=\"progress\">{} approvals</span> · <span data-expires=\"{}\">until {}</span></p>",
         state_badge(state),
         esc(given.get("text").and_then(Value::as_str).unwrap_or_default()),
         c.expires_at,
@@ -353,15 +422,15 @@ async fn detail(
     );
     let _ = write!(
         b,
-        "<table class=\"facts\"><tr><th>Key</th><td><code id=\"key\">{}</code></td></tr><tr><th>Role</th><td>{}</td></tr><tr><th>Environment</th><td>{}</td></tr><tr><th>Asked at</th><td>{}</td></tr><tr><th>Approvals needed</th><td>{}</td></tr><tr><th>Request digest</th><td><code>sha256:{}</code></td></tr><tr><th>Rule</th><td><code>{}</code> <span class=\"note\">(from the gateway's answer; not signed)</span></td></tr><tr><th>Reason</th><td>{} <span class=\"note\">(not signed)</span></td></tr></table>",
+        "<table class=\"facts\"><tr><th>Key</th><td><code id=\"key\">{}</code></td></tr><tr><th>Role</th><td>{}</td></tr><tr><th>Environment</th><td>{}</td></tr><tr><th>Asked at</th><td>{}</td></tr><tr><th>Approvals needed</th><td>{}</td></tr><tr><th>Request digest</th><td><code>sha256:{}</code></td></tr><tr><th>Rule</th><td><code id=\"rule\">{}</code></td></tr><tr><th>Reason</th><td>{}</td></tr></table>",
         esc(&c.key_id),
         esc(&role),
         esc(&c.environment),
         esc(&when(c.created_at)),
         c.needed,
         esc(&c.digest),
-        esc(kept.get("rule").and_then(Value::as_str).unwrap_or("")),
-        esc(kept.get("reason").and_then(Value::as_str).unwrap_or("")),
+        esc(signed.as_ref().map_or("", |s| s.rule.as_str())),
+        esc(signed.as_ref().map_or("", |s| s.reason.as_str())),
     );
     b.push_str("<h2>What it does</h2><table id=\"operations\"><tr><th>Action</th><th>Service</th><th>Resource</th><th>Scope</th><th>Records</th><th>Sets</th></tr>");
     for op in &ops {
@@ -397,11 +466,10 @@ async fn detail(
     b.push_str("</table>");
     let request = kept.get("request").cloned().unwrap_or(Value::Null);
     let text = |k: &str| request.get(k).and_then(Value::as_str).unwrap_or_default();
+    // The body as sent, byte for byte (escaped): re-serialising it could round a number or
+    // merge a duplicated member — not what the upstream reads.
     let body = text("body");
-    let pretty = serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|v| serde_json::to_string_pretty(&v).ok())
-        .unwrap_or_else(|| body.to_string());
+    let pretty = body.to_string();
     let _ = write!(
         b,
         "<h2>The request, as the agent sent it</h2><pre id=\"request\">{} {}\n\n{}</pre>",
@@ -459,6 +527,24 @@ async fn detail(
         }
         b.push_str("</table>");
     }
+    let earlier = store::earlier(&app.db, &c.digest, &c.id).await?;
+    if !earlier.is_empty() {
+        b.push_str("<h2>Asked before</h2><p class=\"note\">The same request (same digest) was challenged before:</p><table id=\"earlier\"><tr><th>Asked</th><th>Outcome</th><th>Decisions</th></tr>");
+        for (e, ds) in &earlier {
+            let who: Vec<String> = ds
+                .iter()
+                .map(|d| format!("{} {} “{}”", d.approver, d.verdict, d.comment))
+                .collect();
+            let _ = write!(
+                b,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&when(e.created_at)),
+                state_badge(e.state_at(now)),
+                esc_block(&who.join("\n"))
+            );
+        }
+        b.push_str("</table>");
+    }
     let decided = decisions.iter().any(|d| d.approver == p.name);
     let listed = app.approvers.iter().any(|a| a.name == p.name);
     let can_sign = app.keys.contains_key(&p.name);
@@ -484,7 +570,11 @@ async fn detail(
             esc(&p.name)
         );
     }
-    Ok(respond(page("scopegate · approve?", Some(&p.name), &b)))
+    Ok(respond(page(
+        "scopegate · approve?",
+        Some((&p.name, &p.csrf)),
+        &b,
+    )))
 }
 
 #[derive(Deserialize)]
@@ -626,5 +716,9 @@ async fn history(
         );
     }
     b.push_str("</table><p class=\"note\">Whether the gateway then let the request through is in its audit log (the approval names the approvers).</p>");
-    Ok(respond(page("scopegate · history", Some(&p.name), &b)))
+    Ok(respond(page(
+        "scopegate · history",
+        Some((&p.name, &p.csrf)),
+        &b,
+    )))
 }

@@ -199,13 +199,13 @@ impl World {
         let (_, h, page) = self
             .call(Request::get("/login").body(Body::empty()).unwrap())
             .await;
-        let login = cookie_of(&h, "sg_login");
+        let login = cookie_of(&h, "__Host-sg_login");
         let csrf = field(&page, "csrf");
         let (status, h, _) = self
             .call(
                 Request::post("/login")
                     .header("content-type", "application/x-www-form-urlencoded")
-                    .header("cookie", format!("sg_login={login}"))
+                    .header("cookie", format!("__Host-sg_login={login}"))
                     .body(Body::from(format!(
                         "name={name}&password={password}&csrf={csrf}"
                     )))
@@ -215,13 +215,13 @@ impl World {
         if status != StatusCode::SEE_OTHER {
             return Err(status);
         }
-        Ok(cookie_of(&h, "sg_session"))
+        Ok(cookie_of(&h, "__Host-sg_session"))
     }
     async fn page(&self, session: &str, uri: &str) -> (StatusCode, String) {
         let (s, _, body) = self
             .call(
                 Request::get(uri)
-                    .header("cookie", format!("sg_session={session}"))
+                    .header("cookie", format!("__Host-sg_session={session}"))
                     .body(Body::empty())
                     .unwrap(),
             )
@@ -236,7 +236,7 @@ impl World {
             .call(
                 Request::post(format!("/c/{digest}"))
                     .header("content-type", "application/x-www-form-urlencoded")
-                    .header("cookie", format!("sg_session={session}"))
+                    .header("cookie", format!("__Host-sg_session={session}"))
                     .header("origin", INBOX)
                     .body(Body::from(format!(
                         "csrf={csrf}&round={round}&verdict={verdict}&comment=ok+by+me"
@@ -464,7 +464,7 @@ async fn expired_altered_and_foreign_challenges_are_refused() {
         .call(
             Request::post(format!("/c/{digest}"))
                 .header("content-type", "application/x-www-form-urlencoded")
-                .header("cookie", format!("sg_session={alice}"))
+                .header("cookie", format!("__Host-sg_session={alice}"))
                 .body(Body::from(format!(
                     "csrf={csrf}&round={round}&verdict=approve"
                 )))
@@ -499,7 +499,7 @@ async fn forms_need_the_session_token_and_this_origin() {
             .call(
                 Request::post(format!("/c/{digest}"))
                     .header("content-type", "application/x-www-form-urlencoded")
-                    .header("cookie", format!("sg_session={alice}"))
+                    .header("cookie", format!("__Host-sg_session={alice}"))
                     .header("origin", origin)
                     .body(Body::from(format!(
                         "csrf={token}&round={round}&verdict=approve"
@@ -561,7 +561,7 @@ async fn sign_in_is_rate_limited_and_cookies_are_strict() {
         .call(
             Request::post("/login")
                 .header("content-type", "application/x-www-form-urlencoded")
-                .header("cookie", format!("sg_login={csrf}"))
+                .header("cookie", format!("__Host-sg_login={csrf}"))
                 .body(Body::from(format!(
                     "name=alice&password=alice-password-long&csrf={csrf}"
                 )))
@@ -571,7 +571,7 @@ async fn sign_in_is_rate_limited_and_cookies_are_strict() {
     assert_eq!(s, StatusCode::SEE_OTHER);
     let set = h
         .iter()
-        .find(|(k, v)| k == "set-cookie" && v.starts_with("sg_session="))
+        .find(|(k, v)| k == "set-cookie" && v.starts_with("__Host-sg_session="))
         .map(|(_, v)| v.clone())
         .unwrap();
     for attr in [
@@ -584,11 +584,11 @@ async fn sign_in_is_rate_limited_and_cookies_are_strict() {
         assert!(set.contains(attr), "{set}");
     }
     // Pages carry a content security policy.
-    let session = cookie_of(&h, "sg_session");
+    let session = cookie_of(&h, "__Host-sg_session");
     let (_, headers, _) = w
         .call(
             Request::get("/")
-                .header("cookie", format!("sg_session={session}"))
+                .header("cookie", format!("__Host-sg_session={session}"))
                 .body(Body::empty())
                 .unwrap(),
         )
@@ -596,9 +596,56 @@ async fn sign_in_is_rate_limited_and_cookies_are_strict() {
     assert!(headers
         .iter()
         .any(|(k, v)| k == "content-security-policy" && v.contains("script-src 'self'")));
-    // Sessions expire.
-    w.clock.fetch_add(3_601_000, Ordering::SeqCst);
+    // Signing out ends the session.
+    let (_, page) = w.page(&session, "/").await;
+    let (s, _, _) = w
+        .call(
+            Request::post("/logout")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("cookie", format!("__Host-sg_session={session}"))
+                .body(Body::from(format!("csrf={}", field(&page, "csrf"))))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
     assert_eq!(w.page(&session, "/").await.0, StatusCode::SEE_OTHER);
+    // Sessions expire.
+    let again = w.sign_in("alice", "alice-password-long").await.unwrap();
+    assert_eq!(w.page(&again, "/").await.0, StatusCode::OK);
+    w.clock.fetch_add(3_601_000, Ordering::SeqCst);
+    assert_eq!(w.page(&again, "/").await.0, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn a_denied_request_asked_again_shows_the_denial_and_floods_are_capped() {
+    let w = world().await;
+    let c = w.challenge("/rest/reservations?id=eq.11");
+    let digest = digest_of(&c);
+    assert_eq!(w.post(&c).await.0, StatusCode::CREATED);
+    let bob = w.sign_in("bob", "bob-password-long").await.unwrap();
+    assert_eq!(w.decide(&bob, &digest, "deny").await, StatusCode::SEE_OTHER);
+    // After the challenge expired, the agent asks again: a new round, with the old denial
+    // in plain sight.
+    w.clock.fetch_add(301_000, Ordering::SeqCst);
+    let again = w.challenge("/rest/reservations?id=eq.11");
+    assert_eq!(w.post(&again).await.0, StatusCode::CREATED);
+    let alice = w.sign_in("alice", "alice-password-long").await.unwrap();
+    let (_, page) = w.page(&alice, &format!("/c/{digest}")).await;
+    assert!(
+        page.contains("Asked before") && page.contains("bob deny"),
+        "{page}"
+    );
+    // One key cannot bury the inbox: 20 waiting challenges at most.
+    for i in 0..19 {
+        let c = w.challenge(&format!("/rest/reservations?id=eq.{}", 100 + i));
+        assert_eq!(w.post(&c).await.0, StatusCode::CREATED, "{i}");
+    }
+    let c = w.challenge("/rest/reservations?id=eq.999");
+    let (s, v) = w.post(&c).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    // The rule and reason an approver reads are the gateway's, signed.
+    let (_, page) = w.page(&alice, &format!("/c/{digest}")).await;
+    assert!(page.contains("roles[0].allow[0]"), "{page}");
 }
 
 #[tokio::test]
@@ -618,6 +665,25 @@ async fn the_trusted_header_counts_only_from_the_proxy() {
     assert!(page.contains("alice"));
     let (s, _, page) = w.call(req("10.0.0.8:5000")).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{page}");
+    // Sent twice (a proxy that appends rather than replaces): refused, never the first.
+    let mut twice = Request::get("/")
+        .header("x-forwarded-user", "bob")
+        .header("x-forwarded-user", "alice")
+        .body(Body::empty())
+        .unwrap();
+    twice
+        .extensions_mut()
+        .insert(ConnectInfo("10.0.0.7:5000".parse::<SocketAddr>().unwrap()));
+    assert_eq!(w.call(twice).await.0, StatusCode::FORBIDDEN);
+    // Someone the proxy knows who is not an approver sees nothing.
+    let mut other = Request::get("/")
+        .header("x-forwarded-user", "mallory")
+        .body(Body::empty())
+        .unwrap();
+    other
+        .extensions_mut()
+        .insert(ConnectInfo("10.0.0.7:5000".parse::<SocketAddr>().unwrap()));
+    assert_eq!(w.call(other).await.0, StatusCode::FORBIDDEN);
     // Without a known peer address it is not trusted either.
     let (s, _, _) = w
         .call(
@@ -666,5 +732,9 @@ async fn a_webhook_message_links_the_challenge_and_escapes_it() {
         text.contains(&format!("<{INBOX}/c/{}|review and decide>", digest_of(&c))),
         "{text}"
     );
-    assert!(text.contains("delete rentals reservations"), "{text}");
+    assert!(text.contains("delete on rentals (1 operation)"), "{text}");
+    assert!(
+        !text.contains("reservations"),
+        "no agent-written text: {text}"
+    );
 }

@@ -262,6 +262,12 @@ pub struct ChallengeClaims {
     /// `sha256:<hex>` of the request as sent (the challenge's `request`: method, target,
     /// body), so what an approver is shown cannot be altered either.
     pub shown: String,
+    /// The grant or guard that asks for the approval (`roles[1].allow[2]`) and why, as the
+    /// gateway decided: an approver reads them signed, not as the agent relayed them.
+    #[serde(default)]
+    pub rule: String,
+    #[serde(default)]
+    pub reason: String,
 }
 
 /// The request as the approver is shown it: method, target and body as sent (the body as
@@ -379,7 +385,7 @@ pub fn present(
         );
     }
     Ok(Presented {
-        signed: signed.to_string(),
+        signed: signed.trim().to_string(),
         claims,
         request: request.clone(),
     })
@@ -656,6 +662,8 @@ mod tests {
             exp: now + 300,
             operations: vec![],
             shown: "sha256:00".into(),
+            rule: "roles[0].allow[0]".into(),
+            reason: "approval required".into(),
         };
         let signed = sign_challenge(&gateway, &challenge);
         let approval = |by: &PrivateKey, name: &str, challenge: &str, iat: i64| {

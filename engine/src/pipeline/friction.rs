@@ -47,7 +47,14 @@ impl Engine {
             verdict(Outcome::Allow(allowed), digest)
         };
         let challenge = |proof: Proof| {
-            let c = self.challenge(&p, &digest, &judged.ops, body, owed.reason.clone(), proof);
+            let c = self.challenge(
+                &p,
+                &digest,
+                &judged.ops,
+                body,
+                (&owed.reason, &owed.rule),
+                proof,
+            );
             verdict(Outcome::Challenge(c), Some(digest.clone()))
         };
         let proof = |reason: String, digest: Option<String>| {
@@ -129,7 +136,7 @@ impl Engine {
         digest: &str,
         operations: &[Operation],
         body: &[u8],
-        reason: String,
+        (reason, rule): (&str, &str),
         proof: Proof,
     ) -> Challenge {
         let signed = self.policy.signed.as_ref();
@@ -148,6 +155,8 @@ impl Engine {
                         exp: p.now_ms.div_euclid(1000).saturating_add(ttl_secs),
                         operations: operations.iter().map(crate::verdict::op_json).collect(),
                         shown,
+                        rule: rule.to_string(),
+                        reason: reason.to_string(),
                     },
                 );
                 (Some(signed), Some(request))
@@ -165,7 +174,7 @@ impl Engine {
             _ => None,
         };
         Challenge {
-            reason,
+            reason: reason.to_string(),
             proof,
             ttl_secs,
             signed,
