@@ -218,7 +218,8 @@ def main():
             digest = c["challenge"].removeprefix("sha256:")
             say(f"Approval inbox: {inbox.url}  (sign in as alice / {DEMO_PASSWORDS['alice']} "
                 f"or bob / {DEMO_PASSWORDS['bob']})\n"
-                f"   Waiting there: the support key's DELETE of reservation r-2 — {c['approval_url']}\n"
+                f"   Waiting there (for {c['expires_in'] // 60} minutes, the challenge's life; send the DELETE again "
+                f"for a new one): the support key's DELETE of reservation r-2 — {c['approval_url']}\n"
                 f"   After you approve it, the agent's poll returns the token:\n"
                 f"     curl -H 'authorization: Bearer {support}' {inbox.url}/v1/challenges/{digest}\n"
                 f"   and the retry goes through:\n"

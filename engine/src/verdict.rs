@@ -273,6 +273,9 @@ impl Proof {
     }
 }
 
+/// The hint of an approval challenge when the bundle names an inbox.
+const INBOX_HINT: &str = "this operation needs a human's approval out of band: POST this whole answer to `inbox` with your own key, poll `inbox`/<challenge hex> until `state` is `approved`, then retry the request unchanged with `retry.value` in `x-scopegate-approval`; `denied` or `expired` means no; do not try another way";
+
 /// Approval tokens accepted for a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Approved {
@@ -349,6 +352,7 @@ impl Verdict {
     pub fn hint(&self) -> Option<String> {
         match &self.outcome {
             Outcome::Allow(_) => None,
+            Outcome::Challenge(c) if c.inbox.is_some() => Some(INBOX_HINT.to_string()),
             Outcome::Challenge(c) => Some(c.proof.hint().to_string()),
             Outcome::Refuse(r) => Some(r.hint()),
         }

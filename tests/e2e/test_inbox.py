@@ -129,6 +129,7 @@ def challenged(s, keys, method, path, body=None, headers=None):
     digest = c["challenge"].removeprefix("sha256:")
     assert c["approval_url"] == f"{s.inbox.url}/c/{digest}"
     assert c["inbox"] == f"{s.inbox.url}/v1/challenges"
+    assert "POST this whole answer to `inbox`" in c["hint"]
     return c, digest
 
 
