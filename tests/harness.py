@@ -595,3 +595,40 @@ class Envoy:
     def stop(self):
         stop_process(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class RenderedEnvoy(Envoy):
+    """An Envoy whose whole configuration is `scopegate envoy`'s (no template): `args` are
+    the command's arguments besides the addresses, module and output it is given here."""
+
+    def __init__(self, bundle_file, args, env=None, wasm=WASM, reload=False):
+        self.port, self.admin_port = free_port(), free_port()
+        self.env = dict(env or {})
+        self.dir = Path(tempfile.mkdtemp(prefix="scopegate-envoy-"))
+        self.config = self.dir / "envoy.yaml"
+        self.access_log_path = self.dir / "access.log"
+        self.log_path = self.dir / "envoy.log"
+        self.reload_dir = self.dir / "filter" if reload else None
+        self.proc = None
+        cmd = [str(ROOT / "target" / "release" / "scopegate"), "envoy", "--bundle", str(bundle_file),
+               "--listen", f"127.0.0.1:{self.port}", "--admin", f"127.0.0.1:{self.admin_port}",
+               "--access-log", str(self.access_log_path), "--out", str(self.dir), *args]
+        if not any(a.startswith("--wasm-url") for a in args):
+            cmd += ["--wasm", str(wasm)]
+        if reload:
+            cmd += ["--reload-dir", str(self.reload_dir)]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            raise RuntimeError(f"scopegate envoy: {out.stderr}")
+        self.render_log = out.stderr
+
+    def reload(self, bundle_file):
+        """`scopegate reload`: (exit code, stderr)."""
+        out = subprocess.run([str(ROOT / "target" / "release" / "scopegate"), "reload", "--bundle", str(bundle_file),
+                              "--reload-dir", str(self.reload_dir)], capture_output=True, text=True, timeout=60)
+        return out.returncode, out.stderr
+
+    def stat(self, name):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/stats?filter=^{name}$", timeout=5) as r:
+            text = r.read().decode().strip()
+        return int(text.rpartition(": ")[2]) if text else None

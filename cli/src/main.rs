@@ -7,6 +7,7 @@
 mod approve;
 mod approver;
 mod common;
+mod envoy;
 mod eval;
 mod explain;
 mod key;
@@ -18,6 +19,7 @@ use approve::*;
 use base64::Engine as _;
 use clap::{Parser, Subcommand};
 use common::*;
+use envoy::*;
 use eval::*;
 use explain::*;
 use key::*;
@@ -51,6 +53,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Render a complete Envoy configuration from a bundle and its upstreams: the filter
+    /// with the bundle embedded, FAIL_CLOSED, the pause flag, one cluster per service,
+    /// routes that follow scopegate's decision, the access log with its fields. Check it
+    /// with `envoy --mode validate -c envoy.yaml`.
+    Envoy(Box<EnvoyArgs>),
+    /// Put a new bundle in front of running Envoys (rendered with --reload-dir): checked,
+    /// then swapped into the file Envoy watches; no restart.
+    Reload(ReloadArgs),
     /// Manage agent keys.
     Key {
         #[command(subcommand)]
@@ -234,6 +244,8 @@ fn main() -> ExitCode {
             schemas,
         } => eval(&bundle, &request, now.as_deref(), env.as_deref(), &schemas),
         Command::Approve(a) => approve(&a),
+        Command::Envoy(a) => envoy(&a),
+        Command::Reload(a) => reload(&a),
         Command::Schema => schema(),
         Command::Explain {
             bundle,

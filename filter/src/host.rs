@@ -71,6 +71,10 @@ pub trait Host {
     fn plugin_configuration(&self) -> Option<Vec<u8>>;
     /// A variable of the VM's environment (`vm_config.environment_variables`).
     fn env_var(&self, name: &str) -> Option<String>;
+    /// Bytes Envoy has received of the current stream so far (`request.total_size`).
+    fn received_bytes(&self) -> Option<u64>;
+    /// Makes `context` the one later calls act on (from the root context's tick).
+    fn switch_to(&self, context: u32) -> bool;
 }
 
 /// Longest a count waits in the VM before it reaches Envoy's counter. Counting in the VM
@@ -238,6 +242,16 @@ impl Host for ProxyWasmHost {
 
     fn tick_every(&self, ms: u64) {
         let _ = hostcalls::set_tick_period(Duration::from_millis(ms));
+    }
+
+    fn received_bytes(&self) -> Option<u64> {
+        let bytes = hostcalls::get_property(vec!["request", "total_size"]).ok()??;
+        let raw: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+        u64::try_from(i64::from_le_bytes(raw)).ok()
+    }
+
+    fn switch_to(&self, context: u32) -> bool {
+        hostcalls::set_effective_context(context).is_ok()
     }
 
     fn response_status(&self) -> Option<u16> {

@@ -2,6 +2,7 @@
 //! HTTP context per request that hands every callback to [`stream::Stream`].
 //! All host calls go through [`host::Host`].
 
+pub mod held;
 pub mod host;
 pub mod sink;
 pub mod stream;
@@ -21,14 +22,18 @@ mod entry {
     proxy_wasm::main! {{
         // Also installs a panic hook that logs at critical before the VM traps.
         proxy_wasm::set_log_level(super::LogLevel::Info);
-        proxy_wasm::set_root_context(|_| -> Box<dyn super::RootContext> {
-            Box::new(super::Root::default())
+        proxy_wasm::set_root_context(|context_id| -> Box<dyn super::RootContext> {
+            Box::new(super::Root {
+                context_id,
+                ..super::Root::default()
+            })
         });
     }}
 }
 
 #[derive(Default)]
 struct Root {
+    context_id: u32,
     engine: Option<Rc<Engine>>,
     sink: Option<Rc<RefCell<Sink>>>,
 }
@@ -58,9 +63,10 @@ impl RootContext for Root {
         }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Http(
             Stream::new(self.engine.clone(), ProxyWasmHost).with_sink(self.sink.clone()),
+            context_id,
         )))
     }
 
@@ -70,6 +76,8 @@ impl RootContext for Root {
         if let Some(sink) = &self.sink {
             sink.borrow_mut().tick(&ProxyWasmHost);
         }
+        // Last: it may act on held streams' contexts (and comes back to this one).
+        held::look(&ProxyWasmHost, self.context_id);
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -77,7 +85,7 @@ impl RootContext for Root {
     }
 }
 
-struct Http(Stream<ProxyWasmHost>);
+struct Http(Stream<ProxyWasmHost>, u32);
 
 fn action(flow: Flow) -> Action {
     match flow {
@@ -95,14 +103,20 @@ impl Context for Http {
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        action(self.0.on_request_headers(end_of_stream))
+        let flow = self.0.on_request_headers(end_of_stream);
+        if self.0.buffering() {
+            held::paused(self.1, &ProxyWasmHost);
+        }
+        action(flow)
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        held::delivered(self.1);
         action(self.0.on_request_body(body_size, end_of_stream))
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        held::delivered(self.1);
         action(self.0.on_request_trailers())
     }
 
@@ -119,6 +133,7 @@ impl HttpContext for Http {
     }
 
     fn on_log(&mut self) {
+        held::delivered(self.1);
         self.0.on_log();
     }
 }

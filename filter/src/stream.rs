@@ -116,6 +116,11 @@ impl<H: Host> Stream<H> {
         self
     }
 
+    /// Held for the body (paused in the headers callback, waiting for body callbacks).
+    pub fn buffering(&self) -> bool {
+        matches!(self.state, State::Buffering(_))
+    }
+
     pub fn host(&self) -> &H {
         &self.host
     }

@@ -5,12 +5,17 @@
 use super::*;
 
 /// Headers scopegate owns on the upstream side; whatever an agent sends is dropped.
-pub(super) const SCOPEGATE_HEADERS: [&str; 4] = [
+pub(super) const SCOPEGATE_HEADERS: [&str; 5] = [
     "x-scopegate-key",
     "x-scopegate-role",
     "x-scopegate-approval",
     "x-scopegate-confirm",
+    SERVICE_HEADER,
 ];
+
+/// The service a forwarded request was decided for: Envoy routes on it (`scopegate
+/// envoy`), so the upstream a request reaches is the one its decision was made for.
+pub const SERVICE_HEADER: &str = "x-scopegate-service";
 
 impl Engine {
     /// Shadow mode (the bundle's `"mode": "shadow"`, or the caller's role's): a refusal
@@ -48,7 +53,12 @@ impl Engine {
                 // The head is gone: every removal (one of an absent header is a no-op).
                 |_| true,
             ),
-            _ => Forward::default(),
+            // Nothing recognised: still, no header of scopegate's goes on as the agent
+            // wrote it (routes read `x-scopegate-service`).
+            _ => Forward {
+                remove: SCOPEGATE_HEADERS.iter().map(|h| h.to_string()).collect(),
+                ..Forward::default()
+            },
         };
         Verdict {
             shadow: Some(forward),
@@ -72,6 +82,7 @@ impl Engine {
                 .filter(|h| present(h))
                 .map(str::to_string),
         );
+        f.set.push((SERVICE_HEADER.into(), service.name.clone()));
         if let Some(c) = caller {
             f.set.push(("x-scopegate-key".into(), c.key.id.clone()));
             f.set

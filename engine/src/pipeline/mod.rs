@@ -12,6 +12,7 @@ mod authentication;
 mod decoding;
 mod envelope;
 mod forwarding;
+pub use forwarding::SERVICE_HEADER;
 mod friction;
 mod routing;
 

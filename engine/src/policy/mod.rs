@@ -355,6 +355,24 @@ fn is_name(s: &str) -> bool {
 }
 
 /// Checks meaning and compiles. Every problem is collected before rejecting.
+/// The Wasm VM environment variables a bundle reads (upstream credentials, the challenge
+/// or approval key), in the order it reads them: what a gateway's `vm_config` must pass
+/// (`host_env_keys`) and an operator must provide. `SCOPEGATE_ENVIRONMENT`, optional, is
+/// not listed.
+pub fn required_env(b: &Bundle) -> Vec<String> {
+    let asked = std::cell::RefCell::new(Vec::<String>::new());
+    let lookup = |name: &str| {
+        let mut a = asked.borrow_mut();
+        if name != ENVIRONMENT_ENV && !a.iter().any(|n| n == name) {
+            a.push(name.to_string());
+        }
+        None
+    };
+    // Compiled only to see what it asks for: the errors (nothing is set) do not matter.
+    let _ = compile(b, &Secrets::Env(&lookup));
+    asked.into_inner()
+}
+
 pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
     let mut errs = Errs::default();
     if b.version != 1 {

@@ -43,6 +43,10 @@ pub struct MemoryHost {
     /// Keep nothing the stream writes out (replies, logs, properties): a benchmark's
     /// host, whose work per call stays what a proxy's copy would be.
     pub discard: bool,
+    /// Bytes the host has received of the stream (`request.total_size`).
+    pub received: Cell<u64>,
+    /// The context later calls act on (`switch_to`).
+    pub effective: Cell<u32>,
 }
 
 impl MemoryHost {
@@ -195,5 +199,16 @@ impl Host for &MemoryHost {
     }
     fn env_var(&self, name: &str) -> Option<String> {
         self.env.get(name).cloned()
+    }
+
+    fn received_bytes(&self) -> Option<u64> {
+        self.call("get_property");
+        Some(self.received.get())
+    }
+
+    fn switch_to(&self, context: u32) -> bool {
+        self.call("set_effective_context");
+        self.effective.set(context);
+        true
     }
 }
