@@ -12,7 +12,7 @@ WASM   := target/$(TARGET)/release/scopegate_filter.wasm
 LITE   := target/lite/$(TARGET)/release/scopegate_filter.wasm
 CLI    := target/release/scopegate
 
-.PHONY: all build wasm wasm-lite e2e-lite cli approver toolchain venv mcp-venvs demo test lint unit unit-wasm check setup-demo setup-test e2e policies bench bench-wasm bench-vm test-wasm fuzz fuzz-build fuzz-smoke clean oracle
+.PHONY: all build wasm wasm-lite e2e-lite cli approver oci deploy-examples toolchain venv mcp-venvs demo test lint unit unit-wasm check setup-demo setup-test e2e policies bench bench-wasm bench-vm test-wasm fuzz fuzz-build fuzz-smoke clean oracle
 
 all: build
 
@@ -53,6 +53,20 @@ wasm-lite: toolchain
 
 cli:
 	cargo build --release -p scopegate-cli
+
+## The module as an OCI image Istio and Envoy Gateway pull (tools/oci.py): Istio's compat
+## layout (OCI_LAYOUT=oci for the two-layer one) in target/oci/, pushed when
+## REGISTRY=host[:port]/repo is given (PLAIN_HTTP=1 for a registry without TLS). Prints the
+## manifest digest to pin (url: oci://REGISTRY@sha256:…).
+OCI_LAYOUT ?= compat
+TAG ?= $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -1)
+oci: wasm
+	python3 tools/oci.py build --wasm $(WASM) --out target/oci --tag $(TAG) --layout $(OCI_LAYOUT)
+	@if [ -n "$(REGISTRY)" ]; then python3 tools/oci.py push --dir target/oci --to $(REGISTRY):$(TAG) $(if $(PLAIN_HTTP),--plain-http); fi
+
+## deploy/: the example manifests and Envoy configuration, from policies/demo.json.
+deploy-examples: cli
+	deploy/generate.sh
 
 ## The approval inbox (scopegate-approver): target/service/scopegate-approver.
 approver:

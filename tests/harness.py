@@ -276,6 +276,37 @@ class Collector:
         stop_process(self.proc)
 
 
+class Registry:
+    """An OCI registry (Debian's docker-registry: the CNCF distribution registry) on a
+    loopback port, storing in a temporary directory, without TLS or auth."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="scopegate-registry-"))
+        self.proc = None
+
+    @property
+    def host(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        config = self.dir / "config.yml"
+        config.write_text(f"""version: 0.1
+log: {{level: warn}}
+storage: {{filesystem: {{rootdirectory: {self.dir / 'data'}}}, delete: {{enabled: true}}}}
+http: {{addr: "{self.host}"}}
+""")
+        self.log = open(self.dir / "registry.log", "wb")
+        self.proc = subprocess.Popen([find_binary("docker-registry", "REGISTRY_BIN"), "serve", str(config)],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(lambda: urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1).status == 200, 20, "registry")
+        return self
+
+    def stop(self):
+        stop_process(self.proc)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 APPROVER = Path(os.environ.get("SCOPEGATE_APPROVER",
                                str(ROOT / "target" / "service" / "scopegate-approver")))
 
@@ -621,6 +652,10 @@ class RenderedEnvoy(Envoy):
         if out.returncode != 0:
             raise RuntimeError(f"scopegate envoy: {out.stderr}")
         self.render_log = out.stderr
+        if reload:
+            # Deployed where the configuration says Envoy finds it.
+            self.reload_dir.mkdir()
+            os.rename(self.dir / "scopegate-filter.json", self.reload_dir / "scopegate-filter.json")
 
     def reload(self, bundle_file):
         """`scopegate reload`: (exit code, stderr)."""

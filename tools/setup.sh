@@ -43,5 +43,7 @@ command -v wrk >/dev/null || apt_install wrk
 command -v node >/dev/null || apt_install nodejs
 # etcd: the fleet tests run a 3-member cluster (Debian's etcd-server: etcd, etcdctl).
 command -v etcd >/dev/null || apt_install etcd-server
+# The OCI image tests push to a real registry (Debian's docker-registry, on loopback).
+command -v docker-registry >/dev/null || apt_install docker-registry
 # The approval inbox's browser tests: headless Chromium and its WebDriver (Selenium drives it).
 { command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || apt_install chromium chromium-driver

@@ -62,8 +62,8 @@ pub(crate) struct EnvoyArgs {
     /// Per-request upstream timeout.
     #[arg(long, default_value = "30s")]
     timeout: String,
-    /// Write `envoy.yaml` (and, with --reload-dir, the filter file) here instead of
-    /// printing the configuration.
+    /// Write `envoy.yaml` (and, with --reload-dir, the filter file, to be deployed there)
+    /// here instead of printing the configuration.
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -386,14 +386,20 @@ pub(crate) fn envoy(a: &EnvoyArgs) -> Result<(), String> {
             }
         }
         Some(out) => {
+            // Both files go to --out; the filter file is then deployed to --reload-dir,
+            // where the configuration says Envoy finds it.
             std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
             let path = out.join("envoy.yaml");
             std::fs::write(&path, rendered + "\n")
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             eprintln!("wrote {}", path.display());
             if let Some((dir, doc)) = &filter_doc {
-                write_filter(dir, doc)?;
-                eprintln!("wrote {}", dir.join(FILTER_FILE).display());
+                write_filter(out, doc)?;
+                eprintln!(
+                    "wrote {} (Envoy reads it from {})",
+                    out.join(FILTER_FILE).display(),
+                    dir.join(FILTER_FILE).display()
+                );
             }
         }
     }

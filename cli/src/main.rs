@@ -12,6 +12,7 @@ mod eval;
 mod explain;
 mod key;
 mod lint;
+mod mesh;
 mod policy_test;
 mod sql;
 
@@ -24,6 +25,7 @@ use eval::*;
 use explain::*;
 use key::*;
 use lint::*;
+use mesh::*;
 use policy_test::*;
 use scopegate_engine::approval;
 use scopegate_engine::bundle::GraphqlSchema;
@@ -61,6 +63,13 @@ enum Command {
     /// Put a new bundle in front of running Envoys (rendered with --reload-dir): checked,
     /// then swapped into the file Envoy watches; no restart.
     Reload(ReloadArgs),
+    /// Istio manifests for a dedicated Gateway: the module from its pinned OCI image, the
+    /// bundle as its configuration, secrets from the proxy's environment (an EnvoyFilter
+    /// that can set everything scopegate needs, or `--kind wasmplugin`).
+    Istio(Box<MeshArgs>),
+    /// Envoy Gateway manifests: an EnvoyExtensionPolicy, and the EnvoyPatchPolicy that sets
+    /// what it cannot (allow_on_headers_stop_iteration).
+    EnvoyGateway(Box<MeshArgs>),
     /// Manage agent keys.
     Key {
         #[command(subcommand)]
@@ -246,6 +255,8 @@ fn main() -> ExitCode {
         Command::Approve(a) => approve(&a),
         Command::Envoy(a) => envoy(&a),
         Command::Reload(a) => reload(&a),
+        Command::Istio(a) => istio(&a),
+        Command::EnvoyGateway(a) => envoy_gateway(&a),
         Command::Schema => schema(),
         Command::Explain {
             bundle,

@@ -525,6 +525,7 @@ fn allow_forward_strips_credentials_and_injects_upstream_auth() {
     assert_eq!(
         f.set,
         [
+            ("x-scopegate-service".to_string(), "rentals".to_string()),
             ("x-scopegate-key".to_string(), "reader-1".to_string()),
             ("x-scopegate-role".to_string(), "reader".to_string()),
             (
