@@ -25,7 +25,7 @@ thread_local! {
     static SAID: Cell<bool> = const { Cell::new(false) };
 }
 
-pub const MISSING: &str = "Envoy does not hand scopegate the body of the requests it holds: set `allow_on_headers_stop_iteration: true` in the Wasm filter's config (envoy.extensions.filters.http.wasm.v3.Wasm `config`; Istio sets it for WasmPlugins). Without it every request with a body hangs; scopegate answers them 500";
+pub const MISSING: &str = "Envoy does not hand scopegate the body of the requests it holds: set `allow_on_headers_stop_iteration: true` in the Wasm filter's config (envoy.extensions.filters.http.wasm.v3.Wasm `config`; an Istio WasmPlugin cannot set it: `scopegate istio` gives the EnvoyFilter that does). Without it every request with a body hangs; scopegate answers them 500";
 
 const REPLY: &str = r#"{"decision":"unavailable","reason":"the gateway is misconfigured: it did not hand scopegate this request's body (allow_on_headers_stop_iteration is not set); nothing was forwarded"}"#;
 
