@@ -333,3 +333,55 @@ def test_without_the_pause_flag_the_log_names_it_and_nothing_hangs(upstream, key
         assert http1(gw.port, "GET", "/rest/vehicles", auth(keys.reader)).status == 200
     finally:
         gw.stop()
+
+
+def test_approvers_rotate_with_a_bundle_reload(tmp_path, upstreams, deploy_keys, pg):
+    """Approval keys are bundle entries: removing an approver revokes the tokens they sign
+    from the next request on; a new approver's signature works after the same reload."""
+    d = tmp_path
+    cli = lambda *a: subprocess.run([CLI, *a], capture_output=True, text=True, timeout=60)  # noqa: E731
+    approvers = {}
+    for name in ("alice", "carol"):
+        out = cli("approver", "new", "--name", name, "--out", str(d / f"{name}.key"))
+        assert out.returncode == 0, out.stderr
+        approvers[name] = json.loads(out.stdout)
+    gateway_key = cli("approver", "gateway", "--out", str(d / "gateway.key")).stdout.strip()
+
+    def bundle(names):
+        b = three_services(deploy_keys)
+        b["approvals"] = {"challenge_key": gateway_key, "approvers": [approvers[n] for n in names]}
+        b["roles"][1]["allow"].append({"service": "rentals", "resources": ["reservations"], "actions": ["delete"],
+                                       "friction": "approval"})
+        return b
+
+    env = {**TOKENS, "SCOPEGATE_CHALLENGE_KEY": (d / "gateway.key").read_text().strip()}
+    gw = harness.RenderedEnvoy(write(d, "v1.json", bundle(["alice"])), upstream_args(upstreams), env=env,
+                               reload=True).start()
+    try:
+        def approve(path, name, bundle_file):
+            r = http1(gw.port, "DELETE", path, auth(deploy_keys.ops))
+            assert r.status == 428, r
+            out = subprocess.run([CLI, "approve", "--challenge", "-", "--bundle", str(bundle_file), "--approver", name,
+                                  "--key-file", str(d / f"{name}.key"), "--yes"],
+                                 input=r.body.decode(), capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, out.stderr
+            return out.stdout.strip()
+
+        token = approve("/rest/reservations?id=eq.r-2", "alice", d / "v1.json")
+        # Alice leaves, Carol joins: one reload.
+        code, err = gw.reload(write(d, "v2.json", bundle(["carol"])))
+        assert code == 0, err
+        harness.wait_for(lambda: gw.stat("extension_config_discovery.http_filter.scopegate.update_success") >= 2,
+                         10, "the new bundle applied")
+        time.sleep(0.5)
+        r = http1(gw.port, "DELETE", "/rest/reservations?id=eq.r-2", {**auth(deploy_keys.ops),
+                                                                      "x-scopegate-approval": token})
+        assert r.status == 403 and "not an approver" in r.json()["reason"], r
+        assert pg.execute("SELECT count(*) FROM reservations WHERE id = 'r-2'")[0][0] == 1
+        token = approve("/rest/reservations?id=eq.r-2", "carol", d / "v2.json")
+        r = http1(gw.port, "DELETE", "/rest/reservations?id=eq.r-2", {**auth(deploy_keys.ops),
+                                                                      "x-scopegate-approval": token})
+        assert 200 <= r.status < 300, r
+        assert pg.execute("SELECT count(*) FROM reservations WHERE id = 'r-2'")[0][0] == 0
+    finally:
+        gw.stop()
