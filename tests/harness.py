@@ -657,10 +657,11 @@ class RenderedEnvoy(Envoy):
             self.reload_dir.mkdir()
             os.rename(self.dir / "scopegate-filter.json", self.reload_dir / "scopegate-filter.json")
 
-    def reload(self, bundle_file):
-        """`scopegate reload`: (exit code, stderr)."""
+    def reload(self, bundle_file, wait=True):
+        """`scopegate reload` (waiting for this Envoy to apply or refuse it): (exit code, stderr)."""
+        admin = ["--admin", f"127.0.0.1:{self.admin_port}"] if wait else []
         out = subprocess.run([str(ROOT / "target" / "release" / "scopegate"), "reload", "--bundle", str(bundle_file),
-                              "--reload-dir", str(self.reload_dir)], capture_output=True, text=True, timeout=60)
+                              "--reload-dir", str(self.reload_dir), *admin], capture_output=True, text=True, timeout=60)
         return out.returncode, out.stderr
 
     def stat(self, name):

@@ -17,8 +17,10 @@ layouts, both ones Istio accepts:
   and `application/vnd.module.wasm.content.layer.v1+wasm` (the raw module).
 
 Builds are reproducible: the same module gives the same digests (no timestamps, fixed
-ownership and modes). `push` speaks the registry HTTP API (blob upload POST + PUT, manifest
-PUT); `check` pulls the manifest and blobs back and checks them the way Istio's image
+ownership and modes; the compat layer's gzip bytes with the same zlib). `push` speaks the registry HTTP API (blob upload POST + PUT, manifest
+PUT) without authentication — for a registry that needs it, copy the layout with a tool that
+holds your credentials (`skopeo copy oci:target/oci:TAG docker://REGISTRY/REPO:TAG`), the
+digest stays the same; `check` pulls the manifest and blobs back and checks them the way Istio's image
 fetcher does: media types, layer count, the annotation, digests, and a module that starts
 with the Wasm magic. Standard library only.
 """
@@ -161,6 +163,8 @@ def push(args):
         if status != 202:
             raise SystemExit(f"blob upload refused: {status} {body[:200]!r}")
         location = headers.get("Location") or headers.get("location")
+        if not location:
+            raise SystemExit("the registry answered the upload without a Location")
         if location.startswith("/"):
             location = f"{'http' if args.plain_http else 'https'}://{host}{location}"
         sep = "&" if "?" in location else "?"

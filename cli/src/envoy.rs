@@ -59,6 +59,10 @@ pub(crate) struct EnvoyArgs {
     /// without a restart.
     #[arg(long, value_name = "DIR")]
     reload_dir: Option<PathBuf>,
+    /// Without --out, replace the filter file a running Envoy watches in --reload-dir
+    /// (that is a bundle change: `scopegate reload` is the checked way).
+    #[arg(long)]
+    force: bool,
     /// Per-request upstream timeout.
     #[arg(long, default_value = "30s")]
     timeout: String,
@@ -76,6 +80,10 @@ pub(crate) struct ReloadArgs {
     /// The directory given to `scopegate envoy --reload-dir`.
     #[arg(long, value_name = "DIR")]
     reload_dir: PathBuf,
+    /// An Envoy's admin address (HOST:PORT): wait until it applied the bundle, and fail if
+    /// it refused it.
+    #[arg(long)]
+    admin: Option<String>,
 }
 
 /// The file Envoy watches for the filter's configuration.
@@ -211,10 +219,18 @@ pub(crate) fn envoy(a: &EnvoyArgs) -> Result<(), String> {
             &[(host.clone(), port)],
             tls.then_some(host.as_str()),
         ));
+        // The upstream sees its own name as the host, never the one the agent sent (which
+        // could aim the injected credential at another virtual host of the same endpoint).
+        let default_port = if tls { 443 } else { 80 };
+        let upstream_host = if port == default_port {
+            host.clone()
+        } else {
+            format!("{host}:{port}")
+        };
         routes.push(json!({
             "match": {"prefix": "/", "headers": [{"name": scopegate_engine::pipeline::SERVICE_HEADER,
                                                  "string_match": {"exact": s.name}}]},
-            "route": {"cluster": name, "timeout": a.timeout},
+            "route": {"cluster": name, "timeout": a.timeout, "host_rewrite_literal": upstream_host},
         }));
     }
     routes.push(json!({
@@ -337,7 +353,7 @@ pub(crate) fn envoy(a: &EnvoyArgs) -> Result<(), String> {
             "start_time": "%START_TIME%",
             "request_id": "%REQ(X-REQUEST-ID)%",
             "method": "%REQ(:METHOD)%",
-            "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+            "path": "%REQ(:PATH)%",
             "status": "%RESPONSE_CODE%",
             "duration_ms": "%DURATION%",
             "upstream_cluster": "%UPSTREAM_CLUSTER%",
@@ -355,6 +371,9 @@ pub(crate) fn envoy(a: &EnvoyArgs) -> Result<(), String> {
         "normalize_path": true,
         "merge_slashes": true,
         "path_with_escaped_slashes_action": "REJECT_REQUEST",
+        // The edge: Envoy sets x-forwarded-for and a fresh x-request-id itself (the audit
+        // record's request id is then not the agent's to choose).
+        "use_remote_address": true,
         "access_log": access_log,
         "route_config": {"name": "scopegate", "virtual_hosts": [{
             "name": "scopegate", "domains": ["*"], "routes": routes}]},
@@ -381,6 +400,12 @@ pub(crate) fn envoy(a: &EnvoyArgs) -> Result<(), String> {
         None => {
             println!("{rendered}");
             if let Some((dir, doc)) = &filter_doc {
+                if dir.join(FILTER_FILE).exists() && !a.force {
+                    return Err(format!(
+                        "{} exists: Envoys watching it would switch to this bundle at once; use `scopegate reload` (or --out, or --force)",
+                        dir.join(FILTER_FILE).display()
+                    ));
+                }
                 write_filter(dir, doc)?;
                 eprintln!("filter configuration: {}", dir.join(FILTER_FILE).display());
             }
@@ -437,6 +462,32 @@ pub(crate) fn reload(a: &ReloadArgs) -> Result<(), String> {
         .pointer_mut("/resources/0/typed_config/config")
         .and_then(Value::as_object_mut)
         .ok_or_else(|| format!("{}: not written by `scopegate envoy`", path.display()))?;
+    // What the rendered configuration was made for must not change under it: the
+    // services (their routes and clusters), the audit sink and the state store.
+    let old = config
+        .get("configuration")
+        .and_then(|c| c.get("value"))
+        .and_then(Value::as_str)
+        .and_then(|t| scopegate_engine::bundle::parse(t.as_bytes()).ok())
+        .ok_or_else(|| format!("{}: its bundle does not parse", path.display()))?;
+    let shape = |b: &scopegate_engine::bundle::Bundle| {
+        (
+            b.services
+                .iter()
+                .map(|s| s.name.clone())
+                .collect::<Vec<_>>(),
+            b.audit.as_ref().map(|x| x.sink.cluster.clone()),
+            b.state.as_ref().map(|s| {
+                (
+                    matches!(s.store, scopegate_engine::bundle::StateStoreName::Etcd),
+                    s.cluster.clone(),
+                )
+            }),
+        )
+    };
+    if shape(&old) != shape(&b) {
+        return Err("the new bundle changes its services, audit sink or state store: those are part of the rendered Envoy configuration — render it again (`scopegate envoy`) and roll it out".into());
+    }
     let had: Vec<String> = config
         .get("vm_config")
         .and_then(|v| v.pointer("/environment_variables/host_env_keys"))
@@ -461,11 +512,64 @@ pub(crate) fn reload(a: &ReloadArgs) -> Result<(), String> {
         "configuration".into(),
         json!({"@type": "type.googleapis.com/google.protobuf.StringValue", "value": text}),
     );
+    let before = match &a.admin {
+        Some(admin) => Some(ecds_counts(admin)?),
+        None => None,
+    };
     write_filter(&a.reload_dir, &doc)?;
+    if let (Some(admin), Some((ok0, rejected0))) = (&a.admin, before) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let (ok, rejected) = ecds_counts(admin)?;
+            if rejected > rejected0 {
+                return Err(format!(
+                    "the Envoy at {admin} refused the new bundle and keeps the old one: see its log (`Filesystem config update rejected`)"
+                ));
+            }
+            if ok > ok0 {
+                eprintln!("the Envoy at {admin} applied it");
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(format!(
+                    "the Envoy at {admin} did not take the new bundle within 15 s"
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
     eprintln!(
         "{}: bundle `{}` — Envoy applies it within a second, or refuses it and keeps the old one (stat extension_config_discovery.http_filter.scopegate.update_rejected)",
         path.display(),
         b.bundle
     );
     Ok(())
+}
+
+/// (update_success, update_rejected) of the scopegate extension config at an Envoy admin.
+fn ecds_counts(admin: &str) -> Result<(u64, u64), String> {
+    use std::io::{Read as _, Write as _};
+    let mut conn =
+        std::net::TcpStream::connect(admin).map_err(|e| format!("--admin {admin}: {e}"))?;
+    let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    conn.write_all(
+        format!("GET /stats?filter=extension_config_discovery.http_filter.scopegate.update_ HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .map_err(|e| format!("--admin {admin}: {e}"))?;
+    let mut text = String::new();
+    conn.read_to_string(&mut text)
+        .map_err(|e| format!("--admin {admin}: {e}"))?;
+    let count = |name: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!(
+                    "extension_config_discovery.http_filter.scopegate.{name}: "
+                ))
+            })
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    match (count("update_success"), count("update_rejected")) {
+        (Some(ok), Some(rejected)) => Ok((ok, rejected)),
+        _ => Err(format!("--admin {admin}: no scopegate extension config there (is it the Envoy rendered with --reload-dir?)")),
+    }
 }

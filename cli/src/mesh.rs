@@ -64,7 +64,7 @@ pub(crate) fn yaml(v: &Value, indent: usize, out: &mut String) {
                         out.push_str(&format!("{pad}{key}:\n"));
                         yaml(x, indent, out);
                     }
-                    _ => out.push_str(&format!("{pad}{key}: {}\n", x)),
+                    _ => out.push_str(&format!("{pad}{key}: {}\n", ascii(x))),
                 }
             }
         }
@@ -81,12 +81,30 @@ pub(crate) fn yaml(v: &Value, indent: usize, out: &mut String) {
                     Value::Array(inner) if !inner.is_empty() => {
                         out.push_str(&format!("{pad}-\n{item}"));
                     }
-                    _ => out.push_str(&format!("{pad}- {x}\n")),
+                    _ => out.push_str(&format!("{pad}- {}\n", ascii(x))),
                 }
             }
         }
-        scalar => out.push_str(&format!("{pad}{scalar}\n")),
+        scalar => out.push_str(&format!("{pad}{}\n", ascii(scalar))),
     }
+}
+
+/// A JSON scalar in ASCII: every other character (and DEL) as `\\uXXXX`, so a YAML 1.1
+/// parser (Kubernetes') reads the same string — it folds U+0085/U+2028/U+2029 and refuses
+/// C1 controls and a BOM written raw.
+fn ascii(v: &Value) -> String {
+    let mut out = String::new();
+    for c in v.to_string().chars() {
+        if c.is_ascii() && c != '\u{7f}' {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{:04x}", u));
+            }
+        }
+    }
+    out
 }
 
 /// A mapping key: bare when it cannot be read as anything but that string, else quoted.
@@ -104,7 +122,7 @@ fn key(k: &str) -> String {
     if plain {
         k.to_string()
     } else {
-        Value::String(k.to_string()).to_string()
+        ascii(&Value::String(k.to_string()))
     }
 }
 
@@ -288,5 +306,8 @@ mod tests {
             out,
             "a:\n  b:\n  - 1\n  - c: \"x: y\"\n    d: []\n  e: \"#no comment\"\n\"yes\": null\n\"k y\": 1\n"
         );
+        let mut out = String::new();
+        yaml(&json!({"s": "a\u{2028}b\u{7f}é😀"}), 0, &mut out);
+        assert_eq!(out, "s: \"a\\u2028b\\u007f\\u00e9\\ud83d\\ude00\"\n");
     }
 }

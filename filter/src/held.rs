@@ -6,7 +6,10 @@
 //! Envoy had received then; the root context's tick looks again, and a request whose body
 //! bytes arrived while no body callback came is proof the setting is missing: the log
 //! says so at error level (once per VM), and the request is answered 500 instead of
-//! hanging. A slow client (no new bytes) is left alone.
+//! hanging. A slow client (no new bytes) is left alone. So is everything once one body
+//! was delivered after a pause in this VM (the setting is there: a request whose body is
+//! late is then held by a filter before scopegate, a WAF say, not by Envoy), and a request
+//! is answered only when two looks in a row saw it undelivered.
 
 use crate::host::{Host, Level};
 use hashbrown::HashMap;
@@ -18,11 +21,15 @@ pub const LOOK_AFTER_MS: i64 = 500;
 struct Held {
     since_ms: i64,
     bytes: u64,
+    /// A look already saw its body bytes arrive undelivered.
+    suspect: bool,
 }
 
 thread_local! {
     static HELD: RefCell<HashMap<u32, Held>> = RefCell::new(HashMap::new());
     static SAID: Cell<bool> = const { Cell::new(false) };
+    /// A body was delivered after a pause in this VM: the setting is there.
+    static WORKS: Cell<bool> = const { Cell::new(false) };
 }
 
 pub const MISSING: &str = "Envoy does not hand scopegate the body of the requests it holds: set `allow_on_headers_stop_iteration: true` in the Wasm filter's config (envoy.extensions.filters.http.wasm.v3.Wasm `config`; an Istio WasmPlugin cannot set it: `scopegate istio` gives the EnvoyFilter that does). Without it every request with a body hangs; scopegate answers them 500";
@@ -31,13 +38,36 @@ const REPLY: &str = r#"{"decision":"unavailable","reason":"the gateway is miscon
 
 /// A request paused in its headers callback to read its body.
 pub fn paused(context: u32, host: &impl Host) {
+    if WORKS.with(Cell::get) {
+        return;
+    }
     let bytes = host.received_bytes().unwrap_or(0);
     let since_ms = host.now_ms();
-    HELD.with(|h| h.borrow_mut().insert(context, Held { since_ms, bytes }));
+    HELD.with(|h| {
+        h.borrow_mut().insert(
+            context,
+            Held {
+                since_ms,
+                bytes,
+                suspect: false,
+            },
+        )
+    });
 }
 
-/// A body or trailers callback came (or the stream ended): the setting is there.
+/// A body or trailers callback came for a held request: the setting is there.
 pub fn delivered(context: u32) {
+    if WORKS.with(Cell::get) {
+        return;
+    }
+    if HELD.with(|h| h.borrow_mut().remove(&context).is_some()) {
+        WORKS.with(|w| w.set(true));
+        HELD.with(|h| h.borrow_mut().clear());
+    }
+}
+
+/// The stream ended.
+pub fn ended(context: u32) {
     HELD.with(|h| {
         let mut h = h.borrow_mut();
         if !h.is_empty() {
@@ -50,24 +80,30 @@ pub fn delivered(context: u32) {
 /// answered, and the missing setting named. Ends back on `root`.
 pub fn look(host: &impl Host, root: u32) {
     let now = host.now_ms();
-    let due: Vec<(u32, u64)> = HELD.with(|h| {
+    let due: Vec<(u32, u64, bool)> = HELD.with(|h| {
         h.borrow()
             .iter()
             .filter(|(_, x)| now - x.since_ms >= LOOK_AFTER_MS)
-            .map(|(c, x)| (*c, x.bytes))
+            .map(|(c, x)| (*c, x.bytes, x.suspect))
             .collect()
     });
     if due.is_empty() {
         return;
     }
-    for (context, bytes) in due {
+    for (context, bytes, suspect) in due {
         if !host.switch_to(context) {
             // The stream is gone.
-            delivered(context);
+            ended(context);
             continue;
         }
         let grew = host.received_bytes().is_some_and(|now| now > bytes);
-        if grew {
+        if grew && !suspect {
+            HELD.with(|h| {
+                if let Some(x) = h.borrow_mut().get_mut(&context) {
+                    x.suspect = true;
+                }
+            });
+        } else if grew {
             if !SAID.with(|s| s.replace(true)) {
                 host.log(Level::Error, &format!("scopegate: {MISSING}"));
             }
@@ -80,7 +116,7 @@ pub fn look(host: &impl Host, root: u32) {
                 ],
                 REPLY.as_bytes(),
             );
-            delivered(context);
+            ended(context);
         }
     }
     host.switch_to(root);
@@ -91,33 +127,41 @@ mod tests {
     use super::*;
     use crate::host::memory::MemoryHost;
 
+    fn reset() {
+        HELD.with(|h| h.borrow_mut().clear());
+        WORKS.with(|w| w.set(false));
+        SAID.with(|w| w.set(false));
+    }
+
+    fn at(ms: i64, received: u64) -> MemoryHost {
+        let h = MemoryHost {
+            now_ms: ms,
+            ..MemoryHost::default()
+        };
+        h.received.set(received);
+        h
+    }
+
     #[test]
     fn a_body_that_arrives_undelivered_is_answered_and_named() {
-        let host = MemoryHost {
-            now_ms: 1_000,
-            ..MemoryHost::default()
-        };
-        host.received.set(300);
-        paused(7, &&host);
-        paused(8, &&host);
-        paused(9, &&host);
-        // 8 got its body callback; 9's client is slow (no new bytes).
-        delivered(8);
-        let later = MemoryHost {
-            now_ms: 1_000 + LOOK_AFTER_MS,
-            ..MemoryHost::default()
-        };
-        later.received.set(300);
-        look(&&later, 1);
-        assert!(later.sent.borrow().is_none(), "a slow client is left alone");
-        // 7's (and 9's) body bytes arrived, no callback: the setting is missing.
-        later.received.set(1_300);
-        look(&&later, 1);
-        let sent = later.sent.borrow().clone().unwrap();
+        reset();
+        paused(7, &&at(1_000, 300));
+        paused(9, &&at(1_000, 300));
+        // 9's client is slow (no new bytes): left alone.
+        let slow = at(1_000 + LOOK_AFTER_MS, 300);
+        look(&&slow, 1);
+        assert!(slow.sent.borrow().is_none());
+        // Bytes arrived, no callback: one look makes it a suspect, the next answers.
+        let first = at(2_000, 1_300);
+        look(&&first, 1);
+        assert!(first.sent.borrow().is_none(), "one look is not enough");
+        let second = at(3_000, 1_300);
+        look(&&second, 1);
+        let sent = second.sent.borrow().clone().unwrap();
         assert_eq!(sent.0, 500);
         assert!(sent.1.contains("allow_on_headers_stop_iteration"));
-        assert_eq!(later.effective.get(), 1, "back on the root context");
-        let errors: Vec<_> = later
+        assert_eq!(second.effective.get(), 1, "back on the root context");
+        let errors: Vec<_> = second
             .logs
             .borrow()
             .iter()
@@ -126,9 +170,29 @@ mod tests {
             .collect();
         assert_eq!(errors.len(), 1, "said once per VM");
         assert_eq!(
-            later.metrics.borrow().get("scopegate_body_not_delivered"),
+            second.metrics.borrow().get("scopegate_body_not_delivered"),
             Some(&2)
         );
         HELD.with(|h| assert!(h.borrow().is_empty()));
+    }
+
+    #[test]
+    fn once_a_body_was_delivered_nothing_is_answered() {
+        reset();
+        paused(1, &&at(1_000, 100));
+        delivered(1);
+        // Later a request's body is late (a filter before scopegate holds it): not ours.
+        paused(2, &&at(5_000, 100));
+        for t in [6_000, 7_000, 8_000] {
+            let h = at(t, 900);
+            look(&&h, 1);
+            assert!(h.sent.borrow().is_none());
+        }
+        // A stream that ends is forgotten.
+        reset();
+        paused(3, &&at(1_000, 100));
+        ended(3);
+        HELD.with(|h| assert!(h.borrow().is_empty()));
+        assert!(!WORKS.with(Cell::get), "an ended stream proves nothing");
     }
 }

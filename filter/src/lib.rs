@@ -133,7 +133,7 @@ impl HttpContext for Http {
     }
 
     fn on_log(&mut self) {
-        held::delivered(self.1);
+        held::ended(self.1);
         self.0.on_log();
     }
 }

@@ -209,9 +209,9 @@ def test_a_bundle_reloads_under_load_without_a_restart(tmp_path, upstreams, depl
         bundle = three_services(deploy_keys, extra_keys=[rotated])
         bundle["keys"] = [k for k in bundle["keys"] if k["id"] != "agent-1"]
         bundle["bundle"] = "deploy-v2"
-        code, err = gw.reload(write(tmp_path, "v2.json", bundle))
-        assert code == 0, err
         t_reload = time.monotonic()
+        code, err = gw.reload(write(tmp_path, "v2.json", bundle))
+        assert code == 0 and "applied it" in err, err
         harness.wait_for(lambda: gw.stat("extension_config_discovery.http_filter.scopegate.update_success") >= 2,
                          10, "the new bundle applied")
         # Workers take the new configuration for new streams a moment after the main thread
@@ -224,6 +224,12 @@ def test_a_bundle_reloads_under_load_without_a_restart(tmp_path, upstreams, depl
                                                                    "actions": ["read"]}]}]}
         code, err = gw.reload(write(tmp_path, "broken.json", broken))
         assert code != 0 and "nowhere" in err
+        # ... and so is one that changes what the rendered configuration was made for.
+        renamed = {**bundle, "services": [{**bundle["services"][0], "name": "rentals2"}, *bundle["services"][1:]],
+                   "roles": [{"name": n, "allow": [{"service": "rentals2", "resources": ["*"], "actions": ["read"]}]}
+                             for n in ("agent", "ops")]}
+        code, err = gw.reload(write(tmp_path, "renamed.json", renamed))
+        assert code != 0 and "render it again" in err, err
         # ... and one written past it (a secret this VM lacks) is refused by Envoy: the old
         # bundle keeps deciding.
         doc = json.loads((gw.reload_dir / "scopegate-filter.json").read_text())

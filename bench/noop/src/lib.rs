@@ -67,6 +67,11 @@ fn forward() {
     let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, "authorization");
     let _ = hostcalls::set_map_value(
         MapType::HttpRequestHeaders,
+        "x-scopegate-service",
+        Some("rest"),
+    );
+    let _ = hostcalls::set_map_value(
+        MapType::HttpRequestHeaders,
         "x-scopegate-key",
         Some("bench"),
     );
@@ -85,6 +90,11 @@ impl HttpContext for Http {
             let _ = std::hint::black_box((headers, hostcalls::get_current_time()));
             if end_of_stream {
                 forward();
+            } else {
+                // scopegate notes what Envoy had received when it holds a request for
+                // its body (the watch for a missing pause flag).
+                let _ =
+                    std::hint::black_box(hostcalls::get_property(vec!["request", "total_size"]));
             }
         }
         if self.mode != Mode::Noop && !end_of_stream {
