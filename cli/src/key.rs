@@ -7,9 +7,38 @@ pub(crate) fn key_new(
     role: &str,
     environments: &[String],
     expires: Option<&str>,
+    bundle: Option<&Path>,
 ) -> Result<(), String> {
     if let Some(e) = expires {
-        parse_rfc3339(e).ok_or_else(|| format!("--expires: `{e}` is not an RFC 3339 timestamp"))?;
+        let at = parse_rfc3339(e)
+            .ok_or_else(|| format!("--expires: `{e}` is not an RFC 3339 timestamp"))?;
+        if at <= now_or(None)? {
+            return Err(format!(
+                "--expires: `{e}` is already past: the key would never work"
+            ));
+        }
+    }
+    match bundle {
+        Some(path) => {
+            let (b, _) = load_both(path, &[])?;
+            if !b.roles.iter().any(|r| r.name == role) {
+                let roles: Vec<&str> = b.roles.iter().map(|r| r.name.as_str()).collect();
+                return Err(format!(
+                    "--role: `{role}` is not a role of {} (its roles: {})",
+                    path.display(),
+                    roles.join(", ")
+                ));
+            }
+            if b.keys.iter().any(|k| k.id == id) {
+                return Err(format!(
+                    "--id: {} already has a key `{id}`",
+                    path.display()
+                ));
+            }
+        }
+        None => eprintln!(
+            "note: pass --bundle to check that role `{role}` exists (a key for a role the bundle lacks is refused when the bundle is compiled)"
+        ),
     }
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(|e| format!("no randomness from the OS: {e}"))?;

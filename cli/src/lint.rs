@@ -4,7 +4,8 @@ use crate::*;
 
 pub(crate) fn lint(bundle: &Path, schemas: &[String], deny_warnings: bool) -> Result<(), String> {
     let (b, p) = load_both(bundle, schemas)?;
-    let warnings = scopegate_engine::lint::warnings(&b);
+    let mut warnings = scopegate_engine::lint::warnings(&b);
+    warnings.extend(scopegate_engine::lint::expired(&b, now_or(None)?));
     for w in &warnings {
         println!("{}: warning: {w}", bundle.display());
     }
@@ -14,6 +15,14 @@ pub(crate) fn lint(bundle: &Path, schemas: &[String], deny_warnings: bool) -> Re
             bundle.display(),
             warnings.len()
         ));
+    }
+    let env = policy::required_env(&b);
+    if !env.is_empty() {
+        println!(
+            "{}: the gateway's Wasm VM must be given (from its environment): {}",
+            bundle.display(),
+            env.join(", ")
+        );
     }
     println!(
         "{}: ok: {}{}",

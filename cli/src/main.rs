@@ -216,9 +216,12 @@ enum KeyCommand {
         /// Environments the key is valid in (repeatable).
         #[arg(long = "env")]
         environments: Vec<String>,
-        /// Expiry (RFC 3339).
+        /// Expiry (RFC 3339); a time already past is refused.
         #[arg(long)]
         expires: Option<String>,
+        /// The bundle the key is for: its role must exist there (and its id must be new).
+        #[arg(long)]
+        bundle: Option<PathBuf>,
     },
 }
 
@@ -232,8 +235,15 @@ fn main() -> ExitCode {
                     role,
                     environments,
                     expires,
+                    bundle,
                 },
-        } => key_new(&id, &role, &environments, expires.as_deref()),
+        } => key_new(
+            &id,
+            &role,
+            &environments,
+            expires.as_deref(),
+            bundle.as_deref(),
+        ),
         Command::Approver {
             command: ApproverCommand::New { name, out },
         } => approver::approver_new(&name, &out),

@@ -665,6 +665,9 @@ impl BundleErrors {
 
 /// Parses bundle JSON; a syntax or shape error names the JSON path where it happened.
 pub fn parse(json: &[u8]) -> Result<Bundle, BundleErrors> {
+    if let Some(what) = not_json(json) {
+        return Err(BundleErrors::one(String::new(), what));
+    }
     let de = &mut serde_json::Deserializer::from_slice(json);
     let bundle: Bundle = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -678,9 +681,54 @@ pub fn parse(json: &[u8]) -> Result<Bundle, BundleErrors> {
     Ok(bundle)
 }
 
+/// What an input that is not a JSON object is, said plainly (instead of "expected value
+/// at line 1 column 1").
+fn not_json(input: &[u8]) -> Option<String> {
+    if input.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        return Some(
+            "the file starts with a byte-order mark (U+FEFF): save it as UTF-8 without one".into(),
+        );
+    }
+    let text = input.trim_ascii_start();
+    match text.first() {
+        None => return Some("the bundle is empty".into()),
+        Some(b'{') => return None,
+        Some(_) => {}
+    }
+    let head = String::from_utf8_lossy(text.get(..text.len().min(200)).unwrap_or_default());
+    let yamlish = head.starts_with("---")
+        || head.starts_with('#')
+        || head
+            .lines()
+            .next()
+            .is_some_and(|l| l.contains(": ") || l.ends_with(':'));
+    Some(if yamlish {
+        "this looks like YAML: a bundle is JSON (convert it, e.g. `yq -o json bundle.yaml`)".into()
+    } else {
+        format!(
+            "a bundle is a JSON object (it starts with `{{`); this starts with `{}`",
+            head.chars()
+                .next()
+                .map(|c| c.escape_default().to_string())
+                .unwrap_or_default()
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn input_that_is_not_json_is_named() {
+        let said = |b: &[u8]| parse(b).unwrap_err().to_string();
+        assert!(said(b"").contains("empty"), "{}", said(b""));
+        assert!(said(b"  \n").contains("empty"));
+        assert!(said(b"\xEF\xBB\xBF{}").contains("byte-order mark"));
+        assert!(said(b"bundle: demo\nversion: 1\n").contains("YAML"));
+        assert!(said(b"---\nbundle: x").contains("YAML"));
+        assert!(said(b"[1]").contains("starts with `[`"));
+    }
 
     #[test]
     fn parse_errors_carry_paths() {

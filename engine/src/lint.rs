@@ -17,6 +17,25 @@ impl std::fmt::Display for Warning {
     }
 }
 
+/// Keys that expired before `now_ms`: they admit nothing any more (remove them).
+pub fn expired(b: &Bundle, now_ms: i64) -> Vec<Warning> {
+    b.keys
+        .iter()
+        .enumerate()
+        .filter_map(|(i, k)| {
+            let e = k.expires.as_deref()?;
+            let at = crate::time::parse_rfc3339(e)?;
+            (at <= now_ms).then(|| Warning {
+                path: format!("keys[{i}].expires"),
+                message: format!(
+                    "key `{}` expired at {e}: it admits nothing; remove it",
+                    k.id
+                ),
+            })
+        })
+        .collect()
+}
+
 /// Warnings for a bundle (one that compiles: run `policy::compile` first).
 pub fn warnings(b: &Bundle) -> Vec<Warning> {
     let mut out = Vec::new();
