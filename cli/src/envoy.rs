@@ -239,7 +239,7 @@ pub(crate) fn envoy(a: &EnvoyArgs) -> Result<(), String> {
             "{\"decision\":\"deny\",\"reason\":\"no service of the bundle was decided for this request\"}"}},
     }));
     // Clusters the filter calls out to.
-    if let Some(sink) = b.audit.as_ref().map(|x| &x.sink) {
+    if let Some(sink) = b.audit.as_ref().and_then(|x| x.sink.as_ref()) {
         let c = a.collector.as_deref().ok_or_else(|| {
             format!(
                 "the bundle sends audit records to cluster `{}`: give --collector HOST:PORT",
@@ -393,6 +393,7 @@ pub(crate) fn envoy(a: &EnvoyArgs) -> Result<(), String> {
         // Extension config discovery needs a node identity.
         "node": {"id": "scopegate", "cluster": "scopegate"},
         "admin": {"address": socket(&ahost, aport)},
+        "stats_config": {"stats_tags": stats_tags()},
         "static_resources": {"listeners": [listener], "clusters": clusters},
     });
     let rendered = serde_json::to_string_pretty(&config).map_err(|e| e.to_string())?;
@@ -476,7 +477,10 @@ pub(crate) fn reload(a: &ReloadArgs) -> Result<(), String> {
                 .iter()
                 .map(|s| s.name.clone())
                 .collect::<Vec<_>>(),
-            b.audit.as_ref().map(|x| x.sink.cluster.clone()),
+            b.audit
+                .as_ref()
+                .and_then(|x| x.sink.as_ref())
+                .map(|s| s.cluster.clone()),
             b.state.as_ref().map(|s| {
                 (
                     matches!(s.store, scopegate_engine::bundle::StateStoreName::Etcd),
@@ -571,5 +575,48 @@ fn ecds_counts(admin: &str) -> Result<(u64, u64), String> {
     match (count("update_success"), count("update_rejected")) {
         (Some(ok), Some(rejected)) => Ok((ok, rejected)),
         _ => Err(format!("--admin {admin}: no scopegate extension config there (is it the Envoy rendered with --reload-dir?)")),
+    }
+}
+
+/// Envoy's tag extractors for the filter's labelled counter
+/// (`scopegate_decisions.decision.<d>.service.<s>.role.<r>`, see the filter's
+/// `stream::labelled`): at `/stats/prometheus` it reads
+/// `scopegate_decisions{decision="…",service="…",role="…"}`.
+pub(crate) const STATS_TAGS: [(&str, &str); 3] = [
+    (
+        "decision",
+        r"^wasmcustom\.scopegate_decisions(\.decision\.([a-z_]+))",
+    ),
+    (
+        "service",
+        r"^wasmcustom\.scopegate_decisions\.decision\.[a-z_]+(\.service\.([a-z0-9_]+))",
+    ),
+    (
+        "role",
+        r"^wasmcustom\.scopegate_decisions\.decision\.[a-z_]+\.service\.[a-z0-9_]+(\.role\.([a-z0-9_]+))",
+    ),
+];
+
+fn stats_tags() -> Value {
+    STATS_TAGS
+        .iter()
+        .map(|(tag, regex)| json!({"tag_name": tag, "regex": regex}))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The template the tests and the demo run carries the same extractors.
+    #[test]
+    fn template_has_the_same_stats_tags() {
+        let template = include_str!("../../envoy/scopegate.yaml.tmpl");
+        for (tag, regex) in STATS_TAGS {
+            assert!(
+                template.contains(&format!("- tag_name: {tag}\n    regex: '{regex}'")),
+                "{tag}"
+            );
+        }
     }
 }

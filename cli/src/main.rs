@@ -6,6 +6,7 @@
 
 mod approve;
 mod approver;
+mod audit;
 mod common;
 mod envoy;
 mod eval;
@@ -17,6 +18,7 @@ mod policy_test;
 mod sql;
 
 use approve::*;
+use audit::*;
 use base64::Engine as _;
 use clap::{Parser, Subcommand};
 use common::*;
@@ -179,6 +181,28 @@ enum Command {
         #[arg(long)]
         batch: bool,
     },
+    /// Audit records at the sink.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check chained records (bundle `audit.chain`) in a JSON Lines file: every stream's
+    /// sequence has no gap or repeat and each record links to the one before it. Exit 1
+    /// on any problem.
+    Verify {
+        /// The records, one per line (`-` for stdin); streams may interleave.
+        file: PathBuf,
+        /// Environment variable holding the audit key (`audit.key_env`) of a keyed chain.
+        #[arg(long)]
+        key_env: Option<String>,
+        /// The file may start in the middle of streams (a rotated log).
+        #[arg(long)]
+        partial: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -295,6 +319,14 @@ fn main() -> ExitCode {
             safe_functions,
             batch,
         } => sql(&dialect, default_schema, safe_functions, batch),
+        Command::Audit {
+            command:
+                AuditCommand::Verify {
+                    file,
+                    key_env,
+                    partial,
+                },
+        } => audit_verify(&file, key_env.as_deref(), partial),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -34,13 +34,14 @@ pub struct Bundle {
     #[serde(default)]
     pub mode: Option<Mode>,
     /// The decision as filter state for Envoy's access log: `json` (default) sets one
-    /// property, `scopegate`, a JSON object (`%FILTER_STATE(wasm.scopegate:PLAIN)%`);
+    /// property, `scopegate`, the audit record as decided (`%FILTER_STATE(wasm.scopegate:PLAIN)%`);
     /// `fields` sets eight, `scopegate_decision`, `_reason`, `_key`, `_role`, `_service`,
     /// `_rule`, `_operations`, `_enforced`; `off` none. Each property is a host call
     /// (≈ 1.5 µs in Envoy 1.40): `fields` costs ≈ 10 µs more per request than `json`.
     #[serde(default)]
     pub filter_state: Option<FilterState>,
-    /// Where audit records go besides Envoy's log.
+    /// Audit records: the log line's level, the values they show, tamper evidence, and
+    /// the HTTP sink. Default: a line at `info` in Envoy's log, plain values, no chain.
     #[serde(default)]
     pub audit: Option<AuditConfig>,
     /// Where single-use approval tokens and destructive budgets are recorded. Default
@@ -139,7 +140,8 @@ pub enum Mode {
     Shadow,
 }
 
-/// The HTTP audit sink: records batched as JSON Lines and POSTed to an Envoy cluster.
+/// Audit records: their line in Envoy's log, their content, tamper evidence, and the
+/// HTTP sink (records batched as JSON Lines and POSTed to an Envoy cluster).
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
@@ -149,7 +151,54 @@ pub struct AuditConfig {
     /// record was accepted by the sink (fail closed).
     #[serde(default)]
     pub mode: Option<AuditMode>,
-    pub sink: AuditSink,
+    /// The HTTP collector (an Envoy cluster). Without it, records go to Envoy's log and,
+    /// through filter state, its access log only; `mode: required` needs it.
+    #[serde(default)]
+    pub sink: Option<AuditSink>,
+    /// Level of the record's line in Envoy's log: `info` (default), `warn` (survives
+    /// `-l warning`), or `off` (access log and sink only). At start, and whenever Envoy's
+    /// level changes so that it hides the line, the filter says so at a level that shows.
+    #[serde(default)]
+    pub log: Option<AuditLog>,
+    /// How the values of an operation's records (ids it touches) and of the query appear:
+    /// `plain` (default), `hashed` (HMAC-SHA256 with the key in `key_env`, first 16 hex
+    /// digits, `hmac:` prefix — equal ids give equal hashes) or `omitted` (names only).
+    #[serde(default)]
+    pub values: Option<AuditValues>,
+    /// Values kept per operation's record key (default 16, at most 256); more are cut
+    /// and counted (`"+N more"`). Each value is cut at 128 bytes (`…`).
+    #[serde(default)]
+    pub max_values: Option<usize>,
+    /// Tamper evidence: every record carries `chain: {stream, seq, prev}` — a random id
+    /// per Wasm VM, a sequence from 1, and the hash of the stream's previous record
+    /// (HMAC-SHA256 with `key_env` when set, else SHA-256), so a gap, an edit or a
+    /// reordering shows at the sink (`scopegate audit verify`). Default false.
+    #[serde(default)]
+    pub chain: Option<bool>,
+    /// VM environment variable holding the audit key (≥ 32 bytes) for `values: hashed`
+    /// and a keyed `chain`.
+    #[serde(default)]
+    pub key_env: Option<String>,
+}
+
+/// Level of the audit record's line in Envoy's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum AuditLog {
+    Info,
+    Warn,
+    Off,
+}
+
+/// How record values appear in audit records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum AuditValues {
+    Plain,
+    Hashed,
+    Omitted,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

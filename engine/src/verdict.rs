@@ -53,8 +53,10 @@ pub enum Refusal {
     NoCredential,
     #[error("ambiguous credential: {0}")]
     AmbiguousCredential(String),
+    /// `fingerprint`: `sha256:` and the first 8 hex digits of the presented key's SHA-256,
+    /// for the audit record (never the key).
     #[error("unknown key")]
-    UnknownKey,
+    UnknownKey { fingerprint: String },
     #[error("key `{0}` has expired")]
     ExpiredKey(String),
     #[error("key `{key}` is not valid in environment `{environment}`")]
@@ -92,7 +94,7 @@ impl Refusal {
         match self {
             Refusal::NoCredential
             | Refusal::AmbiguousCredential(_)
-            | Refusal::UnknownKey
+            | Refusal::UnknownKey { .. }
             | Refusal::ExpiredKey(_)
             | Refusal::WrongEnvironment { .. }
             | Refusal::BrokenKey(_) => Decision::Unauthenticated,
@@ -109,7 +111,9 @@ impl Refusal {
 
     pub fn hint(&self) -> String {
         match self {
-            Refusal::NoCredential | Refusal::UnknownKey | Refusal::AmbiguousCredential(_) => {
+            Refusal::NoCredential
+            | Refusal::UnknownKey { .. }
+            | Refusal::AmbiguousCredential(_) => {
                 "present exactly one scopegate key, in `Authorization: Bearer <key>` or `x-api-key`; keys are issued by your platform team".into()
             }
             Refusal::ExpiredKey(_) | Refusal::WrongEnvironment { .. } | Refusal::BrokenKey(_) => {
@@ -156,8 +160,14 @@ pub struct Subject {
     pub method: String,
     pub path: String,
     pub key: Option<String>,
+    /// The fingerprint of a key no entry matches (see [`Refusal::UnknownKey`]).
+    pub credential: Option<String>,
     pub role: Option<String>,
     pub service: Option<String>,
+    /// The query as received (without `?`), `None` when empty.
+    pub query: Option<String>,
+    /// The `user-agent` header, when there is exactly one.
+    pub user_agent: Option<String>,
     /// MCP requests: how a refusal is answered in JSON-RPC. `None` otherwise.
     pub jsonrpc: Option<JsonRpc>,
 }

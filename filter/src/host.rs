@@ -12,7 +12,8 @@ use std::cell::RefCell;
 use std::time::Duration;
 use std::time::UNIX_EPOCH;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Log levels, least severe first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     Info,
     Warn,
@@ -75,6 +76,13 @@ pub trait Host {
     fn received_bytes(&self) -> Option<u64>;
     /// Makes `context` the one later calls act on (from the root context's tick).
     fn switch_to(&self, context: u32) -> bool;
+    /// The least severe level Envoy's log shows for Wasm (`Info` also for `debug` and
+    /// `trace`); `None` if the host does not say.
+    fn log_level(&self) -> Option<Level>;
+    /// The downstream peer's address (`source.address`), as the host gives it.
+    fn client_address(&self) -> Option<String>;
+    /// 8 random bytes as hex (the audit chain's stream id); `None` without randomness.
+    fn random_id(&self) -> Option<String>;
 }
 
 /// Longest a count waits in the VM before it reaches Envoy's counter. Counting in the VM
@@ -289,5 +297,25 @@ impl Host for ProxyWasmHost {
 
     fn env_var(&self, name: &str) -> Option<String> {
         std::env::var(name).ok()
+    }
+
+    fn log_level(&self) -> Option<Level> {
+        Some(match hostcalls::get_log_level().ok()? {
+            LogLevel::Trace | LogLevel::Debug | LogLevel::Info => Level::Info,
+            LogLevel::Warn => Level::Warn,
+            LogLevel::Error => Level::Error,
+            LogLevel::Critical => Level::Critical,
+        })
+    }
+
+    fn client_address(&self) -> Option<String> {
+        let bytes = hostcalls::get_property(vec!["source", "address"]).ok()??;
+        String::from_utf8(bytes).ok()
+    }
+
+    fn random_id(&self) -> Option<String> {
+        let mut b = [0u8; 8];
+        getrandom::fill(&mut b).ok()?;
+        Some(scopegate_engine::digest::hex(&b))
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod held;
 pub mod host;
+pub mod recorder;
 pub mod sink;
 pub mod stream;
 
@@ -11,8 +12,8 @@ use host::Host;
 use host::ProxyWasmHost;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
+use recorder::Recorder;
 use scopegate_engine::Engine;
-use sink::Sink;
 use std::cell::RefCell;
 use std::rc::Rc;
 use stream::{Flow, Stream};
@@ -35,14 +36,16 @@ mod entry {
 struct Root {
     context_id: u32,
     engine: Option<Rc<Engine>>,
-    sink: Option<Rc<RefCell<Sink>>>,
+    recorder: Option<Rc<RefCell<Recorder>>>,
 }
 
 impl Context for Root {
     /// The collector answered a batch of audit records.
     fn on_http_call_response(&mut self, token_id: u32, _: usize, _: usize, _: usize) {
-        if let Some(sink) = &self.sink {
-            sink.borrow_mut().answered(&ProxyWasmHost, token_id);
+        if let Some(r) = &self.recorder {
+            if let Some(sink) = r.borrow_mut().sink.as_mut() {
+                sink.answered(&ProxyWasmHost, token_id);
+            }
         }
     }
 }
@@ -52,10 +55,15 @@ impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         match stream::configure(&ProxyWasmHost) {
             Some(engine) => {
-                let sink = engine.policy().audit_sink.clone().map(Sink::new);
+                let mut recorder = Recorder::new(Some(engine.policy()), &ProxyWasmHost);
+                recorder.check_level(&ProxyWasmHost);
                 // The tick sends the counters (and the sink's records).
-                ProxyWasmHost.tick_every(sink.as_ref().map_or(host::COUNTS_EVERY_MS, Sink::period));
-                self.sink = sink.map(|s| Rc::new(RefCell::new(s)));
+                let period = recorder
+                    .sink
+                    .as_ref()
+                    .map_or(host::COUNTS_EVERY_MS, |s| s.period());
+                ProxyWasmHost.tick_every(period);
+                self.recorder = Some(Rc::new(RefCell::new(recorder)));
                 self.engine = Some(Rc::new(engine));
                 true
             }
@@ -64,17 +72,23 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Http(
-            Stream::new(self.engine.clone(), ProxyWasmHost).with_sink(self.sink.clone()),
-            context_id,
-        )))
+        let stream = Stream::new(self.engine.clone(), ProxyWasmHost);
+        let stream = match &self.recorder {
+            Some(r) => stream.with_recorder(r.clone()),
+            None => stream,
+        };
+        Some(Box::new(Http(stream, context_id)))
     }
 
     /// Adds the counts to Envoy's counters; sends the queued audit records when due.
     fn on_tick(&mut self) {
         host::flush_counts();
-        if let Some(sink) = &self.sink {
-            sink.borrow_mut().tick(&ProxyWasmHost);
+        if let Some(r) = &self.recorder {
+            let mut r = r.borrow_mut();
+            r.check_level(&ProxyWasmHost);
+            if let Some(sink) = r.sink.as_mut() {
+                sink.tick(&ProxyWasmHost);
+            }
         }
         // Last: it may act on held streams' contexts (and comes back to this one).
         held::look(&ProxyWasmHost, self.context_id);

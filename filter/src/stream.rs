@@ -2,14 +2,15 @@
 //! All deciding is the engine's; this only moves bytes and acts on verdicts.
 
 use crate::host::{Host, Level};
-use crate::sink::Sink;
+use crate::recorder::Recorder;
 use scopegate_engine::answer::{Answer, EventStream, WITHHELD};
 use scopegate_engine::audit::{self, AuditContext, Summary};
 use scopegate_engine::bundle::FilterState;
 use scopegate_engine::fleet::{Call, EtcdStore, Next, Settlement};
 use scopegate_engine::ledger::{settle, Ledger, Spend};
+use scopegate_engine::policy::Policy;
 use scopegate_engine::request::DecodeKind;
-use scopegate_engine::verdict::{Forward, ListFilter, Refusal};
+use scopegate_engine::verdict::{Forward, ListFilter, Refusal, Subject};
 use scopegate_engine::{Decision, Engine, Pending, Secrets, Step, Verdict};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -88,7 +89,8 @@ pub struct Stream<H: Host> {
     state: State,
     body_size: usize,
     reply: Reply,
-    sink: Option<Rc<RefCell<Sink>>>,
+    /// The VM's audit outlets (shared by its streams).
+    recorder: Rc<RefCell<Recorder>>,
     /// The record already went to the sink (`required` audit, before forwarding).
     handed: bool,
     /// When the request headers arrived (ms since the epoch): the decision's clock and
@@ -97,22 +99,25 @@ pub struct Stream<H: Host> {
 }
 
 impl<H: Host> Stream<H> {
+    /// A stream with outlets of its own (tests, benchmarks); the filter shares its VM's
+    /// (`with_recorder`).
     pub fn new(engine: Option<Rc<Engine>>, host: H) -> Self {
+        let recorder = Recorder::new(engine.as_deref().map(Engine::policy), &host);
         Stream {
             engine,
             host,
             state: State::Start,
             body_size: 0,
             reply: Reply::Pass,
-            sink: None,
+            recorder: Rc::new(RefCell::new(recorder)),
             handed: false,
             started_ms: 0,
         }
     }
 
-    /// Records also go to this audit sink.
-    pub fn with_sink(mut self, sink: Option<Rc<RefCell<Sink>>>) -> Self {
-        self.sink = sink;
+    /// Records go through the VM's recorder.
+    pub fn with_recorder(mut self, recorder: Rc<RefCell<Recorder>>) -> Self {
+        self.recorder = recorder;
         self
     }
 
@@ -277,9 +282,20 @@ impl<H: Host> Stream<H> {
             State::Decided(v) if !v.forwards() => Some(local_status(v)),
             _ => self.host.response_status(),
         };
-        let ctx = AuditContext::of(engine.policy(), self.started_ms, status);
+        // A held request's record (`required` audit) went to the collector, and to the
+        // log, before forwarding, even when the client left before the collector
+        // answered: one record per request.
+        if self.handed || matches!(self.state, State::AwaitingAudit(..)) {
+            if let State::Decided(v) | State::AwaitingAudit(v, _) = &self.state {
+                count_decision(&self.host, v);
+            }
+            return;
+        }
+        let client = self.host.client_address();
+        let ctx = AuditContext::of(engine.policy(), self.started_ms, status)
+            .with_client(client.as_deref());
         let record = match &self.state {
-            State::Decided(v) | State::AwaitingAudit(v, _) => {
+            State::Decided(v) => {
                 count_decision(&self.host, v);
                 audit::record(&ctx, v)
             }
@@ -288,7 +304,7 @@ impl<H: Host> Stream<H> {
                 self.host.count("scopegate_requests_incomplete", 1);
                 // The access log reads the filter state after this callback.
                 let s = pending.subject();
-                set_filter_state(&self.host, Some(engine), &Summary::incomplete(s));
+                set_incomplete_state(&self.host, engine.policy(), &ctx, s);
                 audit::incomplete_record(&ctx, s)
             }
             // The client left while the state store was asked: nothing was forwarded
@@ -296,18 +312,12 @@ impl<H: Host> Stream<H> {
             State::AwaitingStore(v, ..) => {
                 self.host.count("scopegate_requests_total", 1);
                 self.host.count("scopegate_requests_incomplete", 1);
-                set_filter_state(&self.host, Some(engine), &Summary::incomplete(&v.subject));
+                set_incomplete_state(&self.host, engine.policy(), &ctx, &v.subject);
                 audit::incomplete_record(&ctx, &v.subject)
             }
-            State::Start | State::Refused => return,
+            State::AwaitingAudit(..) | State::Start | State::Refused => return,
         };
-        self.host.log(Level::Info, &record);
-        // A held request's record (`required` audit) is at the collector already, even
-        // when the client left before the collector answered: one record per request.
-        let sent = self.handed || matches!(self.state, State::AwaitingAudit(..));
-        if let (Some(sink), false) = (&self.sink, sent) {
-            sink.borrow_mut().push(&self.host, record);
-        }
+        self.recorder.borrow_mut().write(&self.host, record, false);
     }
 
     /// The audit sink answered the record of a held request (`required` audit).
@@ -450,20 +460,26 @@ impl<H: Host> Stream<H> {
             self.reply_locally(v);
             return Flow::Pause;
         }
-        set_filter_state(&self.host, self.engine.as_deref(), &Summary::of(&v));
-        let required = self.sink.clone().filter(|s| s.borrow().cfg.required);
-        if let (Some(sink), Some(engine)) = (required, &self.engine) {
-            // Required audit: the record goes to the sink, and is accepted, first.
-            let ctx = AuditContext::of(engine.policy(), self.started_ms, None);
-            let record = audit::record(&ctx, &v);
-            let sink = sink.borrow();
-            let token = self.host.dispatch(
-                &sink.cfg.cluster,
-                &sink.headers(),
-                format!("{record}\n").as_bytes(),
-                sink.cfg.timeout_ms,
-            );
-            drop(sink);
+        self.set_filter_state(&v);
+        let required = self.recorder.borrow().required().is_some();
+        if let (true, Some(engine)) = (required, &self.engine) {
+            // Required audit: the record goes to the sink, and is accepted, first; the
+            // same line goes to the log (its `status` is null: Envoy's access log has it).
+            let client = self.host.client_address();
+            let ctx = AuditContext::of(engine.policy(), self.started_ms, None)
+                .with_client(client.as_deref());
+            let mut recorder = self.recorder.borrow_mut();
+            let line = recorder.seal(audit::record(&ctx, &v));
+            recorder.log(&self.host, &line);
+            let token = recorder.required().and_then(|sink| {
+                self.host.dispatch(
+                    &sink.cfg.cluster,
+                    &sink.headers(),
+                    format!("{line}\n").as_bytes(),
+                    sink.cfg.timeout_ms,
+                )
+            });
+            drop(recorder);
             return match token {
                 Some(t) => {
                     self.state = State::AwaitingAudit(v, t);
@@ -489,7 +505,7 @@ impl<H: Host> Stream<H> {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
         self.host
             .send_response(local_status(&v), &headers, v.response_body().as_bytes());
-        set_filter_state(&self.host, self.engine.as_deref(), &Summary::of(&v));
+        self.set_filter_state(&v);
         self.state = State::Decided(v);
     }
 }
@@ -520,17 +536,38 @@ impl Ledger for SharedData<'_> {
     }
 }
 
-/// The decision as filter state for Envoy's access log (`envoy/scopegate.yaml.tmpl`), in
-/// the bundle's `filter_state` form.
-fn set_filter_state(host: &dyn Host, engine: Option<&Engine>, summary: &Summary) {
-    match engine.map_or(FilterState::default(), |e| e.policy().filter_state) {
-        FilterState::Json => host.set_property("scopegate", &summary.json()),
-        FilterState::Fields => {
-            for (name, value) in summary.fields() {
-                host.set_property(name, value);
+impl<H: Host> Stream<H> {
+    /// The decision as filter state for Envoy's access log (`envoy/scopegate.yaml.tmpl`),
+    /// in the bundle's `filter_state` form: `json`, the audit record as decided (no
+    /// `status` or `client` yet: Envoy's own fields have them).
+    fn set_filter_state(&self, v: &Verdict) {
+        let Some(engine) = &self.engine else {
+            return;
+        };
+        let policy = engine.policy();
+        match policy.filter_state {
+            FilterState::Json => {
+                let ctx = AuditContext::of(policy, self.started_ms, None);
+                self.host.set_property("scopegate", &audit::record(&ctx, v));
             }
+            FilterState::Fields => set_fields(&self.host, &Summary::of(v)),
+            FilterState::Off => {}
         }
+    }
+}
+
+/// The filter state of a stream that ended before any decision.
+fn set_incomplete_state(host: &dyn Host, policy: &Policy, ctx: &AuditContext, s: &Subject) {
+    match policy.filter_state {
+        FilterState::Json => host.set_property("scopegate", &audit::incomplete_record(ctx, s)),
+        FilterState::Fields => set_fields(host, &Summary::incomplete(s)),
         FilterState::Off => {}
+    }
+}
+
+fn set_fields(host: &dyn Host, summary: &Summary) {
+    for (name, value) in summary.fields() {
+        host.set_property(name, value);
     }
 }
 
@@ -539,20 +576,7 @@ fn count_decision(host: &dyn Host, v: &Verdict) {
     host.count("scopegate_requests_total", 1);
     let decision = v.decision();
     host.count(&format!("scopegate_requests_{}", decision.as_str()), 1);
-    if let Some(service) = &v.subject.service {
-        // `scopegate_service_<name>_requests`, the name lower-cased, other characters `_`.
-        let mut metric = String::with_capacity(service.len() + 27);
-        metric.push_str("scopegate_service_");
-        metric.extend(service.chars().map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        }));
-        metric.push_str("_requests");
-        host.count(&metric, 1);
-    }
+    host.count(&labelled(v), 1);
     if decision == Decision::Challenge {
         host.count("scopegate_challenges", 1);
     }
@@ -569,6 +593,35 @@ fn count_decision(host: &dyn Host, v: &Verdict) {
     if !v.enforced() {
         host.count("scopegate_shadow_not_enforced", 1);
     }
+}
+
+/// Name of the labelled counter: `scopegate_decisions.decision.<d>.service.<s>.role.<r>`
+/// — Envoy's tag extractors (`scopegate envoy` renders them) turn the three into labels
+/// of `scopegate_decisions` at `/stats/prometheus`. Values lower-cased, other characters
+/// `_`; `none` when the request has no service or role.
+pub fn labelled(v: &Verdict) -> String {
+    let s = &v.subject;
+    let (service, role) = (s.service.as_deref(), s.role.as_deref());
+    let decision = v.decision().as_str();
+    let mut m = String::with_capacity(
+        48 + decision.len() + service.map_or(4, str::len) + role.map_or(4, str::len),
+    );
+    m.push_str("scopegate_decisions.decision.");
+    m.push_str(decision);
+    for (tag, value) in [(".service.", service), (".role.", role)] {
+        m.push_str(tag);
+        match value {
+            Some(v) if !v.is_empty() => m.extend(v.chars().map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })),
+            _ => m.push_str("none"),
+        }
+    }
+    m
 }
 
 /// `scopegate_decode_failures_<kind>`, per kind of undecodable request.

@@ -4,6 +4,7 @@ scopegate's decision from filter state, /stats/prometheus its counters, a real c
 sink — also under 30 s of wrk load — and `required` audit stops traffic when the collector
 is down. Shadow mode forwards what it would refuse and says so."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -15,6 +16,8 @@ import pytest
 import harness
 from clients import http1
 from conftest import UPSTREAM_TOKEN, bundle
+from agree import CLI
+from test_approval import approve, rows
 
 
 def bearer(key):
@@ -67,7 +70,11 @@ def test_access_log_carries_the_decision(observed, keys):
     assert deny["status"] == 403
     assert (deny["scopegate"]["key"], deny["scopegate"]["role"], deny["scopegate"]["service"]) == \
         ("agent-reader", "reader", "rentals")
-    assert deny["scopegate"]["operations"] == "delete reservations" and "not covered" in deny["scopegate"]["reason"]
+    # The whole audit record as decided: the operation names the row it would touch.
+    assert deny["scopegate"]["operations"] == [{"service": "rentals", "action": "delete", "resource": "reservations",
+                                                 "scope": "some", "records": {"id": ["r-1"]}}]
+    assert "not covered" in deny["scopegate"]["reason"]
+    assert deny["scopegate"]["query"] == "id=eq.r-1"
     assert got["al-3"]["scopegate"]["rule"] == "roles[1].allow[1]"
     assert got["al-0"]["scopegate"]["enforced"] is True
     assert got["al-2"]["scopegate"]["key"] is None
@@ -77,6 +84,8 @@ def test_prometheus_counters(observed, keys):
     # Counts reach Envoy's counters on the VM's tick (every second): let earlier tests' settle.
     time.sleep(1.2)
     before = observed.stats()
+    labelled_before = {(x["decision"], x["service"], x["role"]): v
+                       for x, v in observed.labelled("scopegate_decisions")}
     for m, p, h, status in mixed(keys):
         assert http1(observed.port, m, p, h).status == status
     bad = http1(observed.port, "POST", "/rest/reservations", {**bearer(keys.support), "content-type": "application/json"},
@@ -99,7 +108,17 @@ def test_prometheus_counters(observed, keys):
     assert delta("scopegate_requests_total") == 7
     assert (delta("scopegate_requests_allow"), delta("scopegate_requests_deny"),
             delta("scopegate_requests_unauthenticated"), delta("scopegate_challenges")) == (2, 3, 1, 1)
-    assert delta("scopegate_service_rentals_requests") >= 4
+    # Per decision, service and role: labels at /stats/prometheus (the template's stats_tags).
+    def labelled():
+        return {(x["decision"], x["service"], x["role"]): v for x, v in observed.labelled("scopegate_decisions")}
+    now = labelled()
+    assert all(set(x) == {"decision", "service", "role"} for x, _ in observed.labelled("scopegate_decisions"))
+    grew = {k: v - labelled_before.get(k, 0) for k, v in now.items() if v != labelled_before.get(k, 0)}
+    assert grew == {
+        ("allow", "rentals", "reader"): 1, ("deny", "rentals", "reader"): 1, ("unauthenticated", "none", "none"): 1,
+        ("challenge", "rentals", "support"): 1, ("allow", "rentals", "none"): 1, ("deny", "none", "reader"): 1,
+        ("deny", "rentals", "support"): 1,
+    }, grew
 
 
 def test_one_record_per_request_in_a_burst(observed, keys, collector):
@@ -228,3 +247,84 @@ def test_records_equal_requests_under_30s_of_load(observed, keys, collector, tmp
     dropped = stats.get("scopegate_audit_records_dropped{}", 0)
     print(f"served {n:.0f} requests in {seconds}s; collector received {records}; dropped {dropped:.0f}")
     assert records == n and dropped == 0
+
+
+def test_records_survive_a_warning_log_level_and_name_the_deleted_row(upstream, pg, keys, collector):
+    """Envoy at `-l warning`, a usual production setting, hides the Wasm `info` line: the
+    operator is told at start, and the record of an approved delete still reaches the
+    collector and the access log, naming the row it deleted, the query, the client and the
+    user agent. With `audit.log: warn` the line is in Envoy's log too."""
+    e = harness.Envoy(sink_bundle(keys), upstream.port, env={"RENTALS_UPSTREAM_TOKEN": UPSTREAM_TOKEN},
+                      collector_port=collector.port, log_level="warning").start()
+    try:
+        harness.wait_for(lambda: "hides the audit records" in e.log(), 5, "the startup warning")
+        assert "audit.log: warn" in e.log()
+        clear(collector)
+        path = "/rest/reservations?id=eq.r-2"
+        hdrs = {**bearer(keys.support), "user-agent": "agent-sdk/2.1"}
+        r = http1(e.port, "DELETE", path, {**hdrs, "x-request-id": "lvl-1"})
+        assert r.status == 428, r
+        token = approve(r.json())
+        r = http1(e.port, "DELETE", path, {**hdrs, "x-scopegate-approval": token, "x-request-id": "lvl-2"})
+        assert 200 <= r.status < 300, r
+        assert "r-2" not in rows(pg, "reservations")
+
+        def mine():
+            return [x for x in collector.records() if x.get("request_id") == "lvl-2"]
+        harness.wait_for(mine, 5, "the approved delete's record at the collector")
+        [rec] = mine()
+        assert (rec["decision"], rec["approval"], rec["key"], rec["status"]) == \
+            ("allow", "alice", "agent-support", r.status)
+        assert rec["operations"] == [{"service": "rentals", "action": "delete", "resource": "reservations",
+                                      "scope": "some", "records": {"id": ["r-2"]}}]
+        assert rec["query"] == "id=eq.r-2" and rec["user_agent"] == "agent-sdk/2.1"
+        assert rec["client"].startswith("127.0.0.1:"), rec["client"]
+        print("record of the approved delete:", json.dumps(rec))
+        harness.wait_for(lambda: any(x.get("request_id") == "lvl-2" for x in e.access_log()), 5, "access log")
+        [line] = [x for x in e.access_log() if x.get("request_id") == "lvl-2"]
+        assert line["scopegate"]["operations"] == rec["operations"] and line["scopegate"]["approval"] == "alice"
+        assert e.audit_records() == [], "no info line at -l warning"
+    finally:
+        e.stop()
+    # `audit.log: warn`: the line survives -l warning, and nothing needs saying.
+    b = sink_bundle(keys, log="warn")
+    e = harness.Envoy(b, upstream.port, env={"RENTALS_UPSTREAM_TOKEN": UPSTREAM_TOKEN},
+                      collector_port=collector.port, log_level="warning").start()
+    try:
+        r = http1(e.port, "GET", "/rest/reservations?tenant_id=eq.acme", {**bearer(keys.reader), "x-request-id": "lvl-3"})
+        assert r.status == 200
+        harness.wait_for(lambda: [x for x in e.audit_records() if x.get("request_id") == "lvl-3"], 5, "the warn line")
+        assert "hides the audit records" not in e.log()
+    finally:
+        e.stop()
+
+
+def test_chained_records_verify_at_the_collector(upstream, pg, keys, collector, tmp_path):
+    """`audit.chain`: the records the collector received verify with `scopegate audit
+    verify`; one removed, or one edited, is found."""
+    e = harness.Envoy(sink_bundle(keys, chain=True), upstream.port, env={"RENTALS_UPSTREAM_TOKEN": UPSTREAM_TOKEN},
+                      collector_port=collector.port).start()
+    try:
+        clear(collector)
+        for i in range(30):
+            m, p, h, status = mixed(keys)[i % 6]
+            assert http1(e.port, m, p, {**h, "x-request-id": f"ch-{i}"}).status == status
+        harness.wait_for(lambda: len([r for r in collector.records() if "chain" in r]) >= 30, 10, "30 chained records")
+    finally:
+        e.stop()
+    lines = [x for x in collector.raw_lines() if '"chain"' in x]
+    f = tmp_path / "records.jsonl"
+
+    def verify(lines):
+        f.write_text("\n".join(lines) + "\n")
+        return subprocess.run([CLI, "audit", "verify", str(f)], capture_output=True, text=True)
+    ok = verify(lines)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "30 chained records in 1 stream" in ok.stdout, ok.stdout
+    bad = verify(lines[:10] + lines[11:])
+    assert bad.returncode == 1 and "records missing" in bad.stdout, bad.stdout
+    edited = list(lines)
+    edited[5] = edited[5].replace('"request_id":"ch-', '"request_id":"xh-', 1)
+    assert edited[5] != lines[5]
+    bad = verify(edited)
+    assert bad.returncode == 1 and "altered" in bad.stdout, bad.stdout

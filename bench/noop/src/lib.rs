@@ -59,8 +59,8 @@ struct Http {
 
 impl Context for Http {}
 
-/// A filter-state value and a log line of the sizes scopegate writes.
-const STATE: &str = r#"{"decision":"allow","reason":"roles[0].allow[0] covers every operation","key":"bench","role":"agent","service":"rest","rule":"roles[0].allow[0]","operations":"read reservations","enforced":true}"#;
+/// A filter-state value and a log line of the size scopegate writes (the audit record).
+const STATE: &str = r#"{"ts":"2026-12-05T06:42:35.832Z","bundle":"bench","environment":"production","request_id":"4f1c2a9e-5d3b-4e8f-9a61-2b7c0d9e1f35","key":"bench","role":"agent","service":"rest","method":"GET","path":"/rest/reservations","query":"tenant_id=eq.acme","client":null,"user_agent":"wrk","operations":[{"service":"rest","action":"read","resource":"reservations","scope":"some"}],"decision":"allow","reason":"roles[0].allow[0] covers every operation","rule":"roles[0].allow[0]","digest":null,"approval":null,"status":null,"enforced":true}"#;
 
 /// The header changes and the filter-state property of an allowed request.
 fn forward() {
@@ -123,9 +123,12 @@ impl HttpContext for Http {
     fn on_log(&mut self) {
         if self.mode == Mode::Calls {
             let status = hostcalls::get_property(vec!["response", "code"]);
+            // The record names the client (`source.address`).
+            let client = hostcalls::get_property(vec!["source", "address"]);
             let line = format!(
-                "{STATE}{STATE}{STATE}{:?}",
-                status.ok().flatten().map(|s| s.len())
+                "{STATE}{:?}{:?}",
+                status.ok().flatten().map(|s| s.len()),
+                client.ok().flatten().map(|s| s.len())
             );
             let _ = hostcalls::log(LogLevel::Info, &line);
         }

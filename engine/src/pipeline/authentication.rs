@@ -49,10 +49,13 @@ impl Engine {
             }
         }
         let token = presented.ok_or(Refusal::NoCredential)?;
+        let digest = sha256(token);
         let key = self
             .policy
-            .key_by_digest(&sha256(token))
-            .ok_or(Refusal::UnknownKey)?;
+            .key_by_digest(&digest)
+            .ok_or_else(|| Refusal::UnknownKey {
+                fingerprint: format!("sha256:{}", hex(digest.get(..4).unwrap_or_default())),
+            })?;
         if key.expires.is_some_and(|e| now_ms >= e) {
             return Err(Refusal::ExpiredKey(key.id.clone()));
         }

@@ -20,7 +20,7 @@ use crate::approval;
 use crate::bundle::{BundleErrors, Friction};
 use crate::decode::mcp::answer_is_filtered;
 use crate::decode::{Decode, Input};
-use crate::digest::{request_digest, sha256, DigestInput};
+use crate::digest::{hex, request_digest, sha256, DigestInput};
 use crate::evaluate::{evaluate, Evaluation, Owed};
 use crate::json::nests_deeper_than;
 use crate::operation::Operation;
@@ -149,6 +149,15 @@ impl Engine {
                 .as_ref()
                 .map(Target::path)
                 .unwrap_or_else(|_| "<undecodable>".to_string()),
+            query: parsed
+                .as_ref()
+                .ok()
+                .filter(|t| !t.raw_query.is_empty())
+                .map(|t| t.raw_query.clone()),
+            user_agent: match head.header("user-agent") {
+                HeaderValue::One(v) => Some(String::from_utf8_lossy(v).into_owned()),
+                _ => None,
+            },
             ..Subject::default()
         };
         let target = parsed.and_then(|t| check_envelope(&head, &t).map(|()| t));
@@ -178,7 +187,19 @@ impl Engine {
 
         let caller = match self.authenticate(&head, now_ms) {
             Ok(c) => c,
-            Err(r) => return Step::Decided(Verdict::refuse(subject, r, Vec::new())),
+            Err(r) => {
+                // The record names the key even when it cannot be used here.
+                match &r {
+                    Refusal::ExpiredKey(id)
+                    | Refusal::WrongEnvironment { key: id, .. }
+                    | Refusal::BrokenKey(id) => subject.key = Some(id.clone()),
+                    Refusal::UnknownKey { fingerprint } => {
+                        subject.credential = Some(fingerprint.clone())
+                    }
+                    _ => {}
+                }
+                return Step::Decided(Verdict::refuse(subject, r, Vec::new()));
+            }
         };
         subject.key = Some(caller.key.id.clone());
         subject.role = Some(caller.role_name.to_string());

@@ -17,6 +17,7 @@ use crate::time::parse_rfc3339;
 use hashbrown::{HashMap, HashSet};
 use serde_json::Value;
 
+mod audit;
 mod diagnostics;
 mod guards;
 mod keys;
@@ -27,6 +28,7 @@ mod services;
 mod signed;
 mod state;
 
+pub use audit::{AuditKey, AuditOptions, RecordValues};
 use diagnostics::Errs;
 
 /// Default body limit for services whose requests are buffered and inspected.
@@ -59,6 +61,8 @@ pub struct Policy {
     /// resolved only then).
     pub uses_environments: bool,
     pub audit_sink: Option<AuditSink>,
+    /// The audit record's log level, values, bounds and chain (bundle `audit`).
+    pub audit: AuditOptions,
     /// Signed approvals (bundle `approvals`): the approvers' public keys, the gateway's
     /// challenge key. `None`: shared-key tokens (`approval_key`).
     pub signed: Option<signed::SignedApprovals>,
@@ -250,44 +254,6 @@ pub struct Public {
     pub path: Vec<String>,
 }
 
-/// The audit sink's settings, with their defaults and bounds.
-fn audit_sink(a: &bundle::AuditConfig, errs: &mut Errs) -> Option<AuditSink> {
-    let s = &a.sink;
-    let mut bounded = |at: &str, v: Option<u64>, default: u64, lo: u64, hi: u64| match v {
-        None => default,
-        Some(v) if (lo..=hi).contains(&v) => v,
-        Some(_) => {
-            errs.push(
-                format!("audit.sink.{at}"),
-                format!("must be between {lo} and {hi}"),
-            );
-            default
-        }
-    };
-    let batch = bounded("batch", s.batch.map(|v| v as u64), 100, 1, 1000);
-    let flush_ms = bounded("flush_ms", s.flush_ms, 1000, 10, 60_000);
-    let queue = bounded("queue", s.queue.map(|v| v as u64), 10_000, 1, 1_000_000);
-    let timeout_ms = bounded("timeout_ms", s.timeout_ms, 2000, 10, 60_000);
-    let path = s.path.clone().unwrap_or_else(|| "/audit".to_string());
-    if !path.starts_with('/') || s.cluster.is_empty() {
-        errs.push(
-            "audit.sink",
-            "`cluster` must be an Envoy cluster name and `path` start with `/`",
-        );
-        return None;
-    }
-    Some(AuditSink {
-        cluster: s.cluster.clone(),
-        authority: s.authority.clone().unwrap_or_else(|| s.cluster.clone()),
-        path,
-        batch: usize::try_from(batch).unwrap_or(100),
-        flush_ms,
-        queue: usize::try_from(queue).unwrap_or(10_000),
-        timeout_ms,
-        required: a.mode == Some(bundle::AuditMode::Required),
-    })
-}
-
 /// A list of environment names (non-empty, each a name).
 fn env_names(at: &str, names: &Option<Vec<String>>, errs: &mut Errs) -> Option<Vec<String>> {
     let names = names.as_ref()?;
@@ -419,7 +385,7 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
     let public = public::compile(b, &service_names, &mut errs);
     let (approval_key, environment) = secrets::compile(b, &roles, &guards, secrets, &mut errs);
 
-    let audit_sink = b.audit.as_ref().and_then(|a| audit_sink(a, &mut errs));
+    let (audit_sink, audit) = audit::compile(b.audit.as_ref(), secrets, &mut errs);
     let etcd = b.state.as_ref().and_then(|s| state::compile(s, &mut errs));
     let signed = b
         .approvals
@@ -453,6 +419,7 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
             .any(|g| g.environments.is_some())
             || guards.iter().any(|g| g.environments.is_some()),
         audit_sink,
+        audit,
         etcd,
         signed,
         filter_state: b.filter_state.unwrap_or_default(),

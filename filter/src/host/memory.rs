@@ -47,6 +47,10 @@ pub struct MemoryHost {
     pub received: Cell<u64>,
     /// The context later calls act on (`switch_to`).
     pub effective: Cell<u32>,
+    /// Envoy's log level for Wasm (`None`: Info).
+    pub level: Cell<Option<Level>>,
+    /// The downstream peer (`source.address`).
+    pub client: Option<String>,
 }
 
 impl MemoryHost {
@@ -204,6 +208,20 @@ impl Host for &MemoryHost {
     fn received_bytes(&self) -> Option<u64> {
         self.call("get_property");
         Some(self.received.get())
+    }
+
+    fn log_level(&self) -> Option<Level> {
+        self.call("get_log_level");
+        Some(self.level.get().unwrap_or(Level::Info))
+    }
+
+    fn client_address(&self) -> Option<String> {
+        self.call("get_property");
+        self.client.clone()
+    }
+
+    fn random_id(&self) -> Option<String> {
+        Some("00000000000000aa".into())
     }
 
     fn switch_to(&self, context: u32) -> bool {

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::host::memory::MemoryHost;
+use crate::host::Level;
 use std::cell::RefCell;
 
 const APPROVAL_KEY: &str = "approval-key-for-filter-tests-0123456789";
@@ -308,13 +309,13 @@ fn with_bundle(mut f: MemoryHost, edit: impl Fn(&mut serde_json::Value)) -> Memo
     f
 }
 
-fn sink_of(f: &MemoryHost) -> Option<Rc<RefCell<Sink>>> {
-    let engine = configure(&f)?;
-    engine
-        .policy()
-        .audit_sink
-        .clone()
-        .map(|cfg| Rc::new(RefCell::new(Sink::new(cfg))))
+/// The VM's recorder, as the root context makes it.
+fn recorder_of(f: &MemoryHost) -> Rc<RefCell<Recorder>> {
+    let engine = configure(&f);
+    Rc::new(RefCell::new(Recorder::new(
+        engine.as_ref().map(Engine::policy),
+        &f,
+    )))
 }
 
 #[test]
@@ -371,19 +372,33 @@ fn metrics_and_access_log_properties() {
         (m["scopegate_requests_total"], m["scopegate_requests_deny"]),
         (1, 1)
     );
-    assert_eq!(m["scopegate_service_rentals_requests"], 1);
+    assert_eq!(
+        m["scopegate_decisions.decision.deny.service.rentals.role.reader"],
+        1
+    );
     // The default `"filter_state": "json"`: one property.
     let p = f.props.borrow();
     assert_eq!(p.len(), 1, "{p:?}");
+    // The audit record as decided: the operations with their records, no status or
+    // client yet (Envoy's access log has its own); otherwise the record of the log.
     let state: serde_json::Value = serde_json::from_str(&p["scopegate"]).unwrap();
     assert_eq!(
         (&state["decision"], &state["key"], &state["operations"]),
         (
             &serde_json::json!("deny"),
             &serde_json::json!("reader-1"),
-            &serde_json::json!("delete reservations")
+            &serde_json::json!([{"service": "rentals", "action": "delete",
+                "resource": "reservations", "scope": "some", "records": {"id": ["1"]}}])
         )
     );
+    assert_eq!(
+        (&state["status"], &state["client"]),
+        (&serde_json::Value::Null, &serde_json::Value::Null)
+    );
+    let mut logged = audit_line(&f);
+    assert_eq!(logged["status"], 403);
+    logged["status"] = serde_json::Value::Null;
+    assert_eq!(logged, state);
     drop(p);
 
     // `"fields"`: eight properties; `"off"`: none. The same counters and record.
@@ -423,11 +438,11 @@ fn best_effort_sink_batches_and_counts_what_is_lost() {
         fake("GET", "/rest/reservations", "reader-key", b""),
         sink_bundle("best_effort"),
     );
-    let sink = sink_of(&f).unwrap();
+    let rec = recorder_of(&f);
     let original = f.headers.borrow().clone();
     for _ in 0..3 {
         *f.headers.borrow_mut() = original.clone();
-        let mut s = stream(&f).with_sink(Some(sink.clone()));
+        let mut s = stream(&f).with_recorder(rec.clone());
         assert_eq!(
             s.on_request_headers(true),
             Flow::Continue,
@@ -436,15 +451,17 @@ fn best_effort_sink_batches_and_counts_what_is_lost() {
         );
         s.on_log();
     }
-    assert_eq!(sink.borrow().queued(), 3);
-    sink.borrow_mut().flush(&&f);
+    let mut r = rec.borrow_mut();
+    let sink = r.sink.as_mut().unwrap();
+    assert_eq!(sink.queued(), 3);
+    sink.flush(&&f);
     let calls = f.dispatched.borrow().clone();
     assert_eq!(calls.len(), 2, "batches of 2");
     assert_eq!(calls[0].1.lines().count(), 2);
     f.call_status.set(Some(200));
-    sink.borrow_mut().answered(&&f, 1);
+    sink.answered(&&f, 1);
     f.call_status.set(Some(500));
-    sink.borrow_mut().answered(&&f, 2);
+    sink.answered(&&f, 2);
     let m = f.metrics.borrow();
     assert_eq!(
         (
@@ -461,8 +478,8 @@ fn required_audit_forwards_only_what_the_collector_took() {
         fake("GET", "/rest/reservations", "reader-key", b""),
         sink_bundle("required"),
     );
-    let sink = sink_of(&f).unwrap();
-    let mut s = stream(&f).with_sink(Some(sink.clone()));
+    let rec = recorder_of(&f);
+    let mut s = stream(&f).with_recorder(rec.clone());
     assert_eq!(
         s.on_request_headers(true),
         Flow::Pause,
@@ -477,14 +494,18 @@ fn required_audit_forwards_only_what_the_collector_took() {
     assert!(f.resumed.get());
     assert_eq!(header(&f, "x-scopegate-key").unwrap(), "reader-1");
     s.on_log();
-    assert_eq!(sink.borrow().queued(), 0, "not sent twice");
+    assert_eq!(
+        rec.borrow().sink.as_ref().unwrap().queued(),
+        0,
+        "not sent twice"
+    );
 
     // The collector fails: 503, not forwarded.
     let f = with_bundle(
         fake("GET", "/rest/reservations", "reader-key", b""),
         sink_bundle("required"),
     );
-    let mut s = stream(&f).with_sink(sink_of(&f));
+    let mut s = stream(&f).with_recorder(recorder_of(&f));
     s.on_request_headers(true);
     f.call_status.set(Some(500));
     s.on_call_answer(1, 0);
@@ -500,7 +521,7 @@ fn required_audit_forwards_only_what_the_collector_took() {
         sink_bundle("required"),
     );
     f.refuse_calls = true;
-    let mut s = stream(&f).with_sink(sink_of(&f));
+    let mut s = stream(&f).with_recorder(recorder_of(&f));
     assert_eq!(s.on_request_headers(true), Flow::Pause);
     assert_eq!(f.sent.borrow().as_ref().unwrap().0, 503);
 }
@@ -654,4 +675,162 @@ fn fleet_state_is_asked_before_forwarding_and_fails_closed() {
     let mut s = stream(&f);
     assert_eq!(s.on_request_headers(true), Flow::Pause);
     assert_eq!(f.sent.borrow().as_ref().map(|s| s.0), Some(503));
+}
+
+#[test]
+fn records_name_the_rows_the_query_the_client_and_any_key() {
+    let mut f = fake("DELETE", "/rest/reservations?id=eq.r-2", "reader-key", b"");
+    f.client = Some("10.1.2.3:40000".into());
+    f.headers
+        .borrow_mut()
+        .push(("user-agent".into(), b"agent-sdk/2.1".to_vec()));
+    let mut s = stream(&f);
+    s.on_request_headers(true);
+    s.on_log();
+    let rec = audit_line(&f);
+    assert_eq!(rec["client"], "10.1.2.3:40000");
+    assert_eq!(rec["user_agent"], "agent-sdk/2.1");
+    assert_eq!(rec["query"], "id=eq.r-2");
+    assert_eq!(
+        rec["operations"][0]["records"]["id"],
+        serde_json::json!(["r-2"])
+    );
+
+    // An expired key is named; an unknown one is fingerprinted, never written out.
+    let f = with_bundle(fake("GET", "/rest/reservations", "reader-key", b""), |b| {
+        b["keys"][0]["expires"] = "2020-01-01T00:00:00Z".into();
+    });
+    let mut s = stream(&f);
+    s.on_request_headers(true);
+    s.on_log();
+    let rec = audit_line(&f);
+    assert_eq!(
+        (rec["decision"].as_str(), rec["key"].as_str()),
+        (Some("unauthenticated"), Some("reader-1"))
+    );
+    let f = fake("GET", "/rest/reservations", "not-a-key-at-all", b"");
+    let mut s = stream(&f);
+    s.on_request_headers(true);
+    s.on_log();
+    let line = f.logs.borrow().last().unwrap().1.clone();
+    assert!(!line.contains("not-a-key-at-all"), "{line}");
+    let rec = audit_line(&f);
+    let sha = scopegate_engine::digest::hex(&scopegate_engine::digest::sha256(b"not-a-key-at-all"));
+    assert_eq!(rec["credential"], format!("sha256:{}", &sha[..8]));
+    assert_eq!(rec["key"], serde_json::Value::Null);
+}
+
+#[test]
+fn approvals_used_counts_accepted_requests_only() {
+    use scopegate_engine::approval::{issue, ApprovalKey, Claims};
+    let f = fake("DELETE", "/rest/reservations?id=eq.1", "writer-key", b"");
+    let original = f.headers.borrow().clone();
+    let mut s = stream(&f);
+    s.on_request_headers(true);
+    s.on_log();
+    let body: serde_json::Value =
+        serde_json::from_str(&f.sent.borrow().clone().unwrap().1).unwrap();
+    let token = issue(
+        &ApprovalKey::new(APPROVAL_KEY.as_bytes()).unwrap(),
+        &Claims {
+            v: 1,
+            digest: body["challenge"].as_str().unwrap().to_string(),
+            key: "writer-1".into(),
+            exp: 1_795_543_200 + 300,
+            approver: "alice".into(),
+            nonce: "n-1".into(),
+        },
+    );
+    for _ in 0..3 {
+        let mut h = original.clone();
+        h.push((
+            "x-scopegate-approval".to_string(),
+            token.as_bytes().to_vec(),
+        ));
+        *f.headers.borrow_mut() = h;
+        let mut s = stream(&f);
+        s.on_request_headers(true);
+        s.on_log();
+    }
+    let m = f.metrics.borrow();
+    assert_eq!(
+        m["scopegate_approvals_used"], 1,
+        "the two replays were refused"
+    );
+    assert_eq!(m["scopegate_challenges"], 1);
+    assert_eq!(
+        m["scopegate_decisions.decision.deny.service.rentals.role.writer"],
+        2
+    );
+}
+
+#[test]
+fn the_operator_is_told_when_the_log_level_hides_records() {
+    let f = fake("GET", "/rest/reservations", "reader-key", b"");
+    f.level.set(Some(Level::Warn));
+    let r = recorder_of(&f);
+    r.borrow_mut().check_level(&&f);
+    r.borrow_mut().check_level(&&f);
+    {
+        let logs = f.logs.borrow();
+        let said: Vec<_> = logs.iter().filter(|(_, l)| l.contains("hides")).collect();
+        assert_eq!(said.len(), 1, "once per level: {logs:?}");
+        assert_eq!(said[0].0, Level::Warn);
+        assert!(said[0].1.contains("access log") && said[0].1.contains("audit.log: warn"));
+    }
+    // `audit.log: warn`: the record's line survives `-l warning`, and nothing is said.
+    let f = with_bundle(fake("GET", "/rest/reservations", "reader-key", b""), |b| {
+        b["audit"] = serde_json::json!({"log": "warn"});
+    });
+    f.level.set(Some(Level::Warn));
+    let r = recorder_of(&f);
+    r.borrow_mut().check_level(&&f);
+    assert!(f.logs.borrow().iter().all(|(_, l)| !l.contains("hides")));
+    let mut s = stream(&f).with_recorder(r);
+    s.on_request_headers(true);
+    s.on_log();
+    assert_eq!(f.logs.borrow().last().unwrap().0, Level::Warn);
+    // No log line, no filter state, no sink: nobody gets a record, said at critical.
+    let f = with_bundle(fake("GET", "/rest/reservations", "reader-key", b""), |b| {
+        b["audit"] = serde_json::json!({"log": "off"});
+        b["filter_state"] = "off".into();
+    });
+    let r = recorder_of(&f);
+    r.borrow_mut().check_level(&&f);
+    let logs = f.logs.borrow();
+    let (level, line) = logs.last().unwrap();
+    assert_eq!(*level, Level::Critical);
+    assert!(line.contains("NO AUDIT RECORD REACHES ANYONE"), "{line}");
+}
+
+#[test]
+fn chained_records_verify_and_show_a_gap() {
+    let f = with_bundle(fake("GET", "/rest/reservations", "reader-key", b""), |b| {
+        b["audit"] = serde_json::json!({"chain": true,
+            "sink": {"cluster": "collector", "batch": 100}});
+    });
+    let r = recorder_of(&f);
+    let original = f.headers.borrow().clone();
+    for _ in 0..4 {
+        *f.headers.borrow_mut() = original.clone();
+        let mut s = stream(&f).with_recorder(r.clone());
+        s.on_request_headers(true);
+        s.on_log();
+    }
+    r.borrow_mut().sink.as_mut().unwrap().flush(&&f);
+    let sent = f.dispatched.borrow()[0].1.clone();
+    let v = scopegate_engine::audit::verify(&sent, None, false);
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+    assert_eq!(v.streams["00000000000000aa"], (4, 1, 4));
+    // The log has the same lines.
+    let logged: Vec<String> = f.logs.borrow().iter().map(|(_, l)| l.clone()).collect();
+    assert!(sent.lines().all(|l| logged.iter().any(|x| x == l)));
+    let gap: Vec<&str> = sent
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i != 1)
+        .map(|(_, l)| l)
+        .collect();
+    let p = scopegate_engine::audit::verify(&gap.join("\n"), None, false).problems;
+    assert_eq!(p.len(), 1, "{p:?}");
 }
