@@ -6,6 +6,8 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// A scopegate policy bundle, version 1: the services the filter guards, the roles and keys
+/// of the agents that call them, guards and public routes.
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
@@ -13,21 +15,37 @@ pub struct Bundle {
     /// Editor hint (`scopegate schema`); ignored by the engine.
     #[serde(rename = "$schema", default)]
     pub schema: Option<String>,
+    /// The bundle's name ([A-Za-z0-9._:-], at most 128 characters), written into every
+    /// audit record.
     pub bundle: String,
+    /// Bundle format version: must be `1`.
     pub version: u32,
+    /// The environment this bundle's filter instances are in, e.g. `production`
+    /// ([A-Za-z0-9._:-]); `SCOPEGATE_ENVIRONMENT` in the Wasm VM's environment overrides it
+    /// per instance.
     pub environment: String,
-    /// Where agents present their scopegate key. `authorization` means
-    /// `Authorization: Bearer <key>`; any other header carries the key as its whole value.
-    /// Default: `["authorization", "x-api-key"]`.
+    /// Where agents present their scopegate key. `authorization` means `Authorization:
+    /// Bearer <key>`; any other header carries the key as its whole value. Lower-case
+    /// names, not `x-scopegate-*`, not empty; all are stripped before forwarding. Default:
+    /// `["authorization", "x-api-key"]`.
     #[serde(default)]
     pub credential_headers: Option<Vec<String>>,
+    /// The APIs the filter guards; a request goes to the first service whose `match` fits,
+    /// and one that fits none is denied.
     pub services: Vec<Service>,
+    /// What each role may do: its grants, each covering operations on one service (default:
+    /// none).
     #[serde(default)]
     pub roles: Vec<Role>,
+    /// The agents' keys, each stored as its SHA-256 and bound to one role (default: none).
     #[serde(default)]
     pub keys: Vec<Key>,
+    /// Rules for every role that only add friction (confirm, approval or deny) to
+    /// operations they match; no grant lifts them (default: none).
     #[serde(default)]
     pub guards: Vec<Guard>,
+    /// Routes that need no key: an exact method and path of a service, without query string
+    /// or body (default: none).
     #[serde(default)]
     pub public: Vec<PublicRoute>,
     /// `enforce` (default) or `shadow`: evaluate and audit everything, forward always.
@@ -93,6 +111,8 @@ pub struct ApproverConfig {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
+    /// Which store: `local` (default when `state` is omitted) or `etcd`; `cluster`,
+    /// `authority`, `prefix` and `timeout_ms` are for `etcd` only.
     pub store: StateStoreName,
     /// `etcd`: the Envoy cluster of the etcd members' client port (HTTP/1.1: etcd's JSON
     /// gateway speaks nothing else).
@@ -111,6 +131,7 @@ pub struct StateConfig {
     pub timeout_ms: Option<u64>,
 }
 
+/// The kind of state store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
@@ -126,17 +147,25 @@ pub enum StateStoreName {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum FilterState {
+    /// One property, `scopegate`: the decision as a JSON object (the default).
     #[default]
     Json,
+    /// Eight properties, `scopegate_decision`, `_reason`, `_key`, `_role`, `_service`,
+    /// `_rule`, `_operations`, `_enforced`.
     Fields,
+    /// No filter state.
     Off,
 }
 
+/// Whether refusals are enforced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
+    /// Decisions are enforced: refused requests are not forwarded.
     Enforce,
+    /// Every request is evaluated and audited, refusals recorded with `enforced: false`,
+    /// and forwarded.
     Shadow,
 }
 
@@ -165,8 +194,9 @@ pub struct AuditConfig {
     /// digits, `hmac:` prefix — equal ids give equal hashes) or `omitted` (names only).
     #[serde(default)]
     pub values: Option<AuditValues>,
-    /// Values kept per operation's record key (default 16, at most 256); more are cut
-    /// and counted (`"+N more"`). Each value is cut at 128 bytes (`…`).
+    /// Values kept per record key of an operation (default 16, at most 256); the values
+    /// left out are counted in the operation's `records_cut`. Each value is cut at 128
+    /// bytes (`…`).
     #[serde(default)]
     pub max_values: Option<usize>,
     /// Tamper evidence: every record carries `chain: {stream, seq, prev}` — a random id
@@ -227,21 +257,27 @@ pub struct AuditSink {
     /// Flush period in milliseconds (default 1000, 10..=60000).
     #[serde(default)]
     pub flush_ms: Option<u64>,
-    /// Records held at most; beyond, new records are dropped and counted (default 10000).
+    /// Records held at most; beyond, new records are dropped and counted (default 10000,
+    /// 1..=1000000).
     #[serde(default)]
     pub queue: Option<usize>,
-    /// Per-POST timeout in milliseconds (default 2000).
+    /// Per-POST timeout in milliseconds (default 2000, 10..=60000).
     #[serde(default)]
     pub timeout_ms: Option<u64>,
 }
 
+/// The protocol a service speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
+    /// REST over HTTP, decoded by `rest.style`.
     Rest,
+    /// SQL carried in HTTP requests, decoded as `sql` says.
     Sql,
+    /// GraphQL over HTTP (POST JSON or `application/graphql`, GET `query=`).
     Graphql,
+    /// Model Context Protocol over Streamable HTTP (JSON-RPC 2.0).
     Mcp,
 }
 
@@ -256,22 +292,37 @@ impl Protocol {
     }
 }
 
+/// One API the filter guards.
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Service {
+    /// The service's name ([A-Za-z0-9._:-], unique in the bundle), which grants, guards and
+    /// public routes name; sent upstream as `x-scopegate-service`.
     pub name: String,
+    /// How the service's requests are decoded into operations; `rest` needs the `rest`
+    /// section and `sql` the `sql` section, and each section is accepted only for its own
+    /// protocol.
     pub protocol: Protocol,
+    /// Which requests belong to the service (hosts, path prefix, methods); services are
+    /// tried in bundle order.
     #[serde(rename = "match")]
     pub matcher: Match,
+    /// A credential the filter adds to every request it forwards to the service, read from
+    /// the Wasm VM's environment when the bundle is loaded (the agent's own key is
+    /// stripped).
     #[serde(default)]
     pub upstream_auth: Option<UpstreamAuth>,
+    /// REST decoding (required for `protocol: rest`).
     #[serde(default)]
     pub rest: Option<RestConfig>,
+    /// SQL decoding (required for `protocol: sql`).
     #[serde(default)]
     pub sql: Option<SqlConfig>,
+    /// GraphQL decoding (optional for `protocol: graphql`; defaults apply without it).
     #[serde(default)]
     pub graphql: Option<GraphqlConfig>,
+    /// MCP decoding (optional for `protocol: mcp`; defaults apply without it).
     #[serde(default)]
     pub mcp: Option<McpConfig>,
     /// Which environment the records a request names belong to, so an opaque id
@@ -279,6 +330,7 @@ pub struct Service {
     /// operations are in the filter instance's environment.
     #[serde(default)]
     pub environments: Option<RecordEnvironments>,
+    /// Body size and JSON nesting limits for requests whose body the filter reads.
     #[serde(default)]
     pub limits: Option<Limits>,
 }
@@ -299,33 +351,49 @@ pub struct RecordEnvironments {
     pub by_environment: Option<BTreeMap<String, Vec<String>>>,
 }
 
+/// Which requests belong to a service; every given condition must hold.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Match {
+    /// Host patterns (`*` any run of characters, `?` one), lower-case and without port,
+    /// matched against the request's `:authority` with its port dropped. Default: any host.
     #[serde(default)]
     pub hosts: Option<Vec<String>>,
+    /// Normalised path the request's path must start with, by whole segments (`/rest`
+    /// matches `/rest/x`, not `/restx`); GraphQL, SQL and MCP services are served at
+    /// exactly this path. Default: every path.
     #[serde(default)]
     pub path_prefix: Option<String>,
+    /// Upper-case HTTP methods the service matches (`GET`, `POST`, …). Default: every
+    /// method.
     #[serde(default)]
     pub methods: Option<Vec<String>>,
 }
 
+/// A header the filter sets on requests it forwards to a service.
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamAuth {
+    /// Lower-case name of the header to set (not `host` nor an `x-scopegate-` header), e.g.
+    /// `authorization`; any value the agent sent in it is replaced.
     pub header: String,
+    /// Text put before the secret in the header's value, e.g. `Bearer ` (default: none).
     #[serde(default)]
     pub prefix: Option<String>,
+    /// The Wasm VM environment variable holding the secret (printable ASCII); the filter
+    /// refuses the bundle when it is unset or empty.
     pub env: String,
 }
 
+/// Limits on the request bodies a service's filter reads.
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
-    /// Largest request body the filter buffers and inspects (default 1 MiB); larger is 413.
+    /// Largest request body, in bytes, the filter buffers and inspects (default 1 MiB,
+    /// 1..=67108864); larger is refused 413.
     #[serde(default)]
     pub max_body_bytes: Option<u64>,
     /// Deepest nesting of arrays and objects in a JSON body the filter reads (default 64,
@@ -334,84 +402,117 @@ pub struct Limits {
     pub max_json_depth: Option<usize>,
 }
 
+/// The REST grammar a service follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RestStyle {
+    /// DreamFactory: `/_table/{t}`, `/_schema/{t}`, `/_proc/{p}`, `/_func/{f}`, with `ids=`
+    /// and `filter=`.
     Dreamfactory,
+    /// PostgREST: `/{table}` with `col=op.value` filters, `/rpc/{fn}`, schema profile
+    /// headers.
     Postgrest,
+    /// Route templates the bundle declares (`routes`).
     Routes,
 }
 
+/// REST decoding (service `rest`).
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RestConfig {
+    /// Which REST grammar the paths after `base_path` follow.
     pub style: RestStyle,
-    /// Path the style's grammar starts after (default: `match.path_prefix`).
+    /// Path the style's grammar starts after (default: `match.path_prefix`); a request
+    /// outside it is refused.
     #[serde(default)]
     pub base_path: Option<String>,
-    /// DreamFactory: the record key `ids=` and `/_table/t/{id}` refer to (default `id`).
+    /// DreamFactory only: the record key `ids=` and `/_table/t/{id}` refer to, an
+    /// identifier (default `id`).
     #[serde(default)]
     pub id_field: Option<String>,
-    /// PostgREST: the schema served without a profile header (default `public`).
+    /// PostgREST only: the schema served without a profile header, an identifier (default
+    /// `public`); tables of another schema are named `schema.table`.
     #[serde(default)]
     pub default_schema: Option<String>,
-    /// `routes` style: the API's route templates, first match wins.
+    /// `routes` style only (and required there, not empty): the API's route templates,
+    /// first match of method and path wins; a request no route matches is refused.
     #[serde(default)]
     pub routes: Option<Vec<Route>>,
 }
 
+/// One route template of a `routes`-style REST service.
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Route {
+    /// Methods the route matches, exactly: `GET`, `HEAD`, `OPTIONS`, `POST`, `PUT`, `PATCH`
+    /// or `DELETE` (at least one).
     pub methods: Vec<String>,
     /// `/reservations/{id}`: literal segments and `{name}` parameters (one segment each).
     pub path: String,
     /// Resource name; may use parameters (`{table}`).
     pub resource: String,
-    /// Default from the method: GET/HEAD read, POST create, PUT/PATCH update, DELETE delete.
+    /// The action of the route's operation: `read`, `create`, `update`, `delete`, `drop`,
+    /// `alter`, `admin` or `execute`. Default from the method: GET/HEAD/OPTIONS read, POST
+    /// create, PUT/PATCH update, DELETE delete.
     #[serde(default)]
     pub action: Option<String>,
-    /// `all` when the route touches every record of the resource (default `some`).
+    /// `all` when the route touches every record of the resource (a destructive operation
+    /// that needs an `unbounded` grant), `some` otherwise (default `some`).
     #[serde(default)]
     pub scope: Option<String>,
-    /// Query parameters the route accepts, each read as a record (name → value); a request
-    /// with any other query parameter is refused (the upstream might read it).
+    /// Query parameters the route accepts (identifiers, not also path parameters), each
+    /// read as a record (name → value); a request with any other query parameter is refused
+    /// (the upstream might read it). Default: none.
     #[serde(default)]
     pub query: Option<Vec<String>>,
 }
 
+/// The SQL dialect a service's statements are parsed in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum SqlDialectName {
+    /// PostgreSQL (unqualified names in `public` by default).
     Postgres,
+    /// MySQL (`default_schema`, the database, required).
     Mysql,
+    /// SQLite (unqualified names in `main` by default).
     Sqlite,
+    /// sqlparser's generic dialect (`default_schema` required).
     Generic,
 }
 
+/// SQL decoding (service `sql`): where the SQL is, its dialect and limits.
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SqlConfig {
+    /// The SQL dialect statements are parsed in.
     pub dialect: SqlDialectName,
-    /// Schema (MySQL: database) unqualified names resolve to. Default: `public` for
-    /// postgres, `main` for sqlite; required for mysql and generic.
+    /// Schema (MySQL: database) unqualified names resolve to, a plain name. Default:
+    /// `public` for postgres, `main` for sqlite; required for mysql and generic.
     #[serde(default)]
     pub default_schema: Option<String>,
     /// Where the SQL is: exactly one of `json_pointer`, `raw`, `query_param`.
     pub statement: SqlSource,
-    /// Where positional parameters (`$1`…) are, in a JSON body.
+    /// Where positional parameters (`$1`…) are: only with `json_pointer`, a JSON array in
+    /// the body (absent or `null`: none).
     #[serde(default)]
     pub params: Option<SqlParams>,
-    /// Functions (besides the built-in pure list) that only compute.
+    /// Functions (besides the built-in pure list) that only compute, so a call is no
+    /// operation: a plain name (`my_fn`) for calls without a schema or in `pg_catalog`, or
+    /// a qualified one (`public.my_fn`), case-insensitive. Listing an `admin` function, or
+    /// a catalog or settings read, changes nothing.
     #[serde(default)]
     pub safe_functions: Option<Vec<String>>,
+    /// Longest SQL text of one request, in bytes (default 65536, 1..=1048576); longer is
+    /// refused.
     #[serde(default)]
     pub max_statement_bytes: Option<usize>,
+    /// Most statements in one request (default 50, 1..=1000); more are refused.
     #[serde(default)]
     pub max_statements: Option<usize>,
     /// With `json_pointer`: body members allowed besides the statement's and the
@@ -426,30 +527,42 @@ pub struct SqlConfig {
     /// the request type and the database the SQL runs on are decided, not read.
     #[serde(default)]
     pub body_values: Option<std::collections::BTreeMap<String, serde_json::Value>>,
-    /// Parser recursion limit (default and ceiling 50: the module's stack is sized for it).
+    /// Parser recursion limit, the nesting of expressions and queries (default and ceiling
+    /// 50: the module's stack is sized for it); deeper SQL is refused.
     #[serde(default)]
     pub max_recursion: Option<usize>,
 }
 
+/// Where the SQL is in a request: exactly one of `json_pointer`, `raw`, `query_param`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SqlSource {
+    /// The SQL is the string at this JSON pointer (starting with `/`) of a JSON body POSTed
+    /// as `application/json`.
     #[serde(default)]
     pub json_pointer: Option<String>,
+    /// `true`: the SQL is the whole body, POSTed as `text/plain`, `application/sql` or
+    /// without a content type.
     #[serde(default)]
     pub raw: Option<bool>,
+    /// The SQL is this query parameter's value; the request may carry no body and no other
+    /// query parameter.
     #[serde(default)]
     pub query_param: Option<String>,
 }
 
+/// Where the positional parameters are in a JSON body.
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SqlParams {
+    /// JSON pointer (starting with `/`) to the array of positional parameters in the body.
     pub json_pointer: String,
 }
 
+/// GraphQL decoding (service `graphql`): mutation actions, persisted queries, schema and
+/// limits.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
@@ -467,22 +580,27 @@ pub struct GraphqlConfig {
     /// document -> the document.
     #[serde(default)]
     pub persisted_queries: Option<BTreeMap<String, String>>,
-    /// The API's schema: root fields not in it are refused.
+    /// The API's schema: root fields not in it are refused, and fields below the root are
+    /// named `Type.field`.
     #[serde(default)]
     pub schema: Option<GraphqlSchema>,
+    /// Longest GraphQL document, in bytes (default 65536, 1..=1048576); longer is refused.
     #[serde(default)]
     pub max_document_bytes: Option<usize>,
-    /// Selection-set nesting, fragments expanded.
+    /// Deepest selection-set nesting, fragments expanded (default 24, 1..=100); deeper is
+    /// refused.
     #[serde(default)]
     pub max_depth: Option<usize>,
-    /// Root fields in one document.
+    /// Most root fields in one document, over all its operations (default 64, 1..=1000).
     #[serde(default)]
     pub max_root_fields: Option<usize>,
+    /// Most aliases in one document (default 64, 1..=1000).
     #[serde(default)]
     pub max_aliases: Option<usize>,
+    /// Most fragment definitions in one document (default 128, 1..=1000).
     #[serde(default)]
     pub max_fragments: Option<usize>,
-    /// Operations in one batched (array) request.
+    /// Most operations in one batched (array) request (default 16, 1..=100).
     #[serde(default)]
     pub max_batch: Option<usize>,
 }
@@ -502,14 +620,15 @@ pub struct McpConfig {
     #[serde(default)]
     pub tools: Option<serde_json::Map<String, Value>>,
     /// Protocol plumbing (`initialize`, `ping`, `notifications/*`, `*/list`,
-    /// `server/discover`, the session stream and its `DELETE`) is granted to every role
-    /// with a grant on the service unless this is `false`.
+    /// `server/discover`, the session stream and its `DELETE`) is read access granted to
+    /// every role with a grant on the service unless this is `false` (default `true`).
     #[serde(default)]
     pub plumbing: Option<bool>,
-    /// Messages in one batched (array) request.
+    /// Most messages in one batched (array) request (default 16, 1..=100).
     #[serde(default)]
     pub max_batch: Option<usize>,
-    /// Bytes of one message's `params` (tool arguments), serialised.
+    /// Largest `params` (tool arguments) of one message, in bytes, serialised (default
+    /// 65536, 1..=1048576).
     #[serde(default)]
     pub max_params_bytes: Option<usize>,
 }
@@ -520,35 +639,53 @@ pub struct McpConfig {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GraphqlSchema {
+    /// The schema as SDL text (exactly one of `sdl`, `introspection`).
     #[serde(default)]
     pub sdl: Option<String>,
+    /// The schema as an introspection result, `{"data": {"__schema": …}}` or `{"__schema":
+    /// …}` (exactly one of `sdl`, `introspection`).
     #[serde(default)]
     pub introspection: Option<Value>,
 }
 
+/// A named set of grants that keys act as.
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Role {
+    /// The role's name ([A-Za-z0-9._:-], unique in the bundle), which keys name.
     pub name: String,
+    /// Free text for people reading the bundle; no effect on decisions.
     #[serde(default)]
     pub description: Option<String>,
+    /// The role's grants: an operation is allowed only when one of them covers it; when
+    /// several do, the one with the least friction applies.
     pub allow: Vec<Grant>,
-    /// Every key of the role (unless the key sets its own).
+    /// A destructive budget for every key of the role, counted per key (a key's own
+    /// `budget` replaces it).
     #[serde(default)]
     pub budget: Option<Budget>,
-    /// `shadow`: this role's requests are evaluated and audited but always forwarded.
+    /// `shadow`: this role's requests are evaluated and audited but always forwarded
+    /// (default `enforce`; a bundle in shadow mode shadows every role).
     #[serde(default)]
     pub mode: Option<Mode>,
 }
 
+/// What an operation owes before it is forwarded, least to most: `none`, `confirm`,
+/// `approval`, `deny`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Friction {
+    /// Forwarded with nothing more asked (not a guard's effect).
     None,
+    /// Answered 428 until the request is repeated with `x-scopegate-confirm` naming each
+    /// such operation's `<action> <resource>`.
     Confirm,
+    /// Answered 428 with a challenge until the request is repeated with approval tokens
+    /// from human approvers (`x-scopegate-approval`).
     Approval,
+    /// Refused 403.
     Deny,
 }
 
@@ -563,41 +700,69 @@ impl Friction {
     }
 }
 
+/// One grant of a role: operations on one service it covers, and the friction they owe.
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Grant {
+    /// The name of the service the grant is on (exact, one of `services`).
     pub service: String,
+    /// Resource patterns the grant covers (`*` any run of characters, `?` one), matched
+    /// case-sensitively against the operation's resource, e.g. `public.reservations`,
+    /// `customDomain*`. Not empty.
     pub resources: Vec<String>,
+    /// Actions the grant covers: `read`, `create`, `update`, `delete`, `drop`, `alter`,
+    /// `admin`, `execute`, `destructive` (delete, drop, alter, admin, execute and any
+    /// `scope: all` operation) or `*` (all). Not empty.
     pub actions: Vec<String>,
+    /// What an operation this grant covers owes: `none` (default), `confirm`, `approval` or
+    /// `deny`.
     #[serde(default)]
     pub friction: Option<Friction>,
+    /// `true`: the grant also covers operations that touch every record (`scope: all`);
+    /// without it they are not covered (default `false`). Not with `records`.
     #[serde(default)]
     pub unbounded: Option<bool>,
+    /// Record key -> allowed values (strings or numbers): the grant covers an operation
+    /// only when it proves each key's values and all are listed, and every value a write
+    /// assigns to such a key is listed too.
     #[serde(default)]
     pub records: Option<BTreeMap<String, Vec<Value>>>,
-    /// Covers an operation only when every environment it touches is listed.
+    /// Covers an operation only when every environment it touches is listed (names, not
+    /// empty). Default: every environment.
     #[serde(default)]
     pub environments: Option<Vec<String>>,
-    /// With `friction: approval`: how many approvers (1 or 2, from different people).
+    /// With `friction: approval`: how many approvers (1 or 2, from different people;
+    /// default 1).
     #[serde(default)]
     pub approvals: Option<u8>,
 }
 
+/// An agent's key.
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Key {
+    /// The key's id ([A-Za-z0-9._:-], unique in the bundle), named in audit records,
+    /// challenges and `scopegate explain`.
     pub id: String,
+    /// SHA-256 of the key as the agent presents it: 64 hex digits, unique in the bundle
+    /// (`scopegate key new` prints it).
     pub sha256: String,
+    /// The name of the role the key acts as.
     pub role: String,
+    /// Free text, shown by `scopegate explain`; no effect on decisions.
     #[serde(default)]
     pub description: Option<String>,
+    /// The filter instances' environments the key is valid in (names, not empty); elsewhere
+    /// it is refused 401. Default: every environment.
     #[serde(default)]
     pub environments: Option<Vec<String>>,
+    /// RFC 3339 timestamp (e.g. `2027-06-30T00:00:00Z`) from which the key is refused 401.
+    /// Default: never.
     #[serde(default)]
     pub expires: Option<String>,
-    /// Overrides the role's budget for this key.
+    /// A destructive budget for this key, replacing its role's.
     #[serde(default)]
     pub budget: Option<Budget>,
 }
@@ -608,44 +773,69 @@ pub struct Key {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Budget {
+    /// How many destructive operations (delete, drop, alter, admin, execute, or `scope:
+    /// all`) the key may have forwarded per window; positive. Over it a request is refused
+    /// 429 `over_budget`.
     pub destructive: u32,
+    /// The window, `<n>s`, `<n>m`, `<n>h` or `<n>d` (e.g. `30m`, `1h`, `1d`), at most 31
+    /// days; windows are fixed, counted from the Unix epoch.
     pub per: String,
 }
 
+/// A rule for every role that adds friction to the operations it matches; no grant lifts
+/// it.
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Guard {
+    /// Service names or patterns (`*`, `?`) the guard applies to; a name without wildcard
+    /// must be a service of the bundle. Not empty.
     pub services: Vec<String>,
+    /// Resource patterns (`*`, `?`) the guard matches, whatever the case (`*backup*`
+    /// matches `volumeInstanceBackupDelete`). Default: every resource.
     #[serde(default)]
     pub resources: Option<Vec<String>>,
+    /// Actions the guard matches, as for grants (`destructive` also matches `scope: all`).
+    /// Default: every action.
     #[serde(default)]
     pub actions: Option<Vec<String>>,
+    /// The friction a matching operation owes at least: `confirm`, `approval` or `deny`
+    /// (not `none`).
     pub effect: Friction,
-    /// Matches an operation only when it touches one of these environments.
+    /// Matches an operation only when it touches one of these environments (names, not
+    /// empty). Default: every environment.
     #[serde(default)]
     pub environments: Option<Vec<String>>,
-    /// With `effect: approval`: how many approvers (1 or 2, from different people).
+    /// With `effect: approval`: how many approvers (1 or 2, from different people; default
+    /// 1).
     #[serde(default)]
     pub approvals: Option<u8>,
-    /// Argument conditions (GraphQL): argument name (`input.field` for a field of an
-    /// input object) -> the values that make the guard match, as JSON scalars, e.g.
-    /// `{"decryptVariables": [true]}`. The guard matches an operation, or a field
-    /// selected below it, only when each named argument has one of these values — or a
-    /// value the decoder cannot know (a variable without value or default), fail closed.
-    /// Without it, arguments do not matter.
+    /// Argument conditions, on the operation's records (GraphQL and MCP arguments,
+    /// PostgREST function arguments): argument name (`input.field` for a field of an input
+    /// object) -> the values that make the guard match, as JSON scalars, e.g.
+    /// `{"decryptVariables": [true]}`. The guard matches an operation, or a field selected
+    /// below it, only when each named argument has one of these values — or a value the
+    /// decoder cannot know (a variable without value or default), fail closed. Without it,
+    /// arguments do not matter.
     #[serde(default)]
     pub arguments: Option<BTreeMap<String, Vec<Value>>>,
+    /// Free text for people reading the bundle; no effect on decisions.
     #[serde(default)]
     pub description: Option<String>,
 }
 
+/// A route that needs no key.
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PublicRoute {
+    /// The name of the service the route belongs to; the request must also route to that
+    /// service by its `match`.
     pub service: String,
+    /// Upper-case HTTP methods the route allows without a key. Not empty.
     pub methods: Vec<String>,
+    /// The exact normalised path (within the service's `path_prefix`), e.g. `/rest/health`;
+    /// a request with a query string or a body is not public.
     pub path: String,
 }
 
