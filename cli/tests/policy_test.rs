@@ -91,6 +91,11 @@ fn broken(test: &str) -> PathBuf {
     )
 }
 
+/// Removes a case file's directory.
+fn done(path: &str) {
+    std::fs::remove_dir_all(Path::new(path).parent().unwrap()).unwrap();
+}
+
 #[test]
 fn shipped_bundles_pass_and_report_coverage() {
     let (code, out, err) = run(&[
@@ -189,6 +194,7 @@ fn a_failed_case_says_what_differed_and_the_others_still_run() {
     assert!(out.contains(&format!(
         "{path}:1: the case is sent as key `demo-reader`, but no keys were given: they come from --keys FILE"
     )));
+    done(path);
 }
 
 #[test]
@@ -210,6 +216,7 @@ fn filter_selects_cases_by_name() {
         err.contains("--filter `nothing like it` selects none of the 6 cases"),
         "{err}"
     );
+    done(path);
 }
 
 #[test]
@@ -274,6 +281,7 @@ fn json_output_is_one_document() {
     );
     assert_eq!(rules("guards_not_exercised"), ["guards[0]", "guards[1]"]);
     assert_eq!(doc["coverage"]["grants"], 5);
+    done(path);
 }
 
 #[test]
