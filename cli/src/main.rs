@@ -125,20 +125,11 @@ enum Command {
     /// a JSON Lines file (`{"name", "as", "method", "path", "headers", "body", "expect",
     /// "reason"}`; `headers` may be a list of `[name, value]` pairs to repeat a name,
     /// `body_base64` gives a body that is not text) or a folder of `.http` files (raw requests after `# expect: deny`,
-    /// `# as: KEY-NAME`, `# reason: text` lines). Prints a table and `N passed, M failed`;
-    /// exit 1 when any case fails.
-    Test {
-        /// Bundle JSON file.
-        bundle: PathBuf,
-        /// Cases: a .jsonl file or a folder of .http files.
-        cases: PathBuf,
-        /// `name=key` lines (as in policies/*.keys): the keys cases name with `as`.
-        #[arg(long)]
-        keys: Option<PathBuf>,
-        /// Evaluation time (RFC 3339); default: now.
-        #[arg(long)]
-        now: Option<String>,
-    },
+    /// `# as: KEY-NAME`, `# reason: text` lines). Prints a table (a failed case says what
+    /// differed, or why it could not run: a key name the `--keys` file lacks fails that
+    /// case only), the grants and guards no case exercised, and `N passed, M failed`;
+    /// `--format json` prints all of it as one JSON document. Exit 1 when any case fails.
+    Test(TestArgs),
     /// What each key can actually do: its role, environments, expiry, and per service
     /// every grant it holds, what guards take away, and a blast-radius line per
     /// destructive action. With a GraphQL schema (`--schema`) or a table list
@@ -307,12 +298,7 @@ fn main() -> ExitCode {
             &schemas,
             &tables,
         ),
-        Command::Test {
-            bundle,
-            cases,
-            keys,
-            now,
-        } => policy_test(&bundle, &cases, keys.as_deref(), now.as_deref()),
+        Command::Test(a) => policy_test(&a),
         Command::Sql {
             dialect,
             default_schema,
@@ -377,23 +363,23 @@ mod tests {
         )
         .unwrap();
         std::fs::write(dir.join("notes.txt"), "ignored").unwrap();
-        let keys = vec![("reader".to_string(), "sgk_r".to_string())];
-        let cases = load_cases(&dir, &keys).unwrap();
+        let cases = load_cases(&dir).unwrap();
         assert_eq!(cases.len(), 1);
         let c = &cases[0];
         assert_eq!(
-            (c.name.as_str(), c.expect.as_str(), c.reason.as_deref()),
-            ("01-delete", "deny", Some("not covered"))
+            (
+                c.name.as_str(),
+                c.expect.as_str(),
+                c.reason.as_deref(),
+                c.key.as_deref()
+            ),
+            ("01-delete", "deny", Some("not covered"), Some("reader"))
         );
-        assert!(c
-            .headers
-            .iter()
-            .any(|(n, v)| n == "authorization" && v == b"Bearer sgk_r"));
+        // The credential goes after the request's own headers, when the case runs.
+        assert_eq!(c.key_at, c.headers.len());
         assert_eq!(c.headers[0].1, b"DELETE");
         std::fs::write(dir.join("02-bad.http"), "GET / HTTP/1.1\n\n").unwrap();
-        assert!(load_cases(&dir, &keys)
-            .unwrap_err()
-            .contains("no `# expect:`"));
+        assert!(load_cases(&dir).unwrap_err().contains("no `# expect:`"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

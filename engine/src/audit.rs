@@ -468,6 +468,7 @@ mod tests {
         Verdict {
             outcome: Outcome::Refuse(Refusal::Denied("guard: volume* destructive".into())),
             rule: Some("guards[0]".into()),
+            grants: crate::verdict::GrantSet::default(),
             subject: Subject {
                 request_id: "req-1".into(),
                 method: "POST".into(),

@@ -4,6 +4,7 @@ use crate::bundle::Friction;
 use crate::decode::actions::{holds, Holds};
 use crate::operation::{Action, Field, Operation, Records, Scope};
 use crate::policy::{Grant, Guard, Policy, Role};
+use crate::verdict::GrantSet;
 
 /// What one operation owes, and the bundle rule that decided it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,8 +21,9 @@ pub enum Evaluation {
     /// Some operation is covered by no grant of the role (index, why).
     NotCovered { op: usize, reason: String },
     /// Every operation is covered; `owed[i]` is what operation `i` owes.
-    /// The request owes the strictest of them.
-    Covered { owed: Vec<Owed> },
+    /// The request owes the strictest of them. `grants`: the grants of the role that
+    /// covered them (one per operation, the least-friction one), guards or not.
+    Covered { owed: Vec<Owed>, grants: GrantSet },
 }
 
 impl Evaluation {
@@ -29,7 +31,7 @@ impl Evaluation {
     pub fn strictest(&self) -> Option<(usize, &Owed)> {
         match self {
             Evaluation::NotCovered { .. } => None,
-            Evaluation::Covered { owed } => owed.iter().enumerate().fold(
+            Evaluation::Covered { owed, .. } => owed.iter().enumerate().fold(
                 None,
                 |best: Option<(usize, &Owed)>, (i, o)| match best {
                     Some((_, b)) if (b.friction, b.approvals) >= (o.friction, o.approvals) => best,
@@ -64,19 +66,26 @@ impl Evaluation {
 ///    operation needs (`"approvals": 2` on a grant or guard: two different people).
 pub fn evaluate(policy: &Policy, role: &Role, ops: &[Operation]) -> Evaluation {
     let mut owed = Vec::with_capacity(ops.len());
+    let mut grants = GrantSet::default();
     for (i, op) in ops.iter().enumerate() {
-        let mut best: Option<&Grant> = None;
-        for g in role.grants.iter().filter(|g| covers(policy, g, op)) {
-            if best.is_none_or(|b| g.friction < b.friction) {
-                best = Some(g);
+        let mut best: Option<(usize, &Grant)> = None;
+        for (j, g) in role
+            .grants
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| covers(policy, g, op))
+        {
+            if best.is_none_or(|(_, b)| g.friction < b.friction) {
+                best = Some((j, g));
             }
         }
-        let Some(grant) = best else {
+        let Some((j, grant)) = best else {
             return Evaluation::NotCovered {
                 op: i,
                 reason: not_covered_reason(policy, role, op),
             };
         };
+        grants.insert(j);
         let verdict = match grant.friction {
             Friction::None => "allowed",
             Friction::Confirm => "confirmation required",
@@ -114,7 +123,7 @@ pub fn evaluate(policy: &Policy, role: &Role, ops: &[Operation]) -> Evaluation {
         }
         owed.push(o);
     }
-    Evaluation::Covered { owed }
+    Evaluation::Covered { owed, grants }
 }
 
 /// Whether the role could ever be allowed `op` — some grant names it (records, scope and
@@ -516,6 +525,42 @@ mod tests {
                 (want, got) => panic!("{ops:?}: want {want:?}, got {got:?}"),
             }
         }
+    }
+
+    #[test]
+    fn reports_the_grants_that_covered() {
+        let p = compile_json(BUNDLE.as_bytes(), &Secrets::Unchecked).unwrap();
+        let writer = &p.roles[1];
+        let grants = |ops: &[Operation]| match evaluate(&p, writer, ops) {
+            Evaluation::Covered { grants, .. } => (0..writer.grants.len())
+                .filter(|&i| grants.contains(i))
+                .collect(),
+            Evaluation::NotCovered { .. } => Vec::new(),
+        };
+        // The least-friction grant only (allow[2], not allow[1]).
+        assert_eq!(
+            grants(&[op("rentals", Action::Delete, "reservations")]),
+            [2]
+        );
+        // A guard took over (`guards[1]` decides), the grant still covered the operation.
+        assert_eq!(grants(&[op("rentals", Action::Drop, "vehicles")]), [3]);
+        // One per operation; the strictest decides, the others are reported too.
+        assert_eq!(
+            grants(&[
+                op("rentals", Action::Read, "vehicles"),
+                op("rentals", Action::Read, "payments"),
+            ]),
+            [3, 4]
+        );
+        // Not covered: none.
+        let none: Vec<usize> = Vec::new();
+        assert_eq!(
+            grants(&[
+                op("rentals", Action::Read, "vehicles"),
+                op("rentals", Action::Delete, "vehicles_backup"),
+            ]),
+            none
+        );
     }
 
     #[test]

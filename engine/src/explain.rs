@@ -312,7 +312,8 @@ fn reach(
     for (name, action) in pairs {
         let mut op = Operation::new(service, *action, name.clone());
         op.environments = vec![policy.environment.clone()];
-        if let Evaluation::Covered { owed } = evaluate(policy, role, std::slice::from_ref(&op)) {
+        if let Evaluation::Covered { owed, .. } = evaluate(policy, role, std::slice::from_ref(&op))
+        {
             match owed.first().map(|o| o.friction) {
                 Some(Friction::Deny) => denied.push(format!("{} {name}", action.as_str())),
                 Some(f) => reached.entry((*action, f)).or_default().push(name.clone()),

@@ -226,11 +226,12 @@ mod tests {
     }
 
     fn verdict(nonce: &str) -> Verdict {
-        use crate::verdict::{Allowed, Approved, Forward, Outcome, Subject};
+        use crate::verdict::{Allowed, Approved, Forward, GrantSet, Outcome, Subject};
         Verdict {
             subject: Subject::default(),
             operations: Vec::new(),
             rule: None,
+            grants: GrantSet::default(),
             digest: None,
             outcome: Outcome::Allow(Allowed {
                 reason: "approved".into(),

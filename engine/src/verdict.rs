@@ -199,6 +199,12 @@ pub struct Verdict {
     pub operations: Vec<Operation>,
     /// The bundle rule that decided (a grant, a guard, a budget), when one did.
     pub rule: Option<String>,
+    /// The grants of the caller's role that covered the request's operations (for each
+    /// operation, the one `evaluate` chose), whatever was then decided: a guard may have
+    /// taken over, the ledger refused. Empty when the request was not evaluated or some
+    /// operation was not covered. Not in audit records; `scopegate test` reports coverage
+    /// from it.
+    pub grants: GrantSet,
     /// `sha256:…` request digest: on a challenge, and on an answer to one (approved, or
     /// refused for its token).
     pub digest: Option<String>,
@@ -206,6 +212,41 @@ pub struct Verdict {
     /// Shadow mode: the outcome is recorded, not enforced, and the request is forwarded
     /// with these header changes whatever it is. `None` when enforced.
     pub shadow: Option<Forward>,
+}
+
+/// A set of grant indices (into `Role::grants`), as bits: no allocation per request.
+/// Grants past the first `GrantSet::CAPACITY` of a role are not recorded (`tracks`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GrantSet(u128);
+
+impl GrantSet {
+    /// How many grants of a role a set can record.
+    pub const CAPACITY: usize = 128;
+
+    /// Records grant `i` (ignored past `CAPACITY`).
+    pub fn insert(&mut self, i: usize) {
+        if self.tracks(i) {
+            self.0 |= 1 << i;
+        }
+    }
+
+    pub fn contains(self, i: usize) -> bool {
+        self.tracks(i) && self.0 & (1 << i) != 0
+    }
+
+    /// Whether grant `i` can be recorded at all.
+    pub fn tracks(self, i: usize) -> bool {
+        i < Self::CAPACITY
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The grants in both sets.
+    pub fn union(self, other: GrantSet) -> GrantSet {
+        GrantSet(self.0 | other.0)
+    }
 }
 
 /// Allowed, challenged or refused — each with only what it needs.
@@ -323,6 +364,7 @@ impl Verdict {
             subject,
             operations,
             rule: None,
+            grants: GrantSet::default(),
             digest: None,
             outcome: Outcome::Refuse(r),
             shadow: None,
@@ -542,6 +584,21 @@ pub fn op_json(op: &Operation) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grant_sets() {
+        let mut s = GrantSet::default();
+        assert!(s.is_empty());
+        for i in [0, 5, 127, 128, 500] {
+            s.insert(i);
+        }
+        let got: Vec<usize> = (0..600).filter(|&i| s.contains(i)).collect();
+        assert_eq!(got, [0, 5, 127]);
+        assert!(s.tracks(127) && !s.tracks(128));
+        let mut t = GrantSet::default();
+        t.insert(1);
+        assert!(s.union(t).contains(1) && s.union(t).contains(5));
+    }
 
     #[test]
     fn statuses_are_mapped_once() {

@@ -64,7 +64,7 @@ impl Engine {
             Err(e) => return Err(Box::new(Verdict::refuse(p.subject, e.into(), Vec::new()))),
         };
         let evaluation = evaluate(&self.policy, role, &ops);
-        let (owed, confirm) = match &evaluation {
+        let (owed, confirm, grants) = match &evaluation {
             Evaluation::NotCovered { reason, .. } => {
                 return Err(Box::new(Verdict::refuse(
                     p.subject,
@@ -72,16 +72,22 @@ impl Engine {
                     ops,
                 )));
             }
-            Evaluation::Covered { owed } => (
+            Evaluation::Covered { owed, grants } => (
                 evaluation.strictest().map(|(_, o)| o.clone()),
                 owed.iter()
                     .zip(&ops)
                     .filter(|(o, _)| o.friction == Friction::Confirm)
                     .map(|(_, op)| format!("{} {}", op.action, op.resource))
                     .collect(),
+                *grants,
             ),
         };
-        p.judged = Some(Judged { ops, owed, confirm });
+        p.judged = Some(Judged {
+            ops,
+            owed,
+            confirm,
+            grants,
+        });
         Ok(p)
     }
     /// Whether deciding reads the body. SQL, GraphQL and MCP always do. A REST request

@@ -29,6 +29,7 @@ impl Engine {
             subject: p.subject.clone(),
             operations: judged.ops.clone(),
             rule: (!owed.rule.is_empty()).then(|| owed.rule.clone()),
+            grants: judged.grants,
             digest,
             outcome,
             shadow: None,

@@ -27,8 +27,8 @@ use crate::operation::Operation;
 use crate::policy::{Decoder, Key, Policy, Secrets, Service};
 use crate::request::{content_type, DecodeError, HeaderList, HeaderValue, RequestHead, Target};
 use crate::verdict::{
-    Allowed, Approved, BudgetUse, Challenge, Forward, JsonRpc, ListFilter, Outcome, Proof, Refusal,
-    Subject, Verdict,
+    Allowed, Approved, BudgetUse, Challenge, Forward, GrantSet, JsonRpc, ListFilter, Outcome,
+    Proof, Refusal, Subject, Verdict,
 };
 use authentication::*;
 use envelope::*;
@@ -79,6 +79,8 @@ struct Judged {
     ops: Vec<Operation>,
     owed: Option<Owed>,
     confirm: Vec<String>,
+    /// The grants that covered `ops` (`Verdict::grants`).
+    grants: GrantSet,
 }
 
 impl Pending {
@@ -177,6 +179,7 @@ impl Engine {
                     subject,
                     operations: Vec::new(),
                     rule: None,
+                    grants: GrantSet::default(),
                     digest: None,
                     outcome: Outcome::Allow(allowed),
                     shadow: None,
