@@ -23,6 +23,24 @@ pub(crate) fn explain(
 ) -> Result<(), String> {
     use scopegate_engine::explain as x;
     let (b, p) = load_both(bundle, schemas)?;
+    let lists = name_lists(tables)?;
+    let universe = x::universe(&p, &lists);
+    let reports = x::explain(&b, &p, &universe, key, role)?;
+    match format {
+        Format::Table => print!("{}", x::render_table(&reports)),
+        Format::Markdown => print!("{}", x::render_markdown(&reports)),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&reports).map_err(|e| e.to_string())?
+        ),
+    }
+    Ok(())
+}
+
+/// `--tables SERVICE=FILE` lists: the names each service has (one per line, `#` comments).
+pub(crate) fn name_lists(
+    tables: &[String],
+) -> Result<std::collections::HashMap<String, Vec<String>>, String> {
     let mut lists = std::collections::HashMap::new();
     for spec in tables {
         let (service, file) = spec
@@ -38,15 +56,5 @@ pub(crate) fn explain(
             .collect();
         lists.insert(service.to_string(), names);
     }
-    let universe = x::universe(&p, &lists);
-    let reports = x::explain(&b, &p, &universe, key, role)?;
-    match format {
-        Format::Table => print!("{}", x::render_table(&reports)),
-        Format::Markdown => print!("{}", x::render_markdown(&reports)),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&reports).map_err(|e| e.to_string())?
-        ),
-    }
-    Ok(())
+    Ok(lists)
 }

@@ -2,9 +2,22 @@
 
 use crate::*;
 
-pub(crate) fn lint(bundle: &Path, schemas: &[String], deny_warnings: bool) -> Result<(), String> {
+pub(crate) fn lint(
+    bundle: &Path,
+    schemas: &[String],
+    tables: &[String],
+    deny_warnings: bool,
+) -> Result<(), String> {
     let (b, p) = load_both(bundle, schemas)?;
+    let lists = name_lists(tables)?;
+    for service in lists.keys() {
+        if !b.services.iter().any(|s| &s.name == service) {
+            return Err(format!("--tables: no service `{service}` in the bundle"));
+        }
+    }
+    let universe = scopegate_engine::explain::universe(&p, &lists);
     let mut warnings = scopegate_engine::lint::warnings(&b);
+    warnings.extend(scopegate_engine::lint::never_matching(&b, &p, &universe));
     warnings.extend(scopegate_engine::lint::expired(&b, now_or(None)?));
     for w in &warnings {
         println!("{}: warning: {w}", bundle.display());

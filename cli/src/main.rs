@@ -85,8 +85,9 @@ enum Command {
     /// Check a bundle exactly as the filter's configure step does (upstream secrets
     /// and the approval key are not read). Prints every problem with its JSON path; exit
     /// 1 if any. Then warnings a reviewer needs: effectively-root keys, grants guards
-    /// take away, unused roles and services, keys without expiry, wildcard resources
-    /// on destructive actions.
+    /// take away, grants that can never match (unqualified SQL tables, names outside a
+    /// GraphQL schema or a given list, near-miss MCP tools), unused roles and services,
+    /// keys without expiry or already expired, wildcard resources on destructive actions.
     Lint {
         /// Bundle JSON file.
         bundle: PathBuf,
@@ -94,6 +95,11 @@ enum Command {
         /// (`.json`) or SDL (any other extension). Repeatable.
         #[arg(long = "schema", value_name = "SERVICE=FILE")]
         schemas: Vec<String>,
+        /// The names a service has, one per line — tables (as agents write them), MCP
+        /// tools, prompts and resources: grants naming none of them are warned about.
+        /// Repeatable.
+        #[arg(long = "tables", value_name = "SERVICE=FILE")]
+        tables: Vec<String>,
         /// Exit 1 when there are warnings (CI).
         #[arg(long)]
         deny_warnings: bool,
@@ -268,8 +274,9 @@ fn main() -> ExitCode {
         Command::Lint {
             bundle,
             schemas,
+            tables,
             deny_warnings,
-        } => lint(&bundle, &schemas, deny_warnings),
+        } => lint(&bundle, &schemas, &tables, deny_warnings),
         Command::Eval {
             bundle,
             request,

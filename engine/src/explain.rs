@@ -86,6 +86,20 @@ pub fn universe(policy: &Policy, tables: &HashMap<String, Vec<String>>) -> Unive
             }
         }
         if let Some(names) = tables.get(&s.name) {
+            // Named as the service's decoder names them: a SQL table as the decoder binds
+            // it (`reservations` → `public.reservations`), so grants match the names eval
+            // sees.
+            let mut renamed = Vec::new();
+            let names: Vec<String> = names
+                .iter()
+                .map(|n| {
+                    let r = resolve_table(s, n);
+                    if r != *n {
+                        renamed.push(format!("{n} → {r}"));
+                    }
+                    r
+                })
+                .collect();
             let pairs = names
                 .iter()
                 .flat_map(|n| {
@@ -96,13 +110,41 @@ pub fn universe(policy: &Policy, tables: &HashMap<String, Vec<String>>) -> Unive
                         .map(|a| (n.clone(), a))
                 })
                 .collect();
-            out.insert(
-                s.name.clone(),
-                (format!("{} tables given", names.len()), pairs),
-            );
+            let what = match s.decoder {
+                Decoder::Sql(_) | Decoder::Rest(_) => "tables",
+                _ => "names",
+            };
+            let label = if renamed.is_empty() {
+                format!("{} {what} given", names.len())
+            } else {
+                format!(
+                    "{} {what} given, named as the SQL decoder binds them: {}",
+                    names.len(),
+                    abbreviate(&renamed)
+                )
+            };
+            out.insert(s.name.clone(), (label, pairs));
         }
     }
     out
+}
+
+/// A table name as the service's decoder names it in operations: for SQL, what
+/// `SELECT * FROM <name>` reads (the decoder's own name binding: default schema, quoting,
+/// case folding); other decoders use the name as given.
+pub fn resolve_table(s: &crate::policy::Service, name: &str) -> String {
+    match &s.decoder {
+        Decoder::Sql(d) => d
+            .classify(&s.name, &format!("SELECT * FROM {name}"), &[])
+            .ok()
+            .and_then(|ops| {
+                ops.into_iter()
+                    .find(|o| o.action == Action::Read)
+                    .map(|o| o.resource)
+            })
+            .unwrap_or_else(|| name.to_string()),
+        _ => name.to_string(),
+    }
 }
 
 fn graphql_universe(d: &GraphqlDecoder) -> Option<(String, Vec<(String, Action)>)> {
@@ -309,16 +351,41 @@ fn reach(
     // Ordered by action (declaration order), then friction.
     let mut reached: BTreeMap<(Action, Friction), Vec<String>> = BTreeMap::new();
     let mut denied = Vec::new();
+    // Records a grant of the role on this service is limited to: an operation on one of
+    // them is what such a grant covers (one witness per grant).
+    let witnesses: Vec<&crate::operation::Records> = role
+        .grants
+        .iter()
+        .filter(|g| {
+            policy
+                .services
+                .get(g.service)
+                .is_some_and(|s| s.name == service)
+        })
+        .filter_map(|g| g.records.as_ref())
+        .collect();
     for (name, action) in pairs {
         let mut op = Operation::new(service, *action, name.clone());
         op.environments = vec![policy.environment.clone()];
-        if let Evaluation::Covered { owed, .. } = evaluate(policy, role, std::slice::from_ref(&op))
-        {
-            match owed.first().map(|o| o.friction) {
-                Some(Friction::Deny) => denied.push(format!("{} {name}", action.as_str())),
-                Some(f) => reached.entry((*action, f)).or_default().push(name.clone()),
-                None => {}
+        let mut found = friction_of(policy, role, &op).map(|f| (f, false));
+        for w in &witnesses {
+            if found.is_some() {
+                break;
             }
+            op.records = w
+                .iter()
+                .map(|(k, v)| (k.clone(), v.iter().take(1).cloned().collect()))
+                .collect();
+            found = friction_of(policy, role, &op).map(|f| (f, true));
+        }
+        match found {
+            Some((Friction::Deny, _)) => denied.push(format!("{} {name}", action.as_str())),
+            Some((f, listed)) => reached.entry((*action, f)).or_default().push(if listed {
+                format!("{name} (listed records)")
+            } else {
+                name.clone()
+            }),
+            None => {}
         }
     }
     Reach {
@@ -332,6 +399,29 @@ fn reach(
             })
             .collect(),
         denied,
+    }
+}
+
+/// The friction an operation costs the role, as the filter evaluates it; `None` when
+/// no grant covers it.
+fn friction_of(policy: &Policy, role: &Role, op: &Operation) -> Option<Friction> {
+    match evaluate(policy, role, std::slice::from_ref(op)) {
+        Evaluation::Covered { owed, .. } => Some(
+            owed.iter()
+                .map(|o| o.friction)
+                .max_by_key(|f| friction_rank(*f))
+                .unwrap_or(Friction::None),
+        ),
+        Evaluation::NotCovered { .. } => None,
+    }
+}
+
+fn friction_rank(f: Friction) -> u8 {
+    match f {
+        Friction::None => 0,
+        Friction::Confirm => 1,
+        Friction::Approval => 2,
+        Friction::Deny => 3,
     }
 }
 

@@ -183,6 +183,126 @@ pub fn warnings(b: &Bundle) -> Vec<Warning> {
     out
 }
 
+/// Grant resources that can never match what the service's decoder produces: a SQL
+/// table written unqualified (the decoder names tables as it binds them, `public.x`), a
+/// name outside the service's known names — its GraphQL schema's root fields, or a list
+/// given for it (`universe`: tables, MCP tools/prompts/resources) — and an MCP name one
+/// or two letters away from a tool the bundle's `mcp.tools` lists. Resolved with
+/// `explain`'s (the filter's) code, so lint and eval agree on names.
+pub fn never_matching(
+    b: &Bundle,
+    policy: &crate::policy::Policy,
+    universe: &crate::explain::Universe,
+) -> Vec<Warning> {
+    use crate::explain::resolve_table;
+    use crate::policy::Decoder;
+    let mut out = Vec::new();
+    // A pattern's probe: one name it matches (wildcards as `x`).
+    let probe = |r: &str| r.replace(['*', '?'], "x");
+    for (i, role) in b.roles.iter().enumerate() {
+        for (j, g) in role.allow.iter().enumerate() {
+            let Some(svc) = policy.services.iter().find(|s| s.name == g.service) else {
+                continue;
+            };
+            let at = format!("roles[{i}].allow[{j}]");
+            let actions = ActionSet::from_words(&g.actions);
+            let on_tables = actions
+                .actions()
+                .any(|a| !matches!(a, Action::Execute | Action::Admin));
+            for r in &g.resources {
+                let glob = Glob::new(r);
+                if let (Decoder::Sql(_), true) = (&svc.decoder, on_tables) {
+                    let named = resolve_table(svc, &probe(r));
+                    if named != probe(r) && !glob.matches(&named) {
+                        out.push(Warning {
+                            path: at.clone(),
+                            message: format!(
+                                "resource `{r}` can never match on SQL service `{}`: its decoder names tables as it binds them (`{}` for `{}`); write `{}`",
+                                svc.name,
+                                named,
+                                probe(r),
+                                named.rsplit_once('.').map_or(named.clone(), |(schema, _)| format!("{schema}.{r}"))
+                            ),
+                        });
+                        continue;
+                    }
+                }
+                if let Some((label, pairs)) = universe.get(&svc.name) {
+                    // GraphQL paths below the root and MCP URIs are not in the list.
+                    let graphql_path =
+                        matches!(svc.decoder, Decoder::Graphql(_)) && r.contains('.');
+                    if !graphql_path && !pairs.iter().any(|(n, _)| glob.matches(n)) {
+                        out.push(Warning {
+                            path: at.clone(),
+                            message: format!(
+                                "resource `{r}` matches nothing service `{}` has ({label}): the grant gives nothing there{}",
+                                svc.name,
+                                nearest(r, pairs.iter().map(|(n, _)| n.as_str()))
+                                    .map_or(String::new(), |n| format!(" — did you mean `{n}`?"))
+                            ),
+                        });
+                        continue;
+                    }
+                }
+                let tools = b
+                    .services
+                    .iter()
+                    .find(|s| s.name == svc.name)
+                    .and_then(|s| s.mcp.as_ref())
+                    .and_then(|m| m.tools.as_ref());
+                if let (Some(tools), false) = (tools, glob.is_wildcard()) {
+                    if !tools.contains_key(r) {
+                        if let Some(n) = nearest(r, tools.keys().map(String::as_str)) {
+                            out.push(Warning {
+                                path: at.clone(),
+                                message: format!(
+                                    "resource `{r}` is not a tool `mcp.tools` lists on service `{}` — did you mean `{n}`?",
+                                    svc.name
+                                ),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The name within two edits of `r` (and not `r`), if one is.
+fn nearest<'a>(r: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    names
+        .filter(|n| *n != r)
+        .map(|n| (edits(r, n), n))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, n)| n)
+}
+
+/// Levenshtein distance (bounded inputs: resource names).
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row.first().copied().unwrap_or(0);
+        if let Some(first) = row.first_mut() {
+            *first = i + 1;
+        }
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            let (Some(&up), Some(&left)) = (row.get(j + 1), row.get(j)) else {
+                continue;
+            };
+            let v = (up + 1).min(left + 1).min(prev + cost);
+            prev = up;
+            if let Some(cell) = row.get_mut(j + 1) {
+                *cell = v;
+            }
+        }
+    }
+    row.last().copied().unwrap_or(0)
+}
+
 /// A deny guard that takes every (resource, action) of a grant away.
 fn shadowing_guard(
     b: &Bundle,
@@ -260,5 +380,76 @@ mod tests {
         for (g, w) in got.iter().zip(want) {
             assert!(g.starts_with(w), "{g} / {w}");
         }
+    }
+
+    #[test]
+    fn grants_that_can_never_match() {
+        let b = parse(
+            br#"{"bundle": "n", "version": 1, "environment": "production",
+          "services": [
+            {"name": "db", "protocol": "sql", "match": {"path_prefix": "/sql"},
+             "sql": {"dialect": "postgres", "default_schema": "public", "statement": {"json_pointer": "/sql"}}},
+            {"name": "tools", "protocol": "mcp", "match": {"path_prefix": "/mcp"},
+             "mcp": {"tools": {"delete_reservation": "delete"}}}],
+          "roles": [{"name": "r", "allow": [
+            {"service": "db", "resources": ["reservations", "public.vehicles", "public.*", "pay*"], "actions": ["read"]},
+            {"service": "db", "resources": ["refresh_stats"], "actions": ["execute"]},
+            {"service": "tools", "resources": ["delete_resrvation", "list_*"], "actions": ["delete", "read"]}]}],
+          "keys": [{"id": "k", "sha256": "0000000000000000000000000000000000000000000000000000000000000000", "role": "r", "expires": "2030-01-01T00:00:00Z"}]}"#,
+        )
+        .unwrap();
+        let policy = crate::policy::compile(&b, &crate::policy::Secrets::Unchecked).unwrap();
+        let none = crate::explain::Universe::new();
+        let w: Vec<String> = never_matching(&b, &policy, &none)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(w.len(), 3, "{w:#?}");
+        assert!(
+            w[0].starts_with("roles[0].allow[0]: resource `reservations` can never match")
+                && w[0].contains("write `public.reservations`"),
+            "{}",
+            w[0]
+        );
+        assert!(w[1].contains("resource `pay*` can never match"), "{}", w[1]);
+        assert!(
+            w[2].contains("`delete_resrvation` is not a tool")
+                && w[2].contains("did you mean `delete_reservation`?"),
+            "{}",
+            w[2]
+        );
+        // With the names the services have: what matches none of them.
+        let lists = [
+            (
+                "db".to_string(),
+                vec!["vehicles".to_string(), "payments".to_string()],
+            ),
+            (
+                "tools".to_string(),
+                vec![
+                    "delete_reservation".to_string(),
+                    "list_vehicles".to_string(),
+                ],
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let universe = crate::explain::universe(&policy, &lists);
+        let w: Vec<String> = never_matching(&b, &policy, &universe)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            w.iter().any(|x| x.contains(
+                "`delete_resrvation` matches nothing service `tools` has (2 names given)"
+            ) && x.contains("did you mean `delete_reservation`?")),
+            "{w:#?}"
+        );
+        assert!(
+            !w.iter().any(|x| x.contains("`public.vehicles`")
+                || x.contains("`list_*`")
+                || x.contains("`public.*`")),
+            "{w:#?}"
+        );
     }
 }

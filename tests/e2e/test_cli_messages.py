@@ -51,3 +51,31 @@ def test_lint_fails_expired_keys_under_deny_warnings_and_lists_the_secrets(tmp_p
     out = cli("lint", str(DEMO))
     assert out.returncode == 0
     assert "must be given (from its environment): RENTALS_UPSTREAM_TOKEN, SCOPEGATE_CHALLENGE_KEY" in out.stdout
+
+
+def test_lint_finds_grants_that_never_match_and_explain_names_tables_as_eval(tmp_path):
+    """An unqualified table on a SQL service whose decoder qualifies names, a grant naming a
+    table the service does not have (given its list), a near-miss tool: warnings that fail
+    --deny-warnings. explain given unqualified tables reports what eval allows."""
+    mcp = harness.ROOT / "policies" / "mcp.json"
+    b = json.loads(mcp.read_text())
+    b["roles"][0]["allow"][3]["resources"] = ["reservations", "public.vehicles"]
+    f = tmp_path / "b.json"
+    f.write_text(json.dumps(b))
+    out = cli("lint", str(f), "--deny-warnings")
+    assert out.returncode == 1 and "resource `reservations` can never match on SQL service `rentals-sql`" in out.stdout
+    assert "write `public.reservations`" in out.stdout
+    tables = tmp_path / "tables.txt"
+    tables.write_text("reservations\n# a comment\nvehicles\n")
+    out = cli("lint", str(mcp), "--tables", f"rentals-sql={tables}", "--deny-warnings")
+    assert out.returncode == 0, out.stdout + out.stderr
+    tables.write_text("vehicles\n")
+    out = cli("lint", str(mcp), "--tables", f"rentals-sql={tables}")
+    assert "resource `public.reservations` matches nothing service `rentals-sql` has" in out.stdout, out.stdout
+    # explain with unqualified names: named as the decoder binds them, so the agent's
+    # reach on rentals-sql is reported (it used to read "reaches nothing").
+    tables.write_text("reservations\nvehicles\n")
+    out = cli("explain", str(mcp), "--role", "agent", "--tables", f"rentals-sql={tables}")
+    assert out.returncode == 0, out.stderr
+    assert "reservations → public.reservations" in out.stdout
+    assert "update no friction: 1 — public.reservations" in out.stdout, out.stdout
