@@ -313,6 +313,12 @@ pub struct Service {
     /// stripped).
     #[serde(default)]
     pub upstream_auth: Option<UpstreamAuth>,
+    /// Headers of the agent's request this upstream needs although scopegate strips them
+    /// by default as credentials an upstream accepts (`cookie` for sticky sessions, say;
+    /// the list is in docs/security.md). Never the bundle's `credential_headers`, never
+    /// `x-scopegate-*`. Default: none kept.
+    #[serde(default)]
+    pub keep_headers: Option<Vec<String>>,
     /// REST decoding (required for `protocol: rest`).
     #[serde(default)]
     pub rest: Option<RestConfig>,

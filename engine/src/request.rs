@@ -159,6 +159,17 @@ impl RequestHead {
         self.headers.iter().any(|(n, _)| n == name)
     }
 
+    /// Names of the headers that start with one of `prefixes` (each once).
+    pub fn prefixed(&self, prefixes: &[&str]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (n, _) in &self.headers {
+            if prefixes.iter().any(|p| n.starts_with(p)) && !out.iter().any(|o| o == n) {
+                out.push(n.clone());
+            }
+        }
+        out
+    }
+
     /// Host part of the authority, lower-case, without port.
     pub fn host(&self) -> String {
         let a = self.authority.to_ascii_lowercase();

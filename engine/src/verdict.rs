@@ -168,6 +168,9 @@ pub struct Subject {
     pub query: Option<String>,
     /// The `user-agent` header, when there is exactly one.
     pub user_agent: Option<String>,
+    /// Names of the request's headers in a credential family an upstream reads
+    /// (`x-hasura-*`), removed when it is forwarded. Not audited.
+    pub prefixed_headers: Vec<String>,
     /// MCP requests: how a refusal is answered in JSON-RPC. `None` otherwise.
     pub jsonrpc: Option<JsonRpc>,
 }

@@ -890,3 +890,63 @@ fn an_undecodable_request_says_what_kind_of_problem_it_was() {
     let body: serde_json::Value = serde_json::from_str(&v.response_body()).unwrap();
     assert!(body.get("undecodable").is_none(), "{body}");
 }
+
+/// Credentials an upstream style accepts never travel with the agent's request: Supabase's
+/// `apikey`, Hasura's admin secret and session variables, DreamFactory's session token,
+/// Railway's project token, cookies — whichever header carries the agent's scopegate key.
+#[test]
+fn upstream_credential_headers_are_stripped_unless_kept() {
+    let sent = [
+        ("x-api-key", "reader-key"),
+        ("apikey", "supabase-service-role-jwt"),
+        ("cookie", "sb-access-token=eyJ"),
+        ("x-hasura-admin-secret", "hasura"),
+        ("x-hasura-role", "admin"),
+        ("x-hasura-user-id", "1"),
+        ("x-dreamfactory-session-token", "df"),
+        ("project-access-token", "railway"),
+        ("proxy-authorization", "Basic eA=="),
+        ("accept", "application/json"),
+    ];
+    let v = decide("GET", "/rest/reservations", &sent, b"");
+    assert_eq!(v.decision(), Decision::Allow, "{}", v.reason());
+    let f = v.forward().unwrap();
+    for (h, _) in sent.iter().filter(|(h, _)| *h != "accept") {
+        assert!(
+            f.remove.iter().any(|r| r == h),
+            "{h} not removed: {:?}",
+            f.remove
+        );
+    }
+    assert!(!f.remove.iter().any(|r| r == "accept"));
+    // An upstream that needs cookies keeps them, and only them; a service cannot keep the
+    // agent's key or scopegate's headers, nor a header scopegate does not strip.
+    let kept = bundle().replacen(
+        r#""rest": {"style": "postgrest"}, "limits""#,
+        r#""keep_headers": ["cookie"], "rest": {"style": "postgrest"}, "limits""#,
+        1,
+    );
+    let env = |n: &str| match n {
+        "TOKEN" => Some("upstream-secret".to_string()),
+        "SCOPEGATE_APPROVAL_KEY" => Some("approval-key-for-tests-0123456789abcdef".to_string()),
+        _ => None,
+    };
+    let e = Engine::from_json(kept.as_bytes(), &Secrets::Env(&env)).unwrap();
+    let v = e.decide(headers("GET", "/rest/reservations", &sent), b"", now());
+    let f = v.forward().unwrap();
+    assert!(!f.remove.iter().any(|r| r == "cookie"));
+    assert!(f.remove.iter().any(|r| r == "apikey"));
+    for (keep, says) in [
+        ("x-api-key", "carries the agent's scopegate key"),
+        ("x-scopegate-role", "scopegate's own"),
+        ("accept", "not a header scopegate strips"),
+    ] {
+        let b = bundle().replacen(
+            r#""rest": {"style": "postgrest"}, "limits""#,
+            &format!(r#""keep_headers": ["{keep}"], "rest": {{"style": "postgrest"}}, "limits""#),
+            1,
+        );
+        let err = Engine::from_json(b.as_bytes(), &Secrets::Env(&env)).unwrap_err();
+        assert!(err.to_string().contains(says), "{keep}: {err}");
+    }
+}

@@ -71,6 +71,27 @@ def test_agent_key_never_reaches_upstream_and_injected_token_does(gateway, upstr
     assert "authorization" not in dict(seen[1]["headers"])
 
 
+def test_credentials_other_upstreams_accept_never_reach_the_upstream(gateway, upstream, keys):
+    """Supabase's `apikey`, session cookies, Hasura's admin secret and session variables,
+    DreamFactory's session token, Railway's project token: stripped whatever the bundle's
+    credential_headers (docs/security.md lists them)."""
+    smuggled = {"apikey": "service-role-jwt", "cookie": "sb-access-token=eyJhbGciOi",
+                "x-hasura-admin-secret": "hasura-secret", "x-hasura-role": "admin", "x-hasura-user-id": "user-4711",
+                "x-dreamfactory-session-token": "df-session", "project-access-token": "railway-project-token",
+                "proxy-authorization": "Basic YTpi"}
+    r = http1(gateway.port, "GET", "/rest/vehicles", {**bearer(keys.reader), **smuggled})
+    assert r.status == 200, r
+    r = http1(gateway.port, "GET", "/api/v2/rentals/_table/vehicles", {"x-api-key": keys.reader, **smuggled})
+    assert r.status == 200, r
+    seen = reached(upstream)
+    assert len(seen) == 2
+    for s in seen:
+        names = {h[0] for h in s["headers"]}
+        assert not names & set(smuggled), names & set(smuggled)
+        flat = json.dumps(s["headers"])
+        assert not any(v in flat for v in smuggled.values())
+
+
 def test_public_route_needs_no_key(gateway, upstream):
     r = http1(gateway.port, "GET", "/rest/health")
     assert r.status == 200, r

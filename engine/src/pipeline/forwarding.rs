@@ -52,6 +52,7 @@ impl Engine {
                 }),
                 // The head is gone: every removal (one of an absent header is a no-op).
                 |_| true,
+                &v.subject.prefixed_headers,
             ),
             // Nothing recognised: still, no header of scopegate's goes on as the agent
             // wrote it (routes read `x-scopegate-service`).
@@ -65,23 +66,34 @@ impl Engine {
             ..v
         }
     }
-    /// Header changes on the way to the upstream: the agent's credential and any
-    /// `x-scopegate-*` it sent are removed (those `present` says the request has); identity
-    /// and upstream auth are set.
+    /// Header changes on the way to the upstream: the agent's credential, any credential
+    /// header an upstream style accepts (the service's `strip_headers`, and the request's
+    /// `prefixed` ones) and any `x-scopegate-*` it sent are removed (those `present` says
+    /// the request has); identity and upstream auth are set.
     pub(super) fn forward(
         &self,
         service: &Service,
         caller: Option<&Caller>,
         present: impl Fn(&str) -> bool,
+        prefixed: &[String],
     ) -> Forward {
         let mut f = Forward::default();
         let credentials = self.policy.credential_headers.iter().map(String::as_str);
-        f.remove.extend(
-            credentials
-                .chain(SCOPEGATE_HEADERS)
-                .filter(|h| present(h))
-                .map(str::to_string),
-        );
+        for h in credentials
+            .chain(SCOPEGATE_HEADERS)
+            .chain(service.strip_headers.iter().copied())
+        {
+            if present(h) && !f.remove.iter().any(|r| r == h) {
+                f.remove.push(h.to_string());
+            }
+        }
+        if service.strip_prefixed {
+            for h in prefixed {
+                if !f.remove.contains(h) {
+                    f.remove.push(h.clone());
+                }
+            }
+        }
         f.set.push((SERVICE_HEADER.into(), service.name.clone()));
         if let Some(c) = caller {
             f.set.push(("x-scopegate-key".into(), c.key.id.clone()));

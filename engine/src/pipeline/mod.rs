@@ -160,6 +160,7 @@ impl Engine {
                 HeaderValue::One(v) => Some(String::from_utf8_lossy(v).into_owned()),
                 _ => None,
             },
+            prefixed_headers: head.prefixed(&crate::policy::UPSTREAM_CREDENTIAL_PREFIXES),
             ..Subject::default()
         };
         let target = parsed.and_then(|t| check_envelope(&head, &t).map(|()| t));
@@ -170,7 +171,12 @@ impl Engine {
                 subject.service = Some(svc.name.clone());
                 let allowed = Allowed {
                     reason: "public route".into(),
-                    forward: self.forward(svc, None, |h| head.has_header(h)),
+                    forward: self.forward(
+                        svc,
+                        None,
+                        |h| head.has_header(h),
+                        &subject.prefixed_headers,
+                    ),
                     list_filter: None,
                     approval: None,
                     budget: None,
@@ -223,7 +229,12 @@ impl Engine {
             subject.jsonrpc = Some(JsonRpc::default());
         }
         // Removals only for headers the request has: each is a host call in the filter.
-        let forward = self.forward(service, Some(&caller), |h| head.has_header(h));
+        let forward = self.forward(
+            service,
+            Some(&caller),
+            |h| head.has_header(h),
+            &subject.prefixed_headers,
+        );
         let body_needed = self.body_needed(
             service_idx,
             service,

@@ -98,7 +98,42 @@ pub struct Service {
     pub max_json_depth: usize,
     /// Record ids → environments (`None`: the instance's environment).
     pub environments: Option<EnvMap>,
+    /// Headers upstreams read credentials from, removed from what the agent sent
+    /// ([`UPSTREAM_CREDENTIAL_HEADERS`] minus the service's `keep_headers`).
+    pub strip_headers: Vec<&'static str>,
+    /// Whether headers under [`UPSTREAM_CREDENTIAL_PREFIXES`] are removed too.
+    pub strip_prefixed: bool,
 }
+
+/// Headers a known upstream style accepts credentials in — stripped from every forwarded
+/// request (besides the bundle's `credential_headers`), unless a service keeps one:
+/// `authorization` (PostgREST and Supabase JWTs, Hasura, GraphQL and MCP servers' bearer
+/// tokens), `proxy-authorization`, `cookie` (session cookies: DreamFactory, Supabase, web
+/// backends), `apikey` (Supabase's gateway), `x-api-key`, `x-dreamfactory-api-key` and
+/// `x-dreamfactory-session-token` (DreamFactory), `x-hasura-admin-secret` and
+/// `x-hasura-access-key` (Hasura), `project-access-token` and `team-access-token`
+/// (Railway), `private-token` (GitLab), `x-auth-token`, `x-access-token`.
+pub const UPSTREAM_CREDENTIAL_HEADERS: [&str; 14] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "apikey",
+    "x-api-key",
+    "x-dreamfactory-api-key",
+    "x-dreamfactory-session-token",
+    "x-hasura-admin-secret",
+    "x-hasura-access-key",
+    "project-access-token",
+    "team-access-token",
+    "private-token",
+    "x-auth-token",
+    "x-access-token",
+];
+
+/// Header name prefixes stripped as a family: Hasura takes its role and every session
+/// variable (`x-hasura-role`, `x-hasura-user-id`, …) from headers when the request
+/// carries its admin secret — which an `upstream_auth` may inject.
+pub const UPSTREAM_CREDENTIAL_PREFIXES: [&str; 1] = ["x-hasura-"];
 
 /// Record ids → environments; unknown ids are in `production`.
 #[derive(Debug, Default)]

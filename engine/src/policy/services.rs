@@ -172,6 +172,41 @@ pub(super) fn compile<'b>(
         if s.protocol != Protocol::Mcp && s.mcp.is_some() {
             errs.push(format!("{at}.mcp"), "only MCP services take `mcp`");
         }
+        let keep = s.keep_headers.as_deref().unwrap_or_default();
+        for (k, h) in keep.iter().enumerate() {
+            let at = format!("{at}.keep_headers[{k}]");
+            let known = UPSTREAM_CREDENTIAL_HEADERS.contains(&h.as_str())
+                || UPSTREAM_CREDENTIAL_PREFIXES
+                    .iter()
+                    .any(|p| h.starts_with(p));
+            let agent_key = match &b.credential_headers {
+                Some(list) => list.contains(h),
+                None => DEFAULT_CREDENTIAL_HEADERS.contains(&h.as_str()),
+            };
+            if agent_key {
+                errs.push(
+                    at,
+                    format!("`{h}` carries the agent's scopegate key: it is never forwarded"),
+                );
+            } else if h.starts_with("x-scopegate-") {
+                errs.push(at, format!("`{h}` is scopegate's own"));
+            } else if !known {
+                errs.push(
+                    at,
+                    format!("`{h}` is not a header scopegate strips (nothing to keep)"),
+                );
+            }
+        }
+        let strip_headers: Vec<&'static str> = UPSTREAM_CREDENTIAL_HEADERS
+            .into_iter()
+            .filter(|h| !keep.iter().any(|k| k == h))
+            .collect();
+        // Keeping any header of a family keeps the family (its members are many).
+        let strip_prefixed = !keep.iter().any(|k| {
+            UPSTREAM_CREDENTIAL_PREFIXES
+                .iter()
+                .any(|p| k.starts_with(p))
+        });
         if let Some(decoder) = decoder {
             services.push(Service {
                 name: s.name.clone(),
@@ -187,6 +222,8 @@ pub(super) fn compile<'b>(
                     .environments
                     .as_ref()
                     .map(|e| env_map(&format!("{at}.environments"), e, errs)),
+                strip_headers,
+                strip_prefixed,
             });
         }
     }
