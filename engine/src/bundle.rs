@@ -52,7 +52,7 @@ pub struct Bundle {
     #[serde(default)]
     pub mode: Option<Mode>,
     /// The decision as filter state for Envoy's access log: `json` (default) sets one
-    /// property, `scopegate`, the audit record as decided (`%FILTER_STATE(wasm.scopegate:PLAIN)%`);
+    /// property, `scopegate`, the audit record line (`%FILTER_STATE(wasm.scopegate:PLAIN)%`);
     /// `fields` sets eight, `scopegate_decision`, `_reason`, `_key`, `_role`, `_service`,
     /// `_rule`, `_operations`, `_enforced`; `off` none. Each property is a host call
     /// (≈ 1.5 µs in Envoy 1.40): `fields` costs ≈ 10 µs more per request than `json`.

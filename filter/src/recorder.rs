@@ -66,12 +66,9 @@ impl Recorder {
         }
     }
 
-    /// A request's record: sealed, logged, and queued for the sink unless `sent` (a
-    /// `required` record the collector already has).
-    pub fn write(&mut self, host: &dyn Host, record: String, sent: bool) {
-        let line = self.seal(record);
-        self.log(host, &line);
-        if let (Some(sink), false) = (&mut self.sink, sent) {
+    /// Queues a sealed record for the sink (if any).
+    pub fn queue(&mut self, host: &dyn Host, line: String) {
+        if let Some(sink) = &mut self.sink {
             sink.push(host, line);
         }
     }

@@ -10,7 +10,7 @@ use scopegate_engine::fleet::{Call, EtcdStore, Next, Settlement};
 use scopegate_engine::ledger::{settle, Ledger, Spend};
 use scopegate_engine::policy::Policy;
 use scopegate_engine::request::DecodeKind;
-use scopegate_engine::verdict::{Forward, ListFilter, Refusal, Subject};
+use scopegate_engine::verdict::{Forward, ListFilter, Refusal};
 use scopegate_engine::{Decision, Engine, Pending, Secrets, Step, Verdict};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -91,8 +91,9 @@ pub struct Stream<H: Host> {
     reply: Reply,
     /// The VM's audit outlets (shared by its streams).
     recorder: Rc<RefCell<Recorder>>,
-    /// The record already went to the sink (`required` audit, before forwarding).
-    handed: bool,
+    /// The record line already at the sink (`required` audit, before forwarding), or on
+    /// its way there (the client may leave first).
+    handed: Option<String>,
     /// When the request headers arrived (ms since the epoch): the decision's clock and
     /// the audit record's `ts`.
     started_ms: i64,
@@ -110,7 +111,7 @@ impl<H: Host> Stream<H> {
             body_size: 0,
             reply: Reply::Pass,
             recorder: Rc::new(RefCell::new(recorder)),
-            handed: false,
+            handed: None,
             started_ms: 0,
         }
     }
@@ -273,51 +274,59 @@ impl<H: Host> Stream<H> {
         }
     }
 
+    /// The record, once per request: to the VM's recorder (chain, log, sink) and, as
+    /// filter state, to Envoy's access log — which reads it after this callback, so the
+    /// access log carries the same line as the sink, final status and client included.
     pub fn on_log(&mut self) {
-        let Some(engine) = &self.engine else {
+        let Some(engine) = self.engine.clone() else {
             return;
         };
+        let policy = engine.policy();
+        // A held request's record (`required` audit) went to the collector, and to the
+        // log, before forwarding, even when the client left before the collector
+        // answered: one record per request.
+        if let Some(line) = self.handed.take() {
+            if let State::Decided(v) | State::AwaitingAudit(v, _) = &self.state {
+                count_decision(&self.host, v);
+                self.set_filter_state(policy, &line, || Summary::of(v));
+            }
+            return;
+        }
         // A local reply's status is ours; only a forwarded request's is the host's.
         let status = match &self.state {
             State::Decided(v) if !v.forwards() => Some(local_status(v)),
             _ => self.host.response_status(),
         };
-        // A held request's record (`required` audit) went to the collector, and to the
-        // log, before forwarding, even when the client left before the collector
-        // answered: one record per request.
-        if self.handed || matches!(self.state, State::AwaitingAudit(..)) {
-            if let State::Decided(v) | State::AwaitingAudit(v, _) = &self.state {
-                count_decision(&self.host, v);
-            }
-            return;
-        }
         let client = self.host.client_address();
-        let ctx = AuditContext::of(engine.policy(), self.started_ms, status)
-            .with_client(client.as_deref());
-        let record = match &self.state {
+        let ctx = AuditContext::of(policy, self.started_ms, status).with_client(client.as_deref());
+        let (record, subject, verdict) = match &self.state {
             State::Decided(v) => {
                 count_decision(&self.host, v);
-                audit::record(&ctx, v)
+                (audit::record(&ctx, v), &v.subject, Some(v))
             }
+            // The client left while the body arrived, or while the state store was asked:
+            // nothing was forwarded (a token the store took is spent).
             State::Buffering(pending) => {
-                self.host.count("scopegate_requests_total", 1);
-                self.host.count("scopegate_requests_incomplete", 1);
-                // The access log reads the filter state after this callback.
                 let s = pending.subject();
-                set_incomplete_state(&self.host, engine.policy(), &ctx, s);
-                audit::incomplete_record(&ctx, s)
+                (audit::incomplete_record(&ctx, s), s, None)
             }
-            // The client left while the state store was asked: nothing was forwarded
-            // (a token the store took is spent).
             State::AwaitingStore(v, ..) => {
-                self.host.count("scopegate_requests_total", 1);
-                self.host.count("scopegate_requests_incomplete", 1);
-                set_incomplete_state(&self.host, engine.policy(), &ctx, &v.subject);
-                audit::incomplete_record(&ctx, &v.subject)
+                (audit::incomplete_record(&ctx, &v.subject), &v.subject, None)
             }
             State::AwaitingAudit(..) | State::Start | State::Refused => return,
         };
-        self.recorder.borrow_mut().write(&self.host, record, false);
+        if verdict.is_none() {
+            self.host.count("scopegate_requests_total", 1);
+            self.host.count("scopegate_requests_incomplete", 1);
+        }
+        let mut recorder = self.recorder.borrow_mut();
+        let line = recorder.seal(record);
+        recorder.log(&self.host, &line);
+        self.set_filter_state(policy, &line, || match verdict {
+            Some(v) => Summary::of(v),
+            None => Summary::incomplete(subject),
+        });
+        recorder.queue(&self.host, line);
     }
 
     /// The audit sink answered the record of a held request (`required` audit).
@@ -333,7 +342,6 @@ impl<H: Host> Stream<H> {
         };
         match self.host.call_status() {
             Some(s) if (200..300).contains(&s) => {
-                self.handed = true;
                 self.host.count(crate::sink::SENT, 1);
                 if let Some(f) = v.forward() {
                     apply(&self.host, f);
@@ -342,6 +350,7 @@ impl<H: Host> Stream<H> {
                 self.host.resume_request();
             }
             status => {
+                self.handed = None;
                 crate::sink::lost(&self.host, 1);
                 let why = match status {
                     Some(s) => format!("the collector answered {s}"),
@@ -460,11 +469,11 @@ impl<H: Host> Stream<H> {
             self.reply_locally(v);
             return Flow::Pause;
         }
-        self.set_filter_state(&v);
         let required = self.recorder.borrow().required().is_some();
         if let (true, Some(engine)) = (required, &self.engine) {
             // Required audit: the record goes to the sink, and is accepted, first; the
-            // same line goes to the log (its `status` is null: Envoy's access log has it).
+            // same line goes to the log and the access log (its `status` is null: Envoy's
+            // access log has its own).
             let client = self.host.client_address();
             let ctx = AuditContext::of(engine.policy(), self.started_ms, None)
                 .with_client(client.as_deref());
@@ -482,6 +491,7 @@ impl<H: Host> Stream<H> {
             drop(recorder);
             return match token {
                 Some(t) => {
+                    self.handed = Some(line);
                     self.state = State::AwaitingAudit(v, t);
                     Flow::Pause
                 }
@@ -505,7 +515,6 @@ impl<H: Host> Stream<H> {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
         self.host
             .send_response(local_status(&v), &headers, v.response_body().as_bytes());
-        self.set_filter_state(&v);
         self.state = State::Decided(v);
     }
 }
@@ -537,31 +546,20 @@ impl Ledger for SharedData<'_> {
 }
 
 impl<H: Host> Stream<H> {
-    /// The decision as filter state for Envoy's access log (`envoy/scopegate.yaml.tmpl`),
-    /// in the bundle's `filter_state` form: `json`, the audit record as decided (no
-    /// `status` or `client` yet: Envoy's own fields have them).
-    fn set_filter_state(&self, v: &Verdict) {
-        let Some(engine) = &self.engine else {
-            return;
-        };
-        let policy = engine.policy();
+    /// The record as filter state for Envoy's access log (`envoy/scopegate.yaml.tmpl`), in
+    /// the bundle's `filter_state` form: `json`, the record line itself; `fields`, the
+    /// summary's properties.
+    fn set_filter_state<'a>(
+        &self,
+        policy: &Policy,
+        line: &str,
+        summary: impl FnOnce() -> Summary<'a>,
+    ) {
         match policy.filter_state {
-            FilterState::Json => {
-                let ctx = AuditContext::of(policy, self.started_ms, None);
-                self.host.set_property("scopegate", &audit::record(&ctx, v));
-            }
-            FilterState::Fields => set_fields(&self.host, &Summary::of(v)),
+            FilterState::Json => self.host.set_property("scopegate", line),
+            FilterState::Fields => set_fields(&self.host, &summary()),
             FilterState::Off => {}
         }
-    }
-}
-
-/// The filter state of a stream that ended before any decision.
-fn set_incomplete_state(host: &dyn Host, policy: &Policy, ctx: &AuditContext, s: &Subject) {
-    match policy.filter_state {
-        FilterState::Json => host.set_property("scopegate", &audit::incomplete_record(ctx, s)),
-        FilterState::Fields => set_fields(host, &Summary::incomplete(s)),
-        FilterState::Off => {}
     }
 }
 
