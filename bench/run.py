@@ -142,6 +142,13 @@ CONFIGS = {
 }
 
 
+# Asked for by name only (BENCH_CONFIGS), not in the full run: the same bundle with the
+# audit chain on (`"audit": {"chain": true}`: a SHA-256 of each record line).
+EXTRA_CONFIGS = {
+    "scopegate, audit chain": wasm_filter(SCOPEGATE, json.dumps({**BUNDLE, "audit": {"chain": True}}), "sg_chain"),
+}
+
+
 def envoy_config(filters, port, admin, upstream, clusters=""):
     return f"""
 admin:
@@ -427,7 +434,8 @@ def main():
     only_s = [x.strip() for x in os.environ.get("BENCH_SCENARIOS", "").split(";") if x.strip()]
     only_c = [x.strip() for x in os.environ.get("BENCH_CONFIGS", "").split(";") if x.strip()]
     scenarios = [s for s in SCENARIOS if not only_s or s[0] in only_s]
-    configs = {c: f for c, f in CONFIGS.items() if not only_c or c in only_c}
+    configs = {c: f for c, f in {**CONFIGS, **EXTRA_CONFIGS}.items()
+               if (not only_c and c in CONFIGS) or c in only_c}
     gateways = {name: Gateway(name, f).start() for name, f in configs.items()}
     time.sleep(1)
     rss_loaded = {name: rss_mb(gw.proc.pid) for name, gw in gateways.items()}
