@@ -509,7 +509,7 @@ class Etcd:
 
 
 def render_envoy(bundle, listen_port, admin_port, upstream_port, env_keys, wasm=WASM,
-                 access_log="/dev/null", collector_port=9, etcd_ports=(9,)):
+                 access_log="/dev/null", collector_port=9, etcd_ports=(9,), jwt_authn=""):
     """Fills envoy/scopegate.yaml.tmpl. `bundle` is a dict or a JSON string."""
     text = bundle if isinstance(bundle, str) else json.dumps(bundle, indent=2)
     indented = "\n".join(" " * 20 + line for line in text.splitlines())
@@ -518,7 +518,7 @@ def render_envoy(bundle, listen_port, admin_port, upstream_port, env_keys, wasm=
     return string.Template(TEMPLATE.read_text()).substitute(
         ADMIN_PORT=admin_port, LISTEN_PORT=listen_port, UPSTREAM_PORT=upstream_port,
         BUNDLE=indented, ENV_KEYS=", ".join(env_keys), WASM=str(wasm),
-        ACCESS_LOG=str(access_log), COLLECTOR_PORT=collector_port, ETCD_ENDPOINTS=etcd)
+        ACCESS_LOG=str(access_log), COLLECTOR_PORT=collector_port, ETCD_ENDPOINTS=etcd, JWT_AUTHN=jwt_authn)
 
 
 class Envoy:
@@ -527,7 +527,7 @@ class Envoy:
     log_level = "info"
 
     def __init__(self, bundle, upstream_port, env=None, wasm=WASM, approval_key=APPROVAL_KEY, collector_port=9,
-                 etcd_ports=(9,), log_level="info"):
+                 etcd_ports=(9,), log_level="info", jwt_authn=""):
         if not Path(wasm).exists():
             raise FileNotFoundError(f"{wasm} missing: run `make build` first")
         self.port, self.admin_port = free_port(), free_port()
@@ -541,7 +541,7 @@ class Envoy:
         self.access_log_path = self.dir / "access.log"
         self.config.write_text(render_envoy(bundle, self.port, self.admin_port, upstream_port,
                                             list(self.env) or ["SCOPEGATE_UNUSED"], wasm,
-                                            self.access_log_path, collector_port, etcd_ports))
+                                            self.access_log_path, collector_port, etcd_ports, jwt_authn))
         self.log_path = self.dir / "envoy.log"
         self.log_level = log_level
         self.proc = None

@@ -47,6 +47,11 @@ pub(crate) struct EnvoyArgs {
     /// The audit sink's collector (when the bundle has `audit.sink`): HOST:PORT.
     #[arg(long)]
     collector: Option<String>,
+    /// The JSON Web Key Set of an issuer the bundle's `identities` trust, as a file Envoy
+    /// reads at start: ISSUER=FILE, one per issuer (Envoy's jwt_authn is rendered ahead of
+    /// scopegate to verify their tokens).
+    #[arg(long = "jwks", value_name = "ISSUER=FILE")]
+    jwks: Vec<String>,
     /// The etcd members' client addresses (when the bundle's state store is etcd):
     /// HOST:PORT, repeatable.
     #[arg(long = "etcd", value_name = "HOST:PORT")]
@@ -377,7 +382,10 @@ pub(crate) fn envoy(a: &EnvoyArgs) -> Result<(), String> {
         "access_log": access_log,
         "route_config": {"name": "scopegate", "virtual_hosts": [{
             "name": "scopegate", "domains": ["*"], "routes": routes}]},
-        "http_filters": [filter, router],
+        "http_filters": jwt_authn(&b, &a.jwks)?
+            .into_iter()
+            .chain([filter, router])
+            .collect::<Vec<_>>(),
     });
     let listener = json!({
         "name": "scopegate",
@@ -602,6 +610,75 @@ fn stats_tags() -> Value {
         .iter()
         .map(|(tag, regex)| json!({"tag_name": tag, "regex": regex}))
         .collect()
+}
+
+/// Envoy's jwt_authn ahead of scopegate when the bundle has `identities`: one provider per
+/// issuer (the audiences its entries accept, the JWKS file given for it), the verified
+/// payload put in dynamic metadata where the filter reads it. A token that fails
+/// verification passes on unverified (`allow_missing_or_failed`) so scoped keys in
+/// `Authorization` keep working — and scopegate refuses any JWT-shaped bearer without a
+/// verified payload.
+fn jwt_authn(
+    b: &scopegate_engine::bundle::Bundle,
+    jwks: &[String],
+) -> Result<Option<Value>, String> {
+    let Some(ids) = &b.identities else {
+        if !jwks.is_empty() {
+            return Err("--jwks: the bundle has no `identities`".into());
+        }
+        return Ok(None);
+    };
+    let mut files = std::collections::BTreeMap::new();
+    for spec in jwks {
+        let (issuer, file) = spec
+            .rsplit_once('=')
+            .ok_or_else(|| format!("--jwks `{spec}`: expected ISSUER=FILE"))?;
+        files.insert(issuer.to_string(), file.to_string());
+    }
+    let mut issuers: Vec<&str> = ids.entries.iter().map(|e| e.issuer.as_str()).collect();
+    issuers.sort_unstable();
+    issuers.dedup();
+    let key = ids
+        .metadata_key
+        .clone()
+        .unwrap_or_else(|| "jwt_payload".into());
+    let mut providers = serde_json::Map::new();
+    let mut requirements = Vec::new();
+    for (i, issuer) in issuers.iter().enumerate() {
+        let file = files.remove(*issuer).ok_or_else(|| {
+            format!("the bundle trusts tokens from `{issuer}`: give --jwks '{issuer}=FILE'")
+        })?;
+        let mut audiences: Vec<&str> = ids
+            .entries
+            .iter()
+            .filter(|e| e.issuer == *issuer)
+            .flat_map(|e| e.audiences.iter().map(String::as_str))
+            .collect();
+        audiences.sort_unstable();
+        audiences.dedup();
+        let name = format!("issuer-{i}");
+        providers.insert(
+            name.clone(),
+            json!({"issuer": issuer, "audiences": audiences,
+                   "local_jwks": {"filename": file}, "payload_in_metadata": key}),
+        );
+        requirements.push(json!({"provider_name": name}));
+    }
+    if let Some(extra) = files.keys().next() {
+        return Err(format!(
+            "--jwks: no identity of the bundle trusts `{extra}`"
+        ));
+    }
+    requirements.push(json!({"allow_missing_or_failed": {}}));
+    Ok(Some(json!({
+        "name": "envoy.filters.http.jwt_authn",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": providers,
+            "rules": [{"match": {"prefix": "/"},
+                       "requires": {"requires_any": {"requirements": requirements}}}],
+        },
+    })))
 }
 
 #[cfg(test)]

@@ -40,6 +40,12 @@ pub struct Bundle {
     /// The agents' keys, each stored as its SHA-256 and bound to one role (default: none).
     #[serde(default)]
     pub keys: Vec<Key>,
+    /// Agents with OAuth 2.1 / OIDC bearer tokens, beside scoped keys: Envoy's `jwt_authn`
+    /// verifies the token (signature, issuer, audience, expiry) and puts its payload in
+    /// dynamic metadata; these entries map the verified claims to roles. scopegate never
+    /// reads a payload from a header. Default: none (a JWT is then just an unknown key).
+    #[serde(default)]
+    pub identities: Option<Identities>,
     /// Rules for every role that only add friction (confirm, approval or deny) to
     /// operations they match; no grant lifts them (default: none).
     #[serde(default)]
@@ -742,6 +748,58 @@ pub struct Grant {
     /// default 1).
     #[serde(default)]
     pub approvals: Option<u8>,
+}
+
+/// Verified-token identities (bundle `identities`).
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Identities {
+    /// Where `jwt_authn` puts the verified payload: its `payload_in_metadata` name, under
+    /// the `envoy.filters.http.jwt_authn` metadata namespace (default `jwt_payload`).
+    #[serde(default)]
+    pub metadata_key: Option<String>,
+    /// The URL of this gateway's OAuth protected-resource metadata (RFC 9728). When set, a
+    /// 401 for an MCP service carries `WWW-Authenticate: Bearer resource_metadata="…"`,
+    /// as the MCP authorization specification asks.
+    #[serde(default)]
+    pub resource_metadata: Option<String>,
+    /// Entries, tried in order: the first whose issuer, audience and claim conditions the
+    /// verified payload meets gives the role. A payload no entry matches is refused 401.
+    pub entries: Vec<Identity>,
+}
+
+/// One kind of token holder and the role it gets.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    /// The entry's name ([A-Za-z0-9._:-], unique): an identity's id is `<id>/<id claim>`,
+    /// named in audit records and approvals and counted by budgets.
+    pub id: String,
+    /// The token's `iss`, exactly.
+    pub issuer: String,
+    /// Accepted audiences: the token's `aud` (a string or a list) must hold one.
+    pub audiences: Vec<String>,
+    /// Claim conditions, all required: claim name → patterns (`*` wildcards), any of which
+    /// one of the claim's values must match. A claim's values: a string, a list of
+    /// strings (`groups`), or space-separated for `scope` and `scp`. E.g.
+    /// `{"client_id": ["agent-*"], "groups": ["data-agents"]}`. Default: none.
+    #[serde(default)]
+    pub claims: Option<BTreeMap<String, Vec<String>>>,
+    /// OAuth scope values the token must all hold (`scope` or `scp`): entries listed
+    /// most privileged first let scopes select roles. Default: none.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// The role the identity acts as.
+    pub role: String,
+    /// The filter instances' environments the identity is valid in. Default: every one.
+    #[serde(default)]
+    pub environments: Option<Vec<String>>,
+    /// The claim that names the holder (default `sub`; `client_id` or `azp` for
+    /// machine clients): must be a non-empty string in the token.
+    #[serde(default)]
+    pub id_claim: Option<String>,
 }
 
 /// An agent's key.

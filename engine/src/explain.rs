@@ -218,6 +218,25 @@ pub fn explain(
             )
         })
         .collect();
+    // Identities (verified tokens) carry a role like keys do: `<entry>/*` stands for
+    // every holder the entry admits.
+    for e in b.identities.iter().flat_map(|i| &i.entries) {
+        let id = format!("{}/*", e.id);
+        if key.is_none_or(|k| k == id || k == e.id) && role.is_none_or(|r| e.role == r) {
+            subjects.push((
+                id,
+                e.role.as_str(),
+                Some(format!(
+                    "tokens from {} for {} (id claim `{}`)",
+                    e.issuer,
+                    e.audiences.join(", "),
+                    e.id_claim.as_deref().unwrap_or("sub")
+                )),
+                e.environments.clone().unwrap_or_else(|| vec!["any".into()]),
+                None,
+            ));
+        }
+    }
     if subjects.is_empty() {
         match (key, role) {
             (Some(k), _) => return Err(format!("no key `{k}` in the bundle")),

@@ -49,7 +49,32 @@ pub fn warnings(b: &Bundle) -> Vec<Warning> {
                 format!("key `{}` never expires (set `expires`)", k.id),
             );
         }
-        let Some((ri, role)) = b.roles.iter().enumerate().find(|(_, r)| r.name == k.role) else {
+    }
+    // Keys and identities: what each can do.
+    let holders = b
+        .keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (format!("keys[{i}]"), format!("key `{}`", k.id), &k.role))
+        .chain(
+            b.identities
+                .iter()
+                .flat_map(|x| x.entries.iter().enumerate())
+                .map(|(i, e)| {
+                    (
+                        format!("identities.entries[{i}]"),
+                        format!("identity `{}`", e.id),
+                        &e.role,
+                    )
+                }),
+        );
+    for (at, who, role_name) in holders {
+        let Some((ri, role)) = b
+            .roles
+            .iter()
+            .enumerate()
+            .find(|(_, r)| &r.name == role_name)
+        else {
             continue;
         };
         for (j, g) in role.allow.iter().enumerate() {
@@ -65,10 +90,9 @@ pub fn warnings(b: &Bundle) -> Vec<Warning> {
                 && g.records.is_none()
             {
                 warn(
-                    format!("keys[{i}]"),
+                    at.clone(),
                     format!(
-                        "key `{}` is effectively root on service `{}`: roles[{ri}].allow[{j}] grants {} on every resource without friction",
-                        k.id,
+                        "{who} is effectively root on service `{}`: roles[{ri}].allow[{j}] grants {} on every resource without friction",
                         g.service,
                         destructive.join(", ")
                     ),
@@ -79,10 +103,15 @@ pub fn warnings(b: &Bundle) -> Vec<Warning> {
 
     // Roles and their grants.
     for (i, r) in b.roles.iter().enumerate() {
-        if !b.keys.iter().any(|k| k.role == r.name) {
+        let by_identity = b
+            .identities
+            .iter()
+            .flat_map(|i| &i.entries)
+            .any(|e| e.role == r.name);
+        if !b.keys.iter().any(|k| k.role == r.name) && !by_identity {
             warn(
                 format!("roles[{i}]"),
-                format!("role `{}` has no key", r.name),
+                format!("role `{}` has no key and no identity", r.name),
             );
         }
         for (j, g) in r.allow.iter().enumerate() {
@@ -371,7 +400,7 @@ mod tests {
             "roles[0].allow[0]: wildcard resources (`*`) on destructive actions (delete)",
             "roles[1].allow[0]: wildcard resources (`user*`) on destructive actions (drop)",
             "roles[1].allow[1]: every resource and action of this grant is denied by guards[0]",
-            "roles[2]: role `nobody` has no key",
+            "roles[2]: role `nobody` has no key and no identity",
             "approvals: approval tokens are HMACs with one key",
             "state: approvals with the local store",
             "services[1]: service `idle` is granted to no role",

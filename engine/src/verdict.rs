@@ -63,6 +63,12 @@ pub enum Refusal {
     WrongEnvironment { key: String, environment: String },
     #[error("key `{0}` names a role that does not exist")]
     BrokenKey(String),
+    /// A verified token no `identities` entry admits (or one that expired since).
+    #[error("{0}")]
+    UnknownIdentity(String),
+    /// A bearer token Envoy's `jwt_authn` did not verify.
+    #[error("a bearer token the gateway did not verify (only tokens Envoy's jwt_authn verified are read)")]
+    UnverifiedToken,
     #[error("no service matches {method} {path}")]
     NoService { method: String, path: String },
     #[error("undecodable: {0}")]
@@ -97,7 +103,9 @@ impl Refusal {
             | Refusal::UnknownKey { .. }
             | Refusal::ExpiredKey(_)
             | Refusal::WrongEnvironment { .. }
-            | Refusal::BrokenKey(_) => Decision::Unauthenticated,
+            | Refusal::BrokenKey(_)
+            | Refusal::UnknownIdentity(_)
+            | Refusal::UnverifiedToken => Decision::Unauthenticated,
             Refusal::NoService { .. }
             | Refusal::Undecodable(_)
             | Refusal::NotCovered(_)
@@ -115,6 +123,9 @@ impl Refusal {
             | Refusal::UnknownKey { .. }
             | Refusal::AmbiguousCredential(_) => {
                 "present exactly one scopegate key, in `Authorization: Bearer <key>` or `x-api-key`; keys are issued by your platform team".into()
+            }
+            Refusal::UnknownIdentity(_) | Refusal::UnverifiedToken => {
+                "present a token from an identity provider this gateway trusts, for this gateway's audience, or a scopegate key — never both".into()
             }
             Refusal::ExpiredKey(_) | Refusal::WrongEnvironment { .. } | Refusal::BrokenKey(_) => {
                 "this key cannot be used here; ask a human for a key issued for this environment".into()
@@ -168,6 +179,9 @@ pub struct Subject {
     pub query: Option<String>,
     /// The `user-agent` header, when there is exactly one.
     pub user_agent: Option<String>,
+    /// A 401's `WWW-Authenticate` other than scopegate's default (MCP services with
+    /// `identities.resource_metadata`). Not audited.
+    pub www_authenticate: Option<String>,
     /// Names of the request's headers in a credential family an upstream reads
     /// (`x-hasura-*`), removed when it is forwarded. Not audited.
     pub prefixed_headers: Vec<String>,
@@ -559,7 +573,12 @@ impl Verdict {
             ("x-scopegate-decision", self.decision().as_str().to_string()),
         ];
         if self.decision() == Decision::Unauthenticated {
-            h.push(("www-authenticate", "Bearer realm=\"scopegate\"".to_string()));
+            let value = self
+                .subject
+                .www_authenticate
+                .clone()
+                .unwrap_or_else(|| "Bearer realm=\"scopegate\"".to_string());
+            h.push(("www-authenticate", value));
         }
         h
     }

@@ -83,6 +83,9 @@ pub trait Host {
     fn client_address(&self) -> Option<String>;
     /// 8 random bytes as hex (the audit chain's stream id); `None` without randomness.
     fn random_id(&self) -> Option<String>;
+    /// The stream's dynamic metadata, the serialised `envoy.config.core.v3.Metadata`
+    /// (where Envoy's `jwt_authn` leaves verified payloads).
+    fn dynamic_metadata(&self) -> Option<Vec<u8>>;
 }
 
 /// Longest a count waits in the VM before it reaches Envoy's counter. Counting in the VM
@@ -311,6 +314,10 @@ impl Host for ProxyWasmHost {
     fn client_address(&self) -> Option<String> {
         let bytes = hostcalls::get_property(vec!["source", "address"]).ok()??;
         String::from_utf8(bytes).ok()
+    }
+
+    fn dynamic_metadata(&self) -> Option<Vec<u8>> {
+        hostcalls::get_property(vec!["metadata"]).ok()?
     }
 
     fn random_id(&self) -> Option<String> {

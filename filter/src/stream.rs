@@ -141,7 +141,13 @@ impl<H: Host> Stream<H> {
         };
         let headers = self.host.request_headers();
         self.started_ms = self.host.now_ms();
-        match engine.begin(headers, !end_of_stream, self.started_ms) {
+        // Verified tokens only from where only Envoy's jwt_authn writes: dynamic metadata
+        // (read only when the bundle has identities).
+        let verified = engine.policy().identities.as_ref().and_then(|ids| {
+            let metadata = self.host.dynamic_metadata()?;
+            scopegate_engine::policy::verified_payload(&metadata, &ids.metadata_key)
+        });
+        match engine.begin_verified(headers, verified.as_ref(), !end_of_stream, self.started_ms) {
             Step::Decided(v) => self.act(v),
             Step::NeedBody(p) => {
                 // Held: the headers stay the filter's to change until the decision

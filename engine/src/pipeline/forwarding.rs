@@ -38,18 +38,24 @@ impl Engine {
             .service
             .as_deref()
             .and_then(|s| self.policy.service_named(s));
-        let key = v
-            .subject
-            .key
-            .as_deref()
-            .and_then(|k| self.policy.key_by_id(k));
-        let forward = match (service, key, role) {
-            (Some(service), Some(key), Some(role)) => self.forward(
-                service,
-                Some(&Caller {
-                    key,
+        let caller = match (&v.subject.key, role) {
+            (Some(id), Some(role)) => self
+                .policy
+                .roles
+                .iter()
+                .position(|r| std::ptr::eq(r, role))
+                .map(|idx| Caller {
+                    id: id.clone(),
+                    role: idx,
                     role_name: &role.name,
+                    budget: None,
                 }),
+            _ => None,
+        };
+        let forward = match (service, caller) {
+            (Some(service), Some(caller)) => self.forward(
+                service,
+                Some(&caller),
                 // The head is gone: every removal (one of an absent header is a no-op).
                 |_| true,
                 &v.subject.prefixed_headers,
@@ -96,7 +102,7 @@ impl Engine {
         }
         f.set.push((SERVICE_HEADER.into(), service.name.clone()));
         if let Some(c) = caller {
-            f.set.push(("x-scopegate-key".into(), c.key.id.clone()));
+            f.set.push(("x-scopegate-key".into(), c.id.clone()));
             f.set
                 .push(("x-scopegate-role".into(), c.role_name.to_string()));
         }

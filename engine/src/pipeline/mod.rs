@@ -24,12 +24,13 @@ use crate::digest::{hex, request_digest, sha256, DigestInput};
 use crate::evaluate::{evaluate, Evaluation, Owed};
 use crate::json::nests_deeper_than;
 use crate::operation::Operation;
-use crate::policy::{Decoder, Key, Policy, Secrets, Service};
+use crate::policy::{Decoder, Policy, Secrets, Service};
 use crate::request::{content_type, DecodeError, HeaderList, HeaderValue, RequestHead, Target};
 use crate::verdict::{
     Allowed, Approved, BudgetUse, Challenge, Forward, GrantSet, JsonRpc, ListFilter, Outcome,
     Proof, Refusal, Subject, Verdict,
 };
+pub use authentication::Verified;
 use authentication::*;
 use envelope::*;
 use std::collections::BTreeSet;
@@ -124,12 +125,42 @@ impl Engine {
     /// Headers phase, from the host's full header list (pseudo-headers included).
     /// `body_follows` is false when the headers ended the stream.
     pub fn begin(&self, headers: HeaderList, body_follows: bool, now_ms: i64) -> Step {
-        match self.begin_enforced(headers, body_follows, now_ms) {
+        self.begin_verified(headers, None, body_follows, now_ms)
+    }
+    /// `begin`, with the payload of a token Envoy's `jwt_authn` verified (read by the
+    /// filter from dynamic metadata, only when the bundle has `identities`).
+    pub fn begin_verified(
+        &self,
+        headers: HeaderList,
+        verified: Option<&Verified>,
+        body_follows: bool,
+        now_ms: i64,
+    ) -> Step {
+        match self.begin_enforced(headers, verified, body_follows, now_ms) {
             Step::Decided(v) => Step::Decided(self.shadowed(v)),
             held => held,
         }
     }
-    fn begin_enforced(&self, headers: HeaderList, body_follows: bool, now_ms: i64) -> Step {
+    /// `decide`, with a verified token's payload (see `begin_verified`).
+    pub fn decide_verified(
+        &self,
+        headers: HeaderList,
+        verified: Option<&Verified>,
+        body: &[u8],
+        now_ms: i64,
+    ) -> Verdict {
+        match self.begin_verified(headers, verified, !body.is_empty(), now_ms) {
+            Step::Decided(v) => v,
+            Step::NeedBody(p) => self.finish(p, body),
+        }
+    }
+    fn begin_enforced(
+        &self,
+        headers: HeaderList,
+        verified: Option<&Verified>,
+        body_follows: bool,
+        now_ms: i64,
+    ) -> Step {
         let head = match RequestHead::from_headers(headers) {
             Ok(h) => h,
             Err(e) => {
@@ -194,9 +225,26 @@ impl Engine {
             }
         }
 
-        let caller = match self.authenticate(&head, now_ms) {
+        let caller = match self.authenticate(&head, now_ms, verified) {
             Ok(c) => c,
             Err(r) => {
+                // MCP clients find the authorization server from the 401 (the MCP
+                // authorization specification; RFC 9728).
+                if let (Some(url), Ok(t)) = (
+                    self.policy
+                        .identities
+                        .as_ref()
+                        .and_then(|i| i.resource_metadata.as_deref()),
+                    &target,
+                ) {
+                    if self
+                        .route(&head, t)
+                        .is_some_and(|(_, svc)| matches!(svc.decoder, Decoder::Mcp(_)))
+                    {
+                        subject.www_authenticate =
+                            Some(format!("Bearer resource_metadata=\"{url}\""));
+                    }
+                }
                 // The record names the key even when it cannot be used here.
                 match &r {
                     Refusal::ExpiredKey(id)
@@ -210,7 +258,7 @@ impl Engine {
                 return Step::Decided(Verdict::refuse(subject, r, Vec::new()));
             }
         };
-        subject.key = Some(caller.key.id.clone());
+        subject.key = Some(caller.id.clone());
         subject.role = Some(caller.role_name.to_string());
 
         let target = match target {
@@ -238,22 +286,22 @@ impl Engine {
         let body_needed = self.body_needed(
             service_idx,
             service,
-            caller.key.role,
+            caller.role,
             &head,
             &target,
             body_follows,
         );
         let pending = Pending {
             forward,
-            key_id: caller.key.id.clone(),
-            role: caller.key.role,
+            key_id: caller.id.clone(),
+            role: caller.role,
             service: service_idx,
             max_body_bytes: service.max_body_bytes,
             head,
             target,
             subject,
             now_ms,
-            budget: caller.key.budget,
+            budget: caller.budget,
             judged: None,
             body_needed,
         };

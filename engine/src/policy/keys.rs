@@ -99,7 +99,7 @@ pub(super) fn hex32(s: &str) -> Option<[u8; 32]> {
 }
 
 /// A budget: `destructive` > 0 per a window of `<n>s|m|h|d` (at most 31 days).
-fn budget(at: &str, b: &bundle::Budget, errs: &mut Errs) -> Option<Budget> {
+pub(super) fn budget(at: &str, b: &bundle::Budget, errs: &mut Errs) -> Option<Budget> {
     let window_ms = crate::time::parse_span_secs(&b.per).map(|s| s.saturating_mul(1000));
     match window_ms {
         Some(w) if w > 0 && w <= 31 * 86_400_000 && b.destructive > 0 => Some(Budget {

@@ -20,6 +20,7 @@ use serde_json::Value;
 mod audit;
 mod diagnostics;
 mod guards;
+mod identities;
 mod keys;
 mod public;
 mod roles;
@@ -30,6 +31,7 @@ mod state;
 
 pub use audit::{AuditKey, AuditOptions, RecordValues};
 use diagnostics::Errs;
+pub use identities::{verified_payload, Holder, Identities, IdentityEntry, JWT_AUTHN_NAMESPACE};
 
 /// Default body limit for services whose requests are buffered and inspected.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -63,6 +65,8 @@ pub struct Policy {
     pub audit_sink: Option<AuditSink>,
     /// The audit record's log level, values, bounds and chain (bundle `audit`).
     pub audit: AuditOptions,
+    /// Verified-token identities (bundle `identities`).
+    pub identities: Option<Identities>,
     /// Signed approvals (bundle `approvals`): the approvers' public keys, the gateway's
     /// challenge key. `None`: shared-key tokens (`approval_key`).
     pub signed: Option<signed::SignedApprovals>,
@@ -416,6 +420,7 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
     let (mut services, service_names) = services::compile(b, secrets, &mut errs);
     let (roles, role_names) = roles::compile(b, &services, &service_names, &mut errs);
     let (keys, key_index) = keys::compile(b, &role_names, &mut errs);
+    let identities = identities::compile(b, &role_names, &mut errs);
     let guards = guards::compile(b, &service_names, &mut errs);
     let public = public::compile(b, &service_names, &mut errs);
     let (approval_key, environment) = secrets::compile(b, &roles, &guards, secrets, &mut errs);
@@ -455,6 +460,7 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
             || guards.iter().any(|g| g.environments.is_some()),
         audit_sink,
         audit,
+        identities,
         etcd,
         signed,
         filter_state: b.filter_state.unwrap_or_default(),

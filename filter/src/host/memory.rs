@@ -51,6 +51,8 @@ pub struct MemoryHost {
     pub level: Cell<Option<Level>>,
     /// The downstream peer (`source.address`).
     pub client: Option<String>,
+    /// The stream's dynamic metadata (serialised `Metadata`).
+    pub metadata: Option<Vec<u8>>,
 }
 
 impl MemoryHost {
@@ -222,6 +224,11 @@ impl Host for &MemoryHost {
 
     fn random_id(&self) -> Option<String> {
         Some("00000000000000aa".into())
+    }
+
+    fn dynamic_metadata(&self) -> Option<Vec<u8>> {
+        self.call("get_property");
+        self.metadata.clone()
     }
 
     fn switch_to(&self, context: u32) -> bool {
