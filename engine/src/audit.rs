@@ -19,6 +19,8 @@ use std::collections::BTreeMap;
 pub const MAX_VALUE_BYTES: usize = 128;
 pub const MAX_QUERY_BYTES: usize = 1024;
 pub const MAX_USER_AGENT_BYTES: usize = 256;
+/// Record keys shown per operation.
+pub const MAX_RECORD_KEYS: usize = 8;
 
 /// Context a record needs besides the verdict.
 pub struct AuditContext<'a> {
@@ -162,52 +164,125 @@ fn hashed(k: &AuditKey, v: &str) -> String {
     )
 }
 
-/// The query as received, or with every value hashed (`hashed`) or dropped (`omitted`).
+/// Query parameters that carry credentials somewhere (API keys, OAuth tokens, signed
+/// URLs): their values never reach a record.
+const SECRET_PARAMS: [&str; 20] = [
+    "apikey",
+    "api_key",
+    "api-key",
+    "key",
+    "access_token",
+    "id_token",
+    "refresh_token",
+    "token",
+    "session_token",
+    "auth",
+    "authorization",
+    "password",
+    "passwd",
+    "secret",
+    "client_secret",
+    "code",
+    "sig",
+    "signature",
+    "x-amz-signature",
+    "x-amz-security-token",
+];
+
+/// A query value that is a credential: by its parameter's name, or a scopegate key.
+fn secret_param(name: &str, value: &str) -> bool {
+    SECRET_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(name)) || value.starts_with("sgk_")
+}
+
+/// The query as received, or with every value hashed (`hashed`) or dropped (`omitted`);
+/// a credential's value is `<redacted>` in every mode.
 fn query<'a>(q: &'a str, values: &RecordValues) -> Cow<'a, str> {
     let key = match values {
-        RecordValues::Plain => return cut(q, MAX_QUERY_BYTES),
+        RecordValues::Plain => {
+            let redact = q
+                .split('&')
+                .filter_map(|p| p.split_once('='))
+                .any(|(n, v)| secret_param(n, v));
+            if !redact {
+                return cut(q, MAX_QUERY_BYTES);
+            }
+            let mut out = String::with_capacity(q.len().min(MAX_QUERY_BYTES + 64));
+            for (i, pair) in q.split('&').enumerate() {
+                if out.len() > MAX_QUERY_BYTES {
+                    break;
+                }
+                if i > 0 {
+                    out.push('&');
+                }
+                match pair.split_once('=') {
+                    Some((n, v)) if secret_param(n, v) => {
+                        out.push_str(n);
+                        out.push_str("=<redacted>");
+                    }
+                    _ => out.push_str(pair),
+                }
+            }
+            return Cow::Owned(cut(&out, MAX_QUERY_BYTES).into_owned());
+        }
         RecordValues::Hashed(k) => k.as_ref(),
         RecordValues::Omitted => None,
     };
-    let mut out = String::with_capacity(q.len());
+    let mut out = String::with_capacity(q.len().min(MAX_QUERY_BYTES + 64));
     for (i, pair) in q.split('&').enumerate() {
+        // Bounded work whatever the query: what the record cannot show is not hashed.
+        if out.len() > MAX_QUERY_BYTES {
+            break;
+        }
         if i > 0 {
             out.push('&');
         }
-        match pair.split_once('=') {
-            Some((name, v)) => {
-                out.push_str(name);
-                out.push('=');
-                if let Some(k) = key {
-                    out.push_str(&hashed(k, v));
-                }
-            }
-            None => out.push_str(pair),
+        let (name, v) = pair.split_once('=').unwrap_or(("", pair));
+        if !name.is_empty() {
+            out.push_str(name);
+            out.push('=');
+        }
+        match key {
+            Some(_) if secret_param(name, v) => out.push_str("<redacted>"),
+            Some(k) => out.push_str(&hashed(k, v)),
+            None => {}
         }
     }
     Cow::Owned(cut(&out, MAX_QUERY_BYTES).into_owned())
 }
 
-/// An operation's records as the record shows them, and how many values were left out.
+/// Whether a record key names rows: `id`, `*_id`, `*Id`, `*ID`, or a key the bundle's
+/// grants name.
+fn identifies(name: &str, o: &AuditOptions) -> bool {
+    name.eq_ignore_ascii_case("id")
+        || name.ends_with("_id")
+        || name.ends_with("Id")
+        || name.ends_with("ID")
+        || o.record_keys.iter().any(|k| k == name)
+}
+
+/// An operation's records as the record shows them — id-like keys only — and how many
+/// values were left out (beyond `max_values`, or under other keys).
 fn records<'a>(r: &'a Records, o: &AuditOptions) -> (BTreeMap<&'a str, Vec<Cow<'a, str>>>, usize) {
     let mut left_out = 0;
-    let shown = r
-        .iter()
-        .map(|(name, values)| {
-            let shown: Vec<Cow<str>> = match &o.values {
-                RecordValues::Omitted | RecordValues::Hashed(None) => Vec::new(),
-                v => values
-                    .iter()
-                    .take(o.max_values)
-                    .map(|x| value(x, v))
-                    .collect(),
-            };
-            if !matches!(o.values, RecordValues::Omitted | RecordValues::Hashed(None)) {
-                left_out += values.len().saturating_sub(o.max_values);
-            }
-            (name.as_str(), shown)
-        })
-        .collect();
+    let names = matches!(o.values, RecordValues::Omitted | RecordValues::Hashed(None));
+    let mut shown = BTreeMap::new();
+    for (name, values) in r {
+        if !identifies(name, o) || shown.len() >= MAX_RECORD_KEYS {
+            left_out += values.len().max(1);
+            continue;
+        }
+        let kept: Vec<Cow<str>> = if names {
+            Vec::new()
+        } else {
+            left_out += values.len().saturating_sub(o.max_values);
+            values
+                .iter()
+                .take(o.max_values)
+                .map(|x| value(x, &o.values))
+                .collect()
+        };
+        shown.insert(name.as_str(), kept);
+    }
     (shown, left_out)
 }
 
@@ -285,11 +360,18 @@ impl Chain {
             line.push(',');
         }
         line.push_str(&format!(
-            r#""chain":{{"stream":"{}","seq":{},"prev":"{}"}}}}"#,
+            r#""chain":{{"stream":"{}","seq":{},"prev":"{}""#,
             self.stream,
             self.seq,
             hex(&self.prev)
         ));
+        // Keyed: each line carries its own MAC, so the last record of a stream (which no
+        // later `prev` covers) cannot be edited, nor a stream invented, without the key.
+        if let Some(k) = &self.key {
+            let mac = hex(&k.mac(line.as_bytes()));
+            line.push_str(&format!(r#","mac":"{mac}""#));
+        }
+        line.push_str("}}");
         self.prev = link(self.key.as_ref(), &line);
         line
     }
@@ -337,6 +419,19 @@ pub fn verify(text: &str, key: Option<&AuditKey>, partial: bool) -> Verified {
                 .push(format!("line {n}: no chain (stream, seq, prev)"));
             continue;
         };
+        if let Some(k) = key {
+            let own = line
+                .rfind(r#","mac":""#)
+                .and_then(|at| Some((line.get(..at)?, field("mac")?.as_str()?)));
+            match own {
+                Some((signed, mac)) if hex(&k.mac(signed.as_bytes())) == mac => {}
+                _ => {
+                    out.problems.push(format!(
+                        "line {n}: stream {stream} seq {seq}: its MAC does not match (altered, or not written with this key)"
+                    ));
+                }
+            }
+        }
         streams.entry(stream.to_string()).or_default().push((
             seq,
             n,
@@ -355,8 +450,7 @@ pub fn verify(text: &str, key: Option<&AuditKey>, partial: bool) -> Verified {
             .insert(stream.clone(), (records.len() as u64, first, last));
         if first != 1 && !partial {
             out.problems.push(format!(
-                "stream {stream} starts at seq {first}: records 1..{} are missing",
-                first - 1
+                "stream {stream} starts at seq {first}: records before it are missing"
             ));
         }
         let mut before: Option<&Sealed> = None;
@@ -516,7 +610,9 @@ mod tests {
             "id".into(),
             (0..n).map(|i| format!("r-{i}")).collect::<Vec<_>>(),
         );
-        op.records.insert("note".into(), vec!["x".repeat(300)]);
+        op.records.insert("order_id".into(), vec!["x".repeat(300)]);
+        // A created row's other columns: never in the record, only counted.
+        op.records.insert("password".into(), vec!["hunter2".into()]);
         v.operations = vec![op];
         v.subject.query = Some("id=eq.r-2&select=*".into());
         v.subject.user_agent = Some("agent/1.0".into());
@@ -531,10 +627,18 @@ mod tests {
         let op = &line["operations"][0];
         assert_eq!(op["records"]["id"].as_array().unwrap().len(), 16);
         assert_eq!(op["records"]["id"][0], "r-0");
-        assert_eq!(op["records_cut"], 4);
-        let note = op["records"]["note"][0].as_str().unwrap();
-        assert!(note.ends_with('…') && note.len() == MAX_VALUE_BYTES + '…'.len_utf8());
+        assert_eq!(op["records_cut"], 5, "4 values beyond 16, and the password");
+        assert!(op["records"].get("password").is_none());
+        let long = op["records"]["order_id"][0].as_str().unwrap();
+        assert!(long.ends_with('…') && long.len() == MAX_VALUE_BYTES + '…'.len_utf8());
         assert_eq!(line["query"], "id=eq.r-2&select=*");
+        let mut leaky = v.clone();
+        leaky.subject.query = Some("id=eq.1&api_key=abc123&x=sgk_live_secret&Token=t".into());
+        let text = record(&ctx(&plain), &leaky);
+        assert!(
+            text.contains(r#""query":"id=eq.1&api_key=<redacted>&x=<redacted>&Token=<redacted>""#),
+            "{text}"
+        );
         assert_eq!(line["user_agent"], "agent/1.0");
 
         let key = AuditKey::new(&[b'q'; 32]).unwrap();
@@ -544,12 +648,15 @@ mod tests {
             ..AuditOptions::default()
         };
         let text = record(&ctx(&hashed), &v);
-        assert!(!text.contains("r-0") && !text.contains("eq.r-2"), "{text}");
+        assert!(
+            !text.contains("r-0") && !text.contains("eq.r-2") && !text.contains("hunter2"),
+            "{text}"
+        );
         let line: serde_json::Value = serde_json::from_str(&text).unwrap();
         let h = line["operations"][0]["records"]["id"][0].as_str().unwrap();
         assert_eq!(h, hashed_value(&key, "r-0"));
         assert_eq!(h.len(), "hmac:".len() + 16);
-        assert_eq!(line["operations"][0]["records_cut"], 18);
+        assert_eq!(line["operations"][0]["records_cut"], 19);
         assert_eq!(
             line["query"],
             format!(
@@ -569,7 +676,10 @@ mod tests {
             serde_json::json!([])
         );
         assert_eq!(line["query"], "id=&select=");
-        assert!(line["operations"][0].get("records_cut").is_none());
+        assert_eq!(
+            line["operations"][0]["records_cut"], 1,
+            "the password's column, counted"
+        );
     }
 
     fn hashed_value(k: &AuditKey, v: &str) -> String {
@@ -627,11 +737,35 @@ mod tests {
         let tail = lines.get(4..).unwrap().join("\n");
         assert!(!verify(&tail, None, false).problems.is_empty());
         assert!(verify(&tail, None, true).problems.is_empty());
-        // A keyed chain verifies with its key only.
+        // A keyed chain verifies with its key only; its last record, which no later
+        // `prev` covers, cannot be edited, nor a stream invented.
         let mut k = Chain::new("cccc".into(), Some(key.clone()));
-        let keyed = [k.seal("{}".into()), k.seal("{}".into())].join("\n");
-        assert!(verify(&keyed, Some(&key), false).problems.is_empty());
-        assert!(!verify(&keyed, None, false).problems.is_empty());
+        let keyed = [
+            k.seal(r#"{"decision":"deny"}"#.into()),
+            k.seal(r#"{"decision":"deny"}"#.into()),
+        ];
+        assert!(verify(&keyed.join("\n"), Some(&key), false)
+            .problems
+            .is_empty());
+        assert!(!verify(&keyed.join("\n"), None, false).problems.is_empty());
+        let last_edited = [keyed[0].clone(), keyed[1].replace("deny", "allow")].join("\n");
+        let p = verify(&last_edited, Some(&key), false).problems;
+        assert!(p.len() == 1 && p[0].contains("MAC does not match"), "{p:?}");
+        let mut forger = Chain::new("ffff".into(), None);
+        let invented = [
+            keyed.join("\n"),
+            forger.seal(r#"{"decision":"allow"}"#.into()),
+        ]
+        .join("\n");
+        assert!(!verify(&invented, Some(&key), false).problems.is_empty());
+        // seq 0 is not a start: said, without arithmetic on it.
+        assert!(!verify(
+            r#"{"chain":{"stream":"z","seq":0,"prev":"00"}}"#,
+            None,
+            false
+        )
+        .problems
+        .is_empty());
     }
 
     #[test]

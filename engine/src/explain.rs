@@ -386,16 +386,19 @@ fn reach(
     for (name, action) in pairs {
         let mut op = Operation::new(service, *action, name.clone());
         op.environments = vec![policy.environment.clone()];
+        // The cheapest way through: without records, or on a grant's listed records
+        // (a records-limited grant may ask less friction than a broader one).
         let mut found = friction_of(policy, role, &op).map(|f| (f, false));
         for w in &witnesses {
-            if found.is_some() {
-                break;
-            }
             op.records = w
                 .iter()
                 .map(|(k, v)| (k.clone(), v.iter().take(1).cloned().collect()))
                 .collect();
-            found = friction_of(policy, role, &op).map(|f| (f, true));
+            if let Some(f) = friction_of(policy, role, &op) {
+                if found.is_none_or(|(g, _)| friction_rank(f) < friction_rank(g)) {
+                    found = Some((f, true));
+                }
+            }
         }
         match found {
             Some((Friction::Deny, _)) => denied.push(format!("{} {name}", action.as_str())),

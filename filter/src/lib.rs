@@ -72,10 +72,9 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let stream = Stream::new(self.engine.clone(), ProxyWasmHost);
         let stream = match &self.recorder {
-            Some(r) => stream.with_recorder(r.clone()),
-            None => stream,
+            Some(r) => Stream::shared(self.engine.clone(), ProxyWasmHost, r.clone()),
+            None => Stream::new(self.engine.clone(), ProxyWasmHost),
         };
         Some(Box::new(Http(stream, context_id)))
     }

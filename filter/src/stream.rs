@@ -101,16 +101,24 @@ pub struct Stream<H: Host> {
 
 impl<H: Host> Stream<H> {
     /// A stream with outlets of its own (tests, benchmarks); the filter shares its VM's
-    /// (`with_recorder`).
+    /// (`shared`).
     pub fn new(engine: Option<Rc<Engine>>, host: H) -> Self {
-        let recorder = Recorder::new(engine.as_deref().map(Engine::policy), &host);
+        let recorder = Rc::new(RefCell::new(Recorder::new(
+            engine.as_deref().map(Engine::policy),
+            &host,
+        )));
+        Stream::shared(engine, host, recorder)
+    }
+
+    /// A stream whose records go through the VM's recorder.
+    pub fn shared(engine: Option<Rc<Engine>>, host: H, recorder: Rc<RefCell<Recorder>>) -> Self {
         Stream {
             engine,
             host,
             state: State::Start,
             body_size: 0,
             reply: Reply::Pass,
-            recorder: Rc::new(RefCell::new(recorder)),
+            recorder,
             handed: None,
             started_ms: 0,
         }

@@ -95,7 +95,10 @@ impl Engine {
             .policy
             .key_by_digest(&digest)
             .ok_or_else(|| Refusal::UnknownKey {
-                fingerprint: format!("sha256:{}", hex(digest.get(..4).unwrap_or_default())),
+                fingerprint: match &self.policy.audit.fingerprint_key {
+                    Some(k) => format!("hmac:{}", hex(k.mac(t).get(..4).unwrap_or_default())),
+                    None => format!("sha256:{}", hex(digest.get(..4).unwrap_or_default())),
+                },
             })?;
         if key.expires.is_some_and(|e| now_ms >= e) {
             return Err(Refusal::ExpiredKey(key.id.clone()));

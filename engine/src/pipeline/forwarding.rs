@@ -61,11 +61,23 @@ impl Engine {
                 &v.subject.prefixed_headers,
             ),
             // Nothing recognised: still, no header of scopegate's goes on as the agent
-            // wrote it (routes read `x-scopegate-service`).
-            _ => Forward {
-                remove: SCOPEGATE_HEADERS.iter().map(|h| h.to_string()).collect(),
-                ..Forward::default()
-            },
+            // wrote it (routes read `x-scopegate-service`), nor any credential an
+            // upstream accepts (no service's `keep_headers` applies).
+            _ => {
+                let mut remove: Vec<String> = SCOPEGATE_HEADERS
+                    .iter()
+                    .chain(crate::policy::UPSTREAM_CREDENTIAL_HEADERS.iter())
+                    .map(|h| h.to_string())
+                    .chain(self.policy.credential_headers.iter().cloned())
+                    .chain(v.subject.prefixed_headers.iter().cloned())
+                    .collect();
+                remove.sort();
+                remove.dedup();
+                Forward {
+                    remove,
+                    ..Forward::default()
+                }
+            }
         };
         Verdict {
             shadow: Some(forward),

@@ -28,6 +28,10 @@ impl AuditKey {
     pub fn mac(&self, message: &[u8]) -> [u8; 32] {
         hmac_sha256(&self.0, message)
     }
+    /// A key for one purpose, derived from this one (HMAC of the label).
+    pub fn derive(&self, label: &[u8]) -> AuditKey {
+        AuditKey(self.mac(label).to_vec())
+    }
 }
 
 /// How record values appear in a record.
@@ -52,6 +56,13 @@ pub struct AuditOptions {
     pub chain: bool,
     /// Keys the chain's hash (`None`: SHA-256).
     pub chain_key: Option<AuditKey>,
+    /// Record keys the bundle's grants name: recorded besides id-like keys (`id`,
+    /// `*_id`, `*Id`). Other keys an operation carries (the columns of a created row, a
+    /// tool's free arguments) are left out, counted: their values may be anything.
+    pub record_keys: Vec<String>,
+    /// Keys an unknown credential's fingerprint (HMAC instead of SHA-256: nobody without
+    /// the key can test guesses of a secret sent by mistake against the record).
+    pub fingerprint_key: Option<AuditKey>,
 }
 
 impl Default for AuditOptions {
@@ -62,6 +73,8 @@ impl Default for AuditOptions {
             max_values: 16,
             chain: false,
             chain_key: None,
+            record_keys: Vec::new(),
+            fingerprint_key: None,
         }
     }
 }
@@ -121,7 +134,7 @@ pub(super) fn compile(
                     "`hashed` needs `key_env`: the key of the HMAC",
                 );
             }
-            RecordValues::Hashed(key.clone())
+            RecordValues::Hashed(key.as_ref().map(|k| k.derive(b"scopegate audit values")))
         }
     };
     let max_values = match a.max_values {
@@ -141,7 +154,13 @@ pub(super) fn compile(
         values,
         max_values,
         chain: a.chain.unwrap_or(false),
-        chain_key: key,
+        // Separate keys for the two jobs: whoever may search hashed values cannot forge
+        // a chain with what they were given, and the reverse.
+        chain_key: key.as_ref().map(|k| k.derive(b"scopegate audit chain")),
+        record_keys: Vec::new(),
+        fingerprint_key: key
+            .as_ref()
+            .map(|k| k.derive(b"scopegate audit fingerprint")),
     };
     (sink, options)
 }

@@ -109,20 +109,27 @@ pub struct Service {
     pub strip_prefixed: bool,
 }
 
-/// Headers a known upstream style accepts credentials in — stripped from every forwarded
-/// request (besides the bundle's `credential_headers`), unless a service keeps one:
-/// `authorization` (PostgREST and Supabase JWTs, Hasura, GraphQL and MCP servers' bearer
-/// tokens), `proxy-authorization`, `cookie` (session cookies: DreamFactory, Supabase, web
-/// backends), `apikey` (Supabase's gateway), `x-api-key`, `x-dreamfactory-api-key` and
-/// `x-dreamfactory-session-token` (DreamFactory), `x-hasura-admin-secret` and
-/// `x-hasura-access-key` (Hasura), `project-access-token` and `team-access-token`
-/// (Railway), `private-token` (GitLab), `x-auth-token`, `x-access-token`.
-pub const UPSTREAM_CREDENTIAL_HEADERS: [&str; 14] = [
+/// Headers a known upstream style accepts credentials (or an identity asserted by an
+/// auth proxy) in — stripped from every forwarded request (besides the bundle's
+/// `credential_headers`), unless a service keeps one: `authorization` (PostgREST and
+/// Supabase JWTs, Hasura, GraphQL and MCP servers' bearer tokens), `proxy-authorization`,
+/// `cookie` (session cookies), `apikey` (Supabase's gateway), `x-api-key`, `api-key`,
+/// `x-dreamfactory-api-key` and `x-dreamfactory-session-token` (DreamFactory),
+/// `x-hasura-admin-secret` and `x-hasura-access-key` (Hasura), `project-access-token` and
+/// `team-access-token` (Railway), `private-token` (GitLab), `xc-token` and `xc-auth`
+/// (NocoDB), `x-appwrite-key` (Appwrite), `ocp-apim-subscription-key` (Azure API
+/// Management), `x-auth-token`, `x-access-token`; and the identity headers upstreams
+/// behind an auth proxy trust: `x-forwarded-user`, `-email`, `-groups`,
+/// `-preferred-username`, `-access-token` (oauth2-proxy), `x-auth-request-user`,
+/// `-email`, `-groups`, `-access-token`, `x-remote-user`, `remote-user`,
+/// `x-webauth-user`, `x-user`.
+pub const UPSTREAM_CREDENTIAL_HEADERS: [&str; 32] = [
     "authorization",
     "proxy-authorization",
     "cookie",
     "apikey",
     "x-api-key",
+    "api-key",
     "x-dreamfactory-api-key",
     "x-dreamfactory-session-token",
     "x-hasura-admin-secret",
@@ -130,8 +137,25 @@ pub const UPSTREAM_CREDENTIAL_HEADERS: [&str; 14] = [
     "project-access-token",
     "team-access-token",
     "private-token",
+    "xc-token",
+    "xc-auth",
+    "x-appwrite-key",
+    "ocp-apim-subscription-key",
     "x-auth-token",
     "x-access-token",
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-groups",
+    "x-forwarded-preferred-username",
+    "x-forwarded-access-token",
+    "x-auth-request-user",
+    "x-auth-request-email",
+    "x-auth-request-groups",
+    "x-auth-request-access-token",
+    "x-remote-user",
+    "remote-user",
+    "x-webauth-user",
+    "x-user",
 ];
 
 /// Header name prefixes stripped as a family: Hasura takes its role and every session
@@ -425,7 +449,7 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
     let public = public::compile(b, &service_names, &mut errs);
     let (approval_key, environment) = secrets::compile(b, &roles, &guards, secrets, &mut errs);
 
-    let (audit_sink, audit) = audit::compile(b.audit.as_ref(), secrets, &mut errs);
+    let (audit_sink, mut audit) = audit::compile(b.audit.as_ref(), secrets, &mut errs);
     let etcd = b.state.as_ref().and_then(|s| state::compile(s, &mut errs));
     let signed = b
         .approvals
@@ -435,6 +459,15 @@ pub fn compile(b: &Bundle, secrets: &Secrets) -> Result<Policy, BundleErrors> {
     if !errs.0.is_empty() {
         return Err(BundleErrors(errs.0));
     }
+    let mut record_keys: Vec<String> = roles
+        .iter()
+        .flat_map(|r| &r.grants)
+        .filter_map(|g| g.records.as_ref())
+        .flat_map(|r| r.keys().cloned())
+        .collect();
+    record_keys.sort();
+    record_keys.dedup();
+    audit.record_keys = record_keys;
     // GraphQL fields below the root matter only to guards that can match a read: the
     // decoder walks selection sets only for services such a guard names.
     for s in &mut services {
