@@ -24,7 +24,7 @@ pub mod request;
 pub mod time;
 pub mod verdict;
 
-pub use pipeline::{Engine, Pending, Step};
+pub use pipeline::{Engine, Pending, Step, Verified};
 pub use policy::Secrets;
 pub use request::{HeaderList, RequestHead};
 pub use verdict::{Decision, Verdict};
