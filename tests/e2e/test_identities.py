@@ -4,7 +4,8 @@ minted here (RS256 and ES256, with `cryptography`); scopegate reads only the pay
 jwt_authn verified, from dynamic metadata. Claim-mapped allow/deny/challenge; expired,
 wrong audience, wrong issuer, `alg: none`, a bad signature and a forged payload header all
 fail and nothing reaches the upstream; an approval issued to one identity does not serve
-another; an MCP 401 points at the protected-resource metadata."""
+another; an MCP 401 points at the protected-resource metadata; REST, SQL, GraphQL and MCP
+services all decide by the role a token's claims map to."""
 
 import base64
 import json
@@ -238,3 +239,60 @@ def test_the_mcp_sdk_client_with_a_bearer_token(pg, idp):
     finally:
         gateway.stop()
         upstream.stop()
+
+
+def test_claims_decide_on_every_protocol_through_envoy(idp):
+    """The adversarial bundle's REST, SQL, GraphQL and MCP services behind jwt_authn, a
+    recording upstream behind them: with real tokens, each request's decision is the role
+    its claims map to, and only what was allowed arrives."""
+    bundle_file = harness.ROOT / "tests" / "adversarial" / "bundle.json"
+    b = json.loads(bundle_file.read_text())
+    b["identities"] = {"entries": [
+        {"id": "writers", "issuer": ISSUER, "audiences": [AUDIENCE], "scopes": ["shop.write"],
+         "role": "writer", "id_claim": "client_id"},
+        {"id": "agents", "issuer": ISSUER, "audiences": [AUDIENCE], "claims": {"groups": ["cart-bots"]},
+         "role": "agent"},
+        {"id": "readers", "issuer": ISSUER, "audiences": [AUDIENCE], "claims": {"client_id": ["ro-*"]},
+         "role": "reader"}]}
+    echo = harness.Upstream("", "", script="echo.py").start()
+    gate = harness.Envoy(json.dumps(b), echo.port, jwt_authn=jwt_authn(idp)).start()
+    reader = idp.token("RS256", client_id="ro-reporting", sub="svc-reporting")
+    writer = idp.token("ES256", client_id="etl-7", sub="svc-etl", scope="openid shop.write")
+    agent = idp.token("RS256", groups=["cart-bots"], client_id="bot-1", sub="bot-1")
+    sql = lambda q: json.dumps({"sql": q})  # noqa: E731
+    gql = lambda q: json.dumps({"query": q})  # noqa: E731
+    mcp = lambda tool, args: json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",  # noqa: E731
+                                         "params": {"name": tool, "arguments": args}})
+    cases = [
+        (reader, "GET", "/rest/orders?id=eq.1", None, 200),
+        (reader, "DELETE", "/rest/orders?id=eq.1", None, 403),
+        (writer, "PATCH", "/rest/orders?id=eq.1", '{"note":"x"}', 200),
+        (agent, "DELETE", "/rest/notes?id=eq.n-1", None, 428),
+        (reader, "POST", "/sql", sql("SELECT id FROM orders"), 200),
+        (reader, "POST", "/sql", sql("DELETE FROM orders WHERE id = 1"), 403),
+        (agent, "POST", "/sql", sql("DELETE FROM carts WHERE id = 'c-1'"), 200),
+        (agent, "POST", "/sql", sql("DELETE FROM carts WHERE id = 'c-9'"), 403),
+        (reader, "POST", "/graphql", gql("{ orders { id } }"), 200),
+        (reader, "POST", "/graphql", gql("mutation { orderCreate(input: {}) { id } }"), 403),
+        (writer, "POST", "/graphql", gql("mutation { orderCreate(input: {}) { id } }"), 200),
+        (reader, "POST", "/mcp", mcp("list_orders", {}), 200),
+        (writer, "POST", "/mcp", mcp("create_order", {"item": "x"}), 200),
+    ]
+    try:
+        for i, (t, method, path, body, status) in enumerate(cases):
+            rid = f"idp-{i}"
+            h = {**bearer(t), "x-request-id": rid, "content-type": "application/json",
+                 "accept": "application/json, text/event-stream"}
+            r = http1(gate.port, method, path, h, body)
+            assert r.status == status, (method, path, body, r)
+            arrived = [s for s in echo.seen() if ["x-request-id", rid] in s["headers"]]
+            assert len(arrived) == (1 if status == 200 else 0), (method, path, arrived)
+        # The reader's MCP tools/call of a writer's tool: a JSON-RPC refusal, nothing upstream.
+        r = http1(gate.port, "POST", "/mcp", {**bearer(reader), "x-request-id": "idp-x", "content-type": "application/json",
+                                              "accept": "application/json, text/event-stream"},
+                  mcp("create_order", {"item": "x"}))
+        assert r.status in (200, 403) and "deny" in r.body.decode(), r
+        assert not [s for s in echo.seen() if ["x-request-id", "idp-x"] in s["headers"]]
+    finally:
+        gate.stop()
+        echo.stop()
