@@ -197,36 +197,19 @@ fn secret_param(name: &str, value: &str) -> bool {
 /// The query as received, or with every value hashed (`hashed`) or dropped (`omitted`);
 /// a credential's value is `<redacted>` in every mode.
 fn query<'a>(q: &'a str, values: &RecordValues) -> Cow<'a, str> {
-    let key = match values {
-        RecordValues::Plain => {
-            let redact = q
-                .split('&')
-                .filter_map(|p| p.split_once('='))
-                .any(|(n, v)| secret_param(n, v));
-            if !redact {
-                return cut(q, MAX_QUERY_BYTES);
-            }
-            let mut out = String::with_capacity(q.len().min(MAX_QUERY_BYTES + 64));
-            for (i, pair) in q.split('&').enumerate() {
-                if out.len() > MAX_QUERY_BYTES {
-                    break;
-                }
-                if i > 0 {
-                    out.push('&');
-                }
-                match pair.split_once('=') {
-                    Some((n, v)) if secret_param(n, v) => {
-                        out.push_str(n);
-                        out.push_str("=<redacted>");
-                    }
-                    _ => out.push_str(pair),
-                }
-            }
-            return Cow::Owned(cut(&out, MAX_QUERY_BYTES).into_owned());
-        }
-        RecordValues::Hashed(k) => k.as_ref(),
-        RecordValues::Omitted => None,
+    let (plain, key) = match values {
+        RecordValues::Plain => (true, None),
+        RecordValues::Hashed(k) => (false, k.as_ref()),
+        RecordValues::Omitted => (false, None),
     };
+    if plain
+        && !q
+            .split('&')
+            .filter_map(|p| p.split_once('='))
+            .any(|(n, v)| secret_param(n, v))
+    {
+        return cut(q, MAX_QUERY_BYTES);
+    }
     let mut out = String::with_capacity(q.len().min(MAX_QUERY_BYTES + 64));
     for (i, pair) in q.split('&').enumerate() {
         // Bounded work whatever the query: what the record cannot show is not hashed.
@@ -242,7 +225,8 @@ fn query<'a>(q: &'a str, values: &RecordValues) -> Cow<'a, str> {
             out.push('=');
         }
         match key {
-            Some(_) if secret_param(name, v) => out.push_str("<redacted>"),
+            _ if secret_param(name, v) => out.push_str("<redacted>"),
+            _ if plain => out.push_str(v),
             Some(k) => out.push_str(&hashed(k, v)),
             None => {}
         }

@@ -117,10 +117,7 @@ impl Engine {
     }
     /// Decides a complete request (CLI, tests): `begin`, then `finish` if needed.
     pub fn decide(&self, headers: HeaderList, body: &[u8], now_ms: i64) -> Verdict {
-        match self.begin(headers, !body.is_empty(), now_ms) {
-            Step::Decided(v) => v,
-            Step::NeedBody(p) => self.finish(p, body),
-        }
+        self.decide_verified(headers, None, body, now_ms)
     }
     /// Headers phase, from the host's full header list (pseudo-headers included).
     /// `body_follows` is false when the headers ended the stream.
