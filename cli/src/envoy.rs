@@ -376,9 +376,6 @@ pub(crate) fn envoy(a: &EnvoyArgs) -> Result<(), String> {
         "normalize_path": true,
         "merge_slashes": true,
         "path_with_escaped_slashes_action": "REJECT_REQUEST",
-        // `x_api_key` is `x-api-key` to PHP and WSGI upstreams: a header with an
-        // underscore could carry a credential past the stripping.
-        "common_http_protocol_options": {"headers_with_underscores_action": "REJECT_REQUEST"},
         // The edge: Envoy sets x-forwarded-for and a fresh x-request-id itself (the audit
         // record's request id is then not the agent's to choose).
         "use_remote_address": true,

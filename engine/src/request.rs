@@ -170,6 +170,22 @@ impl RequestHead {
         out
     }
 
+    /// Names of the headers with an `_` that are one of `names`, or start with one of
+    /// `prefixes`, once `_` is read as `-`: `x_api_key` is `x-api-key` to PHP and WSGI
+    /// upstreams (each once).
+    pub fn underscore_aliases(&self, names: &[&str], prefixes: &[&str]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (n, _) in self.headers.iter().filter(|(n, _)| n.contains('_')) {
+            let dashed = n.replace('_', "-");
+            let hit =
+                names.contains(&dashed.as_str()) || prefixes.iter().any(|p| dashed.starts_with(p));
+            if hit && !out.iter().any(|o| o == n) {
+                out.push(n.clone());
+            }
+        }
+        out
+    }
+
     /// Host part of the authority, lower-case, without port.
     pub fn host(&self) -> String {
         let a = self.authority.to_ascii_lowercase();

@@ -185,6 +185,10 @@ pub struct Subject {
     /// Names of the request's headers in a credential family an upstream reads
     /// (`x-hasura-*`), removed when it is forwarded. Not audited.
     pub prefixed_headers: Vec<String>,
+    /// Names of the request's headers that spell a credential or scopegate header with
+    /// `_` for `-` (`x_api_key`), which PHP and WSGI upstreams read as the dashed one:
+    /// always removed. Not audited.
+    pub alias_headers: Vec<String>,
     /// MCP requests: how a refusal is answered in JSON-RPC. `None` otherwise.
     pub jsonrpc: Option<JsonRpc>,
 }

@@ -906,6 +906,10 @@ fn upstream_credential_headers_are_stripped_unless_kept() {
         ("x-dreamfactory-session-token", "df"),
         ("project-access-token", "railway"),
         ("proxy-authorization", "Basic eA=="),
+        // `_` for `-`: what PHP and WSGI upstreams read as the dashed header.
+        ("x_hasura_admin_secret", "hasura"),
+        ("x_scopegate_role", "admin"),
+        ("x_dreamfactory_api_key", "df"),
         ("accept", "application/json"),
     ];
     let v = decide("GET", "/rest/reservations", &sent, b"");

@@ -344,7 +344,7 @@ def test_refusal_is_audited(mcp2):
     assert rec["decision"] == "deny" and rec["status"] == 403 and rec["key"] == "mcp-reader"
     # Arguments (records) stay out of the audit line, as bodies do.
     assert rec["operations"] == [{"service": "tools", "action": "delete", "resource": "delete_reservation",
-                                  "scope": "some"}]
+                                  "scope": "some", "records": {"reservation_id": ["r-1"]}}]
 
 
 CORPUS = [

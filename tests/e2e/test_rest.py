@@ -78,7 +78,8 @@ def test_credentials_other_upstreams_accept_never_reach_the_upstream(gateway, up
     smuggled = {"apikey": "service-role-jwt", "cookie": "sb-access-token=eyJhbGciOi",
                 "x-hasura-admin-secret": "hasura-secret", "x-hasura-role": "admin", "x-hasura-user-id": "user-4711",
                 "x-dreamfactory-session-token": "df-session", "project-access-token": "railway-project-token",
-                "proxy-authorization": "Basic YTpi"}
+                "proxy-authorization": "Basic YTpi", "x_hasura_admin_secret": "underscored-secret",
+                "x_scopegate_role": "admin"}
     r = http1(gateway.port, "GET", "/rest/vehicles", {**bearer(keys.reader), **smuggled})
     assert r.status == 200, r
     r = http1(gateway.port, "GET", "/api/v2/rentals/_table/vehicles", {"x-api-key": keys.reader, **smuggled})

@@ -59,6 +59,7 @@ impl Engine {
                 // The head is gone: every removal (one of an absent header is a no-op).
                 |_| true,
                 &v.subject.prefixed_headers,
+                &v.subject.alias_headers,
             ),
             // Nothing recognised: still, no header of scopegate's goes on as the agent
             // wrote it (routes read `x-scopegate-service`), nor any credential an
@@ -70,6 +71,7 @@ impl Engine {
                     .map(|h| h.to_string())
                     .chain(self.policy.credential_headers.iter().cloned())
                     .chain(v.subject.prefixed_headers.iter().cloned())
+                    .chain(v.subject.alias_headers.iter().cloned())
                     .collect();
                 remove.sort();
                 remove.dedup();
@@ -94,6 +96,7 @@ impl Engine {
         caller: Option<&Caller>,
         present: impl Fn(&str) -> bool,
         prefixed: &[String],
+        aliases: &[String],
     ) -> Forward {
         let mut f = Forward::default();
         let credentials = self.policy.credential_headers.iter().map(String::as_str);
@@ -105,11 +108,10 @@ impl Engine {
                 f.remove.push(h.to_string());
             }
         }
-        if service.strip_prefixed {
-            for h in prefixed {
-                if !f.remove.contains(h) {
-                    f.remove.push(h.clone());
-                }
+        let family = prefixed.iter().filter(|_| service.strip_prefixed);
+        for h in family.chain(aliases) {
+            if !f.remove.contains(h) {
+                f.remove.push(h.clone());
             }
         }
         f.set.push((SERVICE_HEADER.into(), service.name.clone()));

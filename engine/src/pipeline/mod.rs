@@ -189,6 +189,10 @@ impl Engine {
                 _ => None,
             },
             prefixed_headers: head.prefixed(&crate::policy::UPSTREAM_CREDENTIAL_PREFIXES),
+            alias_headers: head.underscore_aliases(
+                &crate::policy::UPSTREAM_CREDENTIAL_HEADERS,
+                &["x-hasura-", "x-scopegate-"],
+            ),
             ..Subject::default()
         };
         let target = parsed.and_then(|t| check_envelope(&head, &t).map(|()| t));
@@ -204,6 +208,7 @@ impl Engine {
                         None,
                         |h| head.has_header(h),
                         &subject.prefixed_headers,
+                        &subject.alias_headers,
                     ),
                     list_filter: None,
                     approval: None,
@@ -279,6 +284,7 @@ impl Engine {
             Some(&caller),
             |h| head.has_header(h),
             &subject.prefixed_headers,
+            &subject.alias_headers,
         );
         let body_needed = self.body_needed(
             service_idx,
