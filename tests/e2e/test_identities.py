@@ -296,3 +296,34 @@ def test_claims_decide_on_every_protocol_through_envoy(idp):
     finally:
         gate.stop()
         echo.stop()
+
+
+def test_scopegate_envoy_renders_jwt_authn_from_the_bundle(tmp_path, upstream, pg, keys, idp):
+    """`scopegate envoy --jwks ISSUER=FILE`: the whole configuration, jwt_authn included,
+    from the bundle's identities — a token is verified and decided; a bad one refused; an
+    issuer without its JWKS, or a JWKS for an issuer the bundle does not trust, refused at
+    render time."""
+    b = identity_bundle(keys)
+    f = tmp_path / "bundle.json"
+    f.write_text(json.dumps(b))
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(idp.jwks())
+    up = ["--upstream", f"rentals=127.0.0.1:{upstream.port}", "--upstream", f"rentals-df=127.0.0.1:{upstream.port}"]
+    for bad, says in (([], "give --jwks"), ([f"--jwks={ISSUER}={jwks}", f"--jwks=https://other.test={jwks}"],
+                                            "no identity of the bundle trusts")):
+        out = subprocess.run([CLI, "envoy", "--bundle", str(f), "--out", str(tmp_path / "x"), *up, *bad],
+                             capture_output=True, text=True)
+        assert out.returncode == 1 and says in out.stderr, out.stderr
+    gw = harness.RenderedEnvoy(f, [*up, f"--jwks={ISSUER}={jwks}"],
+                               env={"RENTALS_UPSTREAM_TOKEN": UPSTREAM_TOKEN,
+                                    "SCOPEGATE_APPROVAL_KEY": harness.APPROVAL_KEY}).start()
+    try:
+        reader = idp.token("ES256", sub="svc-r", groups=["data-agents"])
+        r = http1(gw.port, "GET", "/rest/reservations?tenant_id=eq.acme", bearer(reader))
+        assert r.status == 200, r
+        forged = idp.token("RS256", key=rsa.generate_private_key(public_exponent=65537, key_size=2048),
+                           sub="svc-r", groups=["data-agents"])
+        r = http1(gw.port, "GET", "/rest/reservations?tenant_id=eq.acme", bearer(forged))
+        assert r.status == 401, r
+    finally:
+        gw.stop()
