@@ -124,12 +124,6 @@ impl<H: Host> Stream<H> {
         }
     }
 
-    /// Records go through the VM's recorder.
-    pub fn with_recorder(mut self, recorder: Rc<RefCell<Recorder>>) -> Self {
-        self.recorder = recorder;
-        self
-    }
-
     /// Held for the body (paused in the headers callback, waiting for body callbacks).
     pub fn buffering(&self) -> bool {
         matches!(self.state, State::Buffering(_))

@@ -25,12 +25,14 @@ impl Engine {
         if v.allowed().is_some() {
             return v;
         }
+        // The caller's role, by index: the caller below needs both.
         let role = v
             .subject
             .role
             .as_deref()
-            .and_then(|r| self.policy.roles.iter().find(|x| x.name == r));
-        if !(self.policy.shadow || role.is_some_and(|r| r.shadow)) {
+            .and_then(|r| self.policy.roles.iter().position(|x| x.name == r))
+            .and_then(|idx| Some((idx, self.policy.roles.get(idx)?)));
+        if !(self.policy.shadow || role.is_some_and(|(_, r)| r.shadow)) {
             return v;
         }
         let service = v
@@ -39,17 +41,12 @@ impl Engine {
             .as_deref()
             .and_then(|s| self.policy.service_named(s));
         let caller = match (&v.subject.key, role) {
-            (Some(id), Some(role)) => self
-                .policy
-                .roles
-                .iter()
-                .position(|r| std::ptr::eq(r, role))
-                .map(|idx| Caller {
-                    id: id.clone(),
-                    role: idx,
-                    role_name: &role.name,
-                    budget: None,
-                }),
+            (Some(id), Some((idx, role))) => Some(Caller {
+                id: id.clone(),
+                role: idx,
+                role_name: &role.name,
+                budget: None,
+            }),
             _ => None,
         };
         let forward = match (service, caller) {

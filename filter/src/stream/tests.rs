@@ -54,6 +54,23 @@ fn stream(f: &MemoryHost) -> Stream<&MemoryHost> {
     Stream::new(configure(&f).map(Rc::new), f)
 }
 
+/// A shared-key approval token by alice for the writer's challenge (a 428 body).
+fn alice_token(challenge: &str, nonce: &str) -> String {
+    use scopegate_engine::approval::{issue, ApprovalKey, Claims};
+    let body: serde_json::Value = serde_json::from_str(challenge).unwrap();
+    issue(
+        &ApprovalKey::new(APPROVAL_KEY.as_bytes()).unwrap(),
+        &Claims {
+            v: 1,
+            digest: body["challenge"].as_str().unwrap().to_string(),
+            key: "writer-1".into(),
+            exp: 1_795_543_200 + 300,
+            approver: "alice".into(),
+            nonce: nonce.into(),
+        },
+    )
+}
+
 fn header(f: &MemoryHost, name: &str) -> Option<String> {
     f.header(name)
 }
@@ -246,29 +263,13 @@ fn mcp_event_stream_and_encoded_answers() {
 
 #[test]
 fn approval_tokens_are_single_use_and_budgets_count() {
-    use scopegate_engine::approval::{issue, ApprovalKey, Claims};
     let f = fake("DELETE", "/rest/reservations?id=eq.1", "writer-key", b"");
     let original = f.headers.borrow().clone();
     let mut s = stream(&f);
     assert_eq!(s.on_request_headers(true), Flow::Pause);
     let (status, body) = f.sent.borrow().clone().unwrap();
     assert_eq!(status, 428);
-    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let digest = body["challenge"].as_str().unwrap().to_string();
-    let key = ApprovalKey::new(APPROVAL_KEY.as_bytes()).unwrap();
-    let token = |nonce: &str| {
-        issue(
-            &key,
-            &Claims {
-                v: 1,
-                digest: digest.clone(),
-                key: "writer-1".into(),
-                exp: 1_795_543_200 + 300,
-                approver: "alice".into(),
-                nonce: nonce.into(),
-            },
-        )
-    };
+    let token = |nonce: &str| alice_token(&body, nonce);
     // The same filter VM (shared data) sees three retries.
     let retry = |t: &str| {
         let mut h = original.clone();
@@ -307,6 +308,11 @@ fn with_bundle(mut f: MemoryHost, edit: impl Fn(&mut serde_json::Value)) -> Memo
     edit(&mut b);
     f.config = b.to_string();
     f
+}
+
+/// A stream sharing the VM's recorder, as the root context makes it.
+fn shared(f: &MemoryHost, recorder: Rc<RefCell<Recorder>>) -> Stream<&MemoryHost> {
+    Stream::shared(configure(&f).map(Rc::new), f, recorder)
 }
 
 /// The VM's recorder, as the root context makes it.
@@ -436,7 +442,7 @@ fn best_effort_sink_batches_and_counts_what_is_lost() {
     let original = f.headers.borrow().clone();
     for _ in 0..3 {
         *f.headers.borrow_mut() = original.clone();
-        let mut s = stream(&f).with_recorder(rec.clone());
+        let mut s = shared(&f, rec.clone());
         assert_eq!(
             s.on_request_headers(true),
             Flow::Continue,
@@ -473,7 +479,7 @@ fn required_audit_forwards_only_what_the_collector_took() {
         sink_bundle("required"),
     );
     let rec = recorder_of(&f);
-    let mut s = stream(&f).with_recorder(rec.clone());
+    let mut s = shared(&f, rec.clone());
     assert_eq!(
         s.on_request_headers(true),
         Flow::Pause,
@@ -499,7 +505,7 @@ fn required_audit_forwards_only_what_the_collector_took() {
         fake("GET", "/rest/reservations", "reader-key", b""),
         sink_bundle("required"),
     );
-    let mut s = stream(&f).with_recorder(recorder_of(&f));
+    let mut s = shared(&f, recorder_of(&f));
     s.on_request_headers(true);
     f.call_status.set(Some(500));
     s.on_call_answer(1, 0);
@@ -515,7 +521,7 @@ fn required_audit_forwards_only_what_the_collector_took() {
         sink_bundle("required"),
     );
     f.refuse_calls = true;
-    let mut s = stream(&f).with_recorder(recorder_of(&f));
+    let mut s = shared(&f, recorder_of(&f));
     assert_eq!(s.on_request_headers(true), Flow::Pause);
     assert_eq!(f.sent.borrow().as_ref().unwrap().0, 503);
 }
@@ -534,7 +540,6 @@ fn undecodable_requests_are_counted_by_kind() {
 
 #[test]
 fn fleet_state_is_asked_before_forwarding_and_fails_closed() {
-    use scopegate_engine::approval::{issue, ApprovalKey, Claims};
     let etcd = |b: &mut serde_json::Value| {
         b["state"] = serde_json::json!({"store": "etcd", "cluster": "etcd", "timeout_ms": 200});
     };
@@ -557,19 +562,7 @@ fn fleet_state_is_asked_before_forwarding_and_fails_closed() {
     let (status, body) = f.sent.borrow().clone().unwrap();
     assert_eq!(status, 428, "a challenge needs no state");
     assert!(f.dispatched.borrow().is_empty());
-    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let key = ApprovalKey::new(APPROVAL_KEY.as_bytes()).unwrap();
-    let token = issue(
-        &key,
-        &Claims {
-            v: 1,
-            digest: body["challenge"].as_str().unwrap().to_string(),
-            key: "writer-1".into(),
-            exp: 1_795_543_200 + 300,
-            approver: "alice".into(),
-            nonce: "n-1".into(),
-        },
-    );
+    let token = alice_token(&body, "n-1");
     let used = serde_json::json!({"responses": [
         {"response_range": {"kvs": [{"key": "x", "value": "MQ==", "mod_revision": "9"}]}},
         {"response_range": {}}]})
@@ -716,25 +709,12 @@ fn records_name_the_rows_the_query_the_client_and_any_key() {
 
 #[test]
 fn approvals_used_counts_accepted_requests_only() {
-    use scopegate_engine::approval::{issue, ApprovalKey, Claims};
     let f = fake("DELETE", "/rest/reservations?id=eq.1", "writer-key", b"");
     let original = f.headers.borrow().clone();
     let mut s = stream(&f);
     s.on_request_headers(true);
     s.on_log();
-    let body: serde_json::Value =
-        serde_json::from_str(&f.sent.borrow().clone().unwrap().1).unwrap();
-    let token = issue(
-        &ApprovalKey::new(APPROVAL_KEY.as_bytes()).unwrap(),
-        &Claims {
-            v: 1,
-            digest: body["challenge"].as_str().unwrap().to_string(),
-            key: "writer-1".into(),
-            exp: 1_795_543_200 + 300,
-            approver: "alice".into(),
-            nonce: "n-1".into(),
-        },
-    );
+    let token = alice_token(&f.sent.borrow().clone().unwrap().1, "n-1");
     for _ in 0..3 {
         let mut h = original.clone();
         h.push((
@@ -780,7 +760,7 @@ fn the_operator_is_told_when_the_log_level_hides_records() {
     let r = recorder_of(&f);
     r.borrow_mut().check_level(&&f);
     assert!(f.logs.borrow().iter().all(|(_, l)| !l.contains("hides")));
-    let mut s = stream(&f).with_recorder(r);
+    let mut s = shared(&f, r);
     s.on_request_headers(true);
     s.on_log();
     assert_eq!(f.logs.borrow().last().unwrap().0, Level::Warn);
@@ -807,7 +787,7 @@ fn chained_records_verify_and_show_a_gap() {
     let original = f.headers.borrow().clone();
     for _ in 0..4 {
         *f.headers.borrow_mut() = original.clone();
-        let mut s = stream(&f).with_recorder(r.clone());
+        let mut s = shared(&f, r.clone());
         s.on_request_headers(true);
         s.on_log();
     }
