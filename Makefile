@@ -43,12 +43,14 @@ mcp-venvs: .venv-mcp1/.installed .venv-mcp2/.installed
 
 wasm: toolchain
 	cargo build --release --target $(TARGET) -p scopegate-filter
+	@tools/optimize-wasm.sh $(WASM)
 	@ls -l $(WASM) | awk '{print "module: $(WASM) (" $$5 " bytes)"}'
 
 ## The module without the SQL decoder (sqlparser): ~1 MB, for gateways that front no SQL.
 ## A bundle with a SQL service (or an MCP tool carrying SQL) is refused at configure time.
 wasm-lite: toolchain
 	cargo build --release --target $(TARGET) -p scopegate-filter --no-default-features --target-dir target/lite
+	@tools/optimize-wasm.sh $(LITE)
 	@ls -l $(LITE) | awk '{print "module: $(LITE) (" $$5 " bytes)"}'
 
 cli:

@@ -33,7 +33,8 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 # run, 0 to skip it.
 LIGHT_SECONDS = int(os.environ.get("BENCH_LIGHT_SECONDS", "3"))
 LIGHT_GAP_MS = 1
-LIGHT_CONFIGS = ["no-op Wasm", "buffering Wasm", "host-call floor", "scopegate", "scopegate, filter_state off"]
+LIGHT_CONFIGS = ["no-op Wasm", "buffering Wasm", "host-call floor", "scopegate", "scopegate, filter_state off",
+                 "scopegate lite"]
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 # SCOPEGATE_WASM: another build of the module (an earlier commit's, for a before/after).
 SCOPEGATE = Path(os.environ.get("SCOPEGATE_WASM") or ROOT / "target" / "wasm32-wasip1" / "release" / "scopegate_filter.wasm")
@@ -69,6 +70,10 @@ MCP_1KB = {"jsonrpc": "2.0", "id": 42, "method": "tools/call", "params": {
                   "notes": [f"note {i}: the customer asked for a child seat and a late return" for i in range(12)]}}}
 
 VARY_SQL = object()  # body marker: SQL_1KB with a per-request counter (see lua())
+
+# The bundle less its SQL service, for the module without the SQL decoder.
+LITE_BUNDLE = {**BUNDLE, "services": [s for s in BUNDLE["services"] if s["protocol"] != "sql"],
+               "roles": [{**r, "allow": [g for g in r["allow"] if g["service"] != "sql"]} for r in BUNDLE["roles"]]}
 
 SCENARIOS = [
     # name, method, path, headers, body
@@ -139,6 +144,9 @@ CONFIGS = {
     # The same bundle with `"filter_state": "off"`: no `scopegate` property for the
     # access log (one host call per request), the audit record unchanged.
     "scopegate, filter_state off": wasm_filter(SCOPEGATE, json.dumps({**BUNDLE, "filter_state": "off"}), "sg_nofs"),
+    # The module without the SQL decoder (`make wasm-lite`), with the bundle less its SQL
+    # service (which that module refuses): it serves every scenario but the SQL ones.
+    "scopegate lite": wasm_filter(LITE, json.dumps(LITE_BUNDLE), "sg_lite"),
 }
 
 
@@ -147,6 +155,11 @@ CONFIGS = {
 EXTRA_CONFIGS = {
     "scopegate, audit chain": wasm_filter(SCOPEGATE, json.dumps({**BUNDLE, "audit": {"chain": True}}), "sg_chain"),
 }
+
+
+def serves(config, scenario):
+    """Whether a configuration can run a scenario (the lite module has no SQL decoder)."""
+    return not (config == "scopegate lite" and scenario[0].startswith("SQL"))
 
 
 def envoy_config(filters, port, admin, upstream, clusters=""):
@@ -296,32 +309,12 @@ def rss_mb(pid):
     return 0.0
 
 
-def optimized_size(module):
-    """A module's size after `wasm-opt -Oz` (Debian's binaryen), if it is installed."""
-    if not shutil.which("wasm-opt"):
-        return "wasm-opt not installed"
-    with tempfile.TemporaryDirectory() as d:
-        out = Path(d) / "oz.wasm"
-        subprocess.run(["wasm-opt", "-Oz", "--enable-bulk-memory", "--enable-sign-ext", "--enable-nontrapping-float-to-int",
-                        "--enable-mutable-globals", str(module), "-o", str(out)], check=True, capture_output=True)
-        return f"{out.stat().st_size:,} after `wasm-opt -Oz`"
-
-
-def lite_facts():
-    """The module without the SQL decoder: its size, and Envoy's memory once it is configured
-    with the bench bundle less its SQL service (which that module refuses)."""
-    if not LITE.exists():
-        return "The module without the SQL decoder was not built (`make wasm-lite`).\n"
-    bundle = {**BUNDLE, "services": [s for s in BUNDLE["services"] if s["protocol"] != "sql"],
-              "roles": [{**r, "allow": [g for g in r["allow"] if g["service"] != "sql"]} for r in BUNDLE["roles"]]}
-    gw = Gateway("scopegate lite", wasm_filter(LITE, json.dumps(bundle), "sg_lite")).start()
-    try:
-        time.sleep(1)
-        rss = rss_mb(gw.proc.pid)
-    finally:
-        gw.stop()
-    return (f"The module without the SQL decoder (`make wasm-lite`): {LITE.stat().st_size:,} bytes "
-            f"({optimized_size(LITE)}); Envoy resident memory once configured {rss:.0f} MiB.\n")
+def shipped(module):
+    """Whether a module is the one `make wasm` ships (optimised by tools/optimize-wasm.sh)."""
+    stamp = Path(f"{module}.optimized")
+    if stamp.exists() and stamp.read_text().split()[1:] == [hashlib.sha256(module.read_bytes()).hexdigest()]:
+        return "as `make wasm` ships it: `wasm-opt -Oz -ocimfs 0`"
+    return "not optimised by `make wasm`"
 
 
 # Fleet state (`"state": {"store": "etcd"}`): what a request that needs state adds (one etcd
@@ -421,14 +414,52 @@ def dump():
         for name, method, path, headers, body in SCENARIOS]}))
 
 
+# Issue 25's targets, against the host-call floor (the calls scopegate makes, deciding
+# nothing): (scenario, least share of the floor's req/s, most p99 added at light load in µs).
+TARGETS = [
+    ("REST GET", 0.90, 50), ("denied GET", 0.90, 50),
+    ("SQL POST 1 KB", 0.90, 100), ("GraphQL VolumeDelete", 0.90, 100), ("MCP tools/call 1 KB", 0.90, 100),
+    ("SQL POST 1 KB new each time", 0.70, 100),
+]
+MODULE_TARGETS = {"scopegate": (2_500_000, 140), "scopegate lite": (900_000, 140)}
+
+
+def targets(med, lmed, rss):
+    """The targets table: each module build against the floor, met or by how much missed."""
+    rows = ["## Targets", "",
+            "Each module build against the host-call floor: throughput share (saturating load) and p99 added "
+            "at light load. `met` or the shortfall.", "",
+            "| scenario | module | req/s vs floor | target | Envoy CPU/req over floor | p99 added (light) | target | |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, share, added in TARGETS:
+        s = next(x for x in SCENARIOS if x[0] == name)
+        for c in ("scopegate", "scopegate lite"):
+            if not serves(c, s):
+                continue
+            ratio = med(c, name, "rps") / med("host-call floor", name, "rps")
+            cpu = med(c, name, "cpu_us") - med("host-call floor", name, "cpu_us")
+            p99 = (lmed(c, name, "p99") - lmed("host-call floor", name, "p99")) if lmed else None
+            ok = ratio >= share and (p99 is None or p99 <= added)
+            miss = [] if ok else ([f"{share - ratio:.0%} short"] if ratio < share else []) + \
+                ([f"+{p99 - added:.0f} µs"] if p99 is not None and p99 > added else [])
+            rows.append(f"| {name} | {c} | {ratio:.0%} | ≥ {share:.0%} | {cpu:+.1f} µs | "
+                        f"{'-' if p99 is None else f'{p99:+.0f} µs'} | ≤ {added} µs | {'met' if ok else ', '.join(miss)} |")
+    rows += ["", "| module | size | target | Envoy resident memory | target |", "| --- | --- | --- | --- | --- |"]
+    for c, path in (("scopegate", SCOPEGATE), ("scopegate lite", LITE)):
+        size, mem = path.stat().st_size, rss.get(c, 0.0)
+        rows.append(f"| {c} | {size:,} bytes | ≤ {MODULE_TARGETS[c][0]:,} {'met' if size <= MODULE_TARGETS[c][0] else f'({size - MODULE_TARGETS[c][0]:+,})'} "
+                    f"| {mem:.0f} MiB | ≤ {MODULE_TARGETS[c][1]} MiB {'met' if mem <= MODULE_TARGETS[c][1] else f'({mem - MODULE_TARGETS[c][1]:+.0f})'} |")
+    return "\n".join(rows) + "\n"
+
+
 def main():
     if sys.argv[1:] == ["--dump"]:
         return dump()
     if sys.argv[1:] == ["--fleet"]:  # the fleet section alone (not written to results.md)
         return print(fleet_bench())
-    for path in (SCOPEGATE, NOOP):
+    for path in (SCOPEGATE, NOOP, LITE):
         if not path.exists():
-            sys.exit(f"{path} missing: run `make wasm bench-wasm`")
+            sys.exit(f"{path} missing: run `make wasm wasm-lite bench-wasm`")
     # BENCH_SCENARIOS / BENCH_CONFIGS: `;`-separated subsets, for a quick look at one path
     # (ratios need the floors, so the full run is what bench/results.md records).
     only_s = [x.strip() for x in os.environ.get("BENCH_SCENARIOS", "").split(";") if x.strip()]
@@ -439,8 +470,9 @@ def main():
     gateways = {name: Gateway(name, f).start() for name, f in configs.items()}
     time.sleep(1)
     rss_loaded = {name: rss_mb(gw.proc.pid) for name, gw in gateways.items()}
-    results = {(c, s[0]): [] for c in configs for s in scenarios}
-    light = {(c, s[0]): [] for c in configs if c in LIGHT_CONFIGS for s in scenarios} if LIGHT_SECONDS else {}
+    results = {(c, s[0]): [] for c in configs for s in scenarios if serves(c, s)}
+    light = {(c, s[0]): [] for c in configs if c in LIGHT_CONFIGS for s in scenarios if serves(c, s)} \
+        if LIGHT_SECONDS else {}
 
     def report(r, scenario, name, res, what):
         print(f"{what} {r + 1} {scenario[0]:<22} {name:<15} {res['rps']:>9.0f} req/s  p50 {fmt_us(res['p50']):>9}"
@@ -450,6 +482,8 @@ def main():
         for r in range(ROUNDS):
             for scenario in scenarios:
                 for name, gw in gateways.items():  # interleaved
+                    if (name, scenario[0]) not in results:
+                        continue
                     res = wrk(gw.port, scenario, gw.proc.pid)
                     results[(name, scenario[0])].append(res)
                     report(r, scenario, name, res, "round")
@@ -471,8 +505,8 @@ def main():
     lines = ["| scenario | configuration | req/s (median) | p50 | p99 | Envoy CPU/req | vs bare | vs no-op Wasm | vs buffering Wasm | vs host-call floor |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for s in SCENARIOS:
-        base = {c: med(c, s[0], "rps") for c in CONFIGS}
-        for c in CONFIGS:
+        base = {c: med(c, s[0], "rps") for c in CONFIGS if serves(c, s)}
+        for c in base:
             rps = base[c]
             lines.append(f"| {s[0]} | {c} | {rps:,.0f} | {fmt_us(med(c, s[0], 'p50'))} | {fmt_us(med(c, s[0], 'p99'))} | "
                          f"{med(c, s[0], 'cpu_us'):.1f} µs | "
@@ -485,14 +519,16 @@ def main():
                   f"(`wrk -t1 -c1 -d{LIGHT_SECONDS}s --latency`, a Lua `delay`), {ROUNDS} interleaved rounds, "
                   "medians. No request waits for another here, so p99 is what a request costs end to end, "
                   "not a queue.", "",
-                  "| scenario | configuration | p50 | p99 | p99 added over no-op Wasm | p99 added over buffering Wasm |",
-                  "| --- | --- | --- | --- | --- | --- |"]
+                  "| scenario | configuration | p50 | p99 | p99 added over no-op Wasm | p99 added over buffering Wasm "
+                  "| p99 added over host-call floor |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
         for s in SCENARIOS:
-            for c in LIGHT_CONFIGS:
+            for c in (c for c in LIGHT_CONFIGS if serves(c, s)):
                 p99 = lmed(c, s[0], "p99")
                 lines.append(f"| {s[0]} | {c} | {fmt_us(lmed(c, s[0], 'p50'))} | {fmt_us(p99)} | "
                              f"{p99 - lmed('no-op Wasm', s[0], 'p99'):+.0f} µs | "
-                             f"{p99 - lmed('buffering Wasm', s[0], 'p99'):+.0f} µs |")
+                             f"{p99 - lmed('buffering Wasm', s[0], 'p99'):+.0f} µs | "
+                             f"{p99 - lmed('host-call floor', s[0], 'p99'):+.0f} µs |")
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
                 if l.startswith("model name")), platform.processor())
     envoy_version = subprocess.run([harness.find_binary("envoy", "ENVOY_BIN"), "--version"], capture_output=True,
@@ -501,12 +537,13 @@ def main():
               f"Machine: {os.cpu_count()} cores, {cpu}; {platform.system()} {platform.release()}.\n"
               f"Envoy: {envoy_version}, `--concurrency 1`, upstream = a `direct_response` listener of the same Envoy. "
               f"Load: `wrk -t1 -c8 -d{SECONDS}s --latency`, {ROUNDS} interleaved rounds, medians. "
-              f"scopegate.wasm {SCOPEGATE.stat().st_size:,} bytes ({optimized_size(SCOPEGATE)}); "
+              f"scopegate.wasm {SCOPEGATE.stat().st_size:,} bytes ({shipped(SCOPEGATE)}); "
+              f"the lite module {LITE.stat().st_size:,} bytes ({shipped(LITE)}); "
               f"the no-op module {NOOP.stat().st_size:,} bytes.\n"
               f"The denied scenario answers 403 locally under scopegate and 200 elsewhere.\n"
               f"Envoy resident memory once configured (before load): "
-              + ", ".join(f"{c} {m:.0f} MiB" for c, m in rss_loaded.items()) + ".\n" + lite_facts() + "\n")
-    table = "\n".join(lines) + "\n"
+              + ", ".join(f"{c} {m:.0f} MiB" for c, m in rss_loaded.items()) + ".\n\n")
+    table = targets(med, lmed if light else None, rss_loaded) + "\n" + "\n".join(lines) + "\n"
     if FLEET and LIGHT_SECONDS:
         table += fleet_bench()
     print("\n" + table)

@@ -31,6 +31,9 @@ if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
   useradd --system --home /var/lib/postgresql --shell /bin/bash postgres
 fi
 
+# wasm-opt (binaryen): `make wasm` ships the module optimised (-Oz).
+command -v wasm-opt >/dev/null || apt_install binaryen
+
 [ "$what" = test ] || exit 0
 
 rustup component list --installed | grep -q '^clippy' || rustup component add clippy
