@@ -1,4 +1,6 @@
-//! A bounded memo of decoded statements: the same SQL text, decoded once per VM.
+//! A bounded memo of decoded statements — the same SQL text, decoded once per VM — also
+//! used for whole decisions of repeated header-only requests (`Engine::begin_verified`,
+//! with values that go stale: [`Memo::get_valid_or`]).
 //!
 //! Agents repeat their statements, and parsing is most of the cost of a SQL decision
 //! (sqlparser: tens of µs per KB natively, more inside Wasm). A decoded statement depends
@@ -51,17 +53,30 @@ impl<V: Clone> Memo<V> {
     /// The memoised value for `key`, or `compute`'s (kept when it is `Ok` and the key is
     /// short enough). A busy memo (re-entered) is bypassed, never an error.
     pub fn get_or<E>(&self, key: &str, compute: impl FnOnce() -> Result<V, E>) -> Result<V, E> {
+        self.get_valid_or(key, |_| true, compute)
+    }
+
+    /// As [`Memo::get_or`], for values that go stale: one `valid` refuses is computed
+    /// again (and replaced).
+    pub fn get_valid_or<E>(
+        &self,
+        key: &str,
+        valid: impl Fn(&V) -> bool,
+        compute: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, E> {
         if key.len() > MAX_KEY_BYTES {
             return compute();
         }
         if let Ok(mut g) = self.inner.try_borrow_mut() {
-            if let Some(v) = g.young.get(key) {
+            if let Some(v) = g.young.get(key).filter(|v| valid(v)) {
                 return Ok(v.clone());
             }
             if let Some((k, v)) = g.old.remove_entry(key) {
-                let out = v.clone();
-                g.insert(k, v);
-                return Ok(out);
+                if valid(&v) {
+                    let out = v.clone();
+                    g.insert(k, v);
+                    return Ok(out);
+                }
             }
         }
         let v = compute()?;

@@ -19,6 +19,7 @@ mod routing;
 use crate::approval;
 use crate::bundle::{BundleErrors, Friction};
 use crate::decode::mcp::answer_is_filtered;
+use crate::decode::memo::Memo;
 use crate::decode::{Decode, Input};
 use crate::digest::{hex, request_digest, sha256, DigestInput};
 use crate::evaluate::{evaluate, Evaluation, Owed};
@@ -38,6 +39,12 @@ use std::collections::BTreeSet;
 #[derive(Debug)]
 pub struct Engine {
     policy: Policy,
+    /// Whole decisions of repeated header-only requests ([`Engine::begin_verified`]), each
+    /// with the time it stops holding (its key's expiry).
+    decisions: Memo<(Verdict, Option<i64>)>,
+    /// The memo is off when the bundle reads a credential from a header whose value the
+    /// memo's key leaves out ([`UNREAD_HEADER_VALUES`]).
+    memo_off: bool,
 }
 
 /// What `begin` concluded.
@@ -107,13 +114,26 @@ impl Pending {
 
 impl Engine {
     pub fn new(policy: Policy) -> Self {
-        Engine { policy }
+        let memo_off = policy.credential_headers.iter().any(|c| {
+            UNREAD_HEADER_VALUES
+                .iter()
+                .any(|u| c.eq_ignore_ascii_case(u))
+        });
+        Engine {
+            policy,
+            decisions: Memo::new(),
+            memo_off,
+        }
     }
     pub fn from_json(json: &[u8], secrets: &Secrets) -> Result<Self, BundleErrors> {
         Ok(Engine::new(crate::policy::compile_json(json, secrets)?))
     }
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+    /// Decisions the decision memo holds (see [`Engine::begin_verified`]).
+    pub fn memoised_decisions(&self) -> usize {
+        self.decisions.len()
     }
     /// Decides a complete request (CLI, tests): `begin`, then `finish` if needed.
     pub fn decide(&self, headers: HeaderList, body: &[u8], now_ms: i64) -> Verdict {
@@ -126,7 +146,58 @@ impl Engine {
     }
     /// `begin`, with the payload of a token Envoy's `jwt_authn` verified (read by the
     /// filter from dynamic metadata, only when the bundle has `identities`).
+    ///
+    /// A request that ends with its headers is first looked up among the VM's earlier
+    /// decisions (the decision memo, [`decision_key`]): agents repeat their requests, and a
+    /// decision is most of what a header-only request costs inside the VM. The key is
+    /// every byte of every header but the values of [`UNREAD_HEADER_VALUES`] (the request
+    /// id, set afresh on a hit, and tracing headers), so a hit is the same request.
+    /// Only decisions that depend on nothing but those bytes and the bundle are kept: an
+    /// allow without approval, budget, shadow or digest, by a key (until it expires: a hit
+    /// after that is decided afresh) or on a public route, and never with `identities`
+    /// (the verified token is not a header).
     pub fn begin_verified(
+        &self,
+        headers: HeaderList,
+        verified: Option<&Verified>,
+        body_follows: bool,
+        now_ms: i64,
+    ) -> Step {
+        let key = match (verified, &self.policy.identities, body_follows) {
+            (None, None, false) if !self.memo_off => {
+                decision_key(&headers, &self.policy.credential_headers)
+            }
+            _ => None,
+        };
+        let Some(key) = key else {
+            return self.begin_fresh(headers, verified, body_follows, now_ms);
+        };
+        let id = request_id_of(
+            headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case("x-request-id"))
+                .map(|(_, v)| v.as_slice()),
+        );
+        let found = self.decisions.get_valid_or(
+            &key,
+            |(_, until)| until.is_none_or(|t| now_ms < t),
+            || match self.begin_fresh(headers, None, false, now_ms) {
+                Step::Decided(v) => match self.memoisable(&v) {
+                    Some(until) => Ok((v, until)),
+                    None => Err(Box::new(Step::Decided(v))),
+                },
+                step => Err(Box::new(step)),
+            },
+        );
+        match found {
+            Ok((mut v, _)) => {
+                v.subject.request_id = id;
+                Step::Decided(v)
+            }
+            Err(step) => *step,
+        }
+    }
+    fn begin_fresh(
         &self,
         headers: HeaderList,
         verified: Option<&Verified>,
@@ -136,6 +207,19 @@ impl Engine {
         match self.begin_enforced(headers, verified, body_follows, now_ms) {
             Step::Decided(v) => Step::Decided(self.shadowed(v)),
             held => held,
+        }
+    }
+    /// Whether the decision memo may keep a verdict — one that the request's bytes and the
+    /// bundle decide alone — and until when: `Some(None)` for good, `Some(Some(t))` until
+    /// its key expires at `t`, `None` not at all (see [`Engine::begin_verified`]).
+    fn memoisable(&self, v: &Verdict) -> Option<Option<i64>> {
+        let a = v.allowed()?;
+        if a.approval.is_some() || a.budget.is_some() || v.shadow.is_some() || v.digest.is_some() {
+            return None;
+        }
+        match &v.subject.key {
+            None => Some(None),
+            Some(id) => Some(self.policy.key_by_id(id)?.expires),
         }
     }
     /// `decide`, with a verified token's payload (see `begin_verified`).
@@ -361,8 +445,18 @@ impl Engine {
 }
 
 fn request_id(head: &RequestHead) -> String {
-    match head.header("x-request-id") {
-        HeaderValue::One(v)
+    request_id_of(
+        head.headers
+            .iter()
+            .filter(|(n, _)| n == "x-request-id")
+            .map(|(_, v)| v.as_slice()),
+    )
+}
+
+/// The record's request id from the `x-request-id` values: one plain id, else `-`.
+fn request_id_of<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> String {
+    match (values.next(), values.next()) {
+        (Some(v), None)
             if !v.is_empty()
                 && v.len() <= 128
                 && v.iter()
@@ -372,4 +466,57 @@ fn request_id(head: &RequestHead) -> String {
         }
         _ => "-".to_string(),
     }
+}
+
+/// Headers whose values no decision reads: the request id (it names the request in its
+/// record and is set afresh on a memo hit) and the tracing headers proxies and meshes add
+/// to every request. Their names stay in the decision memo's key (presence, repeats and
+/// order still count); their values do not, or no traced request would ever hit.
+/// `engine/tests/decision_memo.rs` decides every suite case with varied, hostile values in
+/// each of them and checks the verdicts equal fresh ones.
+pub const UNREAD_HEADER_VALUES: [&str; 16] = [
+    "x-request-id",
+    "traceparent",
+    "tracestate",
+    "b3",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "x-b3-parentspanid",
+    "x-b3-sampled",
+    "x-b3-flags",
+    "x-ot-span-context",
+    "uber-trace-id",
+    "x-cloud-trace-context",
+    "x-amzn-trace-id",
+    "x-datadog-trace-id",
+    "x-datadog-parent-id",
+    "sw8",
+];
+
+/// The decision memo's key for a header list: every header in order, each name and value
+/// prefixed by its length (so no two lists share a key); a value of
+/// [`UNREAD_HEADER_VALUES`] replaced by `~`, and a credential header's value by `#` and its
+/// SHA-256 (the memo never holds an agent's secret, and compares no secret in variable
+/// time; a length is digits, so the three forms cannot meet). `None` when another value is
+/// not UTF-8 (such a request is decided afresh; the keys are text).
+fn decision_key(headers: &HeaderList, credential_headers: &[String]) -> Option<String> {
+    use std::fmt::Write;
+    let mut key = String::with_capacity(512);
+    for (n, v) in headers {
+        if UNREAD_HEADER_VALUES
+            .iter()
+            .any(|u| n.eq_ignore_ascii_case(u))
+        {
+            write!(key, "{}:{n}~", n.len()).ok()?;
+        } else if credential_headers.iter().any(|c| n.eq_ignore_ascii_case(c)) {
+            write!(key, "{}:{n}#{}", n.len(), hex(&sha256(v))).ok()?;
+        } else {
+            let v = std::str::from_utf8(v).ok()?;
+            write!(key, "{}:{n}{}:{v}", n.len(), v.len()).ok()?;
+        }
+        if key.len() > crate::decode::memo::MAX_KEY_BYTES {
+            return None;
+        }
+    }
+    Some(key)
 }
