@@ -18,11 +18,8 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::Path;
 
-const NOW: i64 = 1_795_000_000_000;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
-}
+mod common;
+use common::{root, NOW};
 
 fn keys(path: &Path) -> HashMap<String, String> {
     std::fs::read_to_string(path)

@@ -12,7 +12,8 @@
 use scopegate_engine::digest::{hex, sha256};
 use scopegate_engine::{Decision, Engine, Secrets};
 
-const NOW: i64 = 1_795_000_000_000;
+mod common;
+use common::NOW;
 
 fn engine() -> Engine {
     let sha = hex(&sha256(b"agent-key"));

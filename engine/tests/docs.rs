@@ -8,11 +8,9 @@
 
 use scopegate_engine::policy::compile_json;
 use scopegate_engine::Secrets;
-use std::path::Path;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
-}
+mod common;
+use common::root;
 
 #[test]
 fn readme_sample_bundle_compiles() {

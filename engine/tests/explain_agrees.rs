@@ -21,13 +21,10 @@ use scopegate_engine::verdict::Proof;
 use scopegate_engine::{Decision, Engine, Secrets, Verdict};
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-const NOW: i64 = 1_795_000_000_000;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
-}
+mod common;
+use common::{root, NOW};
 
 /// The bundle with one key per role (`secret-<role>`), valid everywhere, never expiring.
 fn with_keys(mut b: Bundle) -> Bundle {

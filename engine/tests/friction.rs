@@ -14,7 +14,9 @@ use scopegate_engine::ledger::budget_key;
 use scopegate_engine::{Decision, Engine, Secrets, Verdict};
 use serde_json::Value;
 
-const NOW: i64 = 1_795_000_000_000;
+mod common;
+use common::NOW;
+
 const APPROVAL_KEY: &str = "approval-key-for-tests-0123456789abcdef";
 
 fn bundle() -> String {

@@ -14,7 +14,8 @@ use scopegate_engine::{Decision, Engine, Secrets, Verdict};
 use serde_json::{json, Value};
 use std::path::Path;
 
-const NOW: i64 = 1_795_000_000_000;
+mod common;
+use common::NOW;
 
 fn engine() -> Engine {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();

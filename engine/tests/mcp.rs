@@ -12,13 +12,9 @@ use scopegate_engine::answer::{Answer, EventStream};
 use scopegate_engine::verdict::ListFilter;
 use scopegate_engine::{Decision, Engine, Secrets, Verdict};
 use serde_json::{json, Value};
-use std::path::Path;
 
-const NOW: i64 = 1_795_000_000_000;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
-}
+mod common;
+use common::{root, NOW};
 
 fn engine() -> Engine {
     let json = std::fs::read(root().join("policies/mcp.json")).unwrap();

@@ -16,11 +16,8 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-const NOW: i64 = 1_795_000_000_000; // 2026-11
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
-}
+mod common;
+use common::{root, NOW};
 
 fn fixtures() -> Option<PathBuf> {
     let dir = root().join("../shared/fixtures/railway");

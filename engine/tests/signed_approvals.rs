@@ -14,7 +14,8 @@ use scopegate_engine::ledger::{settle, MemoryLedger};
 use scopegate_engine::{Decision, Engine, Secrets, Verdict};
 use serde_json::Value;
 
-const NOW: i64 = 1_795_000_000_000;
+mod common;
+use common::NOW;
 
 struct Keys {
     gateway: PrivateKey,
