@@ -33,8 +33,8 @@ impl Engine {
             .then(|| self.digest_of(&p, body, &judged.ops))
             .unwrap_or_default();
         // The outcome is decided first, borrowing the request; the verdict then takes the
-        // request's subject, operations and header changes by move (cloning them cost an
-        // allowed REST request a tenth of its time in the VM).
+        // request's subject, operations and header changes by move instead of copies (24
+        // fewer allocations for an allowed REST GET; no change measured through Envoy).
         let challenge = |proof: Proof| {
             let c = self.challenge(
                 &p,

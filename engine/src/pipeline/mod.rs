@@ -114,11 +114,7 @@ impl Pending {
 
 impl Engine {
     pub fn new(policy: Policy) -> Self {
-        let memo_off = policy.credential_headers.iter().any(|c| {
-            UNREAD_HEADER_VALUES
-                .iter()
-                .any(|u| c.eq_ignore_ascii_case(u))
-        });
+        let memo_off = policy.credential_headers.iter().any(|c| value_unread(c));
         Engine {
             policy,
             decisions: Memo::new(),
@@ -493,6 +489,13 @@ pub const UNREAD_HEADER_VALUES: [&str; 16] = [
     "sw8",
 ];
 
+/// Whether `name` is one of [`UNREAD_HEADER_VALUES`] (in any case).
+fn value_unread(name: &str) -> bool {
+    UNREAD_HEADER_VALUES
+        .iter()
+        .any(|u| name.eq_ignore_ascii_case(u))
+}
+
 /// The decision memo's key for a header list: every header in order, each name and value
 /// prefixed by its length (so no two lists share a key); a value of
 /// [`UNREAD_HEADER_VALUES`] replaced by `~`, and a credential header's value by `#` and its
@@ -503,10 +506,7 @@ fn decision_key(headers: &HeaderList, credential_headers: &[String]) -> Option<S
     use std::fmt::Write;
     let mut key = String::with_capacity(512);
     for (n, v) in headers {
-        if UNREAD_HEADER_VALUES
-            .iter()
-            .any(|u| n.eq_ignore_ascii_case(u))
-        {
+        if value_unread(n) {
             write!(key, "{}:{n}~", n.len()).ok()?;
         } else if credential_headers.iter().any(|c| n.eq_ignore_ascii_case(c)) {
             write!(key, "{}:{n}#{}", n.len(), hex(&sha256(v))).ok()?;
